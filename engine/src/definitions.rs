@@ -1,0 +1,351 @@
+//! Loading and validating a workflows folder into typed, checked definitions.
+//!
+//! A workflows folder holds `places.yaml` (the map), `roles.yaml` (the roles
+//! contacts can hold), `templates/*.yaml` (message texts) and, anywhere else
+//! below it, workflow files. [`Definitions::load`] reads all of it and checks
+//! everything that can be checked without the contact directory: syntax, types,
+//! unknown fields, duplicate keys and ids, places, time zones, recurrences,
+//! offsets, templates (they must render against a sample), roles. Every problem
+//! of the run is collected, not only the first. [`Definitions::check_directory`]
+//! adds the checks that need the directory (contact ids exist, groups are not
+//! empty).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::contacts::Contact;
+use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::places::{Places, is_slug};
+use crate::recurrence::{Recurrence, parse_time_zone};
+use crate::source_map::SourceMap;
+use crate::suggest::did_you_mean;
+use crate::templates::Templates;
+use crate::workflow::{KINDS, KindProbe, MeetingWorkflow, RecipientGroup, RolesFile};
+use crate::yaml;
+
+/// Files and folders of a workflows folder that are not workflows.
+const PLACES_FILE: &str = "places.yaml";
+const ROLES_FILE: &str = "roles.yaml";
+const TEMPLATES_DIR: &str = "templates";
+
+/// Deepest folder nesting searched for YAML files (and a guard against link loops).
+const MAX_DIR_DEPTH: usize = 8;
+
+/// A meeting workflow that passed validation, with what it was compiled to.
+#[derive(Debug)]
+pub struct Meeting {
+    pub definition: MeetingWorkflow,
+    pub recurrence: Recurrence,
+    pub file: PathBuf,
+    text: String,
+    map: SourceMap,
+}
+
+impl Meeting {
+    fn problem(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        yaml::problem(&self.file, &self.text, self.map.value(path), message)
+    }
+}
+
+/// Everything loaded from a workflows folder.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    pub root: PathBuf,
+    pub places: Places,
+    pub roles: BTreeSet<String>,
+    pub templates: Templates,
+    pub meetings: Vec<Meeting>,
+}
+
+/// Every `.yaml`/`.yml` file below `dir`, sorted, skipping hidden entries.
+pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = pending.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                diagnostics.push(Diagnostic::error(&folder, Position::START, format!("cannot read folder: {e}")));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                if depth < MAX_DIR_DEPTH {
+                    pending.push((path, depth + 1));
+                }
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+impl Definitions {
+    /// Loads the workflows folder `root`. With `only`, just those workflow files are
+    /// checked (places, roles and templates always come from `root`).
+    pub fn load(root: &Path, only: Option<&[PathBuf]>) -> (Definitions, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let places = Places::load(&root.join(PLACES_FILE), &mut diagnostics);
+        let roles = load_roles(&root.join(ROLES_FILE), &mut diagnostics);
+        let templates_dir = root.join(TEMPLATES_DIR);
+        let templates = if templates_dir.is_dir() {
+            Templates::load(&templates_dir, &mut diagnostics)
+        } else {
+            diagnostics.push(Diagnostic::error(&templates_dir, Position::START, "templates folder is missing"));
+            Templates::default()
+        };
+        let mut definitions = Definitions {
+            root: root.to_path_buf(),
+            places,
+            roles,
+            templates,
+            meetings: Vec::new(),
+        };
+        let files = match only {
+            Some(files) => files.to_vec(),
+            None => yaml_files(root, &mut diagnostics)
+                .into_iter()
+                .filter(|f| is_workflow_file(root, f))
+                .collect(),
+        };
+        let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            if let Some(meeting) = definitions.load_workflow(&file, &mut diagnostics) {
+                let id = meeting.definition.id.clone();
+                if let Some(first) = ids.get(&id) {
+                    diagnostics.push(meeting.problem(
+                        "id",
+                        format!("workflow id '{id}' is already used by {}", first.display()),
+                    ));
+                    continue;
+                }
+                ids.insert(id, file);
+                definitions.meetings.push(meeting);
+            }
+        }
+        (definitions, diagnostics)
+    }
+
+    fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Meeting> {
+        let text = match std::fs::read(file)
+            .map_err(|e| Box::new(Diagnostic::error(file, Position::START, format!("cannot read file: {e}"))))
+            .and_then(|bytes| yaml::decode(file, bytes))
+        {
+            Ok(text) => text,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let probe = match yaml::parse_text::<KindProbe>(file, text.clone()) {
+            Ok(probe) => probe,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        match probe.value.kind.as_deref() {
+            Some("meeting") => {}
+            other => {
+                let message = match other {
+                    None => format!("missing 'kind': one of {}", KINDS.join(", ")),
+                    Some(kind) => format!(
+                        "unknown kind '{kind}'{}: one of {}",
+                        did_you_mean(kind, KINDS),
+                        KINDS.join(", ")
+                    ),
+                };
+                diagnostics.push(yaml::problem(file, &probe.text, probe.map.value("kind"), message));
+                return None;
+            }
+        }
+        let parsed = match yaml::parse_text::<MeetingWorkflow>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let definition = &parsed.value;
+        let problem = |path: &str, message: String| yaml::problem(file, &parsed.text, parsed.map.value(path), message);
+        if !is_slug(&definition.id) {
+            diagnostics.push(problem("id", format!("id '{}' must be lower-case letters, digits and dashes", definition.id)));
+        }
+        if self.places.get(&definition.place).is_none() {
+            diagnostics.push(problem("place", self.places.unknown_message(&definition.place)));
+        }
+        let zone = parse_time_zone(&definition.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        let recurrence = zone.and_then(|zone| {
+            Recurrence::parse(&definition.recurrence, zone)
+                .map_err(|e| diagnostics.push(problem("recurrence", e.to_string())))
+                .ok()
+        });
+        if definition.duration.seconds() <= 0 {
+            diagnostics.push(problem("duration", "duration must be positive".to_owned()));
+        }
+        if definition.misfire_grace.is_negative() {
+            diagnostics.push(problem("misfire_grace", "misfire_grace cannot be negative".to_owned()));
+        }
+        if definition.recipients.is_empty() {
+            diagnostics.push(problem("recipients", "recipients is empty: nobody would be invited".to_owned()));
+        }
+        self.check_groups(&definition.recipients, "recipients", &problem, diagnostics);
+        if definition.steps.is_empty() {
+            diagnostics.push(problem("steps", "steps is empty: nothing would be sent".to_owned()));
+        }
+        let mut step_ids = BTreeSet::new();
+        for (i, step) in definition.steps.iter().enumerate() {
+            let at = |field: &str| format!("steps[{i}].{field}");
+            if !is_slug(&step.id) {
+                diagnostics.push(problem(&at("id"), format!("step id '{}' must be lower-case letters, digits and dashes", step.id)));
+            } else if !step_ids.insert(step.id.as_str()) {
+                diagnostics.push(problem(&at("id"), format!("step id '{}' is used twice in this workflow", step.id)));
+            }
+            if !self.templates.contains(&step.template) {
+                diagnostics.push(problem(
+                    &at("template"),
+                    format!(
+                        "no template '{}'{} (expected templates/{}.yaml)",
+                        step.template,
+                        did_you_mean(&step.template, self.templates.names()),
+                        step.template
+                    ),
+                ));
+            } else {
+                for (c, channel) in step.channels.iter().enumerate() {
+                    if !self.templates.supports(&step.template, *channel) {
+                        diagnostics.push(problem(
+                            &format!("steps[{i}].channels[{c}]"),
+                            format!("template '{}' has no {channel} text in 'fra'", step.template),
+                        ));
+                    }
+                }
+            }
+            if step.channels.is_empty() {
+                diagnostics.push(problem(&at("channels"), "channels is empty: list sms, email or both".to_owned()));
+            }
+            if let Some(groups) = &step.recipients {
+                self.check_groups(groups, &at("recipients"), &problem, diagnostics);
+            }
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        Some(Meeting {
+            recurrence: recurrence?,
+            definition: parsed.value,
+            file: file.to_path_buf(),
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn check_groups(
+        &self,
+        groups: &[RecipientGroup],
+        path: &str,
+        problem: &dyn Fn(&str, String) -> Diagnostic,
+        diagnostics: &mut Diagnostics,
+    ) {
+        for (g, group) in groups.iter().enumerate() {
+            let at = format!("{path}[{g}]");
+            if group.role.is_none() && group.contacts.is_empty() {
+                diagnostics.push(problem(&at, "a recipient group needs a 'role' or 'contacts'".to_owned()));
+            }
+            if let Some(role) = &group.role
+                && !self.roles.contains(role)
+            {
+                diagnostics.push(problem(
+                    &format!("{at}.role"),
+                    format!(
+                        "unknown role '{role}'{}; roles are listed in roles.yaml",
+                        did_you_mean(role, self.roles.iter().map(String::as_str))
+                    ),
+                ));
+            }
+            if let Some(place) = &group.place
+                && self.places.get(place).is_none()
+            {
+                diagnostics.push(problem(&format!("{at}.place"), self.places.unknown_message(place)));
+            }
+            for (c, id) in group.contacts.iter().enumerate() {
+                if !is_slug(id) {
+                    diagnostics.push(problem(&format!("{at}.contacts[{c}]"), format!("'{id}' is not a contact id")));
+                }
+            }
+        }
+    }
+
+    /// Checks recipients against the imported directory: every contact id exists,
+    /// every group reaches somebody.
+    pub fn check_directory(&self, directory: &[Contact]) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        let known: BTreeSet<&str> = directory.iter().map(|c| c.id.as_str()).collect();
+        for meeting in &self.meetings {
+            let def = &meeting.definition;
+            let mut lists = vec![("recipients".to_owned(), &def.recipients)];
+            for (i, step) in def.steps.iter().enumerate() {
+                if let Some(groups) = &step.recipients {
+                    lists.push((format!("steps[{i}].recipients"), groups));
+                }
+            }
+            for (path, groups) in lists {
+                for (g, group) in groups.iter().enumerate() {
+                    for (c, id) in group.contacts.iter().enumerate() {
+                        if !known.contains(id.as_str()) {
+                            diagnostics.push(meeting.problem(
+                                &format!("{path}[{g}].contacts[{c}]"),
+                                format!("no contact '{id}' in the directory{}", did_you_mean(id, known.iter().copied())),
+                            ));
+                        }
+                    }
+                    if crate::plan::resolve_group(group, &def.place, directory).next().is_none() {
+                        let mut warning = meeting.problem(&format!("{path}[{g}]"), "this group reaches nobody in the directory");
+                        warning.severity = crate::diagnostic::Severity::Warning;
+                        diagnostics.push(warning);
+                    }
+                }
+            }
+        }
+        diagnostics
+    }
+}
+
+fn is_workflow_file(root: &Path, file: &Path) -> bool {
+    let Ok(relative) = file.strip_prefix(root) else { return true };
+    let first = relative.components().next().and_then(|c| c.as_os_str().to_str());
+    !matches!(first, Some(PLACES_FILE | ROLES_FILE | TEMPLATES_DIR))
+}
+
+fn load_roles(file: &Path, diagnostics: &mut Diagnostics) -> BTreeSet<String> {
+    match yaml::parse_file::<RolesFile>(file) {
+        Ok(parsed) => {
+            for role in parsed.value.roles.keys() {
+                if !is_slug(role) {
+                    diagnostics.push(yaml::problem(
+                        file,
+                        &parsed.text,
+                        parsed.map.key(&format!("roles.{role}")),
+                        format!("role '{role}' must be lower-case letters, digits and dashes"),
+                    ));
+                }
+            }
+            parsed.value.roles.into_keys().collect()
+        }
+        Err(d) => {
+            diagnostics.push(*d);
+            BTreeSet::new()
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The scheduling module: which step of which occurrence is due when, and what
+//! it sends to whom.
+//!
+//! [`Planner`] turns definitions into *fires* (a step of an occurrence, due at an
+//! instant) and a fire into *planned messages* (one per recipient, with channel,
+//! language and rendered text). `palabre preview` drives it over a
+//! [`VirtualClock`]; the server drives the very same code over the system clock,
+//! so what the preview shows is what the server does.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::clock::{Clock, VirtualClock};
+use crate::contacts::Contact;
+use crate::definitions::{Definitions, Meeting};
+use crate::places::Places;
+use crate::templates::{MessageContext, OccurrenceFacts, RecipientFacts, StepFacts, WorkflowFacts};
+use crate::workflow::{Channel, RecipientGroup, Step};
+
+/// The most occurrences one workflow may produce in one planning window; a
+/// recurrence every second over a year is a mistake, not a plan.
+pub const MAX_OCCURRENCES_PER_WINDOW: usize = 20_000;
+
+/// One step of one occurrence of one workflow, due at `due`.
+#[derive(Debug, Clone, Copy)]
+pub struct Fire<'d> {
+    pub meeting: &'d Meeting,
+    pub step: &'d Step,
+    /// The occurrence's nominal start.
+    pub occurrence: DateTime<Utc>,
+    pub due: DateTime<Utc>,
+}
+
+/// What one recipient would receive for one fire.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedMessage {
+    pub due_utc: DateTime<Utc>,
+    /// Due time in the workflow's time zone, RFC 3339 with offset.
+    pub due_local: String,
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub contact_id: String,
+    pub contact_name: String,
+    /// `None` when the contact has no address on any channel the step allows.
+    pub channel: Option<Channel>,
+    pub language: Option<String>,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    /// Why this message could not be prepared, when it could not.
+    pub problem: Option<String>,
+}
+
+/// Contacts reached by `group`; a group with no place looks in `default_place`.
+pub fn resolve_group<'c>(
+    group: &'c RecipientGroup,
+    default_place: &'c str,
+    directory: &'c [Contact],
+) -> impl Iterator<Item = &'c Contact> + 'c {
+    let place = group.place.as_deref().unwrap_or(default_place);
+    directory.iter().filter(move |c| {
+        group.contacts.contains(&c.id)
+            || group
+                .role
+                .as_ref()
+                .is_some_and(|role| c.roles.contains(role) && Places::contains(place, &c.place))
+    })
+}
+
+/// The channel a contact gets a step on: their first preference the step allows and
+/// they have an address for, else the step's first channel they can be reached on.
+pub fn choose_channel(contact: &Contact, allowed: &[Channel]) -> Option<Channel> {
+    let reachable = |c: &Channel| allowed.contains(c) && contact.address(*c).is_some();
+    contact
+        .channels
+        .iter()
+        .copied()
+        .find(reachable)
+        .or_else(|| allowed.iter().copied().find(reachable))
+}
+
+/// A short, stable reference for an occurrence, that people quote in replies.
+pub fn occurrence_reference(workflow: &str, occurrence: DateTime<Utc>) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in workflow.bytes().chain(occurrence.timestamp().to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:04}", hash % 10_000)
+}
+
+/// Plans fires and messages from loaded definitions.
+pub struct Planner<'d> {
+    definitions: &'d Definitions,
+}
+
+impl<'d> Planner<'d> {
+    pub fn new(definitions: &'d Definitions) -> Planner<'d> {
+        Planner { definitions }
+    }
+
+    /// Every fire due in `[from, to)`, ordered by due time, then workflow, then step.
+    pub fn fires_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Fire<'d>> {
+        let mut fires = Vec::new();
+        for meeting in &self.definitions.meetings {
+            let steps = &meeting.definition.steps;
+            let earliest = steps.iter().map(|s| s.at.as_delta()).min().unwrap_or_default();
+            let latest = steps.iter().map(|s| s.at.as_delta()).max().unwrap_or_default();
+            // An occurrence matters if any of its steps falls in the window.
+            let occurrences = meeting
+                .recurrence
+                .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW);
+            for occurrence in occurrences {
+                for step in steps {
+                    let due = occurrence + step.at.as_delta();
+                    if from <= due && due < to {
+                        fires.push(Fire { meeting, step, occurrence, due });
+                    }
+                }
+            }
+        }
+        fires.sort_by(|a, b| {
+            (a.due, &a.meeting.definition.id, a.step.at).cmp(&(b.due, &b.meeting.definition.id, b.step.at))
+        });
+        fires
+    }
+
+    /// The messages a fire sends, one per distinct recipient, ordered by contact id.
+    pub fn messages(&self, fire: &Fire<'_>, directory: &[Contact]) -> Vec<PlannedMessage> {
+        let def = &fire.meeting.definition;
+        let groups = fire.step.recipients.as_ref().unwrap_or(&def.recipients);
+        let mut recipients: Vec<&Contact> = groups
+            .iter()
+            .flat_map(|g| resolve_group(g, &def.place, directory))
+            .collect();
+        recipients.sort_by(|a, b| a.id.cmp(&b.id));
+        recipients.dedup_by(|a, b| a.id == b.id);
+        let zone = fire.meeting.recurrence.zone();
+        let local_start = fire.occurrence.with_timezone(&zone);
+        let place_name = self
+            .definitions
+            .places
+            .get(&def.place)
+            .map_or_else(|| def.place.clone(), |p| p.name.clone());
+        recipients
+            .into_iter()
+            .map(|contact| {
+                let channel = choose_channel(contact, &fire.step.channels);
+                let mut message = PlannedMessage {
+                    due_utc: fire.due,
+                    due_local: fire.due.with_timezone(&zone).to_rfc3339(),
+                    workflow: def.id.clone(),
+                    occurrence: fire.occurrence,
+                    step: fire.step.id.clone(),
+                    contact_id: contact.id.clone(),
+                    contact_name: contact.name.clone(),
+                    channel,
+                    language: None,
+                    subject: None,
+                    body: None,
+                    problem: None,
+                };
+                let Some(channel) = channel else {
+                    message.problem = Some(format!(
+                        "no address on {}",
+                        fire.step.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" or ")
+                    ));
+                    return message;
+                };
+                let context = MessageContext {
+                    workflow: WorkflowFacts {
+                        id: def.id.clone(),
+                        title: def.title.clone(),
+                        venue: def.venue.clone(),
+                        place: def.place.clone(),
+                        place_name: place_name.clone(),
+                    },
+                    occurrence: OccurrenceFacts {
+                        date: local_start.format("%Y-%m-%d").to_string(),
+                        time: local_start.format("%H:%M").to_string(),
+                        timezone: zone.name().to_owned(),
+                        starts_at: fire.occurrence.to_rfc3339(),
+                        reference: occurrence_reference(&def.id, fire.occurrence),
+                    },
+                    step: StepFacts { id: fire.step.id.clone() },
+                    recipient: RecipientFacts {
+                        id: contact.id.clone(),
+                        name: contact.name.clone(),
+                    },
+                };
+                match self.definitions.templates.render(&fire.step.template, channel, &contact.language, &context) {
+                    Ok(rendered) => {
+                        message.language = Some(rendered.language);
+                        message.subject = rendered.subject;
+                        message.body = Some(rendered.body);
+                    }
+                    Err(e) => message.problem = Some(e.to_string()),
+                }
+                message
+            })
+            .collect()
+    }
+
+    /// Runs the plan from the clock's present to `until` on a virtual clock: the clock
+    /// is moved to each fire's due time before that fire is expanded, exactly as the
+    /// server's clock reaches it. Nothing is written anywhere.
+    pub fn preview(&self, clock: &VirtualClock, until: DateTime<Utc>, directory: &[Contact]) -> Vec<PlannedMessage> {
+        let mut planned = Vec::new();
+        for fire in self.fires_between(clock.now(), until) {
+            clock.advance_to(fire.due);
+            planned.extend(self.messages(&fire, directory));
+        }
+        clock.advance_to(until);
+        planned
+    }
+}
+
+/// The length of a preview window in days, bounded to keep a preview a preview.
+pub fn window(from: DateTime<Utc>, days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+    (from, from + TimeDelta::days(i64::from(days.clamp(1, 366))))
+}

@@ -1,0 +1,307 @@
+//! Message templates: one file per template, texts keyed by language, rendered
+//! with minijinja in strict mode.
+//!
+//! `templates/<name>.yaml` maps ISO 639-3 codes (`fra`, `eng`, `bam`, `ffm` ...)
+//! to texts per channel (`subject` + `email`, `sms`). A message is rendered in the
+//! contact's language when the template has that text, otherwise in French, the
+//! working language, which every template must provide. Undefined variables are
+//! errors, never empty strings, and every render runs on a fuel budget.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::diagnostic::Diagnostics;
+use crate::workflow::{Channel, TemplateFile, TemplateText};
+use crate::yaml;
+
+/// The language every template must have, used when the contact's is missing.
+pub const FALLBACK_LANGUAGE: &str = "fra";
+
+/// Instructions one render may spend: generous for a message, fatal for a runaway loop.
+const RENDER_FUEL: u64 = 50_000;
+
+/// Whether `code` looks like an ISO 639-3 code: three lower-case ASCII letters.
+pub fn is_language_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// What a template can use: the same shape in preview, validation and delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageContext {
+    pub workflow: WorkflowFacts,
+    pub occurrence: OccurrenceFacts,
+    pub step: StepFacts,
+    pub recipient: RecipientFacts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowFacts {
+    pub id: String,
+    pub title: String,
+    pub venue: String,
+    pub place: String,
+    pub place_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OccurrenceFacts {
+    /// Local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Local time, `HH:MM`.
+    pub time: String,
+    pub timezone: String,
+    /// RFC 3339 in UTC.
+    pub starts_at: String,
+    /// A short reference people quote in replies.
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFacts {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientFacts {
+    pub id: String,
+    pub name: String,
+}
+
+impl MessageContext {
+    /// An invented context that every template must render against in validation.
+    pub fn sample() -> MessageContext {
+        MessageContext {
+            workflow: WorkflowFacts {
+                id: "sample".into(),
+                title: "Cadre de concertation".into(),
+                venue: "Salle de la mairie".into(),
+                place: "mopti/mopti".into(),
+                place_name: "Mopti".into(),
+            },
+            occurrence: OccurrenceFacts {
+                date: "2027-01-05".into(),
+                time: "09:00".into(),
+                timezone: "Africa/Bamako".into(),
+                starts_at: "2027-01-05T09:00:00Z".into(),
+                reference: "4821".into(),
+            },
+            step: StepFacts { id: "invitation".into() },
+            recipient: RecipientFacts {
+                id: "c-0001".into(),
+                name: "Awa Traoré".into(),
+            },
+        }
+    }
+}
+
+/// A rendered message, ready for a connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendered {
+    /// The language actually used (the contact's, or the fallback).
+    pub language: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+/// Why a message could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("no template named '{0}'")]
+    UnknownTemplate(String),
+    #[error("template '{template}' has no {channel} text in '{language}' nor in the fallback '{FALLBACK_LANGUAGE}'")]
+    MissingText {
+        template: String,
+        language: String,
+        channel: Channel,
+    },
+    #[error("template '{name}': {source}")]
+    Render {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// All templates, compiled.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    /// template name → languages it has.
+    texts: BTreeMap<String, TemplateFile>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(RENDER_FUEL));
+        Templates {
+            env,
+            texts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The parts a channel needs, with the name each part has in the YAML.
+fn parts(channel: Channel) -> &'static [&'static str] {
+    match channel {
+        Channel::Sms => &["sms"],
+        Channel::Email => &["subject", "email"],
+    }
+}
+
+fn part<'t>(text: &'t TemplateText, name: &str) -> Option<&'t str> {
+    match name {
+        "sms" => text.sms.as_deref(),
+        "email" => text.email.as_deref(),
+        "subject" => text.subject.as_deref(),
+        _ => None,
+    }
+}
+
+fn key(template: &str, language: &str, part: &str) -> String {
+    format!("{template}/{language}/{part}")
+}
+
+impl Templates {
+    /// Loads every `*.yaml` of `dir`; each file is one template named after the file.
+    pub fn load(dir: &Path, diagnostics: &mut Diagnostics) -> Templates {
+        let mut templates = Templates::default();
+        for file in crate::definitions::yaml_files(dir, diagnostics) {
+            let Some(name) = file.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let parsed = match yaml::parse_file::<TemplateFile>(&file) {
+                Ok(parsed) => parsed,
+                Err(d) => {
+                    diagnostics.push(*d);
+                    continue;
+                }
+            };
+            if !parsed.value.contains_key(FALLBACK_LANGUAGE) {
+                diagnostics.push(yaml::problem(
+                    &file,
+                    &parsed.text,
+                    parsed.map.value(""),
+                    format!("template '{name}' has no '{FALLBACK_LANGUAGE}' text; French is the fallback for every language"),
+                ));
+            }
+            for (language, text) in &parsed.value {
+                if !is_language_code(language) {
+                    diagnostics.push(yaml::problem(
+                        &file,
+                        &parsed.text,
+                        parsed.map.key(language),
+                        format!("'{language}' is not an ISO 639-3 language code (three lower-case letters: fra, eng, bam, ffm)"),
+                    ));
+                    continue;
+                }
+                for part_name in ["subject", "email", "sms"] {
+                    let Some(source) = part(text, part_name) else { continue };
+                    let result = templates
+                        .env
+                        .add_template_owned(key(&name, language, part_name), source.to_owned())
+                        .and_then(|()| {
+                            let compiled = templates.env.get_template(&key(&name, language, part_name))?;
+                            compiled.render(minijinja::value::Serde(MessageContext::sample())).map(|_| ())
+                        });
+                    if let Err(e) = result {
+                        let line = e.line().map(|l| format!(" (line {l} of the text)")).unwrap_or_default();
+                        diagnostics.push(yaml::problem(
+                            &file,
+                            &parsed.text,
+                            parsed.map.value(&format!("{language}.{part_name}")),
+                            format!("{part_name} text in '{language}'{line}: {}", describe(&e)),
+                        ));
+                    }
+                }
+                if text.email.is_some() != text.subject.is_some() {
+                    diagnostics.push(yaml::problem(
+                        &file,
+                        &parsed.text,
+                        parsed.map.value(language),
+                        format!("'{language}' needs both 'subject' and 'email' for email, or neither"),
+                    ));
+                }
+            }
+            templates.texts.insert(name, parsed.value);
+        }
+        templates
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.texts.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.texts.keys().map(String::as_str)
+    }
+
+    /// Whether `template` can be sent on `channel` (its fallback text has that channel's parts).
+    pub fn supports(&self, template: &str, channel: Channel) -> bool {
+        self.texts
+            .get(template)
+            .and_then(|t| t.get(FALLBACK_LANGUAGE))
+            .is_some_and(|text| parts(channel).iter().all(|p| part(text, p).is_some()))
+    }
+
+    /// The language a message to a `preferred`-language contact is written in.
+    pub fn language_for(&self, template: &str, channel: Channel, preferred: &str) -> Option<&str> {
+        let file = self.texts.get(template)?;
+        [preferred, FALLBACK_LANGUAGE].into_iter().find_map(|language| {
+            let (code, text) = file.get_key_value(language)?;
+            parts(channel)
+                .iter()
+                .all(|p| part(text, p).is_some())
+                .then_some(code.as_str())
+        })
+    }
+
+    /// Renders `template` for `channel` in `preferred` language (or the fallback).
+    pub fn render(
+        &self,
+        template: &str,
+        channel: Channel,
+        preferred: &str,
+        context: &MessageContext,
+    ) -> Result<Rendered, RenderError> {
+        if !self.contains(template) {
+            return Err(RenderError::UnknownTemplate(template.to_owned()));
+        }
+        let language = self
+            .language_for(template, channel, preferred)
+            .ok_or_else(|| RenderError::MissingText {
+                template: template.to_owned(),
+                language: preferred.to_owned(),
+                channel,
+            })?
+            .to_owned();
+        let render = |part_name: &str| -> Result<String, RenderError> {
+            let name = key(template, &language, part_name);
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(minijinja::value::Serde(context)))
+                .map_err(|source| RenderError::Render { name, source })
+        };
+        let (subject, body) = match channel {
+            Channel::Sms => (None, render("sms")?),
+            Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
+        };
+        Ok(Rendered {
+            language,
+            subject,
+            body: body.trim_end().to_owned(),
+        })
+    }
+}
+
+/// minijinja's error, on one line, without its template-name prefix noise.
+fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    }
+}

@@ -1,0 +1,112 @@
+//! Reading one YAML file into a typed value, safely, with positioned errors.
+//!
+//! Every user-written YAML file goes through [`parse_file`]: a size cap, a UTF-8
+//! check that names the first bad byte's position, serde-saphyr with duplicate
+//! keys refused and its alias/depth budget on (so YAML bombs and deep nesting
+//! end with an error, not a hang), and a [`SourceMap`] for the checks that run
+//! after parsing.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::diagnostic::{Diagnostic, Position};
+use crate::source_map::SourceMap;
+
+/// Definitions are small; anything larger is a mistake (or an attack) and is refused unread.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// A parsed file: its text, its typed value and where each value stands.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub value: T,
+    pub text: String,
+    pub map: SourceMap,
+}
+
+/// A located problem in `file`, with its source line.
+pub fn problem(file: &Path, text: &str, at: crate::source_map::Located, message: impl Into<String>) -> Diagnostic {
+    Diagnostic::error(file, at.position, message)
+        .with_width(at.width)
+        .with_source(text)
+}
+
+/// Checks size and encoding of raw bytes and returns the text.
+pub fn decode(file: &Path, bytes: Vec<u8>) -> Result<String, Box<Diagnostic>> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Box::new(Diagnostic::error(
+            file,
+            Position::START,
+            format!(
+                "file is {} bytes; definition files are limited to {} bytes",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        Box::new(Diagnostic::error(
+            file,
+            Position::of_byte_offset(&bytes, offset),
+            "file is not valid UTF-8 text (save it as UTF-8)",
+        ))
+    })
+}
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_nodes: 200_000,
+            max_documents: 1,
+        },
+    }
+}
+
+/// Parses `text` (already decoded) as one `T`.
+pub fn parse_text<T: DeserializeOwned>(file: &Path, text: String) -> Result<Parsed<T>, Box<Diagnostic>> {
+    match serde_saphyr::from_str_with_options::<T>(&text, options()) {
+        Ok(value) => {
+            let map = SourceMap::index(&text);
+            Ok(Parsed { value, text, map })
+        }
+        Err(error) => {
+            let position = error
+                .location()
+                .filter(|l| l.line() > 0)
+                .map_or(Position::START, |l| Position {
+                    line: usize::try_from(l.line()).unwrap_or(usize::MAX),
+                    column: usize::try_from(l.column()).unwrap_or(1).max(1),
+                });
+            let message = error.render_with_options(serde_saphyr::render_options! {
+                snippets: serde_saphyr::SnippetMode::Off,
+            });
+            Err(Box::new(
+                Diagnostic::error(file, position, clean_message(&message)).with_source(&text),
+            ))
+        }
+    }
+}
+
+/// Reads and parses a file; I/O problems are diagnostics too.
+pub fn parse_file<T: DeserializeOwned>(file: &Path) -> Result<Parsed<T>, Box<Diagnostic>> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        Box::new(Diagnostic::error(file, Position::START, format!("cannot read file: {e}")))
+    })?;
+    parse_text(file, decode(file, bytes)?)
+}
+
+/// serde-saphyr appends " at line X column Y" to its messages; we print positions ourselves.
+fn clean_message(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or(message);
+    match first_line.rfind(" at line ") {
+        Some(cut) => first_line[..cut].to_owned(),
+        None => first_line.to_owned(),
+    }
+}
