@@ -1,1 +1,506 @@
-fn main(){}
+//! The `palabre` command line: wiring only. Every behaviour lives in
+//! `palabre-engine`; this file parses arguments, calls the engine, prints, and
+//! maps outcomes to exit codes (0 ok, 1 invalid input, 2 usage or I/O error).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use palabre_engine::clock::{Clock, SystemClock, VirtualClock};
+use palabre_engine::contacts::{self, Contact, DirectoryRules};
+use palabre_engine::definitions::Definitions;
+use palabre_engine::diagnostic::Diagnostics;
+use palabre_engine::plan::{self, PlannedMessage, Planner};
+use palabre_engine::store::{DEFAULT_URL, Store};
+use palabre_engine::{redact, workflow};
+
+#[derive(Parser)]
+#[command(
+    name = "palabre",
+    version,
+    about = "Workflows for a community dialogue mechanism: meetings, reminders, escalation."
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaFor {
+    Workflow,
+    Places,
+    Roles,
+    Template,
+}
+
+impl From<SchemaFor> for workflow::SchemaKind {
+    fn from(kind: SchemaFor) -> Self {
+        match kind {
+            SchemaFor::Workflow => workflow::SchemaKind::Workflow,
+            SchemaFor::Places => workflow::SchemaKind::Places,
+            SchemaFor::Roles => workflow::SchemaKind::Roles,
+            SchemaFor::Template => workflow::SchemaKind::Template,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Sources {
+    /// The workflows folder (places.yaml, roles.yaml, templates/, workflow files).
+    #[arg(long, default_value = "workflows", env = "PALABRE_WORKFLOWS")]
+    workflows: PathBuf,
+    /// Database URL: sqlite://FILE (the default) or postgres://...
+    #[arg(long, env = "PALABRE_DATABASE_URL")]
+    db: Option<String>,
+}
+
+impl Sources {
+    fn database_url(&self) -> &str {
+        self.db.as_deref().unwrap_or(DEFAULT_URL)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check workflow files (default: the whole workflows folder) and report every problem.
+    Validate {
+        /// Workflow files or a workflows folder.
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Print the JSON Schema of a kind of file (for editors: completion and hover docs).
+    Schema {
+        #[arg(long, value_enum, default_value_t = SchemaFor::Workflow)]
+        kind: SchemaFor,
+    },
+    /// Manage the contact directory.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Show what would be sent, when, to whom and how, without sending anything.
+    Preview {
+        /// Start of the window: YYYY-MM-DD (00:00 UTC) or an RFC 3339 instant. Default: now.
+        #[arg(long)]
+        from: Option<String>,
+        /// Length of the window in days (1 to 366).
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Print each message's text under its line (table format).
+        #[arg(long)]
+        show_text: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Import (or re-import) a directory CSV: id,name,roles,place,phone,email,language,channels.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// List the directory; phones and emails are masked unless --reveal.
+    List {
+        #[arg(long)]
+        reveal: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+/// How a command ended, beyond errors.
+enum Outcome {
+    Ok,
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = String::new();
+    let result = runtime.block_on(run(cli.command, &mut out));
+    // A reader that stops early (`| head`) is not an error of ours.
+    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write output: {e}");
+        return ExitCode::from(2);
+    }
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PALABRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Validate { paths, sources } => validate(&paths, &sources).await,
+        Command::Schema { kind } => {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&workflow::schema(kind.into()))?
+            )?;
+            Ok(Outcome::Ok)
+        }
+        Command::Contacts(ContactsCommand::Import { file, sources }) => {
+            import_contacts(&file, &sources, out).await
+        }
+        Command::Contacts(ContactsCommand::List {
+            reveal,
+            format,
+            sources,
+        }) => list_contacts(reveal, format, &sources, out).await,
+        Command::Preview {
+            from,
+            days,
+            format,
+            show_text,
+            sources,
+        } => preview(from.as_deref(), days, format, show_text, &sources, out).await,
+    }
+}
+
+/// Prints diagnostics to stderr with a summary; returns whether there were errors.
+fn report(diagnostics: Diagnostics) -> bool {
+    let errors = diagnostics.error_count();
+    let warnings = diagnostics.warning_count();
+    let mut err = std::io::stderr().lock();
+    for d in diagnostics.sorted() {
+        let _ = writeln!(err, "{d}\n");
+    }
+    if errors > 0 || warnings > 0 {
+        let _ = writeln!(err, "{errors} error(s), {warnings} warning(s)");
+    }
+    errors > 0
+}
+
+/// Loads definitions and stops with exit code 1 if they have errors.
+fn load_definitions(root: &Path) -> anyhow::Result<Result<Definitions, Outcome>> {
+    if !root.is_dir() {
+        bail!("workflows folder '{}' does not exist", root.display());
+    }
+    let (definitions, diagnostics) = Definitions::load(root, None);
+    if report(diagnostics) {
+        return Ok(Err(Outcome::Invalid));
+    }
+    Ok(Ok(definitions))
+}
+
+async fn validate(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<Outcome> {
+    for path in paths {
+        if !path.exists() {
+            bail!("'{}' does not exist", path.display());
+        }
+    }
+    let (root, only) = match paths {
+        [] => (sources.workflows.clone(), None),
+        [dir] if dir.is_dir() => (dir.clone(), None),
+        files => {
+            if let Some(dir) = files.iter().find(|p| p.is_dir()) {
+                bail!(
+                    "'{}' is a folder: give one workflows folder, or workflow files",
+                    dir.display()
+                );
+            }
+            (sources.workflows.clone(), Some(files.to_vec()))
+        }
+    };
+    if !root.is_dir() {
+        bail!(
+            "workflows folder '{}' does not exist (use --workflows)",
+            root.display()
+        );
+    }
+    let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref());
+    // Recipients are checked against the directory when there is one to check against.
+    let directory_url = sources.db.clone().or_else(|| {
+        Path::new("palabre.db")
+            .exists()
+            .then(|| DEFAULT_URL.to_owned())
+    });
+    if let Some(url) = directory_url {
+        let store = Store::connect(&url)
+            .await
+            .context("opening the contact directory")?;
+        let directory = store.contacts().await?;
+        diagnostics.extend(definitions.check_directory(&directory));
+        eprintln!("recipients checked against {} contacts", directory.len());
+    }
+    let invalid = report(diagnostics);
+    let workflows = definitions.meetings.len();
+    if invalid {
+        Ok(Outcome::Invalid)
+    } else {
+        eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
+        Ok(Outcome::Ok)
+    }
+}
+
+async fn import_contacts(
+    file: &Path,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let mut diagnostics = Diagnostics::default();
+    let rules = DirectoryRules {
+        places: &definitions.places,
+        roles: &definitions.roles,
+    };
+    let good = contacts::parse_csv(file, &bytes, &rules, &mut diagnostics);
+    let rejected = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.position.line)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let had_errors = report(diagnostics);
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let summary = store.upsert_contacts(&good).await?;
+    store.close().await;
+    writeln!(
+        out,
+        "{} contact(s) read: {} new, {} updated, {} unchanged; {} row(s) rejected",
+        good.len(),
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        rejected
+    )?;
+    Ok(if had_errors {
+        Outcome::Invalid
+    } else {
+        Outcome::Ok
+    })
+}
+
+async fn list_contacts(
+    reveal: bool,
+    format: Format,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let mut directory = store.contacts().await?;
+    store.close().await;
+    if !reveal {
+        for contact in &mut directory {
+            contact.phone = contact.phone.as_deref().map(redact::phone);
+            contact.email = contact.email.as_deref().map(redact::email);
+        }
+    }
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&directory)?)?,
+        Format::Table => {
+            let rows = directory.iter().map(|c| {
+                vec![
+                    c.id.clone(),
+                    c.name.clone(),
+                    c.roles.join(";"),
+                    c.place.clone(),
+                    c.phone.clone().unwrap_or_default(),
+                    c.email.clone().unwrap_or_default(),
+                    c.language.clone(),
+                    c.channels
+                        .iter()
+                        .map(|ch| ch.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ]
+            });
+            print_table(out, &contacts::COLUMNS, rows);
+            writeln!(out, "{} contact(s)", directory.len())?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn parse_from(text: Option<&str>, clock: &dyn Clock) -> anyhow::Result<DateTime<Utc>> {
+    let Some(text) = text else {
+        return Ok(clock.now());
+    };
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("--from '{text}': write YYYY-MM-DD or an RFC 3339 instant"))
+}
+
+async fn preview(
+    from: Option<&str>,
+    days: u32,
+    format: Format,
+    show_text: bool,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    if !(1..=366).contains(&days) {
+        bail!("--days must be between 1 and 366");
+    }
+    let (start, until) = plan::window(parse_from(from, &SystemClock)?, days);
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let directory: Vec<Contact> = store.contacts().await?;
+    store.close().await;
+    if directory.is_empty() {
+        eprintln!(
+            "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv`"
+        );
+    }
+    let clock = VirtualClock::new(start);
+    let planned = Planner::new(&definitions).preview(&clock, until, &directory);
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?,
+        Format::Table => print_preview(out, &planned, show_text),
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) {
+    let headers = [
+        "due (UTC)",
+        "local",
+        "workflow",
+        "step",
+        "contact",
+        "name",
+        "channel",
+        "lang",
+    ];
+    let row = |m: &PlannedMessage| {
+        vec![
+            m.due_utc.format("%Y-%m-%d %H:%M").to_string(),
+            m.due_local
+                .get(..16)
+                .unwrap_or(&m.due_local)
+                .replace('T', " "),
+            m.workflow.clone(),
+            m.step.clone(),
+            m.contact_id.clone(),
+            m.contact_name.clone(),
+            m.channel.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            m.language.clone().unwrap_or_else(|| "-".to_owned()),
+        ]
+    };
+    if show_text {
+        for m in planned {
+            print_table(out, &headers, std::iter::once(row(m)));
+            if let Some(subject) = &m.subject {
+                let _ = writeln!(out, "    subject: {subject}");
+            }
+            for line in m.body.as_deref().unwrap_or_default().lines() {
+                let _ = writeln!(out, "    | {line}");
+            }
+            if let Some(problem) = &m.problem {
+                let _ = writeln!(out, "    problem: {problem}");
+            }
+        }
+    } else {
+        print_table(out, &headers, planned.iter().map(row));
+    }
+    let problems = planned.iter().filter(|m| m.problem.is_some()).count();
+    let _ = writeln!(
+        out,
+        "{} message(s) planned, {problems} cannot be prepared",
+        planned.len()
+    );
+    for m in planned.iter().filter(|m| m.problem.is_some()) {
+        let _ = writeln!(
+            out,
+            "  {} {} {}: {}",
+            m.workflow,
+            m.step,
+            m.contact_id,
+            m.problem.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+/// Prints rows as a left-aligned text table.
+fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row);
+    }
+}

@@ -44,7 +44,9 @@ impl Contact {
 }
 
 /// The columns of a directory CSV, in the order `contacts export` would write them.
-pub const COLUMNS: [&str; 8] = ["id", "name", "roles", "place", "phone", "email", "language", "channels"];
+pub const COLUMNS: [&str; 8] = [
+    "id", "name", "roles", "place", "phone", "email", "language", "channels",
+];
 
 /// What the directory is checked against: the map and the known roles.
 pub struct DirectoryRules<'a> {
@@ -55,9 +57,12 @@ pub struct DirectoryRules<'a> {
 /// Parses a phone number as written in Mali (`76 45 12 34`, `+223 76451234`, `0022376451234`) to E.164.
 pub fn normalize_phone(text: &str) -> Option<String> {
     let text = text.trim();
-    let text = text.strip_prefix("00").map_or_else(|| text.to_owned(), |rest| format!("+{rest}"));
+    let text = text
+        .strip_prefix("00")
+        .map_or_else(|| text.to_owned(), |rest| format!("+{rest}"));
     let number = phonenumber::parse(Some(phonenumber::country::Id::ML), &text).ok()?;
-    phonenumber::is_valid(&number).then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+    phonenumber::is_valid(&number)
+        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// A deliberately modest email check: one `@`, something on both sides, a dot in the domain, no spaces.
@@ -84,12 +89,24 @@ fn split_list(text: &str) -> Vec<String> {
 }
 
 /// Reads a directory CSV. Returns the good rows; every bad row becomes a diagnostic.
-pub fn parse_csv(file: &Path, bytes: &[u8], rules: &DirectoryRules<'_>, diagnostics: &mut Diagnostics) -> Vec<Contact> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(bytes);
+pub fn parse_csv(
+    file: &Path,
+    bytes: &[u8],
+    rules: &DirectoryRules<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Vec<Contact> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
-            diagnostics.push(Diagnostic::error(file, Position::START, format!("cannot read the header row: {e}")));
+            diagnostics.push(Diagnostic::error(
+                file,
+                Position::START,
+                format!("cannot read the header row: {e}"),
+            ));
             return Vec::new();
         }
     };
@@ -107,28 +124,51 @@ pub fn parse_csv(file: &Path, bytes: &[u8], rules: &DirectoryRules<'_>, diagnost
         diagnostics.push(Diagnostic::error(
             file,
             Position::START,
-            format!("missing column(s): {}; expected {}", missing.join(", "), COLUMNS.join(",")),
+            format!(
+                "missing column(s): {}; expected {}",
+                missing.join(", "),
+                COLUMNS.join(",")
+            ),
         ));
         return Vec::new();
     }
-    let [id_at, name_at, roles_at, place_at, phone_at, email_at, language_at, channels_at] = index;
+    let [
+        id_at,
+        name_at,
+        roles_at,
+        place_at,
+        phone_at,
+        email_at,
+        language_at,
+        channels_at,
+    ] = index;
     let mut contacts = Vec::new();
     let mut seen = HashSet::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(1, |p| usize::try_from(p.line()).unwrap_or(1));
-                diagnostics.push(Diagnostic::error(file, Position { line, column: 1 }, format!("unreadable row: {e}")));
+                let line = e
+                    .position()
+                    .map_or(1, |p| usize::try_from(p.line()).unwrap_or(1));
+                diagnostics.push(Diagnostic::error(
+                    file,
+                    Position { line, column: 1 },
+                    format!("unreadable row: {e}"),
+                ));
                 continue;
             }
         };
-        let line = record.position().map_or(1, |p| usize::try_from(p.line()).unwrap_or(1));
+        let line = record
+            .position()
+            .map_or(1, |p| usize::try_from(p.line()).unwrap_or(1));
         let field = |i: usize| record.get(i).unwrap_or("");
         let id = field(id_at).to_owned();
         let mut problems = Vec::new();
         if !is_slug(&id) {
-            problems.push(format!("id '{id}' must be lower-case letters, digits and dashes"));
+            problems.push(format!(
+                "id '{id}' must be lower-case letters, digits and dashes"
+            ));
         } else if !seen.insert(id.clone()) {
             problems.push(format!("id '{id}' appears twice in this file"));
         }
@@ -155,7 +195,10 @@ pub fn parse_csv(file: &Path, bytes: &[u8], rules: &DirectoryRules<'_>, diagnost
                 let normalized = normalize_phone(raw);
                 if normalized.is_none() {
                     // The value itself is not echoed: it may be a real, if mistyped, number.
-                    problems.push("phone is not a valid number (Mali numbers are +223 and 8 digits)".to_owned());
+                    problems.push(
+                        "phone is not a valid number (Mali numbers are +223 and 8 digits)"
+                            .to_owned(),
+                    );
                 }
                 normalized
             }
@@ -170,7 +213,9 @@ pub fn parse_csv(file: &Path, bytes: &[u8], rules: &DirectoryRules<'_>, diagnost
         };
         let language = field(language_at).to_ascii_lowercase();
         if !is_language_code(&language) {
-            problems.push(format!("language '{language}' is not an ISO 639-3 code (fra, bam, ffm, eng ...)"));
+            problems.push(format!(
+                "language '{language}' is not an ISO 639-3 code (fra, bam, ffm, eng ...)"
+            ));
         }
         let mut channels = Vec::new();
         for text in split_list(field(channels_at)) {
@@ -200,10 +245,23 @@ pub fn parse_csv(file: &Path, bytes: &[u8], rules: &DirectoryRules<'_>, diagnost
             problems.push("neither phone nor email: this contact cannot be reached".to_owned());
         }
         if problems.is_empty() {
-            contacts.push(Contact { id, name, roles, place, phone, email, language, channels });
+            contacts.push(Contact {
+                id,
+                name,
+                roles,
+                place,
+                phone,
+                email,
+                language,
+                channels,
+            });
         } else {
             for problem in problems {
-                diagnostics.push(Diagnostic::error(file, Position { line, column: 1 }, format!("row '{id}': {problem}")));
+                diagnostics.push(Diagnostic::error(
+                    file,
+                    Position { line, column: 1 },
+                    format!("row '{id}': {problem}"),
+                ));
             }
         }
     }
@@ -216,8 +274,17 @@ mod tests {
 
     #[test]
     fn normalizes_the_ways_people_write_mali_numbers() {
-        for written in ["76 45 12 34", "+223 76 45 12 34", "0022376451234", "+22376451234"] {
-            assert_eq!(normalize_phone(written).as_deref(), Some("+22376451234"), "{written}");
+        for written in [
+            "76 45 12 34",
+            "+223 76 45 12 34",
+            "0022376451234",
+            "+22376451234",
+        ] {
+            assert_eq!(
+                normalize_phone(written).as_deref(),
+                Some("+22376451234"),
+                "{written}"
+            );
         }
         for wrong in ["7645123", "+223 12", "hello", ""] {
             assert_eq!(normalize_phone(wrong), None, "{wrong}");
@@ -227,7 +294,13 @@ mod tests {
     #[test]
     fn emails() {
         assert!(is_plausible_email("awa@example.org"));
-        for wrong in ["awa", "@example.org", "awa@example", "a wa@example.org", "awa@.org"] {
+        for wrong in [
+            "awa",
+            "@example.org",
+            "awa@example",
+            "a wa@example.org",
+            "awa@.org",
+        ] {
             assert!(!is_plausible_email(wrong), "{wrong}");
         }
     }

@@ -65,7 +65,11 @@ pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
         let entries = match std::fs::read_dir(&folder) {
             Ok(entries) => entries,
             Err(e) => {
-                diagnostics.push(Diagnostic::error(&folder, Position::START, format!("cannot read folder: {e}")));
+                diagnostics.push(Diagnostic::error(
+                    &folder,
+                    Position::START,
+                    format!("cannot read folder: {e}"),
+                ));
                 continue;
             }
         };
@@ -79,7 +83,10 @@ pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
                 if depth < MAX_DIR_DEPTH {
                     pending.push((path, depth + 1));
                 }
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 found.push(path);
             }
         }
@@ -99,7 +106,11 @@ impl Definitions {
         let templates = if templates_dir.is_dir() {
             Templates::load(&templates_dir, &mut diagnostics)
         } else {
-            diagnostics.push(Diagnostic::error(&templates_dir, Position::START, "templates folder is missing"));
+            diagnostics.push(Diagnostic::error(
+                &templates_dir,
+                Position::START,
+                "templates folder is missing",
+            ));
             Templates::default()
         };
         let mut definitions = Definitions {
@@ -136,7 +147,13 @@ impl Definitions {
 
     fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Meeting> {
         let text = match std::fs::read(file)
-            .map_err(|e| Box::new(Diagnostic::error(file, Position::START, format!("cannot read file: {e}"))))
+            .map_err(|e| {
+                Box::new(Diagnostic::error(
+                    file,
+                    Position::START,
+                    format!("cannot read file: {e}"),
+                ))
+            })
             .and_then(|bytes| yaml::decode(file, bytes))
         {
             Ok(text) => text,
@@ -163,7 +180,12 @@ impl Definitions {
                         KINDS.join(", ")
                     ),
                 };
-                diagnostics.push(yaml::problem(file, &probe.text, probe.map.value("kind"), message));
+                diagnostics.push(yaml::problem(
+                    file,
+                    &probe.text,
+                    probe.map.value("kind"),
+                    message,
+                ));
                 return None;
             }
         }
@@ -176,41 +198,71 @@ impl Definitions {
         };
         let before = diagnostics.error_count();
         let definition = &parsed.value;
-        let problem = |path: &str, message: String| yaml::problem(file, &parsed.text, parsed.map.value(path), message);
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
         if !is_slug(&definition.id) {
-            diagnostics.push(problem("id", format!("id '{}' must be lower-case letters, digits and dashes", definition.id)));
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    definition.id
+                ),
+            ));
         }
         if self.places.get(&definition.place).is_none() {
-            diagnostics.push(problem("place", self.places.unknown_message(&definition.place)));
+            diagnostics.push(problem(
+                "place",
+                self.places.unknown_message(&definition.place),
+            ));
         }
         let zone = parse_time_zone(&definition.timezone)
             .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
             .ok();
-        let recurrence = zone.and_then(|zone| {
-            Recurrence::parse(&definition.recurrence, zone)
+        // The recurrence is checked even when the zone is wrong, so both are reported.
+        let recurrence =
+            Recurrence::parse(&definition.recurrence, zone.unwrap_or(chrono_tz::Tz::UTC))
                 .map_err(|e| diagnostics.push(problem("recurrence", e.to_string())))
                 .ok()
-        });
+                .filter(|_| zone.is_some());
         if definition.duration.seconds() <= 0 {
             diagnostics.push(problem("duration", "duration must be positive".to_owned()));
         }
         if definition.misfire_grace.is_negative() {
-            diagnostics.push(problem("misfire_grace", "misfire_grace cannot be negative".to_owned()));
+            diagnostics.push(problem(
+                "misfire_grace",
+                "misfire_grace cannot be negative".to_owned(),
+            ));
         }
         if definition.recipients.is_empty() {
-            diagnostics.push(problem("recipients", "recipients is empty: nobody would be invited".to_owned()));
+            diagnostics.push(problem(
+                "recipients",
+                "recipients is empty: nobody would be invited".to_owned(),
+            ));
         }
         self.check_groups(&definition.recipients, "recipients", &problem, diagnostics);
         if definition.steps.is_empty() {
-            diagnostics.push(problem("steps", "steps is empty: nothing would be sent".to_owned()));
+            diagnostics.push(problem(
+                "steps",
+                "steps is empty: nothing would be sent".to_owned(),
+            ));
         }
         let mut step_ids = BTreeSet::new();
         for (i, step) in definition.steps.iter().enumerate() {
             let at = |field: &str| format!("steps[{i}].{field}");
             if !is_slug(&step.id) {
-                diagnostics.push(problem(&at("id"), format!("step id '{}' must be lower-case letters, digits and dashes", step.id)));
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "step id '{}' must be lower-case letters, digits and dashes",
+                        step.id
+                    ),
+                ));
             } else if !step_ids.insert(step.id.as_str()) {
-                diagnostics.push(problem(&at("id"), format!("step id '{}' is used twice in this workflow", step.id)));
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("step id '{}' is used twice in this workflow", step.id),
+                ));
             }
             if !self.templates.contains(&step.template) {
                 diagnostics.push(problem(
@@ -227,13 +279,19 @@ impl Definitions {
                     if !self.templates.supports(&step.template, *channel) {
                         diagnostics.push(problem(
                             &format!("steps[{i}].channels[{c}]"),
-                            format!("template '{}' has no {channel} text in 'fra'", step.template),
+                            format!(
+                                "template '{}' has no {channel} text in 'fra'",
+                                step.template
+                            ),
                         ));
                     }
                 }
             }
             if step.channels.is_empty() {
-                diagnostics.push(problem(&at("channels"), "channels is empty: list sms, email or both".to_owned()));
+                diagnostics.push(problem(
+                    &at("channels"),
+                    "channels is empty: list sms, email or both".to_owned(),
+                ));
             }
             if let Some(groups) = &step.recipients {
                 self.check_groups(groups, &at("recipients"), &problem, diagnostics);
@@ -261,7 +319,10 @@ impl Definitions {
         for (g, group) in groups.iter().enumerate() {
             let at = format!("{path}[{g}]");
             if group.role.is_none() && group.contacts.is_empty() {
-                diagnostics.push(problem(&at, "a recipient group needs a 'role' or 'contacts'".to_owned()));
+                diagnostics.push(problem(
+                    &at,
+                    "a recipient group needs a 'role' or 'contacts'".to_owned(),
+                ));
             }
             if let Some(role) = &group.role
                 && !self.roles.contains(role)
@@ -277,11 +338,17 @@ impl Definitions {
             if let Some(place) = &group.place
                 && self.places.get(place).is_none()
             {
-                diagnostics.push(problem(&format!("{at}.place"), self.places.unknown_message(place)));
+                diagnostics.push(problem(
+                    &format!("{at}.place"),
+                    self.places.unknown_message(place),
+                ));
             }
             for (c, id) in group.contacts.iter().enumerate() {
                 if !is_slug(id) {
-                    diagnostics.push(problem(&format!("{at}.contacts[{c}]"), format!("'{id}' is not a contact id")));
+                    diagnostics.push(problem(
+                        &format!("{at}.contacts[{c}]"),
+                        format!("'{id}' is not a contact id"),
+                    ));
                 }
             }
         }
@@ -306,12 +373,21 @@ impl Definitions {
                         if !known.contains(id.as_str()) {
                             diagnostics.push(meeting.problem(
                                 &format!("{path}[{g}].contacts[{c}]"),
-                                format!("no contact '{id}' in the directory{}", did_you_mean(id, known.iter().copied())),
+                                format!(
+                                    "no contact '{id}' in the directory{}",
+                                    did_you_mean(id, known.iter().copied())
+                                ),
                             ));
                         }
                     }
-                    if crate::plan::resolve_group(group, &def.place, directory).next().is_none() {
-                        let mut warning = meeting.problem(&format!("{path}[{g}]"), "this group reaches nobody in the directory");
+                    if crate::plan::resolve_group(group, &def.place, directory)
+                        .next()
+                        .is_none()
+                    {
+                        let mut warning = meeting.problem(
+                            &format!("{path}[{g}]"),
+                            "this group reaches nobody in the directory",
+                        );
                         warning.severity = crate::diagnostic::Severity::Warning;
                         diagnostics.push(warning);
                     }
@@ -323,8 +399,13 @@ impl Definitions {
 }
 
 fn is_workflow_file(root: &Path, file: &Path) -> bool {
-    let Ok(relative) = file.strip_prefix(root) else { return true };
-    let first = relative.components().next().and_then(|c| c.as_os_str().to_str());
+    let Ok(relative) = file.strip_prefix(root) else {
+        return true;
+    };
+    let first = relative
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str());
     !matches!(first, Some(PLACES_FILE | ROLES_FILE | TEMPLATES_DIR))
 }
 

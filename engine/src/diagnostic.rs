@@ -41,8 +41,14 @@ impl Position {
     pub fn of_byte_offset(text: &[u8], offset: usize) -> Position {
         let before = &text[..offset.min(text.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         Position { line, column }
     }
 }
@@ -204,8 +210,15 @@ mod tests {
     #[test]
     fn cuts_a_huge_line_around_the_caret() {
         let line = "x".repeat(5_000_000);
-        let d = Diagnostic::error("big.yaml", Position { line: 1, column: 4_000_000 }, "boom")
-            .with_source(&line);
+        let d = Diagnostic::error(
+            "big.yaml",
+            Position {
+                line: 1,
+                column: 4_000_000,
+            },
+            "boom",
+        )
+        .with_source(&line);
         let rendered = d.to_string();
         assert!(rendered.len() < 400, "snippet was {} bytes", rendered.len());
         assert!(rendered.contains('^'));

@@ -23,7 +23,9 @@ pub struct Offset {
 pub enum OffsetError {
     #[error("empty offset: write e.g. -7d, -2h or +3d")]
     Empty,
-    #[error("'{0}' is not an offset: write a number and a unit (w, d, h, m, s), e.g. -7d, -2h30m or +3d")]
+    #[error(
+        "'{0}' is not an offset: write a number and a unit (w, d, h, m, s), e.g. -7d, -2h30m or +3d"
+    )]
     Malformed(String),
     #[error("offset '{0}' is too large")]
     TooLarge(String),
@@ -200,20 +202,32 @@ mod tests {
             (" -2h30m ", -(2 * 3_600 + 1_800)),
         ];
         for (text, seconds) in cases {
-            assert_eq!(text.parse::<Offset>(), Ok(Offset::from_seconds(seconds)), "{text}");
+            assert_eq!(
+                text.parse::<Offset>(),
+                Ok(Offset::from_seconds(seconds)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn refuses_what_is_ambiguous_or_wrong() {
-        for text in ["", "-", "7", "-7", "d", "7x", "1h1d", "1h1h", "--1d", "1.5h", "-7 d", "٣d"] {
-            assert!(text.parse::<Offset>().is_err(), "{text:?} should be refused");
+        for text in [
+            "", "-", "7", "-7", "d", "7x", "1h1d", "1h1h", "--1d", "1.5h", "-7 d", "٣d",
+        ] {
+            assert!(
+                text.parse::<Offset>().is_err(),
+                "{text:?} should be refused"
+            );
         }
         assert!(matches!(
             "99999999999999999999d".parse::<Offset>(),
             Err(OffsetError::TooLarge(_))
         ));
-        assert!(matches!("400d".parse::<Offset>(), Err(OffsetError::TooLarge(_))));
+        assert!(matches!(
+            "400d".parse::<Offset>(),
+            Err(OffsetError::TooLarge(_))
+        ));
     }
 
     #[test]

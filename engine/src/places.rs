@@ -92,7 +92,9 @@ pub struct Places {
 pub fn is_slug(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
 }
 
@@ -108,7 +110,11 @@ impl Places {
         }
     }
 
-    fn from_parsed(file: &Path, parsed: &Parsed<PlacesFile>, diagnostics: &mut Diagnostics) -> Places {
+    fn from_parsed(
+        file: &Path,
+        parsed: &Parsed<PlacesFile>,
+        diagnostics: &mut Diagnostics,
+    ) -> Places {
         let mut places = Places {
             version: parsed.value.version.clone(),
             by_path: BTreeMap::new(),
@@ -139,7 +145,13 @@ impl Places {
         };
         for (r, region) in parsed.value.regions.iter().enumerate() {
             let region_path = region.id.clone();
-            add(format!("regions[{r}].id"), region_path.clone(), &region.id, &region.name, Level::Region);
+            add(
+                format!("regions[{r}].id"),
+                region_path.clone(),
+                &region.id,
+                &region.name,
+                Level::Region,
+            );
             for (c, cercle) in region.cercles.iter().enumerate() {
                 let cercle_path = format!("{region_path}/{}", cercle.id);
                 add(

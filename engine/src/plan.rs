@@ -105,23 +105,42 @@ impl<'d> Planner<'d> {
         let mut fires = Vec::new();
         for meeting in &self.definitions.meetings {
             let steps = &meeting.definition.steps;
-            let earliest = steps.iter().map(|s| s.at.as_delta()).min().unwrap_or_default();
-            let latest = steps.iter().map(|s| s.at.as_delta()).max().unwrap_or_default();
+            let earliest = steps
+                .iter()
+                .map(|s| s.at.as_delta())
+                .min()
+                .unwrap_or_default();
+            let latest = steps
+                .iter()
+                .map(|s| s.at.as_delta())
+                .max()
+                .unwrap_or_default();
             // An occurrence matters if any of its steps falls in the window.
-            let occurrences = meeting
-                .recurrence
-                .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW);
+            let occurrences = meeting.recurrence.between(
+                from - latest,
+                to - earliest,
+                MAX_OCCURRENCES_PER_WINDOW,
+            );
             for occurrence in occurrences {
                 for step in steps {
                     let due = occurrence + step.at.as_delta();
                     if from <= due && due < to {
-                        fires.push(Fire { meeting, step, occurrence, due });
+                        fires.push(Fire {
+                            meeting,
+                            step,
+                            occurrence,
+                            due,
+                        });
                     }
                 }
             }
         }
         fires.sort_by(|a, b| {
-            (a.due, &a.meeting.definition.id, a.step.at).cmp(&(b.due, &b.meeting.definition.id, b.step.at))
+            (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
+                b.due,
+                &b.meeting.definition.id,
+                b.step.at,
+            ))
         });
         fires
     }
@@ -164,7 +183,12 @@ impl<'d> Planner<'d> {
                 let Some(channel) = channel else {
                     message.problem = Some(format!(
                         "no address on {}",
-                        fire.step.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" or ")
+                        fire.step
+                            .channels
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     ));
                     return message;
                 };
@@ -183,13 +207,20 @@ impl<'d> Planner<'d> {
                         starts_at: fire.occurrence.to_rfc3339(),
                         reference: occurrence_reference(&def.id, fire.occurrence),
                     },
-                    step: StepFacts { id: fire.step.id.clone() },
+                    step: StepFacts {
+                        id: fire.step.id.clone(),
+                    },
                     recipient: RecipientFacts {
                         id: contact.id.clone(),
                         name: contact.name.clone(),
                     },
                 };
-                match self.definitions.templates.render(&fire.step.template, channel, &contact.language, &context) {
+                match self.definitions.templates.render(
+                    &fire.step.template,
+                    channel,
+                    &contact.language,
+                    &context,
+                ) {
                     Ok(rendered) => {
                         message.language = Some(rendered.language);
                         message.subject = rendered.subject;
@@ -205,7 +236,12 @@ impl<'d> Planner<'d> {
     /// Runs the plan from the clock's present to `until` on a virtual clock: the clock
     /// is moved to each fire's due time before that fire is expanded, exactly as the
     /// server's clock reaches it. Nothing is written anywhere.
-    pub fn preview(&self, clock: &VirtualClock, until: DateTime<Utc>, directory: &[Contact]) -> Vec<PlannedMessage> {
+    pub fn preview(
+        &self,
+        clock: &VirtualClock,
+        until: DateTime<Utc>,
+        directory: &[Contact],
+    ) -> Vec<PlannedMessage> {
         let mut planned = Vec::new();
         for fire in self.fires_between(clock.now(), until) {
             clock.advance_to(fire.due);

@@ -70,7 +70,10 @@ enum DaysOfWeek {
     /// Bit `d` set for weekday `d` (0 = Sunday).
     Set(u8),
     /// The `nth` (1–5) `weekday` of the month.
-    Nth { weekday: usize, nth: u32 },
+    Nth {
+        weekday: usize,
+        nth: u32,
+    },
 }
 
 fn parse_weekday(text: &str) -> Result<usize, String> {
@@ -118,7 +121,11 @@ fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
                 Some((a, b)) => {
                     let a = parse_weekday(a).map_err(fail)?;
                     // In a range, 7 closes the week (`5-7` is Friday to Sunday).
-                    let b = if b == "7" { 7 } else { parse_weekday(b).map_err(fail)? };
+                    let b = if b == "7" {
+                        7
+                    } else {
+                        parse_weekday(b).map_err(fail)?
+                    };
                     if b < a {
                         return Err(fail(format!("range '{range}' runs backwards")));
                     }
@@ -304,7 +311,9 @@ mod tests {
     use chrono::{Datelike, Weekday};
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn zone(name: &str) -> Tz {
@@ -323,26 +332,53 @@ mod tests {
     #[test]
     fn zero_and_seven_are_sunday_and_one_to_five_are_weekdays() {
         // 2026-11-22 is a Sunday.
-        let sundays = fires("0 9 * * 0", "Africa/Bamako", "2026-11-16T00:00:00Z", "2026-11-30T00:00:00Z");
-        assert_eq!(sundays, ["2026-11-22T09:00:00+00:00", "2026-11-29T09:00:00+00:00"]);
+        let sundays = fires(
+            "0 9 * * 0",
+            "Africa/Bamako",
+            "2026-11-16T00:00:00Z",
+            "2026-11-30T00:00:00Z",
+        );
         assert_eq!(
-            fires("0 9 * * 7", "Africa/Bamako", "2026-11-16T00:00:00Z", "2026-11-30T00:00:00Z"),
+            sundays,
+            ["2026-11-22T09:00:00+00:00", "2026-11-29T09:00:00+00:00"]
+        );
+        assert_eq!(
+            fires(
+                "0 9 * * 7",
+                "Africa/Bamako",
+                "2026-11-16T00:00:00Z",
+                "2026-11-30T00:00:00Z"
+            ),
             sundays
         );
         let weekdays: Vec<Weekday> = Recurrence::parse("30 8 * * 1-5", zone("Africa/Bamako"))
             .unwrap()
-            .between(utc("2026-11-16T00:00:00Z"), utc("2026-11-23T00:00:00Z"), 100)
+            .between(
+                utc("2026-11-16T00:00:00Z"),
+                utc("2026-11-23T00:00:00Z"),
+                100,
+            )
             .iter()
             .map(|t| t.weekday())
             .collect();
         assert_eq!(
             weekdays,
-            [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
+            [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri
+            ]
         );
         // A range ending at 7 closes the week: Friday, Saturday, Sunday.
         let weekend: Vec<Weekday> = Recurrence::parse("0 12 * * 5-7", zone("UTC"))
             .unwrap()
-            .between(utc("2026-11-16T00:00:00Z"), utc("2026-11-23T00:00:00Z"), 100)
+            .between(
+                utc("2026-11-16T00:00:00Z"),
+                utc("2026-11-23T00:00:00Z"),
+                100,
+            )
             .iter()
             .map(|t| t.weekday())
             .collect();
@@ -352,7 +388,12 @@ mod tests {
     #[test]
     fn six_fields_put_seconds_first() {
         assert_eq!(
-            fires("30 0 9 * * MON", "Africa/Bamako", "2026-11-16T00:00:00Z", "2026-11-17T00:00:00Z"),
+            fires(
+                "30 0 9 * * MON",
+                "Africa/Bamako",
+                "2026-11-16T00:00:00Z",
+                "2026-11-17T00:00:00Z"
+            ),
             ["2026-11-16T09:00:30+00:00"]
         );
     }
@@ -361,11 +402,21 @@ mod tests {
     fn nth_weekday_of_the_month() {
         // First Tuesdays: 2026-12-01, 2027-01-05.
         assert_eq!(
-            fires("0 9 * * TUE#1", "Africa/Bamako", "2026-11-24T00:00:00Z", "2027-01-31T00:00:00Z"),
+            fires(
+                "0 9 * * TUE#1",
+                "Africa/Bamako",
+                "2026-11-24T00:00:00Z",
+                "2027-01-31T00:00:00Z"
+            ),
             ["2026-12-01T09:00:00+00:00", "2027-01-05T09:00:00+00:00"]
         );
         assert_eq!(
-            fires("0 9 * * 4#3", "Africa/Bamako", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            fires(
+                "0 9 * * 4#3",
+                "Africa/Bamako",
+                "2026-12-01T00:00:00Z",
+                "2027-01-01T00:00:00Z"
+            ),
             ["2026-12-17T09:00:00+00:00"]
         );
     }
@@ -373,7 +424,12 @@ mod tests {
     #[test]
     fn day_of_month_or_day_of_week_as_in_vixie_cron() {
         // The 1st of the month OR any Monday, in December 2026 (Mondays: 7, 14, 21, 28).
-        let got = fires("0 9 1 * MON", "UTC", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z");
+        let got = fires(
+            "0 9 1 * MON",
+            "UTC",
+            "2026-12-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        );
         assert_eq!(
             got,
             [
@@ -390,11 +446,21 @@ mod tests {
     fn zurich_local_time_follows_summer_and_winter_offsets() {
         // 09:00 in Geneva is 08:00 UTC in winter and 07:00 UTC in summer.
         assert_eq!(
-            fires("0 9 * * *", "Europe/Zurich", "2027-01-15T00:00:00Z", "2027-01-16T00:00:00Z"),
+            fires(
+                "0 9 * * *",
+                "Europe/Zurich",
+                "2027-01-15T00:00:00Z",
+                "2027-01-16T00:00:00Z"
+            ),
             ["2027-01-15T08:00:00+00:00"]
         );
         assert_eq!(
-            fires("0 9 * * *", "Europe/Zurich", "2027-07-15T00:00:00Z", "2027-07-16T00:00:00Z"),
+            fires(
+                "0 9 * * *",
+                "Europe/Zurich",
+                "2027-07-15T00:00:00Z",
+                "2027-07-16T00:00:00Z"
+            ),
             ["2027-07-15T07:00:00+00:00"]
         );
     }
@@ -403,7 +469,12 @@ mod tests {
     fn a_time_in_the_spring_gap_fires_at_the_first_instant_after_it() {
         // Zurich jumps from 02:00 to 03:00 local (01:00 UTC) on 2027-03-28.
         assert_eq!(
-            fires("30 2 * * *", "Europe/Zurich", "2027-03-27T00:00:00Z", "2027-03-30T00:00:00Z"),
+            fires(
+                "30 2 * * *",
+                "Europe/Zurich",
+                "2027-03-27T00:00:00Z",
+                "2027-03-30T00:00:00Z"
+            ),
             [
                 "2027-03-27T01:30:00+00:00",
                 "2027-03-28T01:00:00+00:00",
@@ -411,7 +482,12 @@ mod tests {
             ]
         );
         // Every quarter hour through the gap: the four missing slots fire once, together.
-        let quarter = fires("*/15 * * * *", "Europe/Zurich", "2027-03-28T00:30:00Z", "2027-03-28T01:31:00Z");
+        let quarter = fires(
+            "*/15 * * * *",
+            "Europe/Zurich",
+            "2027-03-28T00:30:00Z",
+            "2027-03-28T01:31:00Z",
+        );
         assert_eq!(
             quarter,
             [
@@ -428,20 +504,31 @@ mod tests {
     fn a_time_that_happens_twice_fires_once_at_the_first() {
         // Zurich falls back from 03:00 to 02:00 local on 2026-10-25: 02:30 happens at 00:30 and 01:30 UTC.
         assert_eq!(
-            fires("30 2 * * *", "Europe/Zurich", "2026-10-24T12:00:00Z", "2026-10-26T12:00:00Z"),
+            fires(
+                "30 2 * * *",
+                "Europe/Zurich",
+                "2026-10-24T12:00:00Z",
+                "2026-10-26T12:00:00Z"
+            ),
             ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
         );
         // Asking from inside the repeated hour does not fire the slot a second time.
         let r = Recurrence::parse("30 2 * * *", zone("Europe/Zurich")).unwrap();
         assert_eq!(
-            r.next_after(utc("2026-10-25T01:10:00Z")).map(|t| t.to_rfc3339()),
+            r.next_after(utc("2026-10-25T01:10:00Z"))
+                .map(|t| t.to_rfc3339()),
             Some("2026-10-26T01:30:00+00:00".to_owned())
         );
     }
 
     #[test]
     fn bamako_has_no_dst_and_is_utc() {
-        let all = fires("0 9 * * *", "Africa/Bamako", "2026-03-01T00:00:00Z", "2026-12-01T00:00:00Z");
+        let all = fires(
+            "0 9 * * *",
+            "Africa/Bamako",
+            "2026-03-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        );
         assert!(all.iter().all(|t| t.ends_with("T09:00:00+00:00")));
         assert_eq!(all.len(), 275);
     }

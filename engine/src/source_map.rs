@@ -85,7 +85,10 @@ impl SourceMap {
             }
             let is_node = matches!(
                 event,
-                Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(_)
+                Event::Scalar(..)
+                    | Event::SequenceStart(..)
+                    | Event::MappingStart(..)
+                    | Event::Alias(_)
             );
             if is_node {
                 let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
@@ -125,10 +128,15 @@ impl SourceMap {
                     },
                 };
                 let Some(path) = path else { continue };
-                map.values.entry(path.clone()).or_insert_with(|| located(&span));
+                map.values
+                    .entry(path.clone())
+                    .or_insert_with(|| located(&span));
                 match event {
                     Event::MappingStart(..) => stack.push(Frame::Mapping { path, key: None }),
-                    Event::SequenceStart(..) => stack.push(Frame::Sequence { path, next_index: 0 }),
+                    Event::SequenceStart(..) => stack.push(Frame::Sequence {
+                        path,
+                        next_index: 0,
+                    }),
                     _ => {}
                 }
             } else if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
@@ -165,7 +173,10 @@ impl SourceMap {
     /// The position of the key that names `path` (for "unknown field" style problems),
     /// or of the value when the key is not known.
     pub fn key(&self, path: &str) -> Located {
-        self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.value(path))
     }
 }
 

@@ -34,7 +34,11 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("row '{id}' in table {table} is corrupt: {reason}")]
-    Corrupt { table: &'static str, id: String, reason: String },
+    Corrupt {
+        table: &'static str,
+        id: String,
+        reason: String,
+    },
 }
 
 /// What an import changed.
@@ -76,11 +80,13 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        let options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
         let options = if backend == Backend::Sqlite {
             options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                        .await?;
                     Ok(())
                 })
             })
@@ -112,12 +118,14 @@ impl Store {
         let mut summary = ImportSummary::default();
         let mut tx = self.pool.begin().await?;
         for contact in contacts {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1")))
-                .bind(&contact.id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| contact_from_row(&row))
-                .transpose()?;
+            let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"
+            )))
+            .bind(&contact.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| contact_from_row(&row))
+            .transpose()?;
             let roles = json_list(contact.roles.iter().map(String::as_str));
             let channels = json_list(contact.channels.iter().map(|c| c.as_str()));
             let sql = match existing {
@@ -154,15 +162,22 @@ impl Store {
 
     /// The whole directory, ordered by id.
     pub async fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(contact_from_row).collect()
     }
 }
 
 fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    serde_json::Value::Array(items.map(|s| serde_json::Value::String(s.to_owned())).collect()).to_string()
+    serde_json::Value::Array(
+        items
+            .map(|s| serde_json::Value::String(s.to_owned()))
+            .collect(),
+    )
+    .to_string()
 }
 
 fn contact_from_row(row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {

@@ -9,7 +9,9 @@ fn distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
             diagonal = above;
         }
     }
@@ -44,6 +46,9 @@ mod tests {
         assert_eq!(closest("mopti/korro", known), Some("mopti/koro"));
         assert_eq!(closest("mopti/djené", known), Some("mopti/djenne"));
         assert_eq!(closest("bamako", known), None);
-        assert_eq!(did_you_mean("leadr", ["leader", "mayor"]), " (did you mean 'leader'?)");
+        assert_eq!(
+            did_you_mean("leadr", ["leader", "mayor"]),
+            " (did you mean 'leader'?)"
+        );
     }
 }

@@ -88,7 +88,9 @@ impl MessageContext {
                 starts_at: "2027-01-05T09:00:00Z".into(),
                 reference: "4821".into(),
             },
-            step: StepFacts { id: "invitation".into() },
+            step: StepFacts {
+                id: "invitation".into(),
+            },
             recipient: RecipientFacts {
                 id: "c-0001".into(),
                 name: "Awa Traoré".into(),
@@ -111,7 +113,9 @@ pub struct Rendered {
 pub enum RenderError {
     #[error("no template named '{0}'")]
     UnknownTemplate(String),
-    #[error("template '{template}' has no {channel} text in '{language}' nor in the fallback '{FALLBACK_LANGUAGE}'")]
+    #[error(
+        "template '{template}' has no {channel} text in '{language}' nor in the fallback '{FALLBACK_LANGUAGE}'"
+    )]
     MissingText {
         template: String,
         language: String,
@@ -200,16 +204,25 @@ impl Templates {
                     continue;
                 }
                 for part_name in ["subject", "email", "sms"] {
-                    let Some(source) = part(text, part_name) else { continue };
+                    let Some(source) = part(text, part_name) else {
+                        continue;
+                    };
                     let result = templates
                         .env
                         .add_template_owned(key(&name, language, part_name), source.to_owned())
                         .and_then(|()| {
-                            let compiled = templates.env.get_template(&key(&name, language, part_name))?;
-                            compiled.render(minijinja::value::Serde(MessageContext::sample())).map(|_| ())
+                            let compiled = templates
+                                .env
+                                .get_template(&key(&name, language, part_name))?;
+                            compiled
+                                .render(minijinja::value::Serde(MessageContext::sample()))
+                                .map(|_| ())
                         });
                     if let Err(e) = result {
-                        let line = e.line().map(|l| format!(" (line {l} of the text)")).unwrap_or_default();
+                        let line = e
+                            .line()
+                            .map(|l| format!(" (line {l} of the text)"))
+                            .unwrap_or_default();
                         diagnostics.push(yaml::problem(
                             &file,
                             &parsed.text,
@@ -223,7 +236,9 @@ impl Templates {
                         &file,
                         &parsed.text,
                         parsed.map.value(language),
-                        format!("'{language}' needs both 'subject' and 'email' for email, or neither"),
+                        format!(
+                            "'{language}' needs both 'subject' and 'email' for email, or neither"
+                        ),
                     ));
                 }
             }
@@ -251,13 +266,15 @@ impl Templates {
     /// The language a message to a `preferred`-language contact is written in.
     pub fn language_for(&self, template: &str, channel: Channel, preferred: &str) -> Option<&str> {
         let file = self.texts.get(template)?;
-        [preferred, FALLBACK_LANGUAGE].into_iter().find_map(|language| {
-            let (code, text) = file.get_key_value(language)?;
-            parts(channel)
-                .iter()
-                .all(|p| part(text, p).is_some())
-                .then_some(code.as_str())
-        })
+        [preferred, FALLBACK_LANGUAGE]
+            .into_iter()
+            .find_map(|language| {
+                let (code, text) = file.get_key_value(language)?;
+                parts(channel)
+                    .iter()
+                    .all(|p| part(text, p).is_some())
+                    .then_some(code.as_str())
+            })
     }
 
     /// Renders `template` for `channel` in `preferred` language (or the fallback).

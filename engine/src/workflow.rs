@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::offset::Offset;
 
 /// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// An SMS to the contact's phone.
@@ -189,12 +191,51 @@ pub struct RolesFile {
     pub roles: BTreeMap<String, String>,
 }
 
-/// The JSON Schema of a workflow file, for editors.
-pub fn workflow_schema() -> schemars::Schema {
-    let mut schema = schemars::schema_for!(MeetingWorkflow);
+/// The kinds of file palabre can give a JSON Schema for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    Workflow,
+    Places,
+    Roles,
+    Template,
+}
+
+impl SchemaKind {
+    pub const ALL: [SchemaKind; 4] = [
+        SchemaKind::Workflow,
+        SchemaKind::Places,
+        SchemaKind::Roles,
+        SchemaKind::Template,
+    ];
+
+    /// The file name the schema is published under in `schemas/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            SchemaKind::Workflow => "workflow.schema.json",
+            SchemaKind::Places => "places.schema.json",
+            SchemaKind::Roles => "roles.schema.json",
+            SchemaKind::Template => "template.schema.json",
+        }
+    }
+}
+
+/// The JSON Schema (2020-12) of one kind of file, for editors.
+pub fn schema(kind: SchemaKind) -> schemars::Schema {
+    let (mut schema, title) = match kind {
+        SchemaKind::Workflow => (schemars::schema_for!(MeetingWorkflow), "palabre workflow"),
+        SchemaKind::Places => (
+            schemars::schema_for!(crate::places::PlacesFile),
+            "palabre places",
+        ),
+        SchemaKind::Roles => (schemars::schema_for!(RolesFile), "palabre roles"),
+        SchemaKind::Template => (
+            schemars::schema_for!(TemplateFile),
+            "palabre message template",
+        ),
+    };
     schema.insert(
         "title".to_owned(),
-        serde_json::Value::String("palabre workflow".to_owned()),
+        serde_json::Value::String(title.to_owned()),
     );
     schema
 }

@@ -25,7 +25,12 @@ pub struct Parsed<T> {
 }
 
 /// A located problem in `file`, with its source line.
-pub fn problem(file: &Path, text: &str, at: crate::source_map::Located, message: impl Into<String>) -> Diagnostic {
+pub fn problem(
+    file: &Path,
+    text: &str,
+    at: crate::source_map::Located,
+    message: impl Into<String>,
+) -> Diagnostic {
     Diagnostic::error(file, at.position, message)
         .with_width(at.width)
         .with_source(text)
@@ -70,7 +75,10 @@ fn options() -> serde_saphyr::Options {
 }
 
 /// Parses `text` (already decoded) as one `T`.
-pub fn parse_text<T: DeserializeOwned>(file: &Path, text: String) -> Result<Parsed<T>, Box<Diagnostic>> {
+pub fn parse_text<T: DeserializeOwned>(
+    file: &Path,
+    text: String,
+) -> Result<Parsed<T>, Box<Diagnostic>> {
     match serde_saphyr::from_str_with_options::<T>(&text, options()) {
         Ok(value) => {
             let map = SourceMap::index(&text);
@@ -87,8 +95,11 @@ pub fn parse_text<T: DeserializeOwned>(file: &Path, text: String) -> Result<Pars
             let message = error.render_with_options(serde_saphyr::render_options! {
                 snippets: serde_saphyr::SnippetMode::Off,
             });
+            let width = token_width(&text, position);
             Err(Box::new(
-                Diagnostic::error(file, position, clean_message(&message)).with_source(&text),
+                Diagnostic::error(file, position, clean_message(&message))
+                    .with_width(width)
+                    .with_source(&text),
             ))
         }
     }
@@ -97,16 +108,45 @@ pub fn parse_text<T: DeserializeOwned>(file: &Path, text: String) -> Result<Pars
 /// Reads and parses a file; I/O problems are diagnostics too.
 pub fn parse_file<T: DeserializeOwned>(file: &Path) -> Result<Parsed<T>, Box<Diagnostic>> {
     let bytes = std::fs::read(file).map_err(|e| {
-        Box::new(Diagnostic::error(file, Position::START, format!("cannot read file: {e}")))
+        Box::new(Diagnostic::error(
+            file,
+            Position::START,
+            format!("cannot read file: {e}"),
+        ))
     })?;
     parse_text(file, decode(file, bytes)?)
 }
 
-/// serde-saphyr appends " at line X column Y" to its messages; we print positions ourselves.
+/// serde-saphyr appends " at line X column Y" to its messages (we print positions
+/// ourselves) and speaks to Rust programmers about duplicate keys.
 fn clean_message(message: &str) -> String {
     let first_line = message.lines().next().unwrap_or(message);
-    match first_line.rfind(" at line ") {
-        Some(cut) => first_line[..cut].to_owned(),
-        None => first_line.to_owned(),
+    let message = match first_line.rfind(" at line ") {
+        Some(cut) => &first_line[..cut],
+        None => first_line,
+    };
+    match message.strip_prefix("duplicate mapping key: ") {
+        Some(rest) => {
+            let key = rest
+                .split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(rest);
+            format!("duplicate key '{key}': each key may appear once")
+        }
+        None => message.to_owned(),
     }
+}
+
+/// How many characters the word at `position` covers, to underline it whole.
+fn token_width(text: &str, position: Position) -> usize {
+    text.lines()
+        .nth(position.line.saturating_sub(1))
+        .map(|line| {
+            line.chars()
+                .skip(position.column.saturating_sub(1))
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | ':'))
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
 }
