@@ -15,7 +15,7 @@ use palabre_engine::contacts::{self, Contact, DirectoryRules};
 use palabre_engine::definitions::Definitions;
 use palabre_engine::diagnostic::Diagnostics;
 use palabre_engine::plan::{self, PlannedMessage, Planner};
-use palabre_engine::store::{DEFAULT_URL, Store};
+use palabre_engine::store::{self, DEFAULT_URL, Store};
 use palabre_engine::{redact, workflow};
 
 #[derive(Parser)]
@@ -403,11 +403,17 @@ async fn preview(
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
     };
-    let store = Store::connect(sources.database_url())
-        .await
-        .context("opening the database")?;
-    let directory: Vec<Contact> = store.contacts().await?;
-    store.close().await;
+    // A preview has no side effects: it does not even create a missing database.
+    let directory: Vec<Contact> = if store::exists(sources.database_url()) {
+        let store = Store::connect(sources.database_url())
+            .await
+            .context("opening the database")?;
+        let directory = store.contacts().await?;
+        store.close().await;
+        directory
+    } else {
+        Vec::new()
+    };
     if directory.is_empty() {
         eprintln!(
             "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv`"

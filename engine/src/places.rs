@@ -120,28 +120,29 @@ impl Places {
             by_path: BTreeMap::new(),
         };
         let mut add = |yaml_path: String, path: String, id: &str, name: &str, level: Level| {
-            if !is_slug(id) {
-                diagnostics.push(yaml::problem(
-                    file,
-                    &parsed.text,
-                    parsed.map.value(&yaml_path),
-                    format!("place id '{id}' must be lower-case letters, digits and dashes"),
-                ));
-            } else if places.by_path.contains_key(&path) {
-                diagnostics.push(yaml::problem(
-                    file,
-                    &parsed.text,
-                    parsed.map.value(&yaml_path),
-                    format!("place '{path}' is defined twice"),
-                ));
+            let problem = if !is_slug(id) {
+                format!("place id '{id}' must be lower-case letters, digits and dashes")
             } else {
-                let place = Place {
-                    path: path.clone(),
-                    name: name.to_owned(),
-                    level,
-                };
-                places.by_path.insert(path, place);
-            }
+                match places.by_path.entry(path.clone()) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        format!("place '{path}' is defined twice")
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(Place {
+                            path,
+                            name: name.to_owned(),
+                            level,
+                        });
+                        return;
+                    }
+                }
+            };
+            diagnostics.push(yaml::problem(
+                file,
+                &parsed.text,
+                parsed.map.value(&yaml_path),
+                problem,
+            ));
         };
         for (r, region) in parsed.value.regions.iter().enumerate() {
             let region_path = region.id.clone();

@@ -67,6 +67,21 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
+/// Whether the database at `url` already exists. Only a SQLite file can be missing;
+/// read-only commands use this to avoid creating one as a side effect.
+pub fn exists(url: &str) -> bool {
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(rest) => {
+            let path = rest.split('?').next().unwrap_or(rest);
+            path == ":memory:" || std::path::Path::new(path).exists()
+        }
+        None => true,
+    }
+}
+
 const CONTACT_COLUMNS: &str = "id, name, roles, place, phone, email, language, channels";
 
 impl Store {

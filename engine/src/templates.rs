@@ -235,7 +235,7 @@ impl Templates {
                     diagnostics.push(yaml::problem(
                         &file,
                         &parsed.text,
-                        parsed.map.value(language),
+                        parsed.map.key(language),
                         format!(
                             "'{language}' needs both 'subject' and 'email' for email, or neither"
                         ),

@@ -121,10 +121,24 @@ pub fn parse_file<T: DeserializeOwned>(file: &Path) -> Result<Parsed<T>, Box<Dia
 /// ourselves) and speaks to Rust programmers about duplicate keys.
 fn clean_message(message: &str) -> String {
     let first_line = message.lines().next().unwrap_or(message);
-    let message = match first_line.rfind(" at line ") {
+    let message = match first_line.find(" at line ") {
         Some(cut) => &first_line[..cut],
         None => first_line,
     };
+    match message {
+        "expected sequence start" => {
+            return "expected a list here (`- item` lines or `[a, b]`)".to_owned();
+        }
+        "expected mapping start" => {
+            return "expected a mapping here (`key: value` lines)".to_owned();
+        }
+        _ => {}
+    }
+    if let Some(limit) = message.strip_prefix("budget breached: ") {
+        return format!(
+            "document too large or too deeply nested once anchors and aliases are expanded ({limit}); definition files must stay small"
+        );
+    }
     match message.strip_prefix("duplicate mapping key: ") {
         Some(rest) => {
             let key = rest

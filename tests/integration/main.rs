@@ -1,1 +1,12 @@
+//! palabre's integration tests, in one test binary (one link, one run), as ripgrep
+//! does. Each module drives the real `palabre` binary or the engine's public API
+//! against real files and real databases: SQLite files in temporary folders, and
+//! PostgreSQL at `PALABRE_TEST_POSTGRES_URL` (which `.ci/run` sets).
 
+mod contacts;
+mod hostile;
+mod preview;
+mod schema;
+mod store;
+mod util;
+mod validate;

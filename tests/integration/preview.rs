@@ -1,0 +1,274 @@
+//! `palabre preview`: what would be sent, when, to whom, on which channel, in which
+//! language, computed by the planner over a virtual clock, with no side effects.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::util::{palabre, repo, workspace, workspace_with_directory};
+
+fn preview_json(dir: &std::path::Path, from: &str, days: &str) -> Vec<Value> {
+    let run = palabre(
+        dir,
+        &[
+            "preview", "--from", from, "--days", days, "--format", "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains('@'),
+        "an email address leaked into the preview"
+    );
+    assert!(
+        !run.stdout.contains("+223"),
+        "a phone number leaked into the preview"
+    );
+    serde_json::from_str::<Value>(&run.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The ids of directory rows holding one of `roles` at or below `place`, read from the
+/// CSV directly: an independent answer to "who is invited".
+fn expected_recipients(place: &str, roles: &[&str]) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("examples/directory.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let in_place = cells[3] == place || cells[3].starts_with(&format!("{place}/"));
+            let has_role = cells[2].split(';').any(|r| roles.contains(&r));
+            (in_place && has_role).then(|| cells[0].to_owned())
+        })
+        .collect()
+}
+
+fn messages_of<'a>(planned: &'a [Value], workflow: &str, step: &str) -> Vec<&'a Value> {
+    planned
+        .iter()
+        .filter(|m| m["workflow"] == workflow && m["step"] == step)
+        .collect()
+}
+
+#[test]
+fn plans_who_gets_what_when_on_which_channel_in_which_language() {
+    let dir = workspace_with_directory();
+    let planned = preview_json(dir.path(), "2026-11-30", "7");
+    assert!(!planned.is_empty());
+    let dues: Vec<&str> = planned
+        .iter()
+        .map(|m| m["due_utc"].as_str().unwrap())
+        .collect();
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "not in time order");
+    assert!(
+        dues.iter()
+            .all(|d| ("2026-11-30".."2026-12-07").contains(d)),
+        "outside the window"
+    );
+
+    // dialogue-mopti meets on the first Tuesday, 2026-12-01 09:00 in Bamako (UTC).
+    let reminder = messages_of(&planned, "dialogue-mopti", "reminder-1d");
+    assert!(
+        reminder
+            .iter()
+            .all(|m| m["due_utc"] == "2026-11-30T09:00:00Z")
+    );
+    assert!(
+        reminder
+            .iter()
+            .all(|m| m["occurrence"] == "2026-12-01T09:00:00Z")
+    );
+    let invited: BTreeSet<String> = reminder
+        .iter()
+        .map(|m| m["contact_id"].as_str().unwrap().to_owned())
+        .collect();
+    let roles = [
+        "leader",
+        "women-leader",
+        "youth-leader",
+        "religious-leader",
+        "mayor",
+        "sub-prefect",
+        "prefect",
+        "service-head",
+        "focal-point",
+    ];
+    assert_eq!(invited, expected_recipients("mopti/mopti", &roles));
+    assert_eq!(invited.len(), reminder.len(), "somebody was invited twice");
+
+    // Two hours before, by SMS only.
+    let two_hours = messages_of(&planned, "dialogue-mopti", "reminder-2h");
+    assert_eq!(two_hours.len(), invited.len());
+    for m in &two_hours {
+        assert_eq!(m["due_utc"], "2026-12-01T07:00:00Z");
+        assert!(
+            m["channel"] == "sms" || m["problem"].as_str().unwrap().contains("no address on sms"),
+            "{m}"
+        );
+    }
+
+    // Minutes are due three days after, and go only to the secretary and focal points.
+    let minutes = messages_of(&planned, "dialogue-mopti", "minutes-due");
+    let expected = expected_recipients("mopti/mopti", &["secretary", "focal-point"]);
+    let got: BTreeSet<String> = minutes
+        .iter()
+        .map(|m| m["contact_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, expected);
+    assert!(
+        minutes
+            .iter()
+            .all(|m| m["due_utc"] == "2026-12-04T09:00:00Z")
+    );
+
+    // Languages: the template's languages are fra and eng; everyone else gets French.
+    for m in planned.iter().filter(|m| m["channel"].is_string()) {
+        let language = m["language"].as_str().unwrap();
+        assert!(language == "fra" || language == "eng", "{m}");
+        assert!(
+            m["body"]
+                .as_str()
+                .unwrap()
+                .contains(m["contact_name"].as_str().unwrap())
+                || m["channel"] == "sms"
+        );
+    }
+    let texts: Vec<&str> = reminder.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert!(
+        texts.iter().any(|t| t
+            .starts_with("Rappel: Cadre de concertation du cercle de Mopti le 2026-12-01 a 09:00")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn a_geneva_schedule_follows_swiss_summer_time() {
+    let dir = workspace_with_directory();
+    let planned = preview_json(dir.path(), "2027-01-01", "120");
+    let reminders = messages_of(&planned, "mediator-briefing", "reminder-1d");
+    let dues: BTreeSet<(&str, &str)> = reminders
+        .iter()
+        .map(|m| {
+            (
+                m["due_utc"].as_str().unwrap(),
+                m["due_local"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // 10:00 in Geneva the day before each first Monday: 09:00 UTC in winter, 08:00 UTC in summer.
+    assert_eq!(
+        dues.into_iter().collect::<Vec<_>>(),
+        [
+            ("2027-01-03T09:00:00Z", "2027-01-03T10:00:00+01:00"),
+            ("2027-01-31T09:00:00Z", "2027-01-31T10:00:00+01:00"),
+            ("2027-02-28T09:00:00Z", "2027-02-28T10:00:00+01:00"),
+            ("2027-04-04T08:00:00Z", "2027-04-04T10:00:00+02:00"),
+        ]
+    );
+    assert!(
+        reminders.iter().any(|m| m["language"] == "eng"),
+        "the mediator reads English"
+    );
+}
+
+#[test]
+fn preview_has_no_side_effects() {
+    let dir = workspace();
+    let run = palabre(dir.path(), &["preview", "--days", "30"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the directory is empty"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !dir.path().join("palabre.db").exists(),
+        "preview created a database"
+    );
+
+    let dir = workspace_with_directory();
+    let before = palabre(
+        dir.path(),
+        &["contacts", "list", "--format", "json", "--reveal"],
+    )
+    .stdout;
+    let first = palabre(
+        dir.path(),
+        &["preview", "--from", "2026-12-01", "--days", "31"],
+    );
+    let second = palabre(
+        dir.path(),
+        &["preview", "--from", "2026-12-01", "--days", "31"],
+    );
+    assert_eq!(first.stdout, second.stdout);
+    assert!(first.stdout.contains("due (UTC)"));
+    assert!(first.stdout.contains("message(s) planned"));
+    let after = palabre(
+        dir.path(),
+        &["contacts", "list", "--format", "json", "--reveal"],
+    )
+    .stdout;
+    assert_eq!(before, after);
+}
+
+#[test]
+fn bad_preview_arguments_exit_with_two() {
+    let dir = workspace();
+    for args in [
+        &["preview", "--days", "0"][..],
+        &["preview", "--days", "400"],
+        &["preview", "--from", "next tuesday"],
+        &["preview", "--workflows", "nowhere"],
+    ] {
+        let run = palabre(dir.path(), args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_recipient_out_of_reach_on_the_steps_channels_is_flagged_not_dropped() {
+    let dir = workspace_with_directory();
+    std::fs::write(
+        dir.path().join("extra.csv"),
+        "id,name,roles,place,phone,email,language,channels\n\
+         c-9001,Kadidia Maïga,leader,mopti/mopti/socoura,,kadidia@example.org,bam,email\n",
+    )
+    .unwrap();
+    assert_eq!(
+        palabre(dir.path(), &["contacts", "import", "extra.csv"]).code,
+        0
+    );
+    let planned = preview_json(dir.path(), "2026-11-30", "7");
+    let two_hours = messages_of(&planned, "dialogue-mopti", "reminder-2h");
+    let kadidia = two_hours
+        .iter()
+        .find(|m| m["contact_id"] == "c-9001")
+        .expect("still planned");
+    assert!(kadidia["channel"].is_null());
+    assert_eq!(kadidia["problem"], "no address on sms");
+    // The day before, email is allowed: she gets it there, in French (no Bambara text yet).
+    let day_before = messages_of(&planned, "dialogue-mopti", "reminder-1d");
+    let kadidia = day_before
+        .iter()
+        .find(|m| m["contact_id"] == "c-9001")
+        .unwrap();
+    assert_eq!(kadidia["channel"], "email");
+    assert_eq!(kadidia["language"], "fra");
+    let run = palabre(
+        dir.path(),
+        &["preview", "--from", "2026-11-30", "--days", "7"],
+    );
+    assert!(
+        run.stdout.contains("1 cannot be prepared"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("dialogue-mopti reminder-2h c-9001: no address on sms"),
+        "{}",
+        run.stdout
+    );
+}
