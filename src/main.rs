@@ -109,6 +109,9 @@ enum Command {
         /// Print each message's text under its line (table format).
         #[arg(long)]
         show_text: bool,
+        /// Plan against this directory CSV instead of the database (nothing is imported).
+        #[arg(long, value_name = "FILE.csv")]
+        directory: Option<PathBuf>,
         #[command(flatten)]
         sources: Sources,
     },
@@ -207,8 +210,18 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             days,
             format,
             show_text,
+            directory,
             sources,
-        } => preview(from.as_deref(), days, format, show_text, &sources, out).await,
+        } => {
+            let options = PreviewOptions {
+                from,
+                days,
+                format,
+                show_text,
+                directory,
+            };
+            preview(&options, &sources, out).await
+        }
     }
 }
 
@@ -387,43 +400,78 @@ fn parse_from(text: Option<&str>, clock: &dyn Clock) -> anyhow::Result<DateTime<
         .with_context(|| format!("--from '{text}': write YYYY-MM-DD or an RFC 3339 instant"))
 }
 
-async fn preview(
-    from: Option<&str>,
+/// What `palabre preview` was asked for.
+struct PreviewOptions {
+    from: Option<String>,
     days: u32,
     format: Format,
     show_text: bool,
+    directory: Option<PathBuf>,
+}
+
+/// The directory a preview plans against: a CSV given on the command line, else the
+/// database, else nobody. A preview has no side effects: it does not even create a
+/// missing database.
+async fn preview_directory(
+    csv: Option<&Path>,
+    definitions: &Definitions,
+    sources: &Sources,
+) -> anyhow::Result<Result<Vec<Contact>, Outcome>> {
+    if let Some(csv) = csv {
+        let bytes = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+        let mut diagnostics = Diagnostics::default();
+        let rules = DirectoryRules {
+            places: &definitions.places,
+            roles: &definitions.roles,
+        };
+        let directory = contacts::parse_csv(csv, &bytes, &rules, &mut diagnostics);
+        if report(diagnostics) {
+            return Ok(Err(Outcome::Invalid));
+        }
+        return Ok(Ok(directory));
+    }
+    if !store::exists(sources.database_url()) {
+        return Ok(Ok(Vec::new()));
+    }
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let directory = store.contacts().await?;
+    store.close().await;
+    Ok(Ok(directory))
+}
+
+async fn preview(
+    options: &PreviewOptions,
     sources: &Sources,
     out: &mut String,
 ) -> anyhow::Result<Outcome> {
-    if !(1..=366).contains(&days) {
+    if !(1..=366).contains(&options.days) {
         bail!("--days must be between 1 and 366");
     }
-    let (start, until) = plan::window(parse_from(from, &SystemClock)?, days);
+    let (start, until) = plan::window(
+        parse_from(options.from.as_deref(), &SystemClock)?,
+        options.days,
+    );
     let definitions = match load_definitions(&sources.workflows)? {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
     };
-    // A preview has no side effects: it does not even create a missing database.
-    let directory: Vec<Contact> = if store::exists(sources.database_url()) {
-        let store = Store::connect(sources.database_url())
-            .await
-            .context("opening the database")?;
-        let directory = store.contacts().await?;
-        store.close().await;
-        directory
-    } else {
-        Vec::new()
-    };
+    let directory =
+        match preview_directory(options.directory.as_deref(), &definitions, sources).await? {
+            Ok(directory) => directory,
+            Err(outcome) => return Ok(outcome),
+        };
     if directory.is_empty() {
         eprintln!(
-            "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv`"
+            "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv` or pass --directory FILE.csv"
         );
     }
     let clock = VirtualClock::new(start);
     let planned = Planner::new(&definitions).preview(&clock, until, &directory);
-    match format {
+    match options.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?,
-        Format::Table => print_preview(out, &planned, show_text),
+        Format::Table => print_preview(out, &planned, options.show_text),
     }
     Ok(Outcome::Ok)
 }

@@ -164,3 +164,34 @@ fn token_width(text: &str, position: Position) -> usize {
         .unwrap_or(1)
         .max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::MeetingWorkflow;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the text, parsing ends with a value or a diagnostic, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = parse_text::<MeetingWorkflow>(Path::new("x.yaml"), text.clone());
+            let _ = SourceMap::index(&text);
+        }
+
+        /// The same for YAML-ish text built from YAML's own punctuation.
+        #[test]
+        fn yaml_punctuation_never_panics(text in "[-:?&*!|>'\"%@`#,\\[\\]{} \\n\\ta-z0-9]{0,300}") {
+            let _ = parse_text::<MeetingWorkflow>(Path::new("x.yaml"), text.clone());
+            let _ = SourceMap::index(&text);
+        }
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_unread() {
+        let big = vec![b'a'; MAX_FILE_BYTES + 1];
+        let d = decode(Path::new("big.yaml"), big).unwrap_err();
+        assert!(d.message.contains("limited to"), "{}", d.message);
+        assert_eq!(d.position, Position::START);
+    }
+}

@@ -187,6 +187,25 @@ fn preview_has_no_side_effects() {
         !dir.path().join("palabre.db").exists(),
         "preview created a database"
     );
+    let csv = repo().join("examples/directory.csv");
+    let run = palabre(
+        dir.path(),
+        &[
+            "preview",
+            "--from",
+            "2026-11-30",
+            "--days",
+            "7",
+            "--directory",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("dialogue-mopti"), "{}", run.stdout);
+    assert!(
+        !dir.path().join("palabre.db").exists(),
+        "preview --directory created a database"
+    );
 
     let dir = workspace_with_directory();
     let before = palabre(
