@@ -121,3 +121,283 @@ async fn the_binary_imports_and_lists_on_postgres() {
         "the SQLite default was used instead"
     );
 }
+
+mod runtime {
+    //! Timers, outbox and ledger: the same assertions on both backends.
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use palabre_engine::store::{
+        DeliveryOutcome, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage, Store, TimerOutcome,
+    };
+
+    use crate::util::{fresh_postgres_schema, postgres_url};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn timer(step: &str, due: &str) -> PlannedTimer {
+        PlannedTimer {
+            workflow: "dialogue-koro".to_owned(),
+            occurrence: at("2026-12-09T09:00:00Z"),
+            step: step.to_owned(),
+            due: at(due),
+        }
+    }
+
+    fn message(timer_id: &str, contact: &str) -> QueuedMessage {
+        QueuedMessage {
+            id: QueuedMessage::key(timer_id, contact, "email"),
+            timer_id: timer_id.to_owned(),
+            workflow: "dialogue-koro".to_owned(),
+            occurrence: at("2026-12-09T09:00:00Z"),
+            step: "reminder-1d".to_owned(),
+            contact_id: contact.to_owned(),
+            channel: "email".to_owned(),
+            language: "fra".to_owned(),
+            subject: Some("Rappel".to_owned()),
+            body: "Bonjour".to_owned(),
+        }
+    }
+
+    async fn conformance(store: Store) {
+        let now = at("2026-12-08T08:00:00Z");
+        let lease = TimeDelta::seconds(30);
+        let timers = [
+            timer("invitation", "2026-12-02T09:00:00Z"),
+            timer("reminder-1d", "2026-12-08T09:00:00Z"),
+        ];
+        assert_eq!(store.plan_timers(&timers, now).await.unwrap(), 2);
+        assert_eq!(
+            store.plan_timers(&timers, now).await.unwrap(),
+            0,
+            "planning twice is a no-op"
+        );
+        assert_eq!(
+            store.next_wakeup().await.unwrap(),
+            Some(at("2026-12-02T09:00:00Z"))
+        );
+
+        // Only what is due is claimed, and a claimed timer is not claimed again while leased.
+        let claimed = store
+            .claim_due_timers(now, "worker-a", lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].step, "invitation");
+        assert!(
+            store
+                .claim_due_timers(now, "worker-b", lease, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Its lease expires: another worker takes over, and the first can no longer complete it.
+        let later = now + TimeDelta::seconds(31);
+        let taken = store
+            .claim_due_timers(later, "worker-b", lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        let entry = LedgerEntry::new(later, LedgerEvent::Fired, "on time").slot(
+            "dialogue-koro",
+            taken[0].occurrence,
+            "invitation",
+        );
+        let messages = [message(&taken[0].id, "c-1"), message(&taken[0].id, "c-2")];
+        assert!(
+            !store
+                .complete_timer(
+                    &taken[0].id,
+                    "worker-a",
+                    TimerOutcome::Fired,
+                    &messages,
+                    std::slice::from_ref(&entry),
+                    later
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .complete_timer(
+                    &taken[0].id,
+                    "worker-b",
+                    TimerOutcome::Fired,
+                    &messages,
+                    &[entry],
+                    later
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .complete_timer(
+                    &taken[0].id,
+                    "worker-b",
+                    TimerOutcome::Fired,
+                    &messages,
+                    &[],
+                    later
+                )
+                .await
+                .unwrap(),
+            "a timer completes once"
+        );
+
+        // Delivery: one succeeds, one fails and is retried later, then dies.
+        let ready = store
+            .claim_messages(later, "worker-b", lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(ready.len(), 2);
+        assert!(
+            store
+                .claim_messages(later, "worker-c", lease, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let sent = DeliveryOutcome::Sent {
+            provider_id: "smtp-1".to_owned(),
+        };
+        let log = |event| LedgerEntry::new(later, event, "x").recipient("c-1", Some("email"));
+        assert!(
+            store
+                .record_delivery(
+                    &ready[0].id,
+                    "worker-b",
+                    &sent,
+                    &log(LedgerEvent::Sent),
+                    later
+                )
+                .await
+                .unwrap()
+        );
+        let retry_at = later + TimeDelta::minutes(1);
+        let retry = DeliveryOutcome::Retry {
+            at: retry_at,
+            error: "421 busy".to_owned(),
+        };
+        assert!(
+            store
+                .record_delivery(
+                    &ready[1].id,
+                    "worker-b",
+                    &retry,
+                    &log(LedgerEvent::Retry),
+                    later
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .claim_messages(later, "worker-b", lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not before its retry time"
+        );
+        assert_eq!(store.next_wakeup().await.unwrap(), Some(retry_at));
+        let again = store
+            .claim_messages(retry_at, "worker-b", lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        let dead = DeliveryOutcome::Dead {
+            error: "550 no such user".to_owned(),
+        };
+        assert!(
+            store
+                .record_delivery(
+                    &again[0].id,
+                    "worker-b",
+                    &dead,
+                    &log(LedgerEvent::DeadLetter),
+                    retry_at
+                )
+                .await
+                .unwrap()
+        );
+
+        let status = store.status(later).await.unwrap();
+        assert_eq!(
+            (
+                status.fired,
+                status.due_later,
+                status.sent,
+                status.dead_lettered,
+                status.queued
+            ),
+            (1, 1, 1, 1, 0)
+        );
+
+        // Re-planning removes pending timers only; the fired one stays and cannot be planned again.
+        let replanned = LedgerEntry::new(later, LedgerEvent::Replanned, "definition changed");
+        assert_eq!(
+            store
+                .unplan_pending("dialogue-koro", later, &replanned)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store.plan_timers(&timers, later).await.unwrap(),
+            1,
+            "only the unfired slot comes back"
+        );
+
+        let events: Vec<String> = store
+            .ledger(Some("dialogue-koro"), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(events, ["fired", "replanned"]);
+        let all: Vec<String> = store
+            .ledger(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(all, ["fired", "sent", "retry", "dead-letter", "replanned"]);
+
+        store
+            .set_schedule("dialogue-koro", "hash-1", later)
+            .await
+            .unwrap();
+        store
+            .set_schedule("dialogue-koro", "hash-2", retry_at)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.schedule("dialogue-koro").await.unwrap(),
+            Some(("hash-2".to_owned(), retry_at))
+        );
+        assert_eq!(
+            store.scheduled_workflows().await.unwrap(),
+            ["dialogue-koro"]
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_runtime_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("runtime.db").display());
+        conformance(Store::connect(&url).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_runtime_conformance() {
+        let Some(base) = postgres_url() else { return };
+        let url = fresh_postgres_schema(&base, "runtime").await;
+        conformance(Store::connect(&url).await.unwrap()).await;
+    }
+}

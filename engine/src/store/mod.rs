@@ -1,5 +1,8 @@
 //! The durable store: one schema, two backends.
 //!
+//! `contacts` holds the directory; `timers`, `outbox` and `ledger` hold the
+//! runtime: what is due, what is to be delivered, and what happened.
+//!
 //! SQLite (a file, WAL) is the embedded default; PostgreSQL serves several
 //! workers sharing one database. Both are reached through sqlx's `Any` driver
 //! with runtime queries written once in the SQL both accept (`$1` parameters,
@@ -8,11 +11,8 @@
 
 use serde::Serialize;
 use sqlx::AnyPool;
+use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Executor, Row};
-
-use crate::contacts::Contact;
-use crate::workflow::Channel;
 
 /// The default database: a SQLite file in the working folder.
 pub const DEFAULT_URL: &str = "sqlite://palabre.db";
@@ -52,7 +52,7 @@ pub struct ImportSummary {
 /// A connection pool to the palabre database, migrated to the current schema.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -65,6 +65,16 @@ fn sqlite_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// An instant as stored: milliseconds since the Unix epoch.
+pub(crate) fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// A stored instant back (out-of-range values clamp to the epoch rather than panic).
+pub(crate) fn instant(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// Whether the database at `url` already exists. Only a SQLite file can be missing;
@@ -81,8 +91,6 @@ pub fn exists(url: &str) -> bool {
         None => true,
     }
 }
-
-const CONTACT_COLUMNS: &str = "id, name, roles, place, phone, email, language, channels";
 
 impl Store {
     /// Connects to `url` (`sqlite://palabre.db`, `postgres://...`) and applies pending migrations.
@@ -126,98 +134,13 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Inserts new contacts and updates changed ones, in one transaction; re-importing
-    /// the same file changes nothing and never duplicates.
-    pub async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary, StoreError> {
-        let mut summary = ImportSummary::default();
-        let mut tx = self.pool.begin().await?;
-        for contact in contacts {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"
-            )))
-            .bind(&contact.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| contact_from_row(&row))
-            .transpose()?;
-            let roles = json_list(contact.roles.iter().map(String::as_str));
-            let channels = json_list(contact.channels.iter().map(|c| c.as_str()));
-            let sql = match existing {
-                Some(ref stored) if stored == contact => {
-                    summary.unchanged += 1;
-                    continue;
-                }
-                Some(_) => {
-                    summary.updated += 1;
-                    "UPDATE contacts SET name = $2, roles = $3, place = $4, phone = $5, email = $6, \
-                     language = $7, channels = $8 WHERE id = $1"
-                }
-                None => {
-                    summary.inserted += 1;
-                    "INSERT INTO contacts (id, name, roles, place, phone, email, language, channels) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                }
-            };
-            sqlx::query(sql)
-                .bind(&contact.id)
-                .bind(&contact.name)
-                .bind(roles)
-                .bind(&contact.place)
-                .bind(contact.phone.as_deref())
-                .bind(contact.email.as_deref())
-                .bind(&contact.language)
-                .bind(channels)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(summary)
-    }
-
-    /// The whole directory, ordered by id.
-    pub async fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(contact_from_row).collect()
-    }
 }
 
-fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    serde_json::Value::Array(
-        items
-            .map(|s| serde_json::Value::String(s.to_owned()))
-            .collect(),
-    )
-    .to_string()
-}
+mod contacts;
+mod ledger;
+mod outbox;
+mod timers;
 
-fn contact_from_row(row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {
-    let id: String = row.try_get("id")?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "contacts",
-        id: id.clone(),
-        reason,
-    };
-    let list = |column: &str| -> Result<Vec<String>, StoreError> {
-        let text: String = row.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| corrupt(format!("{column}: {e}")))
-    };
-    let channels = list("channels")?
-        .iter()
-        .map(|c| Channel::parse(c).ok_or_else(|| corrupt(format!("unknown channel '{c}'"))))
-        .collect::<Result<_, _>>()?;
-    Ok(Contact {
-        roles: list("roles")?,
-        channels,
-        name: row.try_get("name")?,
-        place: row.try_get("place")?,
-        phone: row.try_get("phone")?,
-        email: row.try_get("email")?,
-        language: row.try_get("language")?,
-        id,
-    })
-}
+pub use ledger::{LedgerEntry, LedgerEvent};
+pub use outbox::{ClaimedMessage, DeliveryOutcome, QueuedMessage};
+pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerOutcome};

@@ -1,0 +1,158 @@
+//! The ledger: an append-only record of everything that happened, with its reason.
+//!
+//! Entries are written in the same transaction as the change they record, so the
+//! ledger never says something happened that did not, nor misses what did.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, StoreError, instant, millis};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerEvent {
+    /// A step fired on time (or within its grace window).
+    Fired,
+    /// A slot passed while the engine was down and the misfire policy ran it late.
+    FiredLate,
+    /// A slot passed while the engine was down and the misfire policy dropped it.
+    Missed,
+    /// A message was put in the outbox.
+    Queued,
+    /// A recipient could not be reached on any channel the step allows.
+    Unreachable,
+    /// A connector accepted a message.
+    Sent,
+    /// A delivery attempt failed and will be retried.
+    Retry,
+    /// A message will not be delivered: permanent error or attempts exhausted.
+    DeadLetter,
+    /// Pending timers were dropped because their workflow changed or disappeared.
+    Replanned,
+}
+
+impl LedgerEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerEvent::Fired => "fired",
+            LedgerEvent::FiredLate => "fired-late",
+            LedgerEvent::Missed => "missed",
+            LedgerEvent::Queued => "queued",
+            LedgerEvent::Unreachable => "unreachable",
+            LedgerEvent::Sent => "sent",
+            LedgerEvent::Retry => "retry",
+            LedgerEvent::DeadLetter => "dead-letter",
+            LedgerEvent::Replanned => "replanned",
+        }
+    }
+}
+
+/// One line of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub workflow: Option<String>,
+    pub occurrence: Option<DateTime<Utc>>,
+    pub step: Option<String>,
+    pub contact_id: Option<String>,
+    pub channel: Option<String>,
+    pub detail: String,
+}
+
+impl LedgerEntry {
+    pub fn new(at: DateTime<Utc>, event: LedgerEvent, detail: impl Into<String>) -> LedgerEntry {
+        LedgerEntry {
+            at,
+            event: event.as_str().to_owned(),
+            workflow: None,
+            occurrence: None,
+            step: None,
+            contact_id: None,
+            channel: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// Names the workflow slot the entry is about.
+    pub fn slot(mut self, workflow: &str, occurrence: DateTime<Utc>, step: &str) -> LedgerEntry {
+        self.workflow = Some(workflow.to_owned());
+        self.occurrence = Some(occurrence);
+        self.step = Some(step.to_owned());
+        self
+    }
+
+    /// Names the recipient and channel the entry is about.
+    pub fn recipient(mut self, contact_id: &str, channel: Option<&str>) -> LedgerEntry {
+        self.contact_id = Some(contact_id.to_owned());
+        self.channel = channel.map(str::to_owned);
+        self
+    }
+}
+
+/// Appends entries inside the caller's transaction.
+pub(crate) async fn append(
+    conn: &mut AnyConnection,
+    entries: &[LedgerEntry],
+) -> Result<(), StoreError> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(millis(entry.at))
+        .bind(&entry.event)
+        .bind(entry.workflow.as_deref())
+        .bind(entry.occurrence.map(millis))
+        .bind(entry.step.as_deref())
+        .bind(entry.contact_id.as_deref())
+        .bind(entry.channel.as_deref())
+        .bind(&entry.detail)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The most recent `limit` entries (of one workflow, if given), oldest first.
+    pub async fn ledger(
+        &self,
+        workflow: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
+             WHERE ($1 IS NULL OR workflow = $1) ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(workflow)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = rows
+            .iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    at: instant(row.try_get("at")?),
+                    event: row.try_get("event")?,
+                    workflow: row.try_get("workflow")?,
+                    occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
+                    step: row.try_get("step")?,
+                    contact_id: row.try_get("contact_id")?,
+                    channel: row.try_get("channel")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// Appends entries on their own (for events not tied to another change).
+    pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        append(&mut conn, entries).await
+    }
+}

@@ -1,0 +1,192 @@
+//! The outbox: messages to deliver, each under its idempotency key
+//! (`workflow|occurrence|step|contact|channel`), with attempts, the next attempt's
+//! time, and a lease so that one worker delivers a message at a time.
+//!
+//! Delivery is at-least-once: a worker that dies after a connector accepted a
+//! message but before recording it leaves the message to be sent again when its
+//! lease expires. The key travels with the message (email Message-ID, SMS
+//! gateways' idempotency keys) so that receivers can recognise the repeat.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::ledger::{LedgerEntry, append};
+use super::{Backend, Store, StoreError, instant, millis};
+
+/// A message to put in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub timer_id: String,
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub language: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+impl QueuedMessage {
+    /// The idempotency key of a message: its timer's key, the contact and the channel.
+    pub fn key(timer_id: &str, contact_id: &str, channel: &str) -> String {
+        format!("{timer_id}|{contact_id}|{channel}")
+    }
+}
+
+/// A message a worker holds the lease of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedMessage {
+    pub id: String,
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub language: String,
+    pub subject: Option<String>,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent { provider_id: String },
+    Retry { at: DateTime<Utc>, error: String },
+    Dead { error: String },
+}
+
+/// Inserts messages inside the caller's transaction; a key already present is left alone.
+pub(crate) async fn enqueue(
+    conn: &mut AnyConnection,
+    messages: &[QueuedMessage],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 11;
+    for chunk in messages.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=COLUMNS)
+                    .map(|c| format!("${}", i * COLUMNS + c))
+                    .collect();
+                format!("({}, 'queued', 0, $0, $0, $0)", params.join(", "))
+            })
+            .collect();
+        let now_param = chunk.len() * COLUMNS + 1;
+        let sql = format!(
+            "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
+             last_error, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
+            values.join(", ").replace("$0", &format!("${now_param}"))
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            query = query
+                .bind(&m.id)
+                .bind(&m.timer_id)
+                .bind(&m.workflow)
+                .bind(millis(m.occurrence))
+                .bind(&m.step)
+                .bind(&m.contact_id)
+                .bind(&m.channel)
+                .bind(&m.language)
+                .bind(m.subject.as_deref())
+                .bind(&m.body)
+                .bind(None::<String>);
+        }
+        query.bind(millis(now)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Takes the lease of up to `limit` messages ready at `now`, oldest first.
+    pub async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
+               SELECT id FROM outbox WHERE state = 'queued' AND next_attempt <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt LIMIT $4 {lock}) \
+             RETURNING id, workflow, occurrence, step, contact_id, channel, language, subject, body, attempts"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut messages = rows
+            .iter()
+            .map(|r| {
+                Ok(ClaimedMessage {
+                    id: r.try_get("id")?,
+                    workflow: r.try_get("workflow")?,
+                    occurrence: instant(r.try_get("occurrence")?),
+                    step: r.try_get("step")?,
+                    contact_id: r.try_get("contact_id")?,
+                    channel: r.try_get("channel")?,
+                    language: r.try_get("language")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        messages.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(messages)
+    }
+
+    /// Records the outcome of a delivery attempt and its ledger entry in one
+    /// transaction. Returns false, changing nothing, if the lease was lost.
+    pub async fn record_delivery(
+        &self,
+        message_id: &str,
+        owner: &str,
+        outcome: &DeliveryOutcome,
+        ledger: &LedgerEntry,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (state, next_attempt, provider_id, error) = match outcome {
+            DeliveryOutcome::Sent { provider_id } => {
+                ("sent", now, Some(provider_id.as_str()), None)
+            }
+            DeliveryOutcome::Retry { at, error } => ("queued", *at, None, Some(error.as_str())),
+            DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, provider_id = $3, \
+             last_error = $4, lease_owner = NULL, lease_until = NULL, updated = $5 \
+             WHERE id = $6 AND state = 'queued' AND lease_owner = $7",
+        )
+        .bind(state)
+        .bind(millis(next_attempt))
+        .bind(provider_id)
+        .bind(error)
+        .bind(millis(now))
+        .bind(message_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        append(&mut tx, std::slice::from_ref(ledger)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

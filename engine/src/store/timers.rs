@@ -1,0 +1,325 @@
+//! Timers: durable "run step S of occurrence O of workflow W at T" rows.
+//!
+//! Planning inserts timers under their idempotency key (planning a slot twice is
+//! a no-op); workers claim due timers by lease (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL, so several workers never take the same one; a crashed worker's
+//! lease simply expires); completing a timer writes its outbox rows, its ledger
+//! entries and its new state in one transaction, and only while the lease is
+//! still held.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::ledger::{LedgerEntry, append};
+use super::outbox::{QueuedMessage, enqueue};
+use super::{Backend, Store, StoreError, instant, millis};
+
+/// A timer to plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTimer {
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub due: DateTime<Utc>,
+}
+
+impl PlannedTimer {
+    /// The idempotency key of a slot: `workflow|occurrence-seconds|step`.
+    pub fn key(workflow: &str, occurrence: DateTime<Utc>, step: &str) -> String {
+        format!("{workflow}|{}|{step}", occurrence.timestamp())
+    }
+
+    pub fn id(&self) -> String {
+        PlannedTimer::key(&self.workflow, self.occurrence, &self.step)
+    }
+}
+
+/// A timer a worker holds the lease of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTimer {
+    pub id: String,
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub due: DateTime<Utc>,
+}
+
+/// How a claimed timer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerOutcome {
+    Fired,
+    Skipped,
+    Cancelled,
+}
+
+impl TimerOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            TimerOutcome::Fired => "fired",
+            TimerOutcome::Skipped => "skipped",
+            TimerOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What `palabre status` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Timers planned and not yet due.
+    pub due_later: i64,
+    /// Timers due now or in the past, not yet fired.
+    pub late: i64,
+    pub fired: i64,
+    pub skipped: i64,
+    /// Messages waiting for a first attempt.
+    pub queued: i64,
+    /// Messages that failed at least once and will be retried.
+    pub retrying: i64,
+    pub sent: i64,
+    pub dead_lettered: i64,
+}
+
+/// Rows per multi-row INSERT: well under both backends' parameter limits.
+const INSERT_CHUNK: usize = 500;
+
+impl Store {
+    /// Plans timers; those already planned (same key) are left alone. Returns how many are new.
+    pub async fn plan_timers(
+        &self,
+        timers: &[PlannedTimer],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut inserted = 0;
+        let mut tx = self.pool.begin().await?;
+        for chunk in timers.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, 'pending', ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO timers (id, workflow, occurrence, step, due, state, updated) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for timer in chunk {
+                query = query
+                    .bind(timer.id())
+                    .bind(&timer.workflow)
+                    .bind(millis(timer.occurrence))
+                    .bind(&timer.step)
+                    .bind(millis(timer.due))
+                    .bind(millis(now));
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Removes a workflow's pending timers due at or after `from` (before re-planning
+    /// it); fired timers stay, so a re-plan never re-sends. Records it in the ledger.
+    pub async fn unplan_pending(
+        &self,
+        workflow: &str,
+        from: DateTime<Utc>,
+        ledger: &LedgerEntry,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query(
+            "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND due >= $2",
+        )
+        .bind(workflow)
+        .bind(millis(from))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed > 0 {
+            let mut entry = ledger.clone();
+            entry.workflow = Some(workflow.to_owned());
+            entry.detail = format!("{} ({removed} pending timer(s) removed)", entry.detail);
+            append(&mut tx, &[entry]).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// The definition hash and planning watermark of a workflow, if it was planned before.
+    pub async fn schedule(
+        &self,
+        workflow: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row =
+            sqlx::query("SELECT definition_hash, planned_until FROM schedules WHERE workflow = $1")
+                .bind(workflow)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("definition_hash")?,
+                instant(r.try_get("planned_until")?),
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn set_schedule(
+        &self,
+        workflow: &str,
+        hash: &str,
+        planned_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO schedules (workflow, definition_hash, planned_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (workflow) DO UPDATE SET definition_hash = $2, planned_until = $3",
+        )
+        .bind(workflow)
+        .bind(hash)
+        .bind(millis(planned_until))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Workflows that have a schedule row (planned at some point).
+    pub async fn scheduled_workflows(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT workflow FROM schedules ORDER BY workflow")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("workflow")?)).collect()
+    }
+
+    pub async fn forget_schedule(&self, workflow: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM schedules WHERE workflow = $1")
+            .bind(workflow)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the lease of up to `limit` timers due at `now`, oldest first.
+    pub async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTimer>, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE timers SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
+               SELECT id FROM timers WHERE state = 'pending' AND due <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) ORDER BY due LIMIT $4 {lock}) \
+             RETURNING id, workflow, occurrence, step, due"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut timers = rows
+            .iter()
+            .map(|r| {
+                Ok(ClaimedTimer {
+                    id: r.try_get("id")?,
+                    workflow: r.try_get("workflow")?,
+                    occurrence: instant(r.try_get("occurrence")?),
+                    step: r.try_get("step")?,
+                    due: instant(r.try_get("due")?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        timers.sort_by(|a, b| (a.due, &a.id).cmp(&(b.due, &b.id)));
+        Ok(timers)
+    }
+
+    /// Completes a claimed timer in one transaction: its messages enter the outbox
+    /// (an already queued message is left alone), its ledger entries are appended,
+    /// its state is set. Returns false, changing nothing, if the lease was lost.
+    pub async fn complete_timer(
+        &self,
+        timer_id: &str,
+        owner: &str,
+        outcome: TimerOutcome,
+        messages: &[QueuedMessage],
+        ledger: &[LedgerEntry],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE timers SET state = $1, lease_owner = NULL, lease_until = NULL, updated = $2 \
+             WHERE id = $3 AND state = 'pending' AND lease_owner = $4",
+        )
+        .bind(outcome.as_str())
+        .bind(millis(now))
+        .bind(timer_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        enqueue(&mut tx, messages, now).await?;
+        append(&mut tx, ledger).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The earliest instant anything is due: a pending timer or a queued message.
+    pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(t) AS t FROM (\
+               SELECT MIN(due) AS t FROM timers WHERE state = 'pending' \
+               UNION ALL SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'queued') AS wakeups",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("t")?.map(instant))
+    }
+
+    /// Counts for `palabre status`, as of `now`.
+    pub async fn status(&self, now: DateTime<Utc>) -> Result<StatusCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM timers WHERE state = 'pending' AND due > $1) AS due_later, \
+               (SELECT COUNT(*) FROM timers WHERE state = 'pending' AND due <= $1) AS late, \
+               (SELECT COUNT(*) FROM timers WHERE state = 'fired') AS fired, \
+               (SELECT COUNT(*) FROM timers WHERE state = 'skipped') AS skipped, \
+               (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts = 0) AS queued, \
+               (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts > 0) AS retrying, \
+               (SELECT COUNT(*) FROM outbox WHERE state = 'sent') AS sent, \
+               (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead_lettered",
+        )
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(StatusCounts {
+            due_later: row.try_get("due_later")?,
+            late: row.try_get("late")?,
+            fired: row.try_get("fired")?,
+            skipped: row.try_get("skipped")?,
+            queued: row.try_get("queued")?,
+            retrying: row.try_get("retrying")?,
+            sent: row.try_get("sent")?,
+            dead_lettered: row.try_get("dead_lettered")?,
+        })
+    }
+}
