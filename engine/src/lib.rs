@@ -8,14 +8,18 @@
 //! See ARCHITECTURE.md at the repository root for the code map.
 
 pub mod clock;
+pub mod connector;
 pub mod contacts;
 pub mod definitions;
 pub mod diagnostic;
+pub mod fingerprint;
+pub mod ics;
 pub mod offset;
 pub mod places;
 pub mod plan;
 pub mod recurrence;
 pub mod redact;
+pub mod runtime;
 pub mod source_map;
 pub mod store;
 pub mod suggest;

@@ -81,12 +81,8 @@ pub fn choose_channel(contact: &Contact, allowed: &[Channel]) -> Option<Channel>
 
 /// A short, stable reference for an occurrence, that people quote in replies.
 pub fn occurrence_reference(workflow: &str, occurrence: DateTime<Utc>) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in workflow.bytes().chain(occurrence.timestamp().to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash =
+        crate::fingerprint::fnv1a([workflow.as_bytes(), &occurrence.timestamp().to_le_bytes()]);
     format!("{:04}", hash % 10_000)
 }
 
@@ -102,39 +98,12 @@ impl<'d> Planner<'d> {
 
     /// Every fire due in `[from, to)`, ordered by due time, then workflow, then step.
     pub fn fires_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Fire<'d>> {
-        let mut fires = Vec::new();
-        for meeting in &self.definitions.meetings {
-            let steps = &meeting.definition.steps;
-            let earliest = steps
-                .iter()
-                .map(|s| s.at.as_delta())
-                .min()
-                .unwrap_or_default();
-            let latest = steps
-                .iter()
-                .map(|s| s.at.as_delta())
-                .max()
-                .unwrap_or_default();
-            // An occurrence matters if any of its steps falls in the window.
-            let occurrences = meeting.recurrence.between(
-                from - latest,
-                to - earliest,
-                MAX_OCCURRENCES_PER_WINDOW,
-            );
-            for occurrence in occurrences {
-                for step in steps {
-                    let due = occurrence + step.at.as_delta();
-                    if from <= due && due < to {
-                        fires.push(Fire {
-                            meeting,
-                            step,
-                            occurrence,
-                            due,
-                        });
-                    }
-                }
-            }
-        }
+        let mut fires: Vec<Fire<'d>> = self
+            .definitions
+            .meetings
+            .iter()
+            .flat_map(|meeting| Planner::fires_of(meeting, from, to))
+            .collect();
         fires.sort_by(|a, b| {
             (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
                 b.due,
@@ -142,6 +111,41 @@ impl<'d> Planner<'d> {
                 b.step.at,
             ))
         });
+        fires
+    }
+
+    /// The fires of one meeting due in `[from, to)`, in occurrence order.
+    pub fn fires_of(meeting: &'d Meeting, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Fire<'d>> {
+        let steps = &meeting.definition.steps;
+        let earliest = steps
+            .iter()
+            .map(|s| s.at.as_delta())
+            .min()
+            .unwrap_or_default();
+        let latest = steps
+            .iter()
+            .map(|s| s.at.as_delta())
+            .max()
+            .unwrap_or_default();
+        // An occurrence matters if any of its steps falls in the window.
+        let occurrences =
+            meeting
+                .recurrence
+                .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW);
+        let mut fires = Vec::new();
+        for occurrence in occurrences {
+            for step in steps {
+                let due = occurrence + step.at.as_delta();
+                if from <= due && due < to {
+                    fires.push(Fire {
+                        meeting,
+                        step,
+                        occurrence,
+                        due,
+                    });
+                }
+            }
+        }
         fires
     }
 

@@ -162,6 +162,10 @@ pub struct Step {
     /// Send this step to these groups instead of the workflow's recipients.
     #[serde(default)]
     pub recipients: Option<Vec<RecipientGroup>>,
+    /// Attach a calendar invitation (.ics) to this step's emails, so the meeting
+    /// lands in the recipients' calendars. Usually on the invitation step.
+    #[serde(default)]
+    pub calendar: bool,
 }
 
 /// Texts of one template in one language.

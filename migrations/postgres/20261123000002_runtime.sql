@@ -39,6 +39,7 @@ CREATE TABLE outbox (
     language     TEXT NOT NULL,
     subject      TEXT,
     body         TEXT NOT NULL,
+    calendar     TEXT,
     state        TEXT NOT NULL,
     attempts     BIGINT NOT NULL,
     next_attempt BIGINT NOT NULL,

@@ -6,6 +6,7 @@
 mod contacts;
 mod hostile;
 mod preview;
+mod runtime;
 mod schema;
 mod store;
 mod util;

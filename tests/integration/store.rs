@@ -159,6 +159,7 @@ mod runtime {
             language: "fra".to_owned(),
             subject: Some("Rappel".to_owned()),
             body: "Bonjour".to_owned(),
+            calendar: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct QueuedMessage {
     pub language: String,
     pub subject: Option<String>,
     pub body: String,
+    /// An iCalendar text to attach (meeting invitations by email).
+    pub calendar: Option<String>,
 }
 
 impl QueuedMessage {
@@ -47,6 +49,7 @@ pub struct ClaimedMessage {
     pub language: String,
     pub subject: Option<String>,
     pub body: String,
+    pub calendar: Option<String>,
     /// Attempts made before this one.
     pub attempts: i64,
 }
@@ -65,7 +68,7 @@ pub(crate) async fn enqueue(
     messages: &[QueuedMessage],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 11;
+    const COLUMNS: usize = 12;
     for chunk in messages.chunks(200) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -78,7 +81,7 @@ pub(crate) async fn enqueue(
         let now_param = chunk.len() * COLUMNS + 1;
         let sql = format!(
             "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
-             last_error, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
+             calendar, last_error, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
             values.join(", ").replace("$0", &format!("${now_param}"))
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -94,6 +97,7 @@ pub(crate) async fn enqueue(
                 .bind(&m.language)
                 .bind(m.subject.as_deref())
                 .bind(&m.body)
+                .bind(m.calendar.as_deref())
                 .bind(None::<String>);
         }
         query.bind(millis(now)).execute(&mut *conn).await?;
@@ -118,7 +122,7 @@ impl Store {
             "UPDATE outbox SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
                SELECT id FROM outbox WHERE state = 'queued' AND next_attempt <= $3 \
                AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt LIMIT $4 {lock}) \
-             RETURNING id, workflow, occurrence, step, contact_id, channel, language, subject, body, attempts"
+             RETURNING id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
@@ -140,6 +144,7 @@ impl Store {
                     language: r.try_get("language")?,
                     subject: r.try_get("subject")?,
                     body: r.try_get("body")?,
+                    calendar: r.try_get("calendar")?,
                     attempts: r.try_get("attempts")?,
                 })
             })

@@ -283,6 +283,28 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether a later slot of the same workflow step is also due by `now` (so that,
+    /// under `misfire: once`, only the latest missed slot runs).
+    pub async fn later_slot_due(
+        &self,
+        workflow: &str,
+        step: &str,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS later FROM timers WHERE workflow = $1 AND step = $2 AND state = 'pending' \
+             AND due > $3 AND due <= $4",
+        )
+        .bind(workflow)
+        .bind(step)
+        .bind(millis(due))
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("later")? > 0)
+    }
+
     /// The earliest instant anything is due: a pending timer or a queued message.
     pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query(

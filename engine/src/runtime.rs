@@ -1,0 +1,647 @@
+//! The runtime: planning timers, firing them, delivering the outbox.
+//!
+//! One [`Runtime`] is one worker. Several workers (processes) may share one
+//! PostgreSQL database: they coordinate only through leases in the store.
+//!
+//! - **Planning** materialises the [`Planner`]'s fires as timers up to a horizon,
+//!   from a per-workflow watermark, so a slot that passed while no worker ran is
+//!   still planned (and then handled as a misfire), never forgotten. A changed
+//!   definition re-plans its pending timers; fired ones stay, so nothing is sent
+//!   twice. A removed workflow loses its pending timers. Each is in the ledger.
+//! - **Firing** claims due timers by lease, applies the misfire policy to late
+//!   ones, expands the fire into messages (recipients, channel, language, text,
+//!   calendar) and writes outbox rows, ledger entries and the timer's state in one
+//!   transaction.
+//! - **Delivery** claims ready messages, reads the recipient's current address,
+//!   hands the message to the channel's connector and records the outcome:
+//!   sent; retried with exponential backoff and jitter; or dead-lettered.
+//!
+//! Time comes from the injected [`Clock`]; [`Runtime::tick`] does everything due
+//! *now*, so tests drive the runtime with a virtual clock, and [`Runtime::run`]
+//! loops ticks, sleeping until the next due instant or a change.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::clock::Clock;
+use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
+use crate::contacts::Contact;
+use crate::definitions::{Definitions, Meeting};
+use crate::ics::{self, CalendarEvent, CalendarMethod};
+use crate::plan::{Fire, Planner};
+use crate::store::{
+    ClaimedMessage, ClaimedTimer, DeliveryOutcome, LedgerEntry, LedgerEvent, PlannedTimer,
+    QueuedMessage, Store, StoreError, TimerOutcome,
+};
+use crate::workflow::{Channel, Misfire};
+
+/// What can stop the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// When and how often a failed delivery is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Delay after the first failure; doubles with each further failure.
+    pub first_delay: TimeDelta,
+    pub max_delay: TimeDelta,
+    /// Attempts in all, after which a message is dead-lettered.
+    pub max_attempts: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            first_delay: TimeDelta::seconds(30),
+            max_delay: TimeDelta::hours(1),
+            max_attempts: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the next attempt, after `failures` failures, with ±20 %
+    /// jitter derived from the message key (spread out, yet reproducible).
+    pub fn delay(&self, key: &str, failures: i64) -> TimeDelta {
+        let exponent = u32::try_from(failures.clamp(1, 30) - 1).unwrap_or(0);
+        let base = self
+            .first_delay
+            .checked_mul(2_i32.saturating_pow(exponent))
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay);
+        let spread = crate::fingerprint::fnv1a([key.as_bytes(), &failures.to_le_bytes()]) % 401; // 0..=400
+        let permille = 800 + i64::try_from(spread).unwrap_or(200); // 800..=1200
+        TimeDelta::milliseconds(base.num_milliseconds() * permille / 1000)
+    }
+}
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// This worker's name in leases.
+    pub owner: String,
+    /// Timers are planned this far ahead.
+    pub horizon: TimeDelta,
+    /// How long a claimed timer or message stays this worker's.
+    pub lease: TimeDelta,
+    /// Timers or messages claimed at once.
+    pub batch: i64,
+    pub retry: RetryPolicy,
+    /// The longest the loop sleeps without looking (other workers may add work).
+    pub max_sleep: TimeDelta,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            owner: format!("worker-{}", std::process::id()),
+            horizon: TimeDelta::days(40),
+            lease: TimeDelta::seconds(60),
+            batch: 500,
+            retry: RetryPolicy::default(),
+            max_sleep: TimeDelta::seconds(60),
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub planned: u64,
+    pub fired: usize,
+    pub missed: usize,
+    pub queued: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub dead: usize,
+}
+
+/// One worker of the durable engine.
+pub struct Runtime {
+    store: Store,
+    definitions: RwLock<Arc<Definitions>>,
+    connectors: Connectors,
+    clock: Arc<dyn Clock>,
+    config: RuntimeConfig,
+    wake: Notify,
+}
+
+/// A fingerprint of everything in a workflow that shapes its timers and messages.
+fn definition_hash(meeting: &Meeting) -> String {
+    let text = serde_json::to_string(&meeting.definition).unwrap_or_default();
+    format!("{:016x}", crate::fingerprint::fnv1a([text.as_bytes()]))
+}
+
+impl Runtime {
+    pub fn new(
+        store: Store,
+        definitions: Definitions,
+        connectors: Connectors,
+        clock: Arc<dyn Clock>,
+        config: RuntimeConfig,
+    ) -> Runtime {
+        Runtime {
+            store,
+            definitions: RwLock::new(Arc::new(definitions)),
+            connectors,
+            clock,
+            config,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn definitions(&self) -> Arc<Definitions> {
+        self.definitions
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |d| d.clone())
+    }
+
+    /// Swaps in new definitions (already validated); the next tick re-plans what changed.
+    pub fn replace_definitions(&self, definitions: Definitions) {
+        let mut slot = self
+            .definitions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Arc::new(definitions);
+        drop(slot);
+        self.wake.notify_one();
+    }
+
+    /// Wakes a sleeping [`Runtime::run`] loop (something changed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Does everything due now: plan, fire due timers, deliver ready messages.
+    pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
+        let mut report = TickReport {
+            planned: self.plan().await?,
+            ..TickReport::default()
+        };
+        self.fire_due(&mut report).await?;
+        self.deliver_ready(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Plans every workflow up to `now + horizon`; returns how many timers are new.
+    pub async fn plan(&self) -> Result<u64, RuntimeError> {
+        let now = self.clock.now();
+        let definitions = self.definitions();
+        let until = now + self.config.horizon;
+        let mut planned = 0;
+        for meeting in &definitions.meetings {
+            let id = &meeting.definition.id;
+            let hash = definition_hash(meeting);
+            let from = match self.store.schedule(id).await? {
+                None => now,
+                Some((known, watermark)) if known == hash => watermark,
+                Some((_, watermark)) => {
+                    let entry = LedgerEntry::new(
+                        now,
+                        LedgerEvent::Replanned,
+                        "the workflow definition changed",
+                    );
+                    self.store.unplan_pending(id, now, &entry).await?;
+                    watermark.min(now)
+                }
+            };
+            if from >= until {
+                continue;
+            }
+            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until)
+                .into_iter()
+                .map(|fire| PlannedTimer {
+                    workflow: id.clone(),
+                    occurrence: fire.occurrence,
+                    step: fire.step.id.clone(),
+                    due: fire.due,
+                })
+                .collect();
+            planned += self.store.plan_timers(&timers, now).await?;
+            self.store.set_schedule(id, &hash, until).await?;
+        }
+        for workflow in self.store.scheduled_workflows().await? {
+            if definitions
+                .meetings
+                .iter()
+                .all(|m| m.definition.id != workflow)
+            {
+                let entry =
+                    LedgerEntry::new(now, LedgerEvent::Replanned, "the workflow was removed");
+                self.store
+                    .unplan_pending(&workflow, DateTime::<Utc>::MIN_UTC, &entry)
+                    .await?;
+                self.store.forget_schedule(&workflow).await?;
+            }
+        }
+        if planned > 0 {
+            info!(planned, "timers planned");
+        }
+        Ok(planned)
+    }
+
+    async fn fire_due(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
+        let definitions = self.definitions();
+        let mut directory: Option<Vec<Contact>> = None;
+        loop {
+            let now = self.clock.now();
+            let claimed = self
+                .store
+                .claim_due_timers(
+                    now,
+                    &self.config.owner,
+                    self.config.lease,
+                    self.config.batch,
+                )
+                .await?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            if directory.is_none() {
+                directory = Some(self.store.contacts().await?);
+            }
+            let contacts = directory.as_deref().unwrap_or_default();
+            for timer in claimed {
+                let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
+                self.fire(&definitions, contacts, timer, now, report)
+                    .instrument(span)
+                    .await?;
+            }
+        }
+    }
+
+    /// Decides the fate of a late timer under its workflow's misfire policy:
+    /// `None` to run it, or the reason it is dropped.
+    async fn misfire_verdict(
+        &self,
+        fire: &Fire<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<&'static str>, RuntimeError> {
+        let def = &fire.meeting.definition;
+        if now - fire.due <= def.misfire_grace.as_delta() {
+            return Ok(None);
+        }
+        if fire.step.at.is_negative() && fire.occurrence <= now {
+            return Ok(Some("the meeting has already started"));
+        }
+        Ok(match def.misfire {
+            Misfire::Skip => Some("missed while the engine was down (misfire: skip)"),
+            Misfire::All => None,
+            Misfire::Once => {
+                let later = self
+                    .store
+                    .later_slot_due(&def.id, &fire.step.id, fire.due, now)
+                    .await?;
+                later.then_some("a later slot of the same step runs instead (misfire: once)")
+            }
+        })
+    }
+
+    async fn fire(
+        &self,
+        definitions: &Definitions,
+        directory: &[Contact],
+        timer: ClaimedTimer,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
+        let owner = &self.config.owner;
+        let meeting = definitions
+            .meetings
+            .iter()
+            .find(|m| m.definition.id == timer.workflow);
+        let Some((meeting, step)) = meeting.and_then(|m| {
+            m.definition
+                .steps
+                .iter()
+                .find(|s| s.id == timer.step)
+                .map(|s| (m, s))
+        }) else {
+            let entry = LedgerEntry::new(
+                now,
+                LedgerEvent::Replanned,
+                "workflow or step no longer defined",
+            )
+            .slot(&timer.workflow, timer.occurrence, &timer.step);
+            self.store
+                .complete_timer(
+                    &timer.id,
+                    owner,
+                    TimerOutcome::Cancelled,
+                    &[],
+                    &[entry],
+                    now,
+                )
+                .await?;
+            return Ok(());
+        };
+        let fire = Fire {
+            meeting,
+            step,
+            occurrence: timer.occurrence,
+            due: timer.due,
+        };
+        let slot = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).slot(
+                &timer.workflow,
+                timer.occurrence,
+                &timer.step,
+            )
+        };
+        if let Some(reason) = self.misfire_verdict(&fire, now).await? {
+            let entry = slot(
+                LedgerEvent::Missed,
+                format!("due {}: {reason}", timer.due.to_rfc3339()),
+            );
+            if self
+                .store
+                .complete_timer(&timer.id, owner, TimerOutcome::Skipped, &[], &[entry], now)
+                .await?
+            {
+                info!(reason, "slot missed");
+                report.missed += 1;
+            }
+            return Ok(());
+        }
+        let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
+        let planned = Planner::new(definitions).messages(&fire, directory);
+        let mut messages = Vec::new();
+        let mut ledger = Vec::new();
+        for message in &planned {
+            let (Some(channel), Some(body)) = (message.channel, &message.body) else {
+                let problem = message.problem.clone().unwrap_or_default();
+                ledger.push(
+                    slot(LedgerEvent::Unreachable, problem).recipient(&message.contact_id, None),
+                );
+                continue;
+            };
+            let calendar = (step.calendar && channel == Channel::Email).then(|| {
+                let event = CalendarEvent {
+                    workflow: &meeting.definition.id,
+                    occurrence: timer.occurrence,
+                    start: timer.occurrence,
+                    duration: meeting.definition.duration.as_delta(),
+                    title: &meeting.definition.title,
+                    venue: &meeting.definition.venue,
+                    sequence: 0,
+                    method: CalendarMethod::Request,
+                };
+                ics::render(&event, now)
+            });
+            messages.push(QueuedMessage {
+                id: QueuedMessage::key(&timer.id, &message.contact_id, channel.as_str()),
+                timer_id: timer.id.clone(),
+                workflow: timer.workflow.clone(),
+                occurrence: timer.occurrence,
+                step: timer.step.clone(),
+                contact_id: message.contact_id.clone(),
+                channel: channel.as_str().to_owned(),
+                language: message.language.clone().unwrap_or_default(),
+                subject: message.subject.clone(),
+                body: body.clone(),
+                calendar,
+            });
+        }
+        let (event, when) = if late {
+            (
+                LedgerEvent::FiredLate,
+                format!("late by {}s", (now - timer.due).num_seconds()),
+            )
+        } else {
+            (LedgerEvent::Fired, "on time".to_owned())
+        };
+        let unreachable = ledger.len();
+        ledger.insert(
+            0,
+            slot(
+                event,
+                format!(
+                    "{when}: {} message(s) queued, {unreachable} unreachable",
+                    messages.len()
+                ),
+            ),
+        );
+        if self
+            .store
+            .complete_timer(
+                &timer.id,
+                owner,
+                TimerOutcome::Fired,
+                &messages,
+                &ledger,
+                now,
+            )
+            .await?
+        {
+            info!(queued = messages.len(), unreachable, late, "timer fired");
+            report.fired += 1;
+            report.queued += messages.len();
+        } else {
+            warn!("lease lost before completion; another worker has this timer");
+        }
+        Ok(())
+    }
+
+    async fn deliver_ready(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
+        let mut directory: Option<HashMap<String, Contact>> = None;
+        loop {
+            let now = self.clock.now();
+            let claimed = self
+                .store
+                .claim_messages(
+                    now,
+                    &self.config.owner,
+                    self.config.lease,
+                    self.config.batch,
+                )
+                .await?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            if directory.is_none() {
+                let contacts = self.store.contacts().await?;
+                directory = Some(contacts.into_iter().map(|c| (c.id.clone(), c)).collect());
+            }
+            let Some(contacts) = directory.as_ref() else {
+                return Ok(());
+            };
+            for message in claimed {
+                let span = info_span!("delivery", key = %message.id, channel = %message.channel);
+                self.deliver(contacts, message, report)
+                    .instrument(span)
+                    .await?;
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        directory: &HashMap<String, Contact>,
+        message: ClaimedMessage,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
+        let channel = Channel::parse(&message.channel);
+        let contact = directory.get(&message.contact_id);
+        let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
+        let result = match (channel, contact, address) {
+            (Some(channel), Some(contact), Some(address)) => match self.connectors.get(channel) {
+                Some(connector) => {
+                    let outgoing = OutgoingMessage {
+                        key: message.id.clone(),
+                        channel,
+                        to_address: address.to_owned(),
+                        to_name: contact.name.clone(),
+                        language: message.language.clone(),
+                        subject: message.subject.clone(),
+                        body: message.body.clone(),
+                        calendar: message.calendar.clone(),
+                    };
+                    connector.deliver(&outgoing).await
+                }
+                None => Err(DeliveryError::Transient(format!(
+                    "no connector configured for {channel}"
+                ))),
+            },
+            (None, _, _) => Err(DeliveryError::Permanent(format!(
+                "unknown channel '{}'",
+                message.channel
+            ))),
+            (_, None, _) => Err(DeliveryError::Permanent(
+                "the contact is no longer in the directory".to_owned(),
+            )),
+            (_, _, None) => Err(DeliveryError::Permanent(format!(
+                "the contact has no {} address any more",
+                message.channel
+            ))),
+        };
+        let now = self.clock.now();
+        let failures = message.attempts + 1;
+        let (outcome, event, detail) = match result {
+            Ok(provider_id) => {
+                report.sent += 1;
+                let detail = format!("accepted as {provider_id}");
+                (
+                    DeliveryOutcome::Sent { provider_id },
+                    LedgerEvent::Sent,
+                    detail,
+                )
+            }
+            Err(DeliveryError::Permanent(error)) => {
+                report.dead += 1;
+                (
+                    DeliveryOutcome::Dead {
+                        error: error.clone(),
+                    },
+                    LedgerEvent::DeadLetter,
+                    error,
+                )
+            }
+            Err(error) if failures >= self.config.retry.max_attempts => {
+                report.dead += 1;
+                let error = format!("{error}; gave up after {failures} attempts");
+                (
+                    DeliveryOutcome::Dead {
+                        error: error.clone(),
+                    },
+                    LedgerEvent::DeadLetter,
+                    error,
+                )
+            }
+            Err(error) => {
+                report.retried += 1;
+                let delay = match &error {
+                    DeliveryError::RateLimited {
+                        retry_after: Some(after),
+                        ..
+                    } => TimeDelta::from_std(*after).unwrap_or(self.config.retry.max_delay),
+                    _ => self.config.retry.delay(&message.id, failures),
+                };
+                let at = now + delay;
+                let detail = format!(
+                    "{error}; attempt {failures} failed, next at {}",
+                    at.to_rfc3339()
+                );
+                (
+                    DeliveryOutcome::Retry {
+                        at,
+                        error: error.to_string(),
+                    },
+                    LedgerEvent::Retry,
+                    detail,
+                )
+            }
+        };
+        match event {
+            LedgerEvent::Sent => debug!("delivered"),
+            LedgerEvent::DeadLetter => warn!(detail, "dead letter"),
+            _ => info!(detail, "delivery failed, will retry"),
+        }
+        let entry = LedgerEntry::new(now, event, detail)
+            .slot(&message.workflow, message.occurrence, &message.step)
+            .recipient(&message.contact_id, Some(&message.channel));
+        if !self
+            .store
+            .record_delivery(&message.id, &self.config.owner, &outcome, &entry, now)
+            .await?
+        {
+            warn!("lease lost before the outcome was recorded");
+        }
+        Ok(())
+    }
+
+    /// Runs ticks until `shutdown` completes, sleeping until the next due instant,
+    /// a change, or `max_sleep`. A tick in progress finishes before the loop ends.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+        tokio::pin!(shutdown);
+        loop {
+            self.tick().await?;
+            let now = self.clock.now();
+            let next = self
+                .store
+                .next_wakeup()
+                .await?
+                .unwrap_or(now + self.config.max_sleep);
+            let wake_at = next.min(now + self.config.max_sleep).max(now);
+            let sleep = (wake_at - now).to_std().unwrap_or_default();
+            debug!(?sleep, "sleeping");
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = RetryPolicy::default();
+        let first = policy.delay("k", 1).num_seconds();
+        assert!((24..=36).contains(&first), "{first}");
+        let third = policy.delay("k", 3).num_seconds();
+        assert!((96..=144).contains(&third), "{third}");
+        let late = policy.delay("k", 20).num_seconds();
+        assert!((2880..=4320).contains(&late), "{late}");
+        assert_eq!(policy.delay("k", 3), policy.delay("k", 3), "reproducible");
+        let spread: std::collections::BTreeSet<i64> = (0..20)
+            .map(|i| policy.delay(&format!("m{i}"), 2).num_milliseconds())
+            .collect();
+        assert!(spread.len() > 10, "jitter spreads messages apart");
+    }
+}

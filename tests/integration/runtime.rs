@@ -1,0 +1,550 @@
+//! The durable runtime on a virtual clock, on SQLite and PostgreSQL: timers fire
+//! at their instant, messages are delivered once, failures are retried with
+//! backoff then dead-lettered, misfire policies apply after downtime, edits
+//! re-plan without re-sending, and a restarted worker resumes where it stopped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use palabre_engine::clock::{Clock, VirtualClock};
+use palabre_engine::connector::{Connector, Connectors, Delivery, DeliveryError, OutgoingMessage};
+use palabre_engine::definitions::Definitions;
+use palabre_engine::runtime::{Runtime, RuntimeConfig};
+use palabre_engine::store::Store;
+use palabre_engine::workflow::Channel;
+
+use crate::util::{copy_dir, fresh_postgres_schema, postgres_url, repo};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A connector that records what it is given and fails as told: the first
+/// `failures` attempts of every message fail with `error`.
+struct Recorder {
+    channel: Channel,
+    delivered: Mutex<Vec<OutgoingMessage>>,
+    attempts: Mutex<BTreeMap<String, u32>>,
+    failures: u32,
+    error: DeliveryError,
+}
+
+impl Recorder {
+    fn new(channel: Channel, failures: u32, error: DeliveryError) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            channel,
+            delivered: Mutex::new(Vec::new()),
+            attempts: Mutex::new(BTreeMap::new()),
+            failures,
+            error,
+        })
+    }
+
+    fn healthy(channel: Channel) -> Arc<Recorder> {
+        Recorder::new(channel, 0, DeliveryError::Transient(String::new()))
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.key.clone())
+            .collect()
+    }
+}
+
+impl Connector for Recorder {
+    fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut attempts = self.attempts.lock().unwrap();
+            let count = attempts.entry(message.key.clone()).or_default();
+            *count += 1;
+            if *count <= self.failures {
+                return Err(self.error.clone());
+            }
+            self.delivered.lock().unwrap().push(message.clone());
+            Ok(format!("rec-{}", message.key))
+        })
+    }
+}
+
+/// A small world: one weekly meeting at 09:00 on Mondays in Koro, with three
+/// steps, and a directory of three people (two by SMS, one by email).
+struct World {
+    _dir: tempfile::TempDir,
+    workflows: std::path::PathBuf,
+    url: String,
+}
+
+const MEETING: &str = "\
+kind: meeting
+id: weekly-koro
+title: Réunion hebdomadaire
+place: mopti/koro
+recurrence: \"0 9 * * MON\"
+venue: Mairie de Koro
+misfire: MISFIRE
+recipients: [{ role: leader }, { role: mayor }]
+steps:
+  - { id: invitation, at: -3d, template: meeting-invitation, channels: [sms, email], calendar: true }
+  - { id: reminder, at: -2h, template: meeting-reminder, channels: [sms, email] }
+  - { id: minutes, at: +1d, template: minutes-due, channels: [email], recipients: [{ role: mayor }] }
+";
+
+const DIRECTORY: &str = "id,name,roles,place,phone,email,language,channels
+c-1,Awa Diallo,leader,mopti/koro/koro,76 11 22 33,,bam,sms
+c-2,Hama Bocoum,leader,mopti/koro/bondo,66 44 55 66,,ffm,sms
+c-3,Oumar Tall,mayor,mopti/koro/koro,,oumar@example.org,fra,email
+";
+
+impl World {
+    async fn new(misfire: &str, url: Option<String>) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let workflows = dir.path().join("workflows");
+        std::fs::create_dir_all(workflows.join("templates")).unwrap();
+        for file in ["places.yaml", "roles.yaml"] {
+            std::fs::copy(repo().join("workflows").join(file), workflows.join(file)).unwrap();
+        }
+        copy_dir(
+            &repo().join("workflows/templates"),
+            &workflows.join("templates"),
+        );
+        std::fs::write(
+            workflows.join("weekly.yaml"),
+            MEETING.replace("MISFIRE", misfire),
+        )
+        .unwrap();
+        let url =
+            url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("palabre.db").display()));
+        let world = World {
+            _dir: dir,
+            workflows,
+            url,
+        };
+        let (definitions, _) = world.definitions();
+        let rules = palabre_engine::contacts::DirectoryRules {
+            places: &definitions.places,
+            roles: &definitions.roles,
+        };
+        let mut diagnostics = Default::default();
+        let contacts = palabre_engine::contacts::parse_csv(
+            Path::new("d.csv"),
+            DIRECTORY.as_bytes(),
+            &rules,
+            &mut diagnostics,
+        );
+        assert_eq!(contacts.len(), 3);
+        Store::connect(&world.url)
+            .await
+            .unwrap()
+            .upsert_contacts(&contacts)
+            .await
+            .unwrap();
+        world
+    }
+
+    fn definitions(&self) -> (Definitions, palabre_engine::diagnostic::Diagnostics) {
+        let (definitions, diagnostics) = Definitions::load(&self.workflows, None);
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+        (definitions, diagnostics)
+    }
+
+    async fn runtime(
+        &self,
+        clock: &Arc<VirtualClock>,
+        connectors: Connectors,
+        owner: &str,
+    ) -> Runtime {
+        let store = Store::connect(&self.url).await.unwrap();
+        let config = RuntimeConfig {
+            owner: owner.to_owned(),
+            horizon: TimeDelta::days(14),
+            ..RuntimeConfig::default()
+        };
+        Runtime::new(
+            store,
+            self.definitions().0,
+            connectors,
+            clock.clone(),
+            config,
+        )
+    }
+}
+
+async fn worlds(name: &str, misfire: &str) -> Vec<World> {
+    let mut worlds = vec![World::new(misfire, None).await];
+    if let Some(base) = postgres_url() {
+        worlds.push(World::new(misfire, Some(fresh_postgres_schema(&base, name).await)).await);
+    }
+    worlds
+}
+
+async fn events(runtime: &Runtime) -> Vec<String> {
+    runtime
+        .store()
+        .ledger(Some("weekly-koro"), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.event,
+                e.step.unwrap_or_default(),
+                e.contact_id.unwrap_or_default()
+            )
+            .trim()
+            .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_step_fires_at_its_instant_and_each_message_is_delivered_once() {
+    for world in worlds("fires", "once").await {
+        // Thursday 2026-12-03 12:00; the next meeting is Monday 2026-12-07 09:00.
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let runtime = world
+            .runtime(
+                &clock,
+                Connectors::default().with(sms.clone()).with(email.clone()),
+                "a",
+            )
+            .await;
+
+        let report = runtime.tick().await.unwrap();
+        assert!(report.planned >= 6, "{report:?}");
+        assert_eq!(report.fired, 0);
+        assert_eq!(
+            runtime.store().next_wakeup().await.unwrap(),
+            Some(at("2026-12-04T09:00:00Z"))
+        );
+
+        clock.advance_to(at("2026-12-04T08:59:59Z"));
+        assert_eq!(runtime.tick().await.unwrap().fired, 0, "not a second early");
+        clock.advance_to(at("2026-12-04T09:00:00Z"));
+        let report = runtime.tick().await.unwrap();
+        assert_eq!(
+            (report.fired, report.queued, report.sent),
+            (1, 3, 3),
+            "{report:?}"
+        );
+        assert_eq!(sms.keys().len(), 2);
+        let invitation = email.delivered.lock().unwrap()[0].clone();
+        assert_eq!(invitation.to_address, "oumar@example.org");
+        assert!(
+            invitation
+                .subject
+                .as_deref()
+                .unwrap()
+                .starts_with("Invitation : Réunion hebdomadaire le 2026-12-07")
+        );
+        assert!(
+            invitation
+                .calendar
+                .as_deref()
+                .unwrap()
+                .contains("UID:weekly-koro-20261207T090000Z@palabre")
+        );
+        assert!(
+            sms.delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|m| m.calendar.is_none()),
+            "no .ics by SMS"
+        );
+
+        // The rest of the week, tick by tick: reminders at 07:00 on Monday, minutes on Tuesday.
+        for hour in 0..120 {
+            clock.advance(TimeDelta::hours(1));
+            runtime.tick().await.unwrap();
+            let _ = hour;
+        }
+        let sms_keys = sms.keys();
+        let email_keys = email.keys();
+        assert_eq!(sms_keys.len(), 4, "{sms_keys:?}");
+        assert_eq!(email_keys.len(), 3, "{email_keys:?}");
+        let mut all: Vec<String> = sms_keys.into_iter().chain(email_keys).collect();
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count, "a message was delivered twice");
+        assert!(
+            all.contains(&"weekly-koro|1796634000|minutes|c-3|email".to_owned()),
+            "{all:?}"
+        );
+
+        let status = runtime.store().status(clock.now()).await.unwrap();
+        assert_eq!(
+            (
+                status.fired,
+                status.sent,
+                status.queued,
+                status.dead_lettered
+            ),
+            (3, 7, 0, 0)
+        );
+        let log = events(&runtime).await;
+        assert_eq!(
+            log.iter().filter(|e| e.starts_with("fired ")).count(),
+            3,
+            "{log:?}"
+        );
+        assert_eq!(
+            log.iter().filter(|e| e.starts_with("sent ")).count(),
+            7,
+            "{log:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_then_delivered() {
+    for world in worlds("retry", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
+        let email = Recorder::new(
+            Channel::Email,
+            3,
+            DeliveryError::Transient("421 try later".to_owned()),
+        );
+        let sms = Recorder::healthy(Channel::Sms);
+        let runtime = world
+            .runtime(
+                &clock,
+                Connectors::default().with(sms.clone()).with(email.clone()),
+                "a",
+            )
+            .await;
+        // First tick plans from now: the invitation due exactly now fires.
+        let report = runtime.tick().await.unwrap();
+        assert_eq!(
+            (report.fired, report.sent, report.retried),
+            (1, 2, 1),
+            "{report:?}"
+        );
+        let status = runtime.store().status(clock.now()).await.unwrap();
+        assert_eq!(status.retrying, 1);
+        // Backoff: ~30 s, ~60 s, ~120 s (±20 %). Nothing happens before the next attempt is due.
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let next = runtime.store().next_wakeup().await.unwrap().unwrap();
+            waits.push((next - clock.now()).num_seconds());
+            clock.advance_to(next - TimeDelta::seconds(1));
+            assert_eq!(
+                runtime.tick().await.unwrap().sent + runtime.tick().await.unwrap().retried,
+                0
+            );
+            clock.advance_to(next);
+            runtime.tick().await.unwrap();
+        }
+        assert!(
+            (24..=36).contains(&waits[0])
+                && (48..=72).contains(&waits[1])
+                && (96..=144).contains(&waits[2]),
+            "{waits:?}"
+        );
+        assert_eq!(email.keys().len(), 1, "delivered on the fourth attempt");
+        let log = events(&runtime).await;
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.starts_with("retry invitation c-3"))
+                .count(),
+            3,
+            "{log:?}"
+        );
+        assert!(log.contains(&"sent invitation c-3".to_owned()), "{log:?}");
+    }
+}
+
+#[tokio::test]
+async fn permanent_failures_and_exhausted_retries_become_dead_letters() {
+    for world in worlds("dead", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
+        let email = Recorder::new(
+            Channel::Email,
+            99,
+            DeliveryError::Permanent("550 no such mailbox".to_owned()),
+        );
+        let sms = Recorder::new(
+            Channel::Sms,
+            99,
+            DeliveryError::Transient("gateway timeout".to_owned()),
+        );
+        let runtime = world
+            .runtime(&clock, Connectors::default().with(sms).with(email), "a")
+            .await;
+        let report = runtime.tick().await.unwrap();
+        assert_eq!((report.dead, report.retried), (1, 2), "{report:?}");
+        for _ in 0..20 {
+            if let Some(next) = runtime
+                .store()
+                .next_wakeup()
+                .await
+                .unwrap()
+                .filter(|t| *t < at("2026-12-06T00:00:00Z"))
+            {
+                clock.advance_to(next);
+            }
+            runtime.tick().await.unwrap();
+        }
+        let status = runtime.store().status(clock.now()).await.unwrap();
+        assert_eq!(
+            (status.sent, status.retrying, status.dead_lettered),
+            (0, 0, 3),
+            "{status:?}"
+        );
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap();
+        let dead: Vec<&str> = ledger
+            .iter()
+            .filter(|e| e.event == "dead-letter")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert!(
+            dead.iter().any(|d| d.contains("550 no such mailbox")),
+            "{dead:?}"
+        );
+        assert_eq!(
+            dead.iter()
+                .filter(|d| d.contains("gave up after 8 attempts"))
+                .count(),
+            2,
+            "{dead:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn misfire_policies_after_downtime() {
+    // The engine runs on Thursday 3 December, then is down until Wednesday 16 December 10:00:
+    // the meetings of 7 and 14 December passed, with all their steps.
+    for (misfire, expected) in [
+        // Both invitations and both reminders belong to meetings that already took place:
+        // never sent late. The minutes of 7 and 14 December (due 8 and 15 December) are:
+        // none under skip, the latest under once, both under all.
+        ("skip", vec![]),
+        ("once", vec!["fired-late minutes"]),
+        ("all", vec!["fired-late minutes", "fired-late minutes"]),
+    ] {
+        for world in worlds(&format!("misfire_{misfire}"), misfire).await {
+            let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+            let connectors = Connectors::default()
+                .with(Recorder::healthy(Channel::Sms))
+                .with(Recorder::healthy(Channel::Email));
+            let runtime = world.runtime(&clock, connectors, "a").await;
+            runtime.tick().await.unwrap();
+            clock.advance_to(at("2026-12-16T10:00:00Z"));
+            runtime.tick().await.unwrap();
+            let log = events(&runtime).await;
+            let fired: Vec<String> = log
+                .iter()
+                .filter(|e| e.starts_with("fired"))
+                .map(|e| e.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+                .collect();
+            assert_eq!(fired, expected, "misfire: {misfire}\n{log:#?}");
+            // Every slot that passed is in the ledger with its fate; reminders of meetings that
+            // already took place are never sent late, whatever the policy.
+            let missed = log.iter().filter(|e| e.starts_with("missed")).count();
+            assert_eq!(fired.len() + missed, 6, "misfire: {misfire}\n{log:#?}");
+            assert_eq!(
+                log.iter()
+                    .filter(|e| e.starts_with("missed reminder"))
+                    .count(),
+                2,
+                "{log:#?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn editing_a_workflow_replans_the_future_and_never_resends_the_past() {
+    for world in worlds("edit", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let runtime = world
+            .runtime(
+                &clock,
+                Connectors::default().with(sms.clone()).with(email.clone()),
+                "a",
+            )
+            .await;
+        assert_eq!(runtime.tick().await.unwrap().fired, 1, "the invitation");
+        // The coordinator moves the reminder from 2 hours to 1 day before.
+        let file = world.workflows.join("weekly.yaml");
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("at: -2h", "at: -1d");
+        std::fs::write(&file, text).unwrap();
+        runtime.replace_definitions(world.definitions().0);
+        runtime.tick().await.unwrap();
+        assert_eq!(
+            runtime.store().next_wakeup().await.unwrap(),
+            Some(at("2026-12-06T09:00:00Z"))
+        );
+        clock.advance_to(at("2026-12-06T09:00:00Z"));
+        let report = runtime.tick().await.unwrap();
+        assert_eq!(
+            (report.fired, report.sent),
+            (1, 3),
+            "the reminder, at its new time"
+        );
+        let log = events(&runtime).await;
+        assert!(log.iter().any(|e| e.starts_with("replanned")), "{log:?}");
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.starts_with("sent invitation"))
+                .count(),
+            3,
+            "invitations not re-sent: {log:?}"
+        );
+        assert_eq!(sms.keys().len() + email.keys().len(), 6);
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_worker_resumes_and_two_workers_never_share_a_message() {
+    for world in worlds("restart", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+        let first = world.runtime(&clock, connectors.clone(), "first").await;
+        first.tick().await.unwrap();
+        drop(first);
+        // A new process: same database, another worker name. Two of them now share the work.
+        let a = world.runtime(&clock, connectors.clone(), "a").await;
+        let b = world.runtime(&clock, connectors, "b").await;
+        for _ in 0..(24 * 6) {
+            clock.advance(TimeDelta::hours(1));
+            let (ra, rb) = tokio::join!(a.tick(), b.tick());
+            ra.unwrap();
+            rb.unwrap();
+        }
+        let mut keys: Vec<String> = sms.keys().into_iter().chain(email.keys()).collect();
+        assert_eq!(keys.len(), 7);
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 7, "a message was delivered twice");
+    }
+}
