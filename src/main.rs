@@ -7,16 +7,22 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use palabre_email::{EmailConnector, Security, SmtpConfig};
 use palabre_engine::clock::{Clock, SystemClock, VirtualClock};
+use palabre_engine::connector::Connectors;
 use palabre_engine::contacts::{self, Contact, DirectoryRules};
 use palabre_engine::definitions::Definitions;
 use palabre_engine::diagnostic::Diagnostics;
 use palabre_engine::plan::{self, PlannedMessage, Planner};
+use palabre_engine::runtime::{Runtime, RuntimeConfig};
 use palabre_engine::store::{self, DEFAULT_URL, Store};
 use palabre_engine::{redact, workflow};
+use palabre_sms::SmsOutbox;
 
 #[derive(Parser)]
 #[command(
@@ -93,6 +99,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SchemaFor::Workflow)]
         kind: SchemaFor,
     },
+    /// Run the engine: plan, fire and deliver, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Show what the engine has done and has to do: due, late, sent, failed, dead letters.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
     /// Manage the contact directory.
     #[command(subcommand)]
     Contacts(ContactsCommand),
@@ -115,6 +130,51 @@ enum Command {
         #[command(flatten)]
         sources: Sources,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    sources: Sources,
+    /// Where messages go when no gateway is configured: `.eml` files for email, `sms/` text files.
+    #[arg(long, default_value = "outbox", env = "PALABRE_OUTBOX")]
+    outbox: PathBuf,
+    /// SMTP server; without it, emails are written to the outbox folder.
+    #[arg(long, env = "PALABRE_SMTP_HOST")]
+    smtp_host: Option<String>,
+    #[arg(long, env = "PALABRE_SMTP_PORT", default_value_t = 587)]
+    smtp_port: u16,
+    #[arg(long, env = "PALABRE_SMTP_SECURITY", value_enum, default_value_t = SmtpSecurity::Starttls)]
+    smtp_security: SmtpSecurity,
+    #[arg(long, env = "PALABRE_SMTP_USER")]
+    smtp_user: Option<String>,
+    /// The NAME of the environment variable holding the SMTP password (never the password itself).
+    #[arg(
+        long,
+        env = "PALABRE_SMTP_PASSWORD_ENV",
+        default_value = "PALABRE_SMTP_PASSWORD"
+    )]
+    smtp_password_env: String,
+    /// Sender of emails.
+    #[arg(
+        long,
+        env = "PALABRE_MAIL_FROM",
+        default_value = "palabre <palabre@example.org>"
+    )]
+    from: String,
+    /// This worker's name in leases (several workers can share a PostgreSQL database).
+    #[arg(long, env = "PALABRE_WORKER")]
+    worker: Option<String>,
+    /// Also import examples/directory.csv and run a demo meeting starting in a few minutes.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SmtpSecurity {
+    Starttls,
+    Tls,
+    Plain,
 }
 
 #[derive(Subcommand)]
@@ -144,7 +204,13 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The server reports what it does; one-shot commands only warn.
+    let level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,9 +240,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALABRE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -197,6 +263,8 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             )?;
             Ok(Outcome::Ok)
         }
+        Command::Serve(args) => serve(args).await,
+        Command::Status { format, sources } => status(format, &sources, out).await,
         Command::Contacts(ContactsCommand::Import { file, sources }) => {
             import_contacts(&file, &sources, out).await
         }
@@ -557,4 +625,185 @@ fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Ve
     for row in rows {
         line(row);
     }
+}
+
+/// The connectors `serve` delivers through: SMTP if configured, else `.eml` files;
+/// SMS into the SMS outbox until gateways are configured.
+fn connectors(args: &ServeArgs) -> anyhow::Result<Connectors> {
+    let email = match &args.smtp_host {
+        Some(host) => EmailConnector::smtp(&SmtpConfig {
+            host: host.clone(),
+            port: args.smtp_port,
+            security: match args.smtp_security {
+                SmtpSecurity::Starttls => Security::StartTls,
+                SmtpSecurity::Tls => Security::Tls,
+                SmtpSecurity::Plain => Security::Plain,
+            },
+            username: args.smtp_user.clone(),
+            password: std::env::var(&args.smtp_password_env).ok(),
+            from: args.from.clone(),
+            timeout: std::time::Duration::from_secs(30),
+        })?,
+        None => EmailConnector::files(args.outbox.clone(), &args.from)?,
+    };
+    let sms = SmsOutbox::new(args.outbox.join("sms"))?;
+    Ok(Connectors::default()
+        .with(Arc::new(email))
+        .with(Arc::new(sms)))
+}
+
+/// A meeting starting a few minutes from `now`, with steps one to four minutes
+/// before, written to a file so that it goes through the same loader as any other.
+fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+    let start = now + chrono::TimeDelta::minutes(5);
+    let yaml = format!(
+        "kind: meeting\nid: demo\ntitle: \"Démonstration palabre\"\nplace: mopti/mopti\n\
+         recurrence: \"{} {} {} {} *\"\ntimezone: UTC\nduration: 1h\nvenue: \"Salle de démonstration\"\n\
+         recipients:\n  - role: leader\n  - role: mayor\n  - role: prefect\n\
+         steps:\n  - {{ id: invitation, at: -4m, template: meeting-invitation, channels: [email, sms], calendar: true }}\n\
+         \x20 - {{ id: reminder, at: -2m, template: meeting-reminder, channels: [sms, email] }}\n",
+        start.minute(),
+        start.hour(),
+        start.day(),
+        start.month()
+    );
+    let dir = std::env::temp_dir().join(format!("palabre-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("demo.yaml");
+    std::fs::write(&file, yaml)?;
+    Ok(file)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
+    let mut definitions = match load_definitions(&args.sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let store = Store::connect(args.sources.database_url())
+        .await
+        .context("opening the database")?;
+    if args.demo {
+        let csv = Path::new("examples/directory.csv");
+        let bytes = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+        let rules = DirectoryRules {
+            places: &definitions.places,
+            roles: &definitions.roles,
+        };
+        let contacts = contacts::parse_csv(csv, &bytes, &rules, &mut Diagnostics::default());
+        store.upsert_contacts(&contacts).await?;
+        let demo = demo_workflow(SystemClock.now())?;
+        if report(definitions.add_workflow_file(&demo)) {
+            return Ok(Outcome::Invalid);
+        }
+        tracing::info!(
+            "demo: {} contacts imported; meeting 'demo' starts in 5 minutes, invitations in about a minute",
+            contacts.len()
+        );
+    }
+    let connectors = connectors(&args)?;
+    tracing::info!(
+        workflows = definitions.meetings.len(),
+        email = if args.smtp_host.is_some() { "smtp" } else { "file outbox" },
+        outbox = %args.outbox.display(),
+        "palabre serving"
+    );
+    let mut config = RuntimeConfig::default();
+    if let Some(worker) = &args.worker {
+        config.owner.clone_from(worker);
+    }
+    let runtime = Runtime::new(
+        store,
+        definitions,
+        connectors,
+        Arc::new(SystemClock),
+        config,
+    );
+    runtime.run(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(Outcome::Ok)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::Result<Outcome> {
+    if !store::exists(sources.database_url()) {
+        bail!(
+            "no database at {}: nothing has run yet",
+            sources.database_url()
+        );
+    }
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let counts = store.status(SystemClock.now()).await?;
+    let recent = store.ledger(None, 2000).await?;
+    store.close().await;
+    let dead: Vec<_> = recent
+        .iter()
+        .filter(|e| e.event == "dead-letter")
+        .rev()
+        .take(10)
+        .collect();
+    match format {
+        Format::Json => {
+            let value = serde_json::json!({ "counts": counts, "recent_dead_letters": dead });
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+        Format::Table => {
+            let rows = [
+                ("timers due later", counts.due_later),
+                ("timers late (due, not fired)", counts.late),
+                ("timers fired", counts.fired),
+                ("timers skipped (missed)", counts.skipped),
+                ("messages queued", counts.queued),
+                ("messages failed, retrying", counts.retrying),
+                ("messages sent", counts.sent),
+                ("messages dead-lettered", counts.dead_lettered),
+            ];
+            print_table(
+                out,
+                &["", "count"],
+                rows.iter()
+                    .map(|(k, v)| vec![(*k).to_owned(), v.to_string()]),
+            );
+            if !dead.is_empty() {
+                writeln!(out, "\nrecent dead letters:")?;
+                for e in dead {
+                    writeln!(
+                        out,
+                        "  {} {} {} {} {}: {}",
+                        e.at.format("%Y-%m-%d %H:%M"),
+                        e.workflow.as_deref().unwrap_or("-"),
+                        e.step.as_deref().unwrap_or("-"),
+                        e.contact_id.as_deref().unwrap_or("-"),
+                        e.channel.as_deref().unwrap_or("-"),
+                        e.detail
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(Outcome::Ok)
 }

@@ -31,6 +31,13 @@ pub struct OutgoingMessage {
     pub calendar: Option<String>,
 }
 
+impl OutgoingMessage {
+    /// A short, stable name for this message's key (file names, Message-IDs).
+    pub fn key_hash(&self) -> String {
+        format!("{:016x}", crate::fingerprint::fnv1a([self.key.as_bytes()]))
+    }
+}
+
 /// Why a delivery failed, classified for the retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {

@@ -145,6 +145,26 @@ impl Definitions {
         (definitions, diagnostics)
     }
 
+    /// Loads one more workflow file against the places, roles and templates already
+    /// loaded (e.g. a generated demo meeting). Its problems are returned.
+    pub fn add_workflow_file(&mut self, file: &Path) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        if let Some(meeting) = self.load_workflow(file, &mut diagnostics) {
+            if self
+                .meetings
+                .iter()
+                .any(|m| m.definition.id == meeting.definition.id)
+            {
+                let id = &meeting.definition.id;
+                diagnostics
+                    .push(meeting.problem("id", format!("workflow id '{id}' is already used")));
+            } else {
+                self.meetings.push(meeting);
+            }
+        }
+        diagnostics
+    }
+
     fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Meeting> {
         let text = match std::fs::read(file)
             .map_err(|e| {

@@ -1,0 +1,288 @@
+//! palabre's email connector: SMTP through lettre (STARTTLS, implicit TLS, or
+//! plain for a local relay), or `.eml` files in an outbox folder, the embedded
+//! default when no SMTP server is configured.
+//!
+//! Every message carries a Message-ID derived from its outbox key, so a message
+//! sent again after a crash is recognisable as the same message; in the file
+//! outbox it simply overwrites its own file. Meeting invitations carry their
+//! `.ics` as a `text/calendar` part. Errors are classified for the engine's retry
+//! policy (4xx and network trouble: transient; 5xx: permanent) and scrubbed of
+//! email addresses before they reach the ledger or the logs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_engine::workflow::Channel;
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS (required); usually port 587.
+    StartTls,
+    /// TLS from the first byte; usually port 465.
+    Tls,
+    /// No encryption: only for a relay on the same machine or in tests.
+    Plain,
+}
+
+/// An SMTP server to send through.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// The password itself, read by the caller from the environment variable the
+    /// configuration names; never written in a file.
+    pub password: Option<String>,
+    /// The sender, `Name <address>` or `address`.
+    pub from: String,
+    pub timeout: Duration,
+}
+
+/// Why the connector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailConfigError {
+    #[error("sender address '{0}' is not valid")]
+    From(String),
+    #[error("TLS setup for '{host}': {reason}")]
+    Tls { host: String, reason: String },
+    #[error("cannot create the outbox folder {path}: {reason}")]
+    Outbox { path: PathBuf, reason: String },
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(PathBuf),
+}
+
+/// Delivers email messages through SMTP or into an outbox folder.
+pub struct EmailConnector {
+    from: Mailbox,
+    transport: Transport,
+}
+
+fn mailbox(from: &str) -> Result<Mailbox, EmailConfigError> {
+    from.parse()
+        .map_err(|_| EmailConfigError::From(from.to_owned()))
+}
+
+/// Replaces every word that looks like an email address with its masked form.
+fn scrub(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                let trimmed = word
+                    .trim_matches(|c: char| matches!(c, '<' | '>' | ',' | ';' | ':' | '(' | ')'));
+                word.replace(trimmed, &palabre_engine::redact::email(trimmed))
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl EmailConnector {
+    /// A connector sending through an SMTP server.
+    pub fn smtp(config: &SmtpConfig) -> Result<EmailConnector, EmailConfigError> {
+        let tls = |host: &str| {
+            TlsParameters::new(host.to_owned()).map_err(|e| EmailConfigError::Tls {
+                host: host.to_owned(),
+                reason: e.to_string(),
+            })
+        };
+        let security = match config.security {
+            Security::StartTls => Tls::Required(tls(&config.host)?),
+            Security::Tls => Tls::Wrapper(tls(&config.host)?),
+            Security::Plain => Tls::None,
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+                .port(config.port)
+                .tls(security)
+                .timeout(Some(config.timeout));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(EmailConnector {
+            from: mailbox(&config.from)?,
+            transport: Transport::Smtp(builder.build()),
+        })
+    }
+
+    /// A connector writing each message as `<folder>/<hash>.eml`.
+    pub fn files(folder: PathBuf, from: &str) -> Result<EmailConnector, EmailConfigError> {
+        std::fs::create_dir_all(&folder).map_err(|e| EmailConfigError::Outbox {
+            path: folder.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(EmailConnector {
+            from: mailbox(from)?,
+            transport: Transport::Files(folder),
+        })
+    }
+
+    fn build(&self, message: &OutgoingMessage) -> Result<Message, DeliveryError> {
+        let to: Mailbox = format!(
+            "{} <{}>",
+            message.to_name.replace(['<', '>', '"'], ""),
+            message.to_address
+        )
+        .parse()
+        .or_else(|_| message.to_address.parse())
+        .map_err(|_| {
+            DeliveryError::Permanent("the recipient's email address is not valid".to_owned())
+        })?;
+        let domain = self.from.email.domain().to_owned();
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.subject.clone().unwrap_or_default())
+            .message_id(Some(format!("<{}@{domain}>", message.key_hash())));
+        let text = SinglePart::plain(message.body.clone());
+        let built = match &message.calendar {
+            None => builder.singlepart(text),
+            Some(ics) => {
+                let method = if ics.contains("METHOD:CANCEL") {
+                    "CANCEL"
+                } else {
+                    "REQUEST"
+                };
+                let content_type = ContentType::parse(&format!(
+                    "text/calendar; charset=utf-8; method={method}"
+                ))
+                .map_err(|e| DeliveryError::Permanent(format!("calendar content type: {e}")))?;
+                let calendar = lettre::message::Attachment::new("invitation.ics".to_owned())
+                    .body(ics.clone(), content_type);
+                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(calendar))
+            }
+        };
+        built.map_err(|e| {
+            DeliveryError::Permanent(format!("cannot build the email: {}", scrub(&e.to_string())))
+        })
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+        let email = self.build(message)?;
+        match &self.transport {
+            Transport::Files(folder) => {
+                let name = format!("{}.eml", message.key_hash());
+                let temporary = folder.join(format!(".{name}.tmp"));
+                let write = async {
+                    tokio::fs::write(&temporary, email.formatted()).await?;
+                    tokio::fs::rename(&temporary, folder.join(&name)).await
+                };
+                write
+                    .await
+                    .map_err(|e| DeliveryError::Transient(format!("writing {name}: {e}")))?;
+                Ok(name)
+            }
+            Transport::Smtp(transport) => match transport.send(email).await {
+                Ok(response) => Ok(format!(
+                    "smtp {}",
+                    scrub(response.first_line().unwrap_or("accepted"))
+                )),
+                Err(e) => {
+                    let text = scrub(&e.to_string());
+                    if e.is_permanent() {
+                        Err(DeliveryError::Permanent(text))
+                    } else {
+                        Err(DeliveryError::Transient(text))
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Connector for EmailConnector {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn name(&self) -> &str {
+        match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::Files(_) => "file",
+        }
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        Box::pin(self.send(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(calendar: Option<&str>) -> OutgoingMessage {
+        OutgoingMessage {
+            key: "dialogue-koro|1796634000|invitation|c-3|email".to_owned(),
+            channel: Channel::Email,
+            to_address: "oumar@example.org".to_owned(),
+            to_name: "Oumar Tall".to_owned(),
+            language: "fra".to_owned(),
+            subject: Some("Invitation : réunion".to_owned()),
+            body: "Bonjour Oumar,\nà bientôt.".to_owned(),
+            calendar: calendar.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn file_outbox_writes_one_eml_per_message_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let connector =
+            EmailConnector::files(dir.path().join("outbox"), "palabre <palabre@example.org>")
+                .unwrap();
+        let ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
+        let id = connector.deliver(&message(Some(ics))).await.unwrap();
+        // Delivering the same message again (after a crash) rewrites the same file.
+        assert_eq!(connector.deliver(&message(Some(ics))).await.unwrap(), id);
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .collect();
+        assert_eq!(files.len(), 1);
+        let eml = std::fs::read_to_string(dir.path().join("outbox").join(&id)).unwrap();
+        assert!(
+            eml.contains("To: \"Oumar Tall\" <oumar@example.org>")
+                || eml.contains("To: Oumar Tall <oumar@example.org>"),
+            "{eml}"
+        );
+        assert!(eml.contains("Message-ID: <"), "{eml}");
+        assert!(
+            eml.contains("text/calendar; charset=utf-8; method=REQUEST"),
+            "{eml}"
+        );
+        assert!(eml.contains("filename=\"invitation.ics\""), "{eml}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_address_is_a_permanent_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let connector =
+            EmailConnector::files(dir.path().to_path_buf(), "palabre@example.org").unwrap();
+        let mut bad = message(None);
+        bad.to_address = "not an address".to_owned();
+        assert!(matches!(
+            connector.deliver(&bad).await,
+            Err(DeliveryError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn scrubs_addresses_from_server_replies() {
+        assert_eq!(
+            scrub("550 5.1.1 <awa.diallo@example.org>: user unknown"),
+            "550 5.1.1 <a•••@example.org>: user unknown"
+        );
+        assert!(matches!(mailbox("nope"), Err(EmailConfigError::From(_))));
+    }
+}
