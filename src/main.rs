@@ -18,6 +18,7 @@ use palabre_engine::connector::Connectors;
 use palabre_engine::contacts::{self, Contact, DirectoryRules};
 use palabre_engine::definitions::Definitions;
 use palabre_engine::diagnostic::Diagnostics;
+use palabre_engine::offset::Offset;
 use palabre_engine::plan::{self, PlannedMessage, Planner};
 use palabre_engine::runtime::{Runtime, RuntimeConfig};
 use palabre_engine::store::{self, DEFAULT_URL, Store};
@@ -168,6 +169,12 @@ struct ServeArgs {
     /// Also import examples/directory.csv and run a demo meeting starting in a few minutes.
     #[arg(long)]
     demo: bool,
+    /// Delay before retrying a failed delivery the first time (doubles each time), e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    retry_first_delay: Offset,
+    /// Delivery attempts before a message is dead-lettered.
+    #[arg(long, default_value_t = 8)]
+    retry_max_attempts: i64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -709,6 +716,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         "palabre serving"
     );
     let mut config = RuntimeConfig::default();
+    if args.retry_first_delay.seconds() <= 0 || args.retry_max_attempts < 1 {
+        bail!("--retry-first-delay must be positive and --retry-max-attempts at least 1");
+    }
+    config.retry.first_delay = args.retry_first_delay.as_delta();
+    config.retry.max_attempts = args.retry_max_attempts;
     if let Some(worker) = &args.worker {
         config.owner.clone_from(worker);
     }

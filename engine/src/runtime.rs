@@ -102,7 +102,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            owner: format!("worker-{}", std::process::id()),
+            owner: default_worker_name(),
             horizon: TimeDelta::days(40),
             lease: TimeDelta::seconds(60),
             batch: 500,
@@ -110,6 +110,18 @@ impl Default for RuntimeConfig {
             max_sleep: TimeDelta::seconds(60),
         }
     }
+}
+
+/// `palabre-<hostname>`: stable across restarts, so a restarted worker recognises
+/// its own leases. Several workers on one host need distinct names.
+pub fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("palabre-{host}")
 }
 
 /// What one tick did.
@@ -605,6 +617,10 @@ impl Runtime {
     /// a change, or `max_sleep`. A tick in progress finishes before the loop ends.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
         tokio::pin!(shutdown);
+        let released = self.store.release_leases(&self.config.owner).await?;
+        if released > 0 {
+            info!(released, owner = %self.config.owner, "took back the leases of a previous run");
+        }
         loop {
             self.tick().await?;
             let now = self.clock.now();

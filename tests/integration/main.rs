@@ -8,6 +8,8 @@ mod hostile;
 mod preview;
 mod runtime;
 mod schema;
+mod serve;
+mod smtp;
 mod store;
 mod util;
 mod validate;

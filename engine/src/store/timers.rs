@@ -305,6 +305,23 @@ impl Store {
         Ok(row.try_get::<i64, _>("later")? > 0)
     }
 
+    /// Releases every lease held under `owner`: a restarted worker takes back at
+    /// once what it held when it stopped (its leases would otherwise have to expire).
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut released = 0;
+        for table in ["timers", "outbox"] {
+            let sql = format!(
+                "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1"
+            );
+            released += sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(owner)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(released)
+    }
+
     /// The earliest instant anything is due: a pending timer or a queued message.
     pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query(

@@ -1,0 +1,258 @@
+//! `palabre serve` end to end, on the real clock, against a real SMTP server over
+//! TCP: a meeting's mails arrive on schedule; a worker killed with SIGKILL in the
+//! middle of a burst and restarted delivers the rest; an SMTP server refusing mail
+//! for a while gets everything once it is back. On SQLite and on PostgreSQL.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Timelike, Utc};
+
+use crate::smtp::SmtpServer;
+use crate::util::{copy_dir, fresh_postgres_schema, palabre, postgres_url, repo};
+
+/// A workflows folder with one meeting starting `lead` seconds from now, whose steps
+/// are `offsets` seconds before it, for every leader and mayor of Koro.
+fn workspace_with_meeting(lead: i64, offsets: &[i64]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    for file in ["places.yaml", "roles.yaml"] {
+        std::fs::copy(repo().join("workflows").join(file), workflows.join(file)).unwrap();
+    }
+    copy_dir(
+        &repo().join("workflows/templates"),
+        &workflows.join("templates"),
+    );
+    let start = Utc::now() + TimeDelta::seconds(lead);
+    let steps: String = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "  - {{ id: step-{i}, at: -{s}s, template: meeting-reminder, channels: [email] }}\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        workflows.join("soon.yaml"),
+        format!(
+            "kind: meeting\nid: soon\ntitle: Bientôt\nplace: mopti/koro\ntimezone: UTC\nvenue: Koro\n\
+             recurrence: \"{} {} {} * * *\"\nrecipients: [{{ role: leader }}, {{ role: mayor }}]\nsteps:\n{steps}",
+            start.second(),
+            start.minute(),
+            start.hour()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Writes a directory of `count` leaders in Koro, all by email.
+fn import_directory(dir: &Path, count: usize, db: &str) {
+    let mut csv = String::from("id,name,roles,place,phone,email,language,channels\n");
+    for i in 0..count {
+        csv.push_str(&format!(
+            "c-{i:04},Leader {i},leader,mopti/koro/koro,,leader{i}@example.org,fra,email\n"
+        ));
+    }
+    std::fs::write(dir.join("people.csv"), csv).unwrap();
+    let run = palabre(dir, &["contacts", "import", "people.csv", "--db", db]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--db",
+            db,
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-security",
+            "plain",
+            "--worker",
+            "test-worker",
+        ])
+        .args(["--smtp-port", &smtp.port.to_string()])
+        .args(extra)
+        .env_remove("PALABRE_DATABASE_URL")
+        .env("PALABRE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until `done` holds; a real process is being watched, not timed.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn terminate(mut child: Child) -> String {
+    // SAFETY-free: `kill -TERM` through the shell's command, to test graceful shutdown.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        status.success(),
+        "serve did not stop cleanly on SIGTERM: {status}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+async fn databases(dir: &Path, name: &str) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("palabre.db").display())];
+    if let Some(base) = postgres_url() {
+        urls.push(fresh_postgres_schema(&base, name).await);
+    }
+    urls
+}
+
+#[tokio::test]
+async fn a_meetings_mails_arrive_on_schedule_through_smtp() {
+    let dir = workspace_with_meeting(9, &[6, 4, 2]);
+    for (i, db) in databases(dir.path(), "serve_smtp")
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            // The second backend gets a meeting of its own, later.
+            std::fs::remove_file(dir.path().join("workflows/soon.yaml")).unwrap();
+            let other = workspace_with_meeting(9, &[6, 4, 2]);
+            std::fs::copy(
+                other.path().join("workflows/soon.yaml"),
+                dir.path().join("workflows/soon.yaml"),
+            )
+            .unwrap();
+        }
+        import_directory(dir.path(), 3, &db);
+        let smtp = SmtpServer::start();
+        let child = serve(dir.path(), &db, &smtp, &[]);
+        let all_arrived = wait_until(Duration::from_secs(40), || smtp.mails().len() >= 9);
+        let stderr = terminate(child);
+        assert!(
+            all_arrived,
+            "{} of 9 mails arrived\n{stderr}",
+            smtp.mails().len()
+        );
+        let ids: BTreeSet<String> = smtp.message_ids().into_iter().collect();
+        assert_eq!(ids.len(), 9, "each message once");
+        assert!(
+            smtp.mails().iter().all(|m| m.contains("Subject: Rappel")),
+            "{:?}",
+            smtp.mails()
+        );
+        // Logs never carry an address in clear.
+        assert!(!stderr.contains("@example.org"), "{stderr}");
+        assert!(stderr.contains("timer fired"), "{stderr}");
+        let status = palabre(dir.path(), &["status", "--db", &db, "--format", "json"]);
+        let counts: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(counts["counts"]["sent"], 9, "{}", status.stdout);
+        assert_eq!(counts["counts"]["fired"], 3, "{}", status.stdout);
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_burst_and_restarted_delivers_everything() {
+    let base = tempfile::tempdir().unwrap();
+    for db in databases(base.path(), "serve_kill").await {
+        killed_mid_burst(&db).await;
+    }
+}
+
+async fn killed_mid_burst(db: &str) {
+    let dir = workspace_with_meeting(5, &[3]);
+    let db = db.to_owned();
+    let recipients = 300;
+    import_directory(dir.path(), recipients, &db);
+    let smtp = SmtpServer::start();
+    let mut child = serve(dir.path(), &db, &smtp, &[]);
+    let started = wait_until(Duration::from_secs(30), || smtp.mails().len() >= 40);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at_kill = smtp.mails().len();
+    assert!(
+        started && at_kill < recipients,
+        "the kill came too late to be mid-burst ({at_kill})"
+    );
+    let child = serve(dir.path(), &db, &smtp, &[]);
+    let complete = wait_until(Duration::from_secs(60), || {
+        smtp.message_ids()
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= recipients
+    });
+    terminate(child);
+    let ids = smtp.message_ids();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert!(
+        complete,
+        "{} of {recipients} delivered after the restart",
+        unique.len()
+    );
+    assert_eq!(unique.len(), recipients, "every message delivered");
+    // At-least-once: only a message in flight at the kill (accepted by SMTP, not yet
+    // recorded) can be sent again; delivery is sequential, so at most one.
+    let repeats = ids.len() - unique.len();
+    assert!(repeats <= 1, "{repeats} messages delivered twice");
+    let backend = db.split(':').next().unwrap_or_default();
+    eprintln!(
+        "{backend}: killed after {at_kill} of {recipients} mails; {repeats} repeat(s) after the restart"
+    );
+}
+
+#[tokio::test]
+async fn mail_refused_for_a_while_is_delivered_after_backoff() {
+    let dir = workspace_with_meeting(5, &[3]);
+    for db in databases(dir.path(), "serve_refuse").await {
+        let dir = workspace_with_meeting(5, &[3]);
+        import_directory(dir.path(), 5, &db);
+        let smtp = SmtpServer::start();
+        smtp.refuse(true);
+        let child = serve(dir.path(), &db, &smtp, &["--retry-first-delay", "1s"]);
+        // Wait until deliveries have been attempted and refused, then bring the server back.
+        let refused = wait_until(Duration::from_secs(30), || {
+            let status = palabre(dir.path(), &["status", "--db", &db, "--format", "json"]);
+            serde_json::from_str::<serde_json::Value>(&status.stdout)
+                .is_ok_and(|v| v["counts"]["retrying"].as_i64().unwrap_or(0) >= 5)
+        });
+        assert!(refused, "deliveries were never retried");
+        assert!(smtp.mails().is_empty());
+        smtp.refuse(false);
+        let delivered = wait_until(Duration::from_secs(30), || smtp.mails().len() >= 5);
+        terminate(child);
+        assert!(
+            delivered,
+            "{} of 5 delivered after the server came back",
+            smtp.mails().len()
+        );
+        let status = palabre(dir.path(), &["status", "--db", &db, "--format", "json"]);
+        let counts: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(counts["counts"]["sent"], 5);
+        assert_eq!(counts["counts"]["dead_lettered"], 0);
+    }
+    drop(dir);
+}
