@@ -66,6 +66,13 @@ pub trait Connector: Send + Sync {
     fn name(&self) -> &str;
     /// Delivers one message; returns the provider's id for it.
     fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a>;
+    /// Whether delivering the same message twice is harmless (a file rewritten in
+    /// place). The runtime records such deliveries in batches; for the others
+    /// (SMTP, SMS gateways) it records each outcome as soon as it has it, so that a
+    /// crash can repeat at most the message in flight.
+    fn idempotent(&self) -> bool {
+        false
+    }
 }
 
 /// The connectors the runtime delivers through, one per channel.

@@ -35,8 +35,8 @@ use crate::definitions::{Definitions, Meeting};
 use crate::ics::{self, CalendarEvent, CalendarMethod};
 use crate::plan::{Fire, Planner};
 use crate::store::{
-    ClaimedMessage, ClaimedTimer, DeliveryOutcome, LedgerEntry, LedgerEvent, PlannedTimer,
-    QueuedMessage, Store, StoreError, TimerOutcome,
+    ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
+    PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
 };
 use crate::workflow::{Channel, Misfire};
 
@@ -285,11 +285,35 @@ impl Runtime {
                 directory = Some(self.store.contacts().await?);
             }
             let contacts = directory.as_deref().unwrap_or_default();
+            let mut completions = Vec::with_capacity(claimed.len());
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
-                self.fire(&definitions, contacts, timer, now, report)
-                    .instrument(span)
-                    .await?;
+                completions.push(
+                    self.fire(&definitions, contacts, timer, now)
+                        .instrument(span)
+                        .await?,
+                );
+            }
+            // One transaction for the whole batch: timers, outbox rows and ledger together.
+            let completed = self
+                .store
+                .complete_timers(&self.config.owner, &completions, now)
+                .await?;
+            if completed < completions.len() {
+                warn!(
+                    lost = completions.len() - completed,
+                    "leases lost before completion; other workers have these timers"
+                );
+            }
+            for completion in &completions {
+                match completion.outcome {
+                    TimerOutcome::Fired => {
+                        report.fired += 1;
+                        report.queued += completion.messages.len();
+                    }
+                    TimerOutcome::Skipped => report.missed += 1,
+                    TimerOutcome::Cancelled => {}
+                }
             }
         }
     }
@@ -321,15 +345,27 @@ impl Runtime {
         })
     }
 
+    /// Decides what a claimed timer does: its messages and ledger entries, or why it is dropped.
     async fn fire(
         &self,
         definitions: &Definitions,
         directory: &[Contact],
         timer: ClaimedTimer,
         now: DateTime<Utc>,
-        report: &mut TickReport,
-    ) -> Result<(), RuntimeError> {
-        let owner = &self.config.owner;
+    ) -> Result<TimerCompletion, RuntimeError> {
+        let slot = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).slot(
+                &timer.workflow,
+                timer.occurrence,
+                &timer.step,
+            )
+        };
+        let dropped = |outcome, entry| TimerCompletion {
+            timer_id: timer.id.clone(),
+            outcome,
+            messages: Vec::new(),
+            ledger: vec![entry],
+        };
         let meeting = definitions
             .meetings
             .iter()
@@ -341,23 +377,11 @@ impl Runtime {
                 .find(|s| s.id == timer.step)
                 .map(|s| (m, s))
         }) else {
-            let entry = LedgerEntry::new(
-                now,
+            let entry = slot(
                 LedgerEvent::Replanned,
-                "workflow or step no longer defined",
-            )
-            .slot(&timer.workflow, timer.occurrence, &timer.step);
-            self.store
-                .complete_timer(
-                    &timer.id,
-                    owner,
-                    TimerOutcome::Cancelled,
-                    &[],
-                    &[entry],
-                    now,
-                )
-                .await?;
-            return Ok(());
+                "workflow or step no longer defined".to_owned(),
+            );
+            return Ok(dropped(TimerOutcome::Cancelled, entry));
         };
         let fire = Fire {
             meeting,
@@ -365,35 +389,20 @@ impl Runtime {
             occurrence: timer.occurrence,
             due: timer.due,
         };
-        let slot = |event, detail: String| {
-            LedgerEntry::new(now, event, detail).slot(
-                &timer.workflow,
-                timer.occurrence,
-                &timer.step,
-            )
-        };
         if let Some(reason) = self.misfire_verdict(&fire, now).await? {
+            info!(reason, "slot missed");
             let entry = slot(
                 LedgerEvent::Missed,
                 format!("due {}: {reason}", timer.due.to_rfc3339()),
             );
-            if self
-                .store
-                .complete_timer(&timer.id, owner, TimerOutcome::Skipped, &[], &[entry], now)
-                .await?
-            {
-                info!(reason, "slot missed");
-                report.missed += 1;
-            }
-            return Ok(());
+            return Ok(dropped(TimerOutcome::Skipped, entry));
         }
         let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
-        let planned = Planner::new(definitions).messages(&fire, directory);
         let mut messages = Vec::new();
         let mut ledger = Vec::new();
-        for message in &planned {
-            let (Some(channel), Some(body)) = (message.channel, &message.body) else {
-                let problem = message.problem.clone().unwrap_or_default();
+        for message in Planner::new(definitions).messages(&fire, directory) {
+            let (Some(channel), Some(body)) = (message.channel, message.body) else {
+                let problem = message.problem.unwrap_or_default();
                 ledger.push(
                     slot(LedgerEvent::Unreachable, problem).recipient(&message.contact_id, None),
                 );
@@ -418,11 +427,11 @@ impl Runtime {
                 workflow: timer.workflow.clone(),
                 occurrence: timer.occurrence,
                 step: timer.step.clone(),
-                contact_id: message.contact_id.clone(),
+                contact_id: message.contact_id,
                 channel: channel.as_str().to_owned(),
-                language: message.language.clone().unwrap_or_default(),
-                subject: message.subject.clone(),
-                body: body.clone(),
+                language: message.language.unwrap_or_default(),
+                subject: message.subject,
+                body,
                 calendar,
             });
         }
@@ -435,35 +444,18 @@ impl Runtime {
             (LedgerEvent::Fired, "on time".to_owned())
         };
         let unreachable = ledger.len();
-        ledger.insert(
-            0,
-            slot(
-                event,
-                format!(
-                    "{when}: {} message(s) queued, {unreachable} unreachable",
-                    messages.len()
-                ),
-            ),
+        let summary = format!(
+            "{when}: {} message(s) queued, {unreachable} unreachable",
+            messages.len()
         );
-        if self
-            .store
-            .complete_timer(
-                &timer.id,
-                owner,
-                TimerOutcome::Fired,
-                &messages,
-                &ledger,
-                now,
-            )
-            .await?
-        {
-            info!(queued = messages.len(), unreachable, late, "timer fired");
-            report.fired += 1;
-            report.queued += messages.len();
-        } else {
-            warn!("lease lost before completion; another worker has this timer");
-        }
-        Ok(())
+        ledger.insert(0, slot(event, summary));
+        info!(queued = messages.len(), unreachable, late, "timer fired");
+        Ok(TimerCompletion {
+            timer_id: timer.id,
+            outcome: TimerOutcome::Fired,
+            messages,
+            ledger,
+        })
     }
 
     async fn deliver_ready(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
@@ -489,26 +481,57 @@ impl Runtime {
             let Some(contacts) = directory.as_ref() else {
                 return Ok(());
             };
+            let mut pending = Vec::new();
             for message in claimed {
                 let span = info_span!("delivery", key = %message.id, channel = %message.channel);
-                self.deliver(contacts, message, report)
+                let (record, idempotent) = self
+                    .deliver(contacts, message, report)
                     .instrument(span)
-                    .await?;
+                    .await;
+                pending.push(record);
+                // A delivery that must not be repeated is recorded at once; repeatable
+                // ones (file outboxes) are recorded with the rest of the batch.
+                if !idempotent {
+                    self.record(&mut pending).await?;
+                }
             }
+            self.record(&mut pending).await?;
         }
     }
 
+    /// Records pending delivery outcomes in one transaction.
+    async fn record(&self, pending: &mut Vec<DeliveryRecord>) -> Result<(), RuntimeError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let recorded = self
+            .store
+            .record_deliveries(&self.config.owner, pending, self.clock.now())
+            .await?;
+        if recorded < pending.len() {
+            warn!(
+                lost = pending.len() - recorded,
+                "leases lost before outcomes were recorded"
+            );
+        }
+        pending.clear();
+        Ok(())
+    }
+
+    /// Delivers one message; returns its outcome to record, and whether repeating it is harmless.
     async fn deliver(
         &self,
         directory: &HashMap<String, Contact>,
         message: ClaimedMessage,
         report: &mut TickReport,
-    ) -> Result<(), RuntimeError> {
+    ) -> (DeliveryRecord, bool) {
         let channel = Channel::parse(&message.channel);
         let contact = directory.get(&message.contact_id);
         let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
+        let connector = channel.and_then(|c| self.connectors.get(c));
+        let idempotent = connector.is_some_and(|c| c.idempotent());
         let result = match (channel, contact, address) {
-            (Some(channel), Some(contact), Some(address)) => match self.connectors.get(channel) {
+            (Some(channel), Some(contact), Some(address)) => match connector {
                 Some(connector) => {
                     let outgoing = OutgoingMessage {
                         key: message.id.clone(),
@@ -600,17 +623,15 @@ impl Runtime {
             LedgerEvent::DeadLetter => warn!(detail, "dead letter"),
             _ => info!(detail, "delivery failed, will retry"),
         }
-        let entry = LedgerEntry::new(now, event, detail)
+        let ledger = LedgerEntry::new(now, event, detail)
             .slot(&message.workflow, message.occurrence, &message.step)
             .recipient(&message.contact_id, Some(&message.channel));
-        if !self
-            .store
-            .record_delivery(&message.id, &self.config.owner, &outcome, &entry, now)
-            .await?
-        {
-            warn!("lease lost before the outcome was recorded");
-        }
-        Ok(())
+        let record = DeliveryRecord {
+            message_id: message.id,
+            outcome,
+            ledger,
+        };
+        (record, idempotent)
     }
 
     /// Runs ticks until `shutdown` completes, sleeping until the next due instant,

@@ -92,26 +92,30 @@ impl LedgerEntry {
     }
 }
 
-/// Appends entries inside the caller's transaction.
+/// Appends entries inside the caller's transaction, many rows per statement.
 pub(crate) async fn append(
     conn: &mut AnyConnection,
     entries: &[LedgerEntry],
 ) -> Result<(), StoreError> {
-    for entry in entries {
-        sqlx::query(
-            "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(millis(entry.at))
-        .bind(&entry.event)
-        .bind(entry.workflow.as_deref())
-        .bind(entry.occurrence.map(millis))
-        .bind(entry.step.as_deref())
-        .bind(entry.contact_id.as_deref())
-        .bind(entry.channel.as_deref())
-        .bind(&entry.detail)
-        .execute(&mut *conn)
-        .await?;
+    const COLUMNS: usize = 8;
+    for chunk in entries.chunks(500) {
+        let sql = format!(
+            "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) VALUES {}",
+            super::placeholders(chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in chunk {
+            query = query
+                .bind(millis(entry.at))
+                .bind(&entry.event)
+                .bind(entry.workflow.as_deref())
+                .bind(entry.occurrence.map(millis))
+                .bind(entry.step.as_deref())
+                .bind(entry.contact_id.as_deref())
+                .bind(entry.channel.as_deref())
+                .bind(&entry.detail);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

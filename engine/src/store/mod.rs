@@ -77,6 +77,19 @@ pub(crate) fn instant(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// `($1, $2), ($3, $4), ...`: placeholders for a multi-row statement.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether the database at `url` already exists. Only a SQLite file can be missing;
 /// read-only commands use this to avoid creating one as a side effect.
 pub fn exists(url: &str) -> bool {
@@ -142,5 +155,5 @@ mod outbox;
 mod timers;
 
 pub use ledger::{LedgerEntry, LedgerEvent};
-pub use outbox::{ClaimedMessage, DeliveryOutcome, QueuedMessage};
-pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerOutcome};
+pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, QueuedMessage};
+pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome};

@@ -62,27 +62,26 @@ pub enum DeliveryOutcome {
     Dead { error: String },
 }
 
+/// One delivery attempt's outcome and its ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub message_id: String,
+    pub outcome: DeliveryOutcome,
+    pub ledger: LedgerEntry,
+}
+
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
 pub(crate) async fn enqueue(
     conn: &mut AnyConnection,
     messages: &[QueuedMessage],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 12;
+    const COLUMNS: usize = 16;
     for chunk in messages.chunks(200) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let params: Vec<String> = (1..=COLUMNS)
-                    .map(|c| format!("${}", i * COLUMNS + c))
-                    .collect();
-                format!("({}, 'queued', 0, $0, $0, $0)", params.join(", "))
-            })
-            .collect();
-        let now_param = chunk.len() * COLUMNS + 1;
         let sql = format!(
             "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
-             calendar, last_error, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
-            values.join(", ").replace("$0", &format!("${now_param}"))
+             calendar, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
+            super::placeholders(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
@@ -98,9 +97,13 @@ pub(crate) async fn enqueue(
                 .bind(m.subject.as_deref())
                 .bind(&m.body)
                 .bind(m.calendar.as_deref())
-                .bind(None::<String>);
+                .bind("queued")
+                .bind(0_i64)
+                .bind(millis(now))
+                .bind(millis(now))
+                .bind(millis(now));
         }
-        query.bind(millis(now)).execute(&mut *conn).await?;
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -153,8 +156,50 @@ impl Store {
         Ok(messages)
     }
 
-    /// Records the outcome of a delivery attempt and its ledger entry in one
-    /// transaction. Returns false, changing nothing, if the lease was lost.
+    /// Records the outcomes of delivery attempts, with their ledger entries, in one
+    /// transaction. An outcome whose lease was lost is ignored. Returns how many
+    /// were recorded.
+    pub async fn record_deliveries(
+        &self,
+        owner: &str,
+        records: &[DeliveryRecord],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ledger = Vec::with_capacity(records.len());
+        for record in records {
+            let (state, next_attempt, provider_id, error) = match &record.outcome {
+                DeliveryOutcome::Sent { provider_id } => {
+                    ("sent", now, Some(provider_id.as_str()), None)
+                }
+                DeliveryOutcome::Retry { at, error } => ("queued", *at, None, Some(error.as_str())),
+                DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
+            };
+            let updated = sqlx::query(
+                "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, provider_id = $3, \
+                 last_error = $4, lease_owner = NULL, lease_until = NULL, updated = $5 \
+                 WHERE id = $6 AND state = 'queued' AND lease_owner = $7",
+            )
+            .bind(state)
+            .bind(millis(next_attempt))
+            .bind(provider_id)
+            .bind(error)
+            .bind(millis(now))
+            .bind(&record.message_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 1 {
+                ledger.push(record.ledger.clone());
+            }
+        }
+        append(&mut tx, &ledger).await?;
+        tx.commit().await?;
+        Ok(ledger.len())
+    }
+
+    /// [`Store::record_deliveries`] for one message; false if the lease was lost.
     pub async fn record_delivery(
         &self,
         message_id: &str,
@@ -163,35 +208,14 @@ impl Store {
         ledger: &LedgerEntry,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (state, next_attempt, provider_id, error) = match outcome {
-            DeliveryOutcome::Sent { provider_id } => {
-                ("sent", now, Some(provider_id.as_str()), None)
-            }
-            DeliveryOutcome::Retry { at, error } => ("queued", *at, None, Some(error.as_str())),
-            DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
+        let record = DeliveryRecord {
+            message_id: message_id.to_owned(),
+            outcome: outcome.clone(),
+            ledger: ledger.clone(),
         };
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, provider_id = $3, \
-             last_error = $4, lease_owner = NULL, lease_until = NULL, updated = $5 \
-             WHERE id = $6 AND state = 'queued' AND lease_owner = $7",
-        )
-        .bind(state)
-        .bind(millis(next_attempt))
-        .bind(provider_id)
-        .bind(error)
-        .bind(millis(now))
-        .bind(message_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        append(&mut tx, std::slice::from_ref(ledger)).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(self
+            .record_deliveries(owner, std::slice::from_ref(&record), now)
+            .await?
+            == 1)
     }
 }

@@ -45,6 +45,15 @@ pub struct ClaimedTimer {
     pub due: DateTime<Utc>,
 }
 
+/// What a worker decided for one claimed timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerCompletion {
+    pub timer_id: String,
+    pub outcome: TimerOutcome,
+    pub messages: Vec<QueuedMessage>,
+    pub ledger: Vec<LedgerEntry>,
+}
+
 /// How a claimed timer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerOutcome {
@@ -93,24 +102,10 @@ impl Store {
         let mut inserted = 0;
         let mut tx = self.pool.begin().await?;
         for chunk in timers.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, 'pending', ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
-                })
-                .collect();
             let sql = format!(
-                "INSERT INTO timers (id, workflow, occurrence, step, due, state, updated) VALUES {} \
+                "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) VALUES {} \
                  ON CONFLICT (id) DO NOTHING",
-                values.join(", ")
+                super::placeholders(chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for timer in chunk {
@@ -120,7 +115,8 @@ impl Store {
                     .bind(millis(timer.occurrence))
                     .bind(&timer.step)
                     .bind(millis(timer.due))
-                    .bind(millis(now));
+                    .bind(millis(now))
+                    .bind("pending");
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -249,9 +245,64 @@ impl Store {
         Ok(timers)
     }
 
-    /// Completes a claimed timer in one transaction: its messages enter the outbox
-    /// (an already queued message is left alone), its ledger entries are appended,
-    /// its state is set. Returns false, changing nothing, if the lease was lost.
+    /// Completes claimed timers in one transaction: each timer whose lease this
+    /// worker still holds gets its new state, its messages enter the outbox (a key
+    /// already queued is left alone) and its ledger entries are appended. A timer
+    /// whose lease was lost is left untouched, messages and all. Returns how many
+    /// timers were completed.
+    pub async fn complete_timers(
+        &self,
+        owner: &str,
+        completions: &[TimerCompletion],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut completed = std::collections::HashSet::new();
+        for outcome in [
+            TimerOutcome::Fired,
+            TimerOutcome::Skipped,
+            TimerOutcome::Cancelled,
+        ] {
+            let ids: Vec<&str> = completions
+                .iter()
+                .filter(|c| c.outcome == outcome)
+                .map(|c| c.timer_id.as_str())
+                .collect();
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+                let sql = format!(
+                    "UPDATE timers SET state = $1, lease_owner = NULL, lease_until = NULL, updated = $2 \
+                     WHERE state = 'pending' AND lease_owner = $3 AND id IN ({}) RETURNING id",
+                    list.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(outcome.as_str())
+                    .bind(millis(now))
+                    .bind(owner);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    completed.insert(row.try_get::<String, _>("id")?);
+                }
+            }
+        }
+        let done: Vec<&TimerCompletion> = completions
+            .iter()
+            .filter(|c| completed.contains(&c.timer_id))
+            .collect();
+        let messages: Vec<QueuedMessage> = done
+            .iter()
+            .flat_map(|c| c.messages.iter().cloned())
+            .collect();
+        let ledger: Vec<LedgerEntry> = done.iter().flat_map(|c| c.ledger.iter().cloned()).collect();
+        enqueue(&mut tx, &messages, now).await?;
+        append(&mut tx, &ledger).await?;
+        tx.commit().await?;
+        Ok(done.len())
+    }
+
+    /// [`Store::complete_timers`] for one timer; false if the lease was lost.
     pub async fn complete_timer(
         &self,
         timer_id: &str,
@@ -261,26 +312,16 @@ impl Store {
         ledger: &[LedgerEntry],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE timers SET state = $1, lease_owner = NULL, lease_until = NULL, updated = $2 \
-             WHERE id = $3 AND state = 'pending' AND lease_owner = $4",
-        )
-        .bind(outcome.as_str())
-        .bind(millis(now))
-        .bind(timer_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        enqueue(&mut tx, messages, now).await?;
-        append(&mut tx, ledger).await?;
-        tx.commit().await?;
-        Ok(true)
+        let completion = TimerCompletion {
+            timer_id: timer_id.to_owned(),
+            outcome,
+            messages: messages.to_vec(),
+            ledger: ledger.to_vec(),
+        };
+        Ok(self
+            .complete_timers(owner, std::slice::from_ref(&completion), now)
+            .await?
+            == 1)
     }
 
     /// Whether a later slot of the same workflow step is also due by `now` (so that,

@@ -217,6 +217,10 @@ impl Connector for EmailConnector {
     fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
         Box::pin(self.send(message))
     }
+
+    fn idempotent(&self) -> bool {
+        matches!(self.transport, Transport::Files(_))
+    }
 }
 
 #[cfg(test)]

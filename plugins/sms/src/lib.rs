@@ -61,6 +61,10 @@ impl Connector for SmsOutbox {
     fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
         Box::pin(self.write(message))
     }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
