@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, instant, millis};
+use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,13 +95,14 @@ impl LedgerEntry {
 /// Appends entries inside the caller's transaction, many rows per statement.
 pub(crate) async fn append(
     conn: &mut AnyConnection,
+    backend: Backend,
     entries: &[LedgerEntry],
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 8;
     for chunk in entries.chunks(500) {
         let sql = format!(
             "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) VALUES {}",
-            super::placeholders(chunk.len(), COLUMNS)
+            Params::new(backend).rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for entry in chunk {
@@ -157,6 +158,6 @@ impl Store {
     /// Appends entries on their own (for events not tied to another change).
     pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        append(&mut conn, entries).await
+        append(&mut conn, self.backend, entries).await
     }
 }

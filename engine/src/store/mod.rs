@@ -77,17 +77,42 @@ pub(crate) fn instant(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// `($1, $2), ($3, $4), ...`: placeholders for a multi-row statement.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Placeholders for the values of a statement, produced in the order the values
+/// are bound: `?` on SQLite, `$1, $2, ...` on PostgreSQL. (SQLite looks numbered
+/// parameters up by a linear scan per bind, which makes a multi-row statement with
+/// thousands of `$n` quadratic; anonymous `?` are bound positionally.)
+pub(crate) struct Params {
+    backend: Backend,
+    count: usize,
+}
+
+impl Params {
+    pub(crate) fn new(backend: Backend) -> Params {
+        Params { backend, count: 0 }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.count += 1;
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${}", self.count),
+        }
+    }
+
+    /// `(p, p, ...)` for one row of `columns` values.
+    pub(crate) fn row(&mut self, columns: usize) -> String {
+        let row: Vec<String> = (0..columns).map(|_| self.next()).collect();
+        format!("({})", row.join(", "))
+    }
+
+    /// `(p, ...), (p, ...)` for `rows` rows of `columns` values.
+    pub(crate) fn rows(&mut self, rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|_| self.row(columns))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Whether the database at `url` already exists. Only a SQLite file can be missing;

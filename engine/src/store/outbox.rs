@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::ledger::{LedgerEntry, append};
-use super::{Backend, Store, StoreError, instant, millis};
+use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// A message to put in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,7 @@ pub struct DeliveryRecord {
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
 pub(crate) async fn enqueue(
     conn: &mut AnyConnection,
+    backend: Backend,
     messages: &[QueuedMessage],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -81,7 +82,7 @@ pub(crate) async fn enqueue(
         let sql = format!(
             "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
              calendar, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
-            super::placeholders(chunk.len(), COLUMNS)
+            Params::new(backend).rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
@@ -166,35 +167,57 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut ledger = Vec::with_capacity(records.len());
-        for record in records {
-            let (state, next_attempt, provider_id, error) = match &record.outcome {
-                DeliveryOutcome::Sent { provider_id } => {
-                    ("sent", now, Some(provider_id.as_str()), None)
-                }
-                DeliveryOutcome::Retry { at, error } => ("queued", *at, None, Some(error.as_str())),
-                DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
-            };
-            let updated = sqlx::query(
-                "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, provider_id = $3, \
-                 last_error = $4, lease_owner = NULL, lease_until = NULL, updated = $5 \
-                 WHERE id = $6 AND state = 'queued' AND lease_owner = $7",
-            )
-            .bind(state)
-            .bind(millis(next_attempt))
-            .bind(provider_id)
-            .bind(error)
-            .bind(millis(now))
-            .bind(&record.message_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 1 {
-                ledger.push(record.ledger.clone());
+        let mut recorded = std::collections::HashSet::new();
+        for chunk in records.chunks(500) {
+            // One statement per chunk: the outcomes as a table of values, joined to the
+            // outbox; only rows still leased by this worker and queued are touched.
+            let mut params = Params::new(self.backend);
+            let values: Vec<String> = (0..chunk.len())
+                .map(|_| {
+                    let (id, state, next_attempt, provider_id, last_error) =
+                        (params.next(), params.next(), params.next(), params.next(), params.next());
+                    format!("({id}, {state}, CAST({next_attempt} AS BIGINT), {provider_id}, {last_error})")
+                })
+                .collect();
+            let (updated, owner_param) = (params.next(), params.next());
+            let sql = format!(
+                "WITH outcome (id, state, next_attempt, provider_id, last_error) AS (VALUES {}) \
+                 UPDATE outbox SET state = outcome.state, attempts = outbox.attempts + 1, \
+                 next_attempt = outcome.next_attempt, provider_id = outcome.provider_id, \
+                 last_error = outcome.last_error, lease_owner = NULL, lease_until = NULL, updated = {updated} \
+                 FROM outcome WHERE outbox.id = outcome.id AND outbox.state = 'queued' \
+                 AND outbox.lease_owner = {owner_param} RETURNING outbox.id",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for record in chunk {
+                let (state, next_attempt, provider_id, error) = match &record.outcome {
+                    DeliveryOutcome::Sent { provider_id } => {
+                        ("sent", now, Some(provider_id.as_str()), None)
+                    }
+                    DeliveryOutcome::Retry { at, error } => {
+                        ("queued", *at, None, Some(error.as_str()))
+                    }
+                    DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
+                };
+                query = query
+                    .bind(&record.message_id)
+                    .bind(state)
+                    .bind(millis(next_attempt))
+                    .bind(provider_id)
+                    .bind(error);
+            }
+            query = query.bind(millis(now)).bind(owner);
+            for row in query.fetch_all(&mut *tx).await? {
+                recorded.insert(row.try_get::<String, _>("id")?);
             }
         }
-        append(&mut tx, &ledger).await?;
+        let ledger: Vec<LedgerEntry> = records
+            .iter()
+            .filter(|r| recorded.contains(&r.message_id))
+            .map(|r| r.ledger.clone())
+            .collect();
+        append(&mut tx, self.backend, &ledger).await?;
         tx.commit().await?;
         Ok(ledger.len())
     }

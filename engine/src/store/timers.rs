@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
-use super::{Backend, Store, StoreError, instant, millis};
+use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// A timer to plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) VALUES {} \
                  ON CONFLICT (id) DO NOTHING",
-                super::placeholders(chunk.len(), 7)
+                Params::new(self.backend).rows(chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for timer in chunk {
@@ -145,7 +145,7 @@ impl Store {
             let mut entry = ledger.clone();
             entry.workflow = Some(workflow.to_owned());
             entry.detail = format!("{} ({removed} pending timer(s) removed)", entry.detail);
-            append(&mut tx, &[entry]).await?;
+            append(&mut tx, self.backend, &[entry]).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -269,10 +269,12 @@ impl Store {
                 .map(|c| c.timer_id.as_str())
                 .collect();
             for chunk in ids.chunks(INSERT_CHUNK) {
-                let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+                let mut params = Params::new(self.backend);
+                let (state, updated, owner_param) = (params.next(), params.next(), params.next());
+                let list: Vec<String> = chunk.iter().map(|_| params.next()).collect();
                 let sql = format!(
-                    "UPDATE timers SET state = $1, lease_owner = NULL, lease_until = NULL, updated = $2 \
-                     WHERE state = 'pending' AND lease_owner = $3 AND id IN ({}) RETURNING id",
+                    "UPDATE timers SET state = {state}, lease_owner = NULL, lease_until = NULL, updated = {updated} \
+                     WHERE state = 'pending' AND lease_owner = {owner_param} AND id IN ({}) RETURNING id",
                     list.join(", ")
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -296,8 +298,8 @@ impl Store {
             .flat_map(|c| c.messages.iter().cloned())
             .collect();
         let ledger: Vec<LedgerEntry> = done.iter().flat_map(|c| c.ledger.iter().cloned()).collect();
-        enqueue(&mut tx, &messages, now).await?;
-        append(&mut tx, &ledger).await?;
+        enqueue(&mut tx, self.backend, &messages, now).await?;
+        append(&mut tx, self.backend, &ledger).await?;
         tx.commit().await?;
         Ok(done.len())
     }
