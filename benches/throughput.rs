@@ -215,6 +215,24 @@ async fn idle(url: &str, timers: i64) {
     );
 }
 
+/// A fresh schema for one run on PostgreSQL, so that runs never see each other's rows.
+async fn fresh_schema(base: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("palabre_bench_{name}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(base).await.unwrap();
+    for sql in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
 fn backend(url: &str) -> &str {
     if url.starts_with("sqlite") {
         "sqlite"
@@ -244,7 +262,7 @@ async fn main() {
         dir.path().join("throughput.db").display()
     )];
     if let Some(pg) = value("--postgres") {
-        urls.push(pg);
+        urls.push(fresh_schema(&pg, "throughput").await);
     }
     for url in &urls {
         throughput(url, timers).await;
@@ -255,7 +273,7 @@ async fn main() {
         idle_dir.path().join("idle.db").display()
     )];
     if let Some(pg) = value("--postgres-idle") {
-        idle_urls.push(pg);
+        idle_urls.push(fresh_schema(&pg, "idle").await);
     }
     for url in &idle_urls {
         idle(url, idle_timers).await;

@@ -136,6 +136,9 @@ pub struct TickReport {
     pub dead: usize,
 }
 
+/// Rows written in one go beyond which the database's statistics are refreshed.
+const BURST: u64 = 5_000;
+
 /// One worker of the durable engine.
 pub struct Runtime {
     store: Store,
@@ -202,6 +205,9 @@ impl Runtime {
             planned: self.plan().await?,
             ..TickReport::default()
         };
+        if report.planned > BURST {
+            self.store.refresh_statistics().await?;
+        }
         self.fire_due(&mut report).await?;
         self.deliver_ready(&mut report).await?;
         Ok(report)
@@ -305,6 +311,7 @@ impl Runtime {
                     "leases lost before completion; other workers have these timers"
                 );
             }
+            let queued_before = report.queued;
             for completion in &completions {
                 match completion.outcome {
                     TimerOutcome::Fired => {
@@ -314,6 +321,9 @@ impl Runtime {
                     TimerOutcome::Skipped => report.missed += 1,
                     TimerOutcome::Cancelled => {}
                 }
+            }
+            if queued_before <= BURST as usize && report.queued > BURST as usize {
+                self.store.refresh_statistics().await?;
             }
         }
     }

@@ -21,8 +21,10 @@ CREATE TABLE timers (
     lease_until BIGINT,
     updated     BIGINT NOT NULL
 );
-CREATE INDEX timers_pending ON timers (state, due);
-CREATE INDEX timers_workflow ON timers (workflow, state);
+-- Partial indexes hold only the work still to do: a timer that fires leaves the
+-- index instead of moving inside it, and claiming scans only what is pending.
+CREATE INDEX timers_pending ON timers (due) WHERE state = 'pending';
+CREATE INDEX timers_workflow ON timers (workflow, step, due);
 
 -- Messages to deliver. The id is the idempotency key
 -- workflow|occurrence|step|contact|channel. Addresses are not copied here: they
@@ -50,7 +52,7 @@ CREATE TABLE outbox (
     created      BIGINT NOT NULL,
     updated      BIGINT NOT NULL
 );
-CREATE INDEX outbox_ready ON outbox (state, next_attempt);
+CREATE INDEX outbox_ready ON outbox (next_attempt) WHERE state = 'queued';
 
 -- Append-only record of everything that happened, with its reason.
 CREATE TABLE ledger (

@@ -348,6 +348,19 @@ impl Store {
         Ok(row.try_get::<i64, _>("later")? > 0)
     }
 
+    /// Refreshes the planner's statistics after a burst of writes. PostgreSQL plans
+    /// the claim queries from statistics that autovacuum refreshes only minutes
+    /// later; on a freshly filled table it picks a scan-and-sort over every pending
+    /// row for each batch (quadratic over a burst). SQLite's planner needs nothing.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("ANALYZE timers, outbox")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Releases every lease held under `owner`: a restarted worker takes back at
     /// once what it held when it stopped (its leases would otherwise have to expire).
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
