@@ -19,8 +19,8 @@ use palabre_engine::contacts::{self, Contact, DirectoryRules};
 use palabre_engine::definitions::Definitions;
 use palabre_engine::diagnostic::Diagnostics;
 use palabre_engine::offset::Offset;
-use palabre_engine::plan::{self, PlannedMessage, Planner};
-use palabre_engine::runtime::{Runtime, RuntimeConfig};
+use palabre_engine::plan::{self, Changes, PlannedMessage, Planner};
+use palabre_engine::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use palabre_engine::store::{self, DEFAULT_URL, Store};
 use palabre_engine::{redact, workflow};
 use palabre_sms::SmsOutbox;
@@ -109,6 +109,9 @@ enum Command {
         #[command(flatten)]
         sources: Sources,
     },
+    /// Move or cancel one occurrence of a meeting; participants are told.
+    #[command(subcommand)]
+    Occurrence(OccurrenceCommand),
     /// Manage the contact directory.
     #[command(subcommand)]
     Contacts(ContactsCommand),
@@ -182,6 +185,36 @@ enum SmtpSecurity {
     Starttls,
     Tls,
     Plain,
+}
+
+#[derive(Subcommand)]
+enum OccurrenceCommand {
+    /// Move one occurrence: its pending reminders follow, participants get a notice.
+    Move {
+        /// The workflow id.
+        workflow: String,
+        /// The occurrence, as its recurrence gives it (RFC 3339, e.g. 2026-12-09T09:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// The new start (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Why, as participants will read it.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Cancel one occurrence: its pending reminders are dropped, participants get a notice.
+    Cancel {
+        workflow: String,
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +306,19 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
         }
         Command::Serve(args) => serve(args).await,
         Command::Status { format, sources } => status(format, &sources, out).await,
+        Command::Occurrence(OccurrenceCommand::Move {
+            workflow,
+            at,
+            to,
+            reason,
+            sources,
+        }) => change_occurrence(&workflow, &at, Some(&to), &reason, &sources, out).await,
+        Command::Occurrence(OccurrenceCommand::Cancel {
+            workflow,
+            at,
+            reason,
+            sources,
+        }) => change_occurrence(&workflow, &at, None, &reason, &sources, out).await,
         Command::Contacts(ContactsCommand::Import { file, sources }) => {
             import_contacts(&file, &sources, out).await
         }
@@ -543,8 +589,19 @@ async fn preview(
             "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv` or pass --directory FILE.csv"
         );
     }
+    // Moved and cancelled occurrences, when there is a database to read them from.
+    let changes = if store::exists(sources.database_url()) {
+        let store = Store::connect(sources.database_url())
+            .await
+            .context("opening the database")?;
+        let changes = store.occurrence_changes().await?;
+        store.close().await;
+        Changes::new(changes)
+    } else {
+        Changes::default()
+    };
     let clock = VirtualClock::new(start);
-    let planned = Planner::new(&definitions).preview(&clock, until, &directory);
+    let planned = Planner::new(&definitions).preview(&clock, until, &directory, &changes);
     match options.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?,
         Format::Table => print_preview(out, &planned, options.show_text),
@@ -724,6 +781,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     if let Some(worker) = &args.worker {
         config.owner.clone_from(worker);
     }
+    let shutdown = shutdown_signal()?;
     let runtime = Runtime::new(
         store,
         definitions,
@@ -731,32 +789,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         Arc::new(SystemClock),
         config,
     );
-    runtime.run(shutdown_signal()).await?;
+    runtime.run(shutdown).await?;
     tracing::info!("stopped");
     Ok(Outcome::Ok)
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT or SIGTERM. The handlers are installed now,
+/// before the engine starts, so a signal that comes during the first tick is not
+/// lost (nor does it kill the process outright).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{SignalKind, signal};
         let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            tracing::info!("shutting down: finishing the work in hand");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -819,4 +880,66 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
         }
     }
     Ok(Outcome::Ok)
+}
+
+fn parse_instant(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!("--{flag} '{text}': write an RFC 3339 instant, e.g. 2026-12-09T09:00:00Z")
+        })
+}
+
+/// Applies a move or a cancellation through the runtime's rules, against the
+/// database; a running server picks up the new timers and notices.
+async fn change_occurrence(
+    workflow: &str,
+    at: &str,
+    to: Option<&str>,
+    reason: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let occurrence = parse_instant("at", at)?;
+    let new_start = to.map(|to| parse_instant("to", to)).transpose()?;
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let runtime = Runtime::new(
+        store,
+        definitions,
+        Connectors::default(),
+        Arc::new(SystemClock),
+        RuntimeConfig::default(),
+    );
+    match runtime
+        .change_occurrence(workflow, occurrence, new_start, reason)
+        .await
+    {
+        Ok(report) => {
+            let what = if new_start.is_some() {
+                "moved"
+            } else {
+                "cancelled"
+            };
+            writeln!(
+                out,
+                "{workflow} {}: {what} (sequence {}); notice queued for {} participant(s), {} unreachable",
+                occurrence.to_rfc3339(),
+                report.sequence,
+                report.notified,
+                report.unreachable
+            )?;
+            Ok(Outcome::Ok)
+        }
+        Err(RuntimeError::Change(reason)) => {
+            eprintln!("error: {reason}");
+            Ok(Outcome::Invalid)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -7,6 +7,8 @@
 //! [`VirtualClock`]; the server drives the very same code over the system clock,
 //! so what the preview shows is what the server does.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -14,21 +16,75 @@ use crate::clock::{Clock, VirtualClock};
 use crate::contacts::Contact;
 use crate::definitions::{Definitions, Meeting};
 use crate::places::Places;
-use crate::templates::{MessageContext, OccurrenceFacts, RecipientFacts, StepFacts, WorkflowFacts};
+use crate::templates::{
+    ChangeFacts, MessageContext, OccurrenceFacts, RecipientFacts, StepFacts, WorkflowFacts,
+};
 use crate::workflow::{Channel, RecipientGroup, Step};
 
 /// The most occurrences one workflow may produce in one planning window; a
 /// recurrence every second over a year is a mistake, not a plan.
 pub const MAX_OCCURRENCES_PER_WINDOW: usize = 20_000;
 
+/// A coordinator's change to one occurrence: moved to `starts_at`, or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceChange {
+    pub workflow: String,
+    /// The nominal start, as the recurrence gives it: the key of the occurrence.
+    pub occurrence: DateTime<Utc>,
+    /// The new start; `None` when cancelled.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// iCalendar SEQUENCE of the latest change: 1, 2, ...
+    pub sequence: u32,
+    pub reason: String,
+}
+
+/// All occurrence changes, by workflow and nominal start.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    by_occurrence: HashMap<(String, DateTime<Utc>), OccurrenceChange>,
+}
+
+impl Changes {
+    pub fn new(changes: impl IntoIterator<Item = OccurrenceChange>) -> Changes {
+        Changes {
+            by_occurrence: changes
+                .into_iter()
+                .map(|c| ((c.workflow.clone(), c.occurrence), c))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, workflow: &str, occurrence: DateTime<Utc>) -> Option<&OccurrenceChange> {
+        self.by_occurrence.get(&(workflow.to_owned(), occurrence))
+    }
+
+    fn of<'c>(&'c self, workflow: &'c str) -> impl Iterator<Item = &'c OccurrenceChange> + 'c {
+        self.by_occurrence
+            .values()
+            .filter(move |c| c.workflow == workflow)
+    }
+}
+
 /// One step of one occurrence of one workflow, due at `due`.
 #[derive(Debug, Clone, Copy)]
 pub struct Fire<'d> {
     pub meeting: &'d Meeting,
     pub step: &'d Step,
-    /// The occurrence's nominal start.
+    /// The occurrence's nominal start: its key.
     pub occurrence: DateTime<Utc>,
+    /// When it actually starts (differs from `occurrence` once moved).
+    pub start: DateTime<Utc>,
+    /// iCalendar SEQUENCE of the occurrence (0 until it is moved).
+    pub sequence: u32,
     pub due: DateTime<Utc>,
+}
+
+/// What is sent, to whom, on which channels: a step, or a change notice.
+struct Sending<'a> {
+    step_id: &'a str,
+    template: &'a str,
+    channels: &'a [Channel],
+    groups: &'a [RecipientGroup],
 }
 
 /// What one recipient would receive for one fire.
@@ -97,12 +153,17 @@ impl<'d> Planner<'d> {
     }
 
     /// Every fire due in `[from, to)`, ordered by due time, then workflow, then step.
-    pub fn fires_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Fire<'d>> {
+    pub fn fires_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        changes: &Changes,
+    ) -> Vec<Fire<'d>> {
         let mut fires: Vec<Fire<'d>> = self
             .definitions
             .meetings
             .iter()
-            .flat_map(|meeting| Planner::fires_of(meeting, from, to))
+            .flat_map(|meeting| Planner::fires_of(meeting, from, to, changes))
             .collect();
         fires.sort_by(|a, b| {
             (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
@@ -114,8 +175,15 @@ impl<'d> Planner<'d> {
         fires
     }
 
-    /// The fires of one meeting due in `[from, to)`, in occurrence order.
-    pub fn fires_of(meeting: &'d Meeting, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Fire<'d>> {
+    /// The fires of one meeting due in `[from, to)`: its occurrences as the recurrence
+    /// gives them, less those moved or cancelled, plus the moved ones at their new start.
+    pub fn fires_of(
+        meeting: &'d Meeting,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        changes: &Changes,
+    ) -> Vec<Fire<'d>> {
+        let id = &meeting.definition.id;
         let steps = &meeting.definition.steps;
         let earliest = steps
             .iter()
@@ -128,19 +196,26 @@ impl<'d> Planner<'d> {
             .max()
             .unwrap_or_default();
         // An occurrence matters if any of its steps falls in the window.
-        let occurrences =
-            meeting
-                .recurrence
-                .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW);
+        let nominal = meeting
+            .recurrence
+            .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW)
+            .into_iter()
+            .filter(|occurrence| changes.get(id, *occurrence).is_none())
+            .map(|occurrence| (occurrence, occurrence, 0));
+        let moved = changes
+            .of(id)
+            .filter_map(|c| c.starts_at.map(|start| (c.occurrence, start, c.sequence)));
         let mut fires = Vec::new();
-        for occurrence in occurrences {
+        for (occurrence, start, sequence) in nominal.chain(moved) {
             for step in steps {
-                let due = occurrence + step.at.as_delta();
+                let due = start + step.at.as_delta();
                 if from <= due && due < to {
                     fires.push(Fire {
                         meeting,
                         step,
                         occurrence,
+                        start,
+                        sequence,
                         due,
                     });
                 }
@@ -152,15 +227,88 @@ impl<'d> Planner<'d> {
     /// The messages a fire sends, one per distinct recipient, ordered by contact id.
     pub fn messages(&self, fire: &Fire<'_>, directory: &[Contact]) -> Vec<PlannedMessage> {
         let def = &fire.meeting.definition;
-        let groups = fire.step.recipients.as_ref().unwrap_or(&def.recipients);
-        let mut recipients: Vec<&Contact> = groups
+        let sending = Sending {
+            step_id: &fire.step.id,
+            template: &fire.step.template,
+            channels: &fire.step.channels,
+            groups: fire.step.recipients.as_ref().unwrap_or(&def.recipients),
+        };
+        self.expand(
+            fire.meeting,
+            fire.occurrence,
+            fire.start,
+            fire.due,
+            &sending,
+            None,
+            directory,
+        )
+    }
+
+    /// The notice sent to every participant when an occurrence is moved or cancelled,
+    /// on the channels the workflow's steps use; `notice_id` names it (`moved-1`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn notice(
+        &self,
+        meeting: &Meeting,
+        change: &OccurrenceChange,
+        previous_start: DateTime<Utc>,
+        template: &str,
+        notice_id: &str,
+        now: DateTime<Utc>,
+        directory: &[Contact],
+    ) -> Vec<PlannedMessage> {
+        let def = &meeting.definition;
+        let mut channels: Vec<Channel> = Vec::new();
+        for channel in def.steps.iter().flat_map(|s| s.channels.iter()) {
+            if !channels.contains(channel) {
+                channels.push(*channel);
+            }
+        }
+        let sending = Sending {
+            step_id: notice_id,
+            template,
+            channels: &channels,
+            groups: &def.recipients,
+        };
+        let local = previous_start.with_timezone(&meeting.recurrence.zone());
+        let facts = ChangeFacts {
+            previous_date: local.format("%Y-%m-%d").to_string(),
+            previous_time: local.format("%H:%M").to_string(),
+            reason: change.reason.clone(),
+        };
+        let start = change.starts_at.unwrap_or(previous_start);
+        self.expand(
+            meeting,
+            change.occurrence,
+            start,
+            now,
+            &sending,
+            Some(facts),
+            directory,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn expand(
+        &self,
+        meeting: &Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        due: DateTime<Utc>,
+        sending: &Sending<'_>,
+        change: Option<ChangeFacts>,
+        directory: &[Contact],
+    ) -> Vec<PlannedMessage> {
+        let def = &meeting.definition;
+        let mut recipients: Vec<&Contact> = sending
+            .groups
             .iter()
             .flat_map(|g| resolve_group(g, &def.place, directory))
             .collect();
         recipients.sort_by(|a, b| a.id.cmp(&b.id));
         recipients.dedup_by(|a, b| a.id == b.id);
-        let zone = fire.meeting.recurrence.zone();
-        let local_start = fire.occurrence.with_timezone(&zone);
+        let zone = meeting.recurrence.zone();
+        let local_start = start.with_timezone(&zone);
         let place_name = self
             .definitions
             .places
@@ -169,13 +317,13 @@ impl<'d> Planner<'d> {
         recipients
             .into_iter()
             .map(|contact| {
-                let channel = choose_channel(contact, &fire.step.channels);
+                let channel = choose_channel(contact, sending.channels);
                 let mut message = PlannedMessage {
-                    due_utc: fire.due,
-                    due_local: fire.due.with_timezone(&zone).to_rfc3339(),
+                    due_utc: due,
+                    due_local: due.with_timezone(&zone).to_rfc3339(),
                     workflow: def.id.clone(),
-                    occurrence: fire.occurrence,
-                    step: fire.step.id.clone(),
+                    occurrence,
+                    step: sending.step_id.to_owned(),
                     contact_id: contact.id.clone(),
                     contact_name: contact.name.clone(),
                     channel,
@@ -187,7 +335,7 @@ impl<'d> Planner<'d> {
                 let Some(channel) = channel else {
                     message.problem = Some(format!(
                         "no address on {}",
-                        fire.step
+                        sending
                             .channels
                             .iter()
                             .map(|c| c.as_str())
@@ -208,19 +356,20 @@ impl<'d> Planner<'d> {
                         date: local_start.format("%Y-%m-%d").to_string(),
                         time: local_start.format("%H:%M").to_string(),
                         timezone: zone.name().to_owned(),
-                        starts_at: fire.occurrence.to_rfc3339(),
-                        reference: occurrence_reference(&def.id, fire.occurrence),
+                        starts_at: start.to_rfc3339(),
+                        reference: occurrence_reference(&def.id, occurrence),
                     },
                     step: StepFacts {
-                        id: fire.step.id.clone(),
+                        id: sending.step_id.to_owned(),
                     },
                     recipient: RecipientFacts {
                         id: contact.id.clone(),
                         name: contact.name.clone(),
                     },
+                    change: change.clone(),
                 };
                 match self.definitions.templates.render(
-                    &fire.step.template,
+                    sending.template,
                     channel,
                     &contact.language,
                     &context,
@@ -245,9 +394,10 @@ impl<'d> Planner<'d> {
         clock: &VirtualClock,
         until: DateTime<Utc>,
         directory: &[Contact],
+        changes: &Changes,
     ) -> Vec<PlannedMessage> {
         let mut planned = Vec::new();
-        for fire in self.fires_between(clock.now(), until) {
+        for fire in self.fires_between(clock.now(), until, changes) {
             clock.advance_to(fire.due);
             planned.extend(self.messages(&fire, directory));
         }

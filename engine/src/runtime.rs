@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,7 +34,7 @@ use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
 use crate::contacts::Contact;
 use crate::definitions::{Definitions, Meeting};
 use crate::ics::{self, CalendarEvent, CalendarMethod};
-use crate::plan::{Fire, Planner};
+use crate::plan::{Changes, Fire, OccurrenceChange, Planner};
 use crate::store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
     PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
@@ -45,6 +46,20 @@ use crate::workflow::{Channel, Misfire};
 pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A coordinator's change that cannot be applied, with the reason.
+    #[error("{0}")]
+    Change(String),
+}
+
+/// What changing an occurrence did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeReport {
+    /// The iCalendar SEQUENCE the occurrence now has.
+    pub sequence: u32,
+    /// Participants a notice was queued for.
+    pub notified: usize,
+    /// Participants with no address on the workflow's channels.
+    pub unreachable: usize,
 }
 
 /// When and how often a failed delivery is tried again.
@@ -147,6 +162,8 @@ pub struct Runtime {
     clock: Arc<dyn Clock>,
     config: RuntimeConfig,
     wake: Notify,
+    /// Set when a shutdown was asked for: work stops at the next safe point.
+    stopping: AtomicBool,
 }
 
 /// A fingerprint of everything in a workflow that shapes its timers and messages.
@@ -170,6 +187,7 @@ impl Runtime {
             clock,
             config,
             wake: Notify::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -199,6 +217,169 @@ impl Runtime {
         self.wake.notify_one();
     }
 
+    /// Moves one occurrence to `new_start`, or cancels it when `new_start` is `None`:
+    /// its pending steps are re-planned relative to the new start (or dropped),
+    /// steps already sent stay sent, and every participant is sent the
+    /// `meeting-moved` or `meeting-cancelled` notice, by email with the updated
+    /// calendar entry (same UID, next SEQUENCE). All in one transaction, in the ledger.
+    pub async fn change_occurrence(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+        new_start: Option<DateTime<Utc>>,
+        reason: &str,
+    ) -> Result<ChangeReport, RuntimeError> {
+        let now = self.clock.now();
+        let definitions = self.definitions();
+        let refuse = |message: String| Err(RuntimeError::Change(message));
+        let Some(meeting) = definitions
+            .meetings
+            .iter()
+            .find(|m| m.definition.id == workflow)
+        else {
+            return refuse(format!("no workflow '{workflow}'"));
+        };
+        let nominal = meeting
+            .recurrence
+            .between(occurrence, occurrence + TimeDelta::seconds(1), 1);
+        if nominal.first() != Some(&occurrence) {
+            let next = meeting
+                .recurrence
+                .next_after(occurrence)
+                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339());
+            return refuse(format!(
+                "{} is not an occurrence of '{workflow}' (the next one after it is {next})",
+                occurrence.to_rfc3339()
+            ));
+        }
+        let changes = Changes::new(self.store.occurrence_changes().await?);
+        let previous = changes.get(workflow, occurrence);
+        let Some(previous_start) = previous.map_or(Some(occurrence), |c| c.starts_at) else {
+            return refuse("this occurrence is already cancelled".to_owned());
+        };
+        if previous_start <= now {
+            return refuse("this occurrence has already started".to_owned());
+        }
+        if new_start.is_some_and(|start| start <= now) {
+            return refuse("the new start is in the past".to_owned());
+        }
+        let (kind, template, event) = match new_start {
+            Some(_) => ("moved", "meeting-moved", LedgerEvent::Moved),
+            None => ("cancelled", "meeting-cancelled", LedgerEvent::Cancelled),
+        };
+        if !definitions.templates.contains(template) {
+            return refuse(format!(
+                "the template '{template}' is missing from templates/"
+            ));
+        }
+        let change = OccurrenceChange {
+            workflow: workflow.to_owned(),
+            occurrence,
+            starts_at: new_start,
+            sequence: previous.map_or(1, |c| c.sequence + 1),
+            reason: reason.to_owned(),
+        };
+        let timers: Vec<PlannedTimer> = new_start
+            .map(|start| {
+                meeting
+                    .definition
+                    .steps
+                    .iter()
+                    .map(|step| PlannedTimer {
+                        workflow: workflow.to_owned(),
+                        occurrence,
+                        step: step.id.clone(),
+                        due: start + step.at.as_delta(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let notice_id = format!("{kind}-{}", change.sequence);
+        let timer_key = PlannedTimer::key(workflow, occurrence, &notice_id);
+        let directory = self.store.contacts().await?;
+        let planned = Planner::new(&definitions).notice(
+            meeting,
+            &change,
+            previous_start,
+            template,
+            &notice_id,
+            now,
+            &directory,
+        );
+        let slot = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).slot(workflow, occurrence, &notice_id)
+        };
+        let what = match new_start {
+            Some(start) => format!(
+                "moved from {} to {}",
+                previous_start.to_rfc3339(),
+                start.to_rfc3339()
+            ),
+            None => format!("cancelled (was {})", previous_start.to_rfc3339()),
+        };
+        let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
+        let mut notices = Vec::new();
+        for message in planned {
+            let (Some(channel), Some(body)) = (message.channel, message.body) else {
+                ledger.push(
+                    slot(
+                        LedgerEvent::Unreachable,
+                        message.problem.unwrap_or_default(),
+                    )
+                    .recipient(&message.contact_id, None),
+                );
+                continue;
+            };
+            let calendar = (channel == Channel::Email).then(|| {
+                let event = CalendarEvent {
+                    workflow,
+                    occurrence,
+                    start: new_start.unwrap_or(previous_start),
+                    duration: meeting.definition.duration.as_delta(),
+                    title: &meeting.definition.title,
+                    venue: &meeting.definition.venue,
+                    sequence: change.sequence,
+                    method: if new_start.is_some() {
+                        CalendarMethod::Request
+                    } else {
+                        CalendarMethod::Cancel
+                    },
+                };
+                ics::render(&event, now)
+            });
+            notices.push(QueuedMessage {
+                id: QueuedMessage::key(&timer_key, &message.contact_id, channel.as_str()),
+                timer_id: timer_key.clone(),
+                workflow: workflow.to_owned(),
+                occurrence,
+                step: notice_id.clone(),
+                contact_id: message.contact_id,
+                channel: channel.as_str().to_owned(),
+                language: message.language.unwrap_or_default(),
+                subject: message.subject,
+                body,
+                calendar,
+            });
+        }
+        if !self
+            .store
+            .apply_occurrence_change(&change, &timers, &notices, &ledger, now)
+            .await?
+        {
+            return refuse(
+                "another change of this occurrence was applied at the same time; try again"
+                    .to_owned(),
+            );
+        }
+        info!(workflow, %occurrence, kind, notified = notices.len(), "occurrence changed");
+        self.wake();
+        Ok(ChangeReport {
+            sequence: change.sequence,
+            notified: notices.len(),
+            unreachable: ledger.len() - 1,
+        })
+    }
+
     /// Does everything due now: plan, fire due timers, deliver ready messages.
     pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
         let mut report = TickReport {
@@ -218,6 +399,7 @@ impl Runtime {
         let now = self.clock.now();
         let definitions = self.definitions();
         let until = now + self.config.horizon;
+        let changes = Changes::new(self.store.occurrence_changes().await?);
         let mut planned = 0;
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
@@ -238,7 +420,7 @@ impl Runtime {
             if from >= until {
                 continue;
             }
-            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until)
+            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until, &changes)
                 .into_iter()
                 .map(|fire| PlannedTimer {
                     workflow: id.clone(),
@@ -272,8 +454,12 @@ impl Runtime {
 
     async fn fire_due(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
         let definitions = self.definitions();
+        let changes = Changes::new(self.store.occurrence_changes().await?);
         let mut directory: Option<Vec<Contact>> = None;
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let now = self.clock.now();
             let claimed = self
                 .store
@@ -295,7 +481,7 @@ impl Runtime {
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
                 completions.push(
-                    self.fire(&definitions, contacts, timer, now)
+                    self.fire(&definitions, &changes, contacts, timer, now)
                         .instrument(span)
                         .await?,
                 );
@@ -359,6 +545,7 @@ impl Runtime {
     async fn fire(
         &self,
         definitions: &Definitions,
+        changes: &Changes,
         directory: &[Contact],
         timer: ClaimedTimer,
         now: DateTime<Utc>,
@@ -393,10 +580,20 @@ impl Runtime {
             );
             return Ok(dropped(TimerOutcome::Cancelled, entry));
         };
+        let change = changes.get(&timer.workflow, timer.occurrence);
+        if change.is_some_and(|c| c.starts_at.is_none()) {
+            let entry = slot(
+                LedgerEvent::Cancelled,
+                "the occurrence is cancelled".to_owned(),
+            );
+            return Ok(dropped(TimerOutcome::Cancelled, entry));
+        }
         let fire = Fire {
             meeting,
             step,
             occurrence: timer.occurrence,
+            start: change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence),
+            sequence: change.map_or(0, |c| c.sequence),
             due: timer.due,
         };
         if let Some(reason) = self.misfire_verdict(&fire, now).await? {
@@ -422,11 +619,11 @@ impl Runtime {
                 let event = CalendarEvent {
                     workflow: &meeting.definition.id,
                     occurrence: timer.occurrence,
-                    start: timer.occurrence,
+                    start: fire.start,
                     duration: meeting.definition.duration.as_delta(),
                     title: &meeting.definition.title,
                     venue: &meeting.definition.venue,
-                    sequence: 0,
+                    sequence: fire.sequence,
                     method: CalendarMethod::Request,
                 };
                 ics::render(&event, now)
@@ -471,6 +668,9 @@ impl Runtime {
     async fn deliver_ready(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
         let mut directory: Option<HashMap<String, Contact>> = None;
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let now = self.clock.now();
             let claimed = self
                 .store
@@ -503,6 +703,11 @@ impl Runtime {
                 // ones (file outboxes) are recorded with the rest of the batch.
                 if !idempotent {
                     self.record(&mut pending).await?;
+                }
+                if self.stopping.load(Ordering::SeqCst) {
+                    // Claimed but not attempted: their leases expire, or are taken
+                    // back when this worker starts again.
+                    break;
                 }
             }
             self.record(&mut pending).await?;
@@ -653,7 +858,17 @@ impl Runtime {
             info!(released, owner = %self.config.owner, "took back the leases of a previous run");
         }
         loop {
-            self.tick().await?;
+            let tick = self.tick();
+            tokio::pin!(tick);
+            tokio::select! {
+                result = &mut tick => { result?; }
+                () = &mut shutdown => {
+                    // Finish what is in hand (record what was delivered), then stop.
+                    self.stopping.store(true, Ordering::SeqCst);
+                    tick.await?;
+                    return Ok(());
+                }
+            }
             let now = self.clock.now();
             let next = self
                 .store

@@ -35,6 +35,17 @@ pub struct MessageContext {
     pub occurrence: OccurrenceFacts,
     pub step: StepFacts,
     pub recipient: RecipientFacts,
+    /// Set only in the notices sent when an occurrence is moved or cancelled.
+    pub change: Option<ChangeFacts>,
+}
+
+/// What changed about an occurrence (for the moved and cancelled notices).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeFacts {
+    /// The local date and time the occurrence had before this change.
+    pub previous_date: String,
+    pub previous_time: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +106,11 @@ impl MessageContext {
                 id: "c-0001".into(),
                 name: "Awa Traoré".into(),
             },
+            change: Some(ChangeFacts {
+                previous_date: "2027-01-04".into(),
+                previous_time: "09:00".into(),
+                reason: "jour de marché".into(),
+            }),
         }
     }
 }

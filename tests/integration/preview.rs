@@ -291,3 +291,77 @@ fn a_recipient_out_of_reach_on_the_steps_channels_is_flagged_not_dropped() {
         run.stdout
     );
 }
+
+#[test]
+fn a_moved_occurrence_is_previewed_at_its_new_time() {
+    let dir = workspace_with_directory();
+    // dialogue-koro meets on the second Wednesday: 13 January 2027, 09:00.
+    let run = palabre(
+        dir.path(),
+        &[
+            "occurrence",
+            "move",
+            "dialogue-koro",
+            "--at",
+            "2027-01-13T09:00:00Z",
+            "--to",
+            "2027-01-14T09:00:00Z",
+            "--reason",
+            "fête",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("moved (sequence 1); notice queued for"),
+        "{}",
+        run.stdout
+    );
+    let planned = preview_json(dir.path(), "2027-01-12", "3");
+    let reminders = messages_of(&planned, "dialogue-koro", "reminder-1d");
+    assert!(!reminders.is_empty());
+    assert!(
+        reminders
+            .iter()
+            .all(|m| m["due_utc"] == "2027-01-13T09:00:00Z"),
+        "a day before the new start"
+    );
+    let status = palabre(dir.path(), &["status", "--format", "json"]);
+    let counts: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(
+        counts["counts"]["queued"].as_i64().unwrap() > 0,
+        "notices wait in the outbox"
+    );
+
+    let run = palabre(
+        dir.path(),
+        &[
+            "occurrence",
+            "cancel",
+            "dialogue-koro",
+            "--at",
+            "2027-01-13T10:00:00Z",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("is not an occurrence of 'dialogue-koro'"),
+        "{}",
+        run.stderr
+    );
+    let run = palabre(
+        dir.path(),
+        &[
+            "occurrence",
+            "cancel",
+            "dialogue-koro",
+            "--at",
+            "13/01/2027",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

@@ -548,3 +548,223 @@ async fn a_restarted_worker_resumes_and_two_workers_never_share_a_message() {
         assert_eq!(keys.len(), 7, "a message was delivered twice");
     }
 }
+
+#[tokio::test]
+async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
+    for world in worlds("move", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let runtime = world
+            .runtime(
+                &clock,
+                Connectors::default().with(sms.clone()).with(email.clone()),
+                "a",
+            )
+            .await;
+        assert_eq!(
+            runtime.tick().await.unwrap().sent,
+            3,
+            "the invitation for Monday 7 December"
+        );
+
+        clock.advance_to(at("2026-12-05T10:00:00Z"));
+        let monday = at("2026-12-07T09:00:00Z");
+        let report = runtime
+            .change_occurrence(
+                "weekly-koro",
+                monday,
+                Some(at("2026-12-08T10:00:00Z")),
+                "jour de marché",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.sequence, report.notified, report.unreachable),
+            (1, 3, 0)
+        );
+        assert_eq!(runtime.tick().await.unwrap().sent, 3, "the notices");
+        let notice = email.delivered.lock().unwrap().last().unwrap().clone();
+        assert_eq!(
+            notice.subject.as_deref(),
+            Some("Changement de date : Réunion hebdomadaire le 2026-12-08 à 10:00")
+        );
+        assert!(
+            notice.body.contains("prévue le 2026-12-07 à 09:00"),
+            "{}",
+            notice.body
+        );
+        assert!(
+            notice.body.contains("Motif : jour de marché"),
+            "{}",
+            notice.body
+        );
+        let ics = notice.calendar.unwrap();
+        assert!(
+            ics.contains("UID:weekly-koro-20261207T090000Z@palabre"),
+            "same event: {ics}"
+        );
+        assert!(
+            ics.contains("SEQUENCE:1")
+                && ics.contains("DTSTART:20261208T100000Z")
+                && ics.contains("METHOD:REQUEST")
+        );
+        assert!(
+            sms.delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.body.contains("deplace au 2026-12-08 a 10:00"))
+        );
+
+        // The two-hour reminder follows the meeting: not Monday 07:00, Tuesday 08:00.
+        clock.advance_to(at("2026-12-07T07:00:00Z"));
+        assert_eq!(runtime.tick().await.unwrap().fired, 0);
+        clock.advance_to(at("2026-12-08T08:00:00Z"));
+        let report = runtime.tick().await.unwrap();
+        assert_eq!((report.fired, report.sent), (1, 3));
+        assert!(
+            sms.delivered
+                .lock()
+                .unwrap()
+                .last()
+                .unwrap()
+                .body
+                .contains("le 2026-12-08 a 10:00")
+        );
+        // Minutes a day after the new start; the invitation was never sent again.
+        clock.advance_to(at("2026-12-09T10:00:00Z"));
+        assert_eq!(runtime.tick().await.unwrap().sent, 1);
+        let log = events(&runtime).await;
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.starts_with("sent invitation"))
+                .count(),
+            3,
+            "{log:#?}"
+        );
+        assert!(
+            log.iter().any(|e| e.starts_with("moved moved-1")),
+            "{log:#?}"
+        );
+
+        // Moved again: the next sequence. Refused: what is not an occurrence, or already past.
+        let report = runtime
+            .change_occurrence(
+                "weekly-koro",
+                at("2026-12-14T09:00:00Z"),
+                Some(at("2026-12-15T09:00:00Z")),
+                "x",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            report.sequence, 1,
+            "another occurrence starts its own sequence"
+        );
+        let again = runtime
+            .change_occurrence(
+                "weekly-koro",
+                at("2026-12-14T09:00:00Z"),
+                Some(at("2026-12-16T09:00:00Z")),
+                "y",
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.sequence, 2);
+        for (occurrence, to, needle) in [
+            (
+                "2026-12-14T10:00:00Z",
+                Some("2026-12-16T09:00:00Z"),
+                "is not an occurrence",
+            ),
+            (
+                "2026-12-07T09:00:00Z",
+                Some("2026-12-20T09:00:00Z"),
+                "already started",
+            ),
+            (
+                "2026-12-21T09:00:00Z",
+                Some("2026-12-01T09:00:00Z"),
+                "in the past",
+            ),
+        ] {
+            let error = runtime
+                .change_occurrence("weekly-koro", at(occurrence), to.map(at), "z")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
+    for world in worlds("cancel", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-10T12:00:00Z")));
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let runtime = world
+            .runtime(
+                &clock,
+                Connectors::default().with(sms.clone()).with(email.clone()),
+                "a",
+            )
+            .await;
+        runtime.tick().await.unwrap();
+        let report = runtime
+            .change_occurrence(
+                "weekly-koro",
+                at("2026-12-14T09:00:00Z"),
+                None,
+                "alerte de sécurité",
+            )
+            .await
+            .unwrap();
+        assert_eq!((report.sequence, report.notified), (1, 3));
+        assert_eq!(runtime.tick().await.unwrap().sent, 3);
+        let notice = email.delivered.lock().unwrap()[0].clone();
+        assert_eq!(
+            notice.subject.as_deref(),
+            Some("Annulation : Réunion hebdomadaire du 2026-12-14")
+        );
+        let ics = notice.calendar.unwrap();
+        assert!(
+            ics.contains("METHOD:CANCEL")
+                && ics.contains("STATUS:CANCELLED")
+                && ics.contains("SEQUENCE:1"),
+            "{ics}"
+        );
+        // Nothing of the 14th is sent: not the invitation (11th), the reminder, the minutes.
+        for day in [
+            "2026-12-11T09:00:00Z",
+            "2026-12-14T07:00:00Z",
+            "2026-12-15T09:00:00Z",
+        ] {
+            clock.advance_to(at(day));
+            assert_eq!(runtime.tick().await.unwrap().sent, 0, "{day}");
+        }
+        // The next week goes on as planned.
+        clock.advance_to(at("2026-12-18T09:00:00Z"));
+        assert_eq!(
+            runtime.tick().await.unwrap().sent,
+            3,
+            "the invitation for the 21st"
+        );
+        let error = runtime
+            .change_occurrence("weekly-koro", at("2026-12-14T09:00:00Z"), None, "again")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("already cancelled") || error.contains("already started"),
+            "{error}"
+        );
+        let log = events(&runtime).await;
+        assert!(
+            log.iter().any(|e| e.starts_with("cancelled cancelled-1")),
+            "{log:#?}"
+        );
+    }
+}

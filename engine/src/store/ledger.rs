@@ -31,6 +31,10 @@ pub enum LedgerEvent {
     DeadLetter,
     /// Pending timers were dropped because their workflow changed or disappeared.
     Replanned,
+    /// A coordinator moved one occurrence.
+    Moved,
+    /// A coordinator cancelled one occurrence.
+    Cancelled,
 }
 
 impl LedgerEvent {
@@ -45,6 +49,8 @@ impl LedgerEvent {
             LedgerEvent::Retry => "retry",
             LedgerEvent::DeadLetter => "dead-letter",
             LedgerEvent::Replanned => "replanned",
+            LedgerEvent::Moved => "moved",
+            LedgerEvent::Cancelled => "cancelled",
         }
     }
 }

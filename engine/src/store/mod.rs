@@ -174,6 +174,7 @@ impl Store {
     }
 }
 
+mod changes;
 mod contacts;
 mod ledger;
 mod outbox;
