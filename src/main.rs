@@ -159,6 +159,9 @@ struct ServeArgs {
         default_value = "PALABRE_SMTP_PASSWORD"
     )]
     smtp_password_env: String,
+    /// A CA certificate (PEM) to trust for the SMTP server, besides the public roots.
+    #[arg(long, env = "PALABRE_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
     /// Sender of emails.
     #[arg(
         long,
@@ -708,6 +711,11 @@ fn connectors(args: &ServeArgs) -> anyhow::Result<Connectors> {
             password: std::env::var(&args.smtp_password_env).ok(),
             from: args.from.clone(),
             timeout: std::time::Duration::from_secs(30),
+            ca_certificate_pem: args
+                .smtp_ca_file
+                .as_ref()
+                .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
+                .transpose()?,
         })?,
         None => EmailConnector::files(args.outbox.clone(), &args.from)?,
     };

@@ -256,3 +256,98 @@ async fn mail_refused_for_a_while_is_delivered_after_backoff() {
     }
     drop(dir);
 }
+
+/// Runs `serve` against `smtp` with `security` until `count` mails arrived (or a
+/// bounded wait ran out); returns the `status` counts.
+fn serve_until(
+    dir: &Path,
+    db: &str,
+    smtp: &SmtpServer,
+    security: &str,
+    password: &str,
+    count: usize,
+) -> serde_json::Value {
+    std::fs::write(dir.join("ca.pem"), &smtp.certificate_pem).unwrap();
+    let child = Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--db",
+            db,
+            "--smtp-host",
+            "127.0.0.1",
+            "--worker",
+            "tls-worker",
+        ])
+        .args([
+            "--smtp-port",
+            &smtp.port.to_string(),
+            "--smtp-security",
+            security,
+        ])
+        .args([
+            "--smtp-ca-file",
+            "ca.pem",
+            "--smtp-user",
+            "palabre",
+            "--smtp-password-env",
+            "TEST_SMTP_SECRET",
+        ])
+        .env("TEST_SMTP_SECRET", password)
+        .env_remove("PALABRE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let arrived = wait_until(Duration::from_secs(30), || {
+        let status = palabre(dir, &["status", "--db", db, "--format", "json"]);
+        let done = serde_json::from_str::<serde_json::Value>(&status.stdout)
+            .map(|v| {
+                v["counts"]["sent"].as_i64().unwrap_or(0)
+                    + v["counts"]["dead_lettered"].as_i64().unwrap_or(0)
+            })
+            .unwrap_or(0);
+        done >= i64::try_from(count).unwrap()
+    });
+    let stderr = terminate(child);
+    assert!(arrived, "not every message was settled\n{stderr}");
+    assert!(!stderr.contains(password), "the password was logged");
+    let status = palabre(dir, &["status", "--db", db, "--format", "json"]);
+    serde_json::from_str(&status.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn smtp_over_starttls_and_implicit_tls_with_a_password_from_the_environment() {
+    for (security, mode) in [
+        ("starttls", crate::smtp::Security::StartTls),
+        ("tls", crate::smtp::Security::ImplicitTls),
+    ] {
+        let dir = workspace_with_meeting(5, &[3]);
+        let db = format!("sqlite://{}", dir.path().join("palabre.db").display());
+        import_directory(dir.path(), 3, &db);
+        let smtp = SmtpServer::with(mode, Some(("palabre", "s3cret")));
+        let status = serve_until(dir.path(), &db, &smtp, security, "s3cret", 3);
+        assert_eq!(status["counts"]["sent"], 3, "{security}: {status}");
+        let received = smtp.received();
+        assert_eq!(received.len(), 3);
+        assert!(
+            received
+                .iter()
+                .all(|r| r.encrypted && r.user.as_deref() == Some("palabre")),
+            "{security}: {received:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_dead_letters_instead_of_retrying_forever() {
+    let dir = workspace_with_meeting(5, &[3]);
+    let db = format!("sqlite://{}", dir.path().join("palabre.db").display());
+    import_directory(dir.path(), 2, &db);
+    let smtp = SmtpServer::with(crate::smtp::Security::StartTls, Some(("palabre", "s3cret")));
+    let status = serve_until(dir.path(), &db, &smtp, "starttls", "wrong", 2);
+    assert_eq!(status["counts"]["dead_lettered"], 2, "{status}");
+    assert!(smtp.received().is_empty());
+    let dead = status["recent_dead_letters"].to_string();
+    assert!(dead.contains("535"), "{dead}");
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
 use palabre_engine::workflow::Channel;
@@ -44,6 +44,9 @@ pub struct SmtpConfig {
     /// The sender, `Name <address>` or `address`.
     pub from: String,
     pub timeout: Duration,
+    /// A CA certificate (PEM) to trust besides the public roots: for a relay whose
+    /// certificate comes from an organisation's own CA.
+    pub ca_certificate_pem: Option<Vec<u8>>,
 }
 
 /// Why the connector could not be built.
@@ -93,10 +96,17 @@ impl EmailConnector {
     /// A connector sending through an SMTP server.
     pub fn smtp(config: &SmtpConfig) -> Result<EmailConnector, EmailConfigError> {
         let tls = |host: &str| {
-            TlsParameters::new(host.to_owned()).map_err(|e| EmailConfigError::Tls {
+            let failed = |reason: String| EmailConfigError::Tls {
                 host: host.to_owned(),
-                reason: e.to_string(),
-            })
+                reason,
+            };
+            let mut builder = TlsParameters::builder(host.to_owned());
+            if let Some(pem) = &config.ca_certificate_pem {
+                let certificate = Certificate::from_pem(pem)
+                    .map_err(|e| failed(format!("CA certificate: {e}")))?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            builder.build().map_err(|e| failed(e.to_string()))
         };
         let security = match config.security {
             Security::StartTls => Tls::Required(tls(&config.host)?),
