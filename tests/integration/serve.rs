@@ -351,3 +351,50 @@ async fn a_wrong_smtp_password_dead_letters_instead_of_retrying_forever() {
     let dead = status["recent_dead_letters"].to_string();
     assert!(dead.contains("535"), "{dead}");
 }
+
+/// The README's run command, in a fresh copy of the repository's layout: the engine
+/// starts on SQLite with the invented directory and delivers the demo meeting's
+/// invitations as `.eml` files within a minute; its logs are JSON when asked.
+#[test]
+fn the_readme_demo_delivers_mail_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("workflows"), &dir.path().join("workflows"));
+    copy_dir(&repo().join("examples"), &dir.path().join("examples"));
+    let child = Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
+        .current_dir(dir.path())
+        .args(["--log-format", "json", "serve", "--demo"])
+        .env_remove("PALABRE_DATABASE_URL")
+        .env_remove("PALABRE_SMTP_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let outbox = dir.path().join("outbox");
+    let mailed = wait_until(Duration::from_secs(75), || {
+        std::fs::read_dir(&outbox).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        })
+    });
+    let waited = started.elapsed();
+    let stderr = terminate(child);
+    assert!(mailed, "no .eml in outbox/ after {waited:?}\n{stderr}");
+    assert!(waited < Duration::from_secs(70), "took {waited:?}");
+    assert!(dir.path().join("palabre.db").exists());
+    assert!(
+        std::fs::read_dir(outbox.join("sms")).unwrap().count() > 0,
+        "SMS went to outbox/sms"
+    );
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+    }
+    assert!(stderr.contains("palabre serving"), "{stderr}");
+    assert!(
+        !stderr.contains("@example.org") && !stderr.contains("+223"),
+        "personal data in the logs:\n{stderr}"
+    );
+}
