@@ -48,6 +48,14 @@ impl Recorder {
         Recorder::new(channel, 0, DeliveryError::Transient(String::new()))
     }
 
+    /// A healthy SMS and email recorder, and the connectors that deliver through them.
+    fn pair() -> (Arc<Recorder>, Arc<Recorder>, Connectors) {
+        let sms = Recorder::healthy(Channel::Sms);
+        let email = Recorder::healthy(Channel::Email);
+        let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+        (sms, email, connectors)
+    }
+
     fn keys(&self) -> Vec<String> {
         self.delivered
             .lock()
@@ -217,15 +225,8 @@ async fn each_step_fires_at_its_instant_and_each_message_is_delivered_once() {
     for world in worlds("fires", "once").await {
         // Thursday 2026-12-03 12:00; the next meeting is Monday 2026-12-07 09:00.
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
-        let sms = Recorder::healthy(Channel::Sms);
-        let email = Recorder::healthy(Channel::Email);
-        let runtime = world
-            .runtime(
-                &clock,
-                Connectors::default().with(sms.clone()).with(email.clone()),
-                "a",
-            )
-            .await;
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
 
         let report = runtime.tick().await.unwrap();
         assert!(report.planned >= 6, "{report:?}");
@@ -480,15 +481,8 @@ async fn misfire_policies_after_downtime() {
 async fn editing_a_workflow_replans_the_future_and_never_resends_the_past() {
     for world in worlds("edit", "once").await {
         let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
-        let sms = Recorder::healthy(Channel::Sms);
-        let email = Recorder::healthy(Channel::Email);
-        let runtime = world
-            .runtime(
-                &clock,
-                Connectors::default().with(sms.clone()).with(email.clone()),
-                "a",
-            )
-            .await;
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
         assert_eq!(runtime.tick().await.unwrap().fired, 1, "the invitation");
         // The coordinator moves the reminder from 2 hours to 1 day before.
         let file = world.workflows.join("weekly.yaml");
@@ -526,9 +520,7 @@ async fn editing_a_workflow_replans_the_future_and_never_resends_the_past() {
 async fn a_restarted_worker_resumes_and_two_workers_never_share_a_message() {
     for world in worlds("restart", "once").await {
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
-        let sms = Recorder::healthy(Channel::Sms);
-        let email = Recorder::healthy(Channel::Email);
-        let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+        let (sms, email, connectors) = Recorder::pair();
         let first = world.runtime(&clock, connectors.clone(), "first").await;
         first.tick().await.unwrap();
         drop(first);
@@ -553,15 +545,8 @@ async fn a_restarted_worker_resumes_and_two_workers_never_share_a_message() {
 async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
     for world in worlds("move", "once").await {
         let clock = Arc::new(VirtualClock::new(at("2026-12-04T09:00:00Z")));
-        let sms = Recorder::healthy(Channel::Sms);
-        let email = Recorder::healthy(Channel::Email);
-        let runtime = world
-            .runtime(
-                &clock,
-                Connectors::default().with(sms.clone()).with(email.clone()),
-                "a",
-            )
-            .await;
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
         assert_eq!(
             runtime.tick().await.unwrap().sent,
             3,
@@ -703,15 +688,8 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
 async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
     for world in worlds("cancel", "once").await {
         let clock = Arc::new(VirtualClock::new(at("2026-12-10T12:00:00Z")));
-        let sms = Recorder::healthy(Channel::Sms);
-        let email = Recorder::healthy(Channel::Email);
-        let runtime = world
-            .runtime(
-                &clock,
-                Connectors::default().with(sms.clone()).with(email.clone()),
-                "a",
-            )
-            .await;
+        let (_sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
         runtime.tick().await.unwrap();
         let report = runtime
             .change_occurrence(

@@ -63,28 +63,37 @@ fn import_directory(dir: &Path, count: usize, db: &str) {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
-fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
+/// Starts `palabre ARGS` in `dir` as a long-running process, logs on a pipe.
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("palabre"));
+    command
         .current_dir(dir)
-        .args([
-            "serve",
-            "--db",
-            db,
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-security",
-            "plain",
-            "--worker",
-            "test-worker",
-        ])
-        .args(["--smtp-port", &smtp.port.to_string()])
-        .args(extra)
+        .args(args)
         .env_remove("PALABRE_DATABASE_URL")
+        .env_remove("PALABRE_SMTP_HOST")
         .env("PALABRE_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
+fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
+    let port = smtp.port.to_string();
+    let mut args = vec![
+        "serve",
+        "--db",
+        db,
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-security",
+        "plain",
+    ];
+    args.extend(["--worker", "test-worker", "--smtp-port", &port]);
+    args.extend(extra);
+    spawn(dir, &args, &[])
 }
 
 /// Waits (bounded) until `done` holds; a real process is being watched, not timed.
@@ -268,37 +277,27 @@ fn serve_until(
     count: usize,
 ) -> serde_json::Value {
     std::fs::write(dir.join("ca.pem"), &smtp.certificate_pem).unwrap();
-    let child = Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
-        .current_dir(dir)
-        .args([
-            "serve",
-            "--db",
-            db,
-            "--smtp-host",
-            "127.0.0.1",
-            "--worker",
-            "tls-worker",
-        ])
-        .args([
-            "--smtp-port",
-            &smtp.port.to_string(),
-            "--smtp-security",
-            security,
-        ])
-        .args([
-            "--smtp-ca-file",
-            "ca.pem",
-            "--smtp-user",
-            "palabre",
-            "--smtp-password-env",
-            "TEST_SMTP_SECRET",
-        ])
-        .env("TEST_SMTP_SECRET", password)
-        .env_remove("PALABRE_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let port = smtp.port.to_string();
+    let args = [
+        "serve",
+        "--db",
+        db,
+        "--smtp-host",
+        "127.0.0.1",
+        "--worker",
+        "tls-worker",
+        "--smtp-port",
+        &port,
+        "--smtp-security",
+        security,
+        "--smtp-ca-file",
+        "ca.pem",
+        "--smtp-user",
+        "palabre",
+        "--smtp-password-env",
+        "TEST_SMTP_SECRET",
+    ];
+    let child = spawn(dir, &args, &[("TEST_SMTP_SECRET", password)]);
     let arrived = wait_until(Duration::from_secs(30), || {
         let status = palabre(dir, &["status", "--db", db, "--format", "json"]);
         let done = serde_json::from_str::<serde_json::Value>(&status.stdout)
@@ -360,15 +359,11 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("workflows"), &dir.path().join("workflows"));
     copy_dir(&repo().join("examples"), &dir.path().join("examples"));
-    let child = Command::new(assert_cmd::cargo::cargo_bin!("palabre"))
-        .current_dir(dir.path())
-        .args(["--log-format", "json", "serve", "--demo"])
-        .env_remove("PALABRE_DATABASE_URL")
-        .env_remove("PALABRE_SMTP_HOST")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(
+        dir.path(),
+        &["--log-format", "json", "serve", "--demo"],
+        &[],
+    );
     let started = Instant::now();
     let outbox = dir.path().join("outbox");
     let mailed = wait_until(Duration::from_secs(75), || {

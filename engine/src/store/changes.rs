@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
-use super::timers::PlannedTimer;
+use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis};
 use crate::plan::OccurrenceChange;
 
@@ -78,20 +78,7 @@ impl Store {
         .bind(millis(change.occurrence))
         .execute(&mut *tx)
         .await?;
-        for timer in timers {
-            sqlx::query(
-                "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(timer.id())
-            .bind(&timer.workflow)
-            .bind(millis(timer.occurrence))
-            .bind(&timer.step)
-            .bind(millis(timer.due))
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_timers(&mut tx, self.backend, timers, now).await?;
         enqueue(&mut tx, self.backend, notices, now).await?;
         append(&mut tx, self.backend, ledger).await?;
         tx.commit().await?;

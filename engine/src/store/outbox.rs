@@ -118,15 +118,12 @@ impl Store {
         lease: TimeDelta,
         limit: i64,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
-        let lock = match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "UPDATE outbox SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
-               SELECT id FROM outbox WHERE state = 'queued' AND next_attempt <= $3 \
-               AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt LIMIT $4 {lock}) \
-             RETURNING id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts"
+        let sql = super::timers::claim_sql(
+            self.backend,
+            "outbox",
+            "queued",
+            "next_attempt",
+            "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts",
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
@@ -92,6 +92,58 @@ pub struct StatusCounts {
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
 const INSERT_CHUNK: usize = 500;
 
+/// Inserts timers inside the caller's transaction, leaving keys already present alone.
+pub(crate) async fn insert_timers(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    timers: &[PlannedTimer],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in timers.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) VALUES {} \
+             ON CONFLICT (id) DO NOTHING",
+            Params::new(backend).rows(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for timer in chunk {
+            query = query
+                .bind(timer.id())
+                .bind(&timer.workflow)
+                .bind(millis(timer.occurrence))
+                .bind(&timer.step)
+                .bind(millis(timer.due))
+                .bind(millis(now))
+                .bind("pending");
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// The statement that leases up to `$4` rows of `table` in `state` whose `time`
+/// column is at or before `$3` (now), oldest first, for `$1` (owner) until `$2`.
+/// On PostgreSQL, rows another worker is claiming are skipped, not waited for.
+pub(crate) fn claim_sql(
+    backend: Backend,
+    table: &str,
+    state: &str,
+    time: &str,
+    returning: &str,
+) -> String {
+    let lock = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+    };
+    format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
+           SELECT id FROM {table} WHERE state = '{state}' AND {time} <= $3 \
+           AND (lease_until IS NULL OR lease_until < $3) ORDER BY {time} LIMIT $4 {lock}) \
+         RETURNING {returning}"
+    )
+}
+
 impl Store {
     /// Plans timers; those already planned (same key) are left alone. Returns how many are new.
     pub async fn plan_timers(
@@ -99,27 +151,8 @@ impl Store {
         timers: &[PlannedTimer],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut inserted = 0;
         let mut tx = self.pool.begin().await?;
-        for chunk in timers.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) VALUES {} \
-                 ON CONFLICT (id) DO NOTHING",
-                Params::new(self.backend).rows(chunk.len(), 7)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for timer in chunk {
-                query = query
-                    .bind(timer.id())
-                    .bind(&timer.workflow)
-                    .bind(millis(timer.occurrence))
-                    .bind(&timer.step)
-                    .bind(millis(timer.due))
-                    .bind(millis(now))
-                    .bind("pending");
-            }
-            inserted += query.execute(&mut *tx).await?.rows_affected();
-        }
+        let inserted = insert_timers(&mut tx, self.backend, timers, now).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -212,15 +245,12 @@ impl Store {
         lease: TimeDelta,
         limit: i64,
     ) -> Result<Vec<ClaimedTimer>, StoreError> {
-        let lock = match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "UPDATE timers SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
-               SELECT id FROM timers WHERE state = 'pending' AND due <= $3 \
-               AND (lease_until IS NULL OR lease_until < $3) ORDER BY due LIMIT $4 {lock}) \
-             RETURNING id, workflow, occurrence, step, due"
+        let sql = claim_sql(
+            self.backend,
+            "timers",
+            "pending",
+            "due",
+            "id, workflow, occurrence, step, due",
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
