@@ -86,7 +86,7 @@ async fn store(url: &str) -> Store {
         name: "Awa Diallo".into(),
         roles: vec!["leader".into()],
         place: "mopti/koro/koro".into(),
-        phone: Some("+22376112233".into()),
+        phone: Some("+22376112233".into()), // a fake number
         email: None,
         language: "fra".into(),
         channels: vec![Channel::Sms],

@@ -24,7 +24,7 @@ pub struct Contact {
     pub roles: Vec<String>,
     /// A place path from places.yaml.
     pub place: String,
-    /// E.164 (`+22376451234`).
+    /// E.164, for example `+22376451234` (an invented number).
     pub phone: Option<String>,
     pub email: Option<String>,
     /// ISO 639-3 (`fra`, `bam`, `ffm`).
@@ -54,7 +54,8 @@ pub struct DirectoryRules<'a> {
     pub roles: &'a BTreeSet<String>,
 }
 
-/// Parses a phone number as written in Mali (`76 45 12 34`, `+223 76451234`, `0022376451234`) to E.164.
+/// Parses a phone number as written in Mali to E.164; for example (invented)
+/// `76 45 12 34`, `+223 76451234` and `0022376451234` all give `+22376451234`.
 pub fn normalize_phone(text: &str) -> Option<String> {
     let text = text.trim();
     let text = text

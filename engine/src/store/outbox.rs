@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::ledger::{LedgerEntry, append};
+use super::timers::Claim;
 use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// A message to put in the outbox.
@@ -118,20 +119,13 @@ impl Store {
         lease: TimeDelta,
         limit: i64,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
-        let sql = super::timers::claim_sql(
-            self.backend,
-            "outbox",
-            "queued",
-            "next_attempt",
-            "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts",
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(millis(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let claim = Claim {
+            table: "outbox",
+            state: "queued",
+            time: "next_attempt",
+            returning: "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts",
+        };
+        let rows = self.claim(claim, now, owner, lease, limit).await?;
         let mut messages = rows
             .iter()
             .map(|r| {

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::ledger::{LedgerEntry, append};
@@ -122,26 +123,50 @@ pub(crate) async fn insert_timers(
     Ok(inserted)
 }
 
-/// The statement that leases up to `$4` rows of `table` in `state` whose `time`
-/// column is at or before `$3` (now), oldest first, for `$1` (owner) until `$2`.
-/// On PostgreSQL, rows another worker is claiming are skipped, not waited for.
-pub(crate) fn claim_sql(
-    backend: Backend,
-    table: &str,
-    state: &str,
-    time: &str,
-    returning: &str,
-) -> String {
-    let lock = match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-    };
-    format!(
-        "UPDATE {table} SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
-           SELECT id FROM {table} WHERE state = '{state}' AND {time} <= $3 \
-           AND (lease_until IS NULL OR lease_until < $3) ORDER BY {time} LIMIT $4 {lock}) \
-         RETURNING {returning}"
-    )
+/// What a claim takes: rows of `table` in `state` whose `time` column is due.
+pub(crate) struct Claim<'a> {
+    pub table: &'a str,
+    pub state: &'a str,
+    pub time: &'a str,
+    pub returning: &'a str,
+}
+
+impl Store {
+    /// Leases up to `limit` rows that are due at `now`, oldest first, to `owner`
+    /// until `now + lease`, and returns them. On PostgreSQL, rows another worker is
+    /// claiming are skipped, not waited for.
+    pub(crate) async fn claim(
+        &self,
+        claim: Claim<'_>,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: i64,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let Claim {
+            table,
+            state,
+            time,
+            returning,
+        } = claim;
+        let sql = format!(
+            "UPDATE {table} SET lease_owner = $1, lease_until = $2, updated = $3 WHERE id IN (\
+               SELECT id FROM {table} WHERE state = '{state}' AND {time} <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) ORDER BY {time} LIMIT $4 {lock}) \
+             RETURNING {returning}"
+        );
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 }
 
 impl Store {
@@ -245,20 +270,13 @@ impl Store {
         lease: TimeDelta,
         limit: i64,
     ) -> Result<Vec<ClaimedTimer>, StoreError> {
-        let sql = claim_sql(
-            self.backend,
-            "timers",
-            "pending",
-            "due",
-            "id, workflow, occurrence, step, due",
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(millis(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let claim = Claim {
+            table: "timers",
+            state: "pending",
+            time: "due",
+            returning: "id, workflow, occurrence, step, due",
+        };
+        let rows = self.claim(claim, now, owner, lease, limit).await?;
         let mut timers = rows
             .iter()
             .map(|r| {
