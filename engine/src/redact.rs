@@ -5,7 +5,7 @@
 //! enough for a coordinator to tell two contacts apart (`+223 •• •• 12 34`,
 //! `a•••@example.org`).
 
-/// `+22376451234` → `+223 •• •• 12 34`; anything else keeps only its last 2 characters.
+/// A fake example: `+22376451234` → `+223 •• •• 12 34`; anything else keeps only its last 2 characters.
 pub fn phone(e164: &str) -> String {
     let digits: Vec<char> = e164.chars().filter(char::is_ascii_digit).collect();
     if let Some(rest) = e164.strip_prefix("+223").filter(|_| digits.len() == 11) {
