@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn masks_mali_numbers_like_the_operators_do() {
-        assert_eq!(phone("+22376451234"), "+223 •• •• 12 34");
+        assert_eq!(phone("+22376451234"), "+223 •• •• 12 34"); // a fake number
         assert!(!phone("+41791234567").contains("9123"));
         assert_eq!(email("awa.traore@example.org"), "a•••@example.org");
         assert_eq!(email("nonsense"), "•••");

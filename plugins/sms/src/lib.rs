@@ -78,7 +78,7 @@ mod tests {
         let message = OutgoingMessage {
             key: "w|1|s|c-1|sms".to_owned(),
             channel: Channel::Sms,
-            to_address: "+22376112233".to_owned(),
+            to_address: "+22376112233".to_owned(), // a fake number
             to_name: "Awa Diallo".to_owned(),
             language: "fra".to_owned(),
             subject: None,
