@@ -151,6 +151,27 @@ pub struct TickReport {
     pub dead: usize,
 }
 
+/// The contact directory as one tick sees it: read once, indexed by id.
+struct Directory {
+    contacts: Vec<Contact>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Directory {
+    fn new(contacts: Vec<Contact>) -> Directory {
+        let by_id = contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        Directory { contacts, by_id }
+    }
+
+    fn get(&self, id: &str) -> Option<&Contact> {
+        self.by_id.get(id).map(|&i| &self.contacts[i])
+    }
+}
+
 /// Rows written in one go beyond which the database's statistics are refreshed.
 const BURST: u64 = 5_000;
 
@@ -382,24 +403,26 @@ impl Runtime {
 
     /// Does everything due now: plan, fire due timers, deliver ready messages.
     pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
+        let changes = Changes::new(self.store.occurrence_changes().await?);
         let mut report = TickReport {
-            planned: self.plan().await?,
+            planned: self.plan(&changes).await?,
             ..TickReport::default()
         };
         if report.planned > BURST {
             self.store.refresh_statistics().await?;
         }
-        self.fire_due(&mut report).await?;
-        self.deliver_ready(&mut report).await?;
+        // The directory is read at most once per tick, and only if something is due.
+        let mut directory = None;
+        self.fire_due(&changes, &mut directory, &mut report).await?;
+        self.deliver_ready(&mut directory, &mut report).await?;
         Ok(report)
     }
 
     /// Plans every workflow up to `now + horizon`; returns how many timers are new.
-    pub async fn plan(&self) -> Result<u64, RuntimeError> {
+    async fn plan(&self, changes: &Changes) -> Result<u64, RuntimeError> {
         let now = self.clock.now();
         let definitions = self.definitions();
         let until = now + self.config.horizon;
-        let changes = Changes::new(self.store.occurrence_changes().await?);
         let mut planned = 0;
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
@@ -420,7 +443,7 @@ impl Runtime {
             if from >= until {
                 continue;
             }
-            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until, &changes)
+            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until, changes)
                 .into_iter()
                 .map(|fire| PlannedTimer {
                     workflow: id.clone(),
@@ -452,10 +475,13 @@ impl Runtime {
         Ok(planned)
     }
 
-    async fn fire_due(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
+    async fn fire_due(
+        &self,
+        changes: &Changes,
+        directory: &mut Option<Directory>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
         let definitions = self.definitions();
-        let changes = Changes::new(self.store.occurrence_changes().await?);
-        let mut directory: Option<Vec<Contact>> = None;
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
@@ -473,15 +499,12 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            if directory.is_none() {
-                directory = Some(self.store.contacts().await?);
-            }
-            let contacts = directory.as_deref().unwrap_or_default();
+            let contacts = self.directory(directory).await?;
             let mut completions = Vec::with_capacity(claimed.len());
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
                 completions.push(
-                    self.fire(&definitions, &changes, contacts, timer, now)
+                    self.fire(&definitions, changes, &contacts.contacts, timer, now)
                         .instrument(span)
                         .await?,
                 );
@@ -512,6 +535,17 @@ impl Runtime {
                 self.store.refresh_statistics().await?;
             }
         }
+    }
+
+    /// The tick's directory, read from the store the first time it is needed.
+    async fn directory<'c>(
+        &self,
+        cache: &'c mut Option<Directory>,
+    ) -> Result<&'c Directory, RuntimeError> {
+        if cache.is_none() {
+            *cache = Some(Directory::new(self.store.contacts().await?));
+        }
+        Ok(cache.get_or_insert_with(|| Directory::new(Vec::new())))
     }
 
     /// Decides the fate of a late timer under its workflow's misfire policy:
@@ -665,8 +699,11 @@ impl Runtime {
         })
     }
 
-    async fn deliver_ready(&self, report: &mut TickReport) -> Result<(), RuntimeError> {
-        let mut directory: Option<HashMap<String, Contact>> = None;
+    async fn deliver_ready(
+        &self,
+        directory: &mut Option<Directory>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
@@ -684,13 +721,7 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            if directory.is_none() {
-                let contacts = self.store.contacts().await?;
-                directory = Some(contacts.into_iter().map(|c| (c.id.clone(), c)).collect());
-            }
-            let Some(contacts) = directory.as_ref() else {
-                return Ok(());
-            };
+            let contacts = self.directory(directory).await?;
             let mut pending = Vec::new();
             for message in claimed {
                 let span = info_span!("delivery", key = %message.id, channel = %message.channel);
@@ -736,7 +767,7 @@ impl Runtime {
     /// Delivers one message; returns its outcome to record, and whether repeating it is harmless.
     async fn deliver(
         &self,
-        directory: &HashMap<String, Contact>,
+        directory: &Directory,
         message: ClaimedMessage,
         report: &mut TickReport,
     ) -> (DeliveryRecord, bool) {
