@@ -74,7 +74,8 @@ fn definitions(dir: &Path, with_workflow: bool) -> Definitions {
     if with_workflow {
         std::fs::write(root.join("bench.yaml"), WORKFLOW).unwrap();
     }
-    let (definitions, diagnostics) = Definitions::load(&root, None);
+    let (definitions, diagnostics) =
+        Definitions::load(&root, None, &[&palabre_sms::SmsRuleFunctions]);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
     definitions
 }

@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     let root = std::env::args()
         .nth(1)
         .map_or_else(|| PathBuf::from("workflows"), PathBuf::from);
-    let (definitions, diagnostics) = Definitions::load(&root, None);
+    let (definitions, diagnostics) =
+        Definitions::load(&root, None, &[&palabre_sms::SmsRuleFunctions]);
     if diagnostics.has_errors() {
         for d in diagnostics.sorted() {
             eprintln!("{d}\n");

@@ -16,14 +16,19 @@ use palabre_email::{EmailConnector, Security, SmtpConfig};
 use palabre_engine::clock::{Clock, SystemClock, VirtualClock};
 use palabre_engine::connector::Connectors;
 use palabre_engine::contacts::{self, Contact, DirectoryRules};
-use palabre_engine::definitions::Definitions;
+use palabre_engine::definitions::{self, Definitions};
 use palabre_engine::diagnostic::Diagnostics;
 use palabre_engine::offset::Offset;
 use palabre_engine::plan::{self, Changes, PlannedMessage, Planner};
+use palabre_engine::rules::{self as engine_rules, RuleExtension};
 use palabre_engine::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use palabre_engine::store::{self, DEFAULT_URL, Store};
 use palabre_engine::{redact, workflow};
-use palabre_sms::SmsOutbox;
+use palabre_sms::{SmsOutbox, SmsRuleFunctions};
+
+/// What plugins add to the rule language. Plugins are linked in, so their
+/// functions exist whether or not their connector is configured.
+const RULE_EXTENSIONS: &[&dyn RuleExtension] = &[&SmsRuleFunctions];
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +56,8 @@ enum SchemaFor {
     Places,
     Roles,
     Template,
+    Calendar,
+    RuleCases,
 }
 
 impl From<SchemaFor> for workflow::SchemaKind {
@@ -60,6 +67,8 @@ impl From<SchemaFor> for workflow::SchemaKind {
             SchemaFor::Places => workflow::SchemaKind::Places,
             SchemaFor::Roles => workflow::SchemaKind::Roles,
             SchemaFor::Template => workflow::SchemaKind::Template,
+            SchemaFor::Calendar => workflow::SchemaKind::Calendar,
+            SchemaFor::RuleCases => workflow::SchemaKind::RuleCases,
         }
     }
 }
@@ -115,6 +124,16 @@ enum Command {
     /// Manage the contact directory.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Local rules: which script answers a hook, and the rule language reference.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run the rule tests (`*.test.yaml` beside the scripts) and report like a test runner.
+    Test {
+        /// A case file or a folder of them. Default: the workflows folder's rules/.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+    },
     /// Show what would be sent, when, to whom and how, without sending anything.
     Preview {
         /// Start of the window: YYYY-MM-DD (00:00 UTC) or an RFC 3339 instant. Default: now.
@@ -181,6 +200,10 @@ struct ServeArgs {
     /// Delivery attempts before a message is dead-lettered.
     #[arg(long, default_value_t = 8)]
     retry_max_attempts: i64,
+    /// How often the workflows folder is looked at for edits, which take effect
+    /// without a restart (`0s` turns hot reload off).
+    #[arg(long, default_value = "2s", env = "PALABRE_RELOAD_EVERY")]
+    reload_every: Offset,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -218,6 +241,21 @@ enum OccurrenceCommand {
         #[command(flatten)]
         sources: Sources,
     },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Which script answers HOOK at PLACE, which ones it reaches through parent(), and the default.
+    Explain {
+        /// A place path (`mopti/djenne/djenne`).
+        place: String,
+        /// A hook (`meeting_schedule`) or any function name a workflow uses for one.
+        hook: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Print the reference of every hook and every function rules can call (Markdown).
+    Docs,
 }
 
 #[derive(Subcommand)]
@@ -330,6 +368,16 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             format,
             sources,
         }) => list_contacts(reveal, format, &sources, out).await,
+        Command::Rules(RulesCommand::Explain {
+            place,
+            hook,
+            sources,
+        }) => explain_rule(&place, &hook, &sources, out),
+        Command::Rules(RulesCommand::Docs) => {
+            out.push_str(&engine_rules::reference(RULE_EXTENSIONS));
+            Ok(Outcome::Ok)
+        }
+        Command::Test { path, sources } => rule_tests(path.as_deref(), &sources, out),
         Command::Preview {
             from,
             days,
@@ -369,7 +417,7 @@ fn load_definitions(root: &Path) -> anyhow::Result<Result<Definitions, Outcome>>
     if !root.is_dir() {
         bail!("workflows folder '{}' does not exist", root.display());
     }
-    let (definitions, diagnostics) = Definitions::load(root, None);
+    let (definitions, diagnostics) = Definitions::load(root, None, RULE_EXTENSIONS);
     if report(diagnostics) {
         return Ok(Err(Outcome::Invalid));
     }
@@ -401,7 +449,7 @@ async fn validate(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<Outcom
             root.display()
         );
     }
-    let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref());
+    let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref(), RULE_EXTENSIONS);
     // Recipients are checked against the directory when there is one to check against.
     let directory_url = sources.db.clone().or_else(|| {
         Path::new("palabre.db")
@@ -424,6 +472,83 @@ async fn validate(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<Outcom
         eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
         Ok(Outcome::Ok)
     }
+}
+
+fn explain_rule(
+    place: &str,
+    hook: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    if definitions.places.get(place).is_none() {
+        bail!("{}", definitions.places.unknown_message(place));
+    }
+    writeln!(out, "{}", definitions.rules.explain(place, hook))?;
+    Ok(Outcome::Ok)
+}
+
+fn rule_tests(path: Option<&Path>, sources: &Sources, out: &mut String) -> anyhow::Result<Outcome> {
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let rules_dir = sources.workflows.join(engine_rules::RULES_DIR);
+    let path = path.unwrap_or(&rules_dir);
+    let mut diagnostics = Diagnostics::default();
+    let reports = engine_rules::run_cases(&definitions.rules, path, &mut diagnostics);
+    let broken_cases = report(diagnostics);
+    writeln!(out, "running {} rule case(s)", reports.len())?;
+    for case in &reports {
+        let verdict = if case.failure.is_some() {
+            "FAILED"
+        } else {
+            "ok"
+        };
+        writeln!(
+            out,
+            "case {}:{} {} ... {verdict}",
+            case.file.display(),
+            case.line,
+            case.name
+        )?;
+    }
+    let failed: Vec<_> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    if !failed.is_empty() {
+        writeln!(out, "\nfailures:")?;
+        for case in &failed {
+            if let Some(failure) = &case.failure {
+                writeln!(
+                    out,
+                    "\n---- {}:{} {} ----\nexpected: {}\n     got: {}",
+                    case.file.display(),
+                    case.line,
+                    case.name,
+                    failure.expected,
+                    failure.got
+                )?;
+            }
+        }
+    }
+    let passed = reports.len() - failed.len();
+    let verdict = if failed.is_empty() && !broken_cases {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    writeln!(
+        out,
+        "\ntest result: {verdict}. {passed} passed; {} failed",
+        failed.len()
+    )?;
+    Ok(if verdict == "ok" {
+        Outcome::Ok
+    } else {
+        Outcome::Invalid
+    })
 }
 
 async fn import_contacts(
@@ -747,7 +872,53 @@ fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
+/// Reloads the definitions whenever a file of the workflows folder changes: a valid
+/// new version replaces the running one, an invalid one is logged and ignored.
+async fn reload_on_change(
+    runtime: &Runtime,
+    root: &Path,
+    demo: Option<&Path>,
+    every: std::time::Duration,
+    mut known: u64,
+) {
+    if every.is_zero() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(every).await;
+        let fingerprint = definitions::folder_fingerprint(root);
+        if fingerprint == known {
+            continue;
+        }
+        known = fingerprint;
+        let (mut loaded, mut diagnostics) = Definitions::load(root, None, RULE_EXTENSIONS);
+        if let Some(demo) = demo {
+            diagnostics.extend(loaded.add_workflow_file(demo));
+        }
+        if diagnostics.has_errors() {
+            for d in diagnostics.sorted().iter().filter(|d| d.is_error()) {
+                tracing::warn!(
+                    file = %d.file.display(),
+                    line = d.position.line,
+                    column = d.position.column,
+                    problem = %d.message,
+                    "invalid definition"
+                );
+            }
+            tracing::warn!("the edited definitions are invalid; the last good ones keep running");
+        } else {
+            tracing::info!(
+                workflows = loaded.meetings.len(),
+                rule_scripts = loaded.rules.scripts().count(),
+                "definitions reloaded"
+            );
+            runtime.replace_definitions(loaded);
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
+    let fingerprint = definitions::folder_fingerprint(&args.sources.workflows);
     let mut definitions = match load_definitions(&args.sources.workflows)? {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
@@ -755,6 +926,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     let store = Store::connect(args.sources.database_url())
         .await
         .context("opening the database")?;
+    let mut demo = None;
     if args.demo {
         let csv = Path::new("examples/directory.csv");
         let bytes = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
@@ -764,10 +936,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         };
         let contacts = contacts::parse_csv(csv, &bytes, &rules, &mut Diagnostics::default());
         store.upsert_contacts(&contacts).await?;
-        let demo = demo_workflow(SystemClock.now())?;
-        if report(definitions.add_workflow_file(&demo)) {
+        let file = demo_workflow(SystemClock.now())?;
+        if report(definitions.add_workflow_file(&file)) {
             return Ok(Outcome::Invalid);
         }
+        demo = Some(file);
         tracing::info!(
             "demo: {} contacts imported; meeting 'demo' starts in 5 minutes, invitations in about a minute",
             contacts.len()
@@ -797,7 +970,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         Arc::new(SystemClock),
         config,
     );
-    runtime.run(shutdown).await?;
+    let reload_every = args.reload_every.as_delta().to_std().unwrap_or_default();
+    let reload = reload_on_change(
+        &runtime,
+        &args.sources.workflows,
+        demo.as_deref(),
+        reload_every,
+        fingerprint,
+    );
+    tokio::select! {
+        result = runtime.run(shutdown) => result?,
+        () = reload => {}
+    }
     tracing::info!("stopped");
     Ok(Outcome::Ok)
 }
@@ -842,15 +1026,23 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
     let counts = store.status(SystemClock.now()).await?;
     let recent = store.ledger(None, 2000).await?;
     store.close().await;
-    let dead: Vec<_> = recent
-        .iter()
-        .filter(|e| e.event == "dead-letter")
-        .rev()
-        .take(10)
-        .collect();
+    let latest = |event: &str| -> Vec<_> {
+        recent
+            .iter()
+            .filter(|e| e.event == event)
+            .rev()
+            .take(10)
+            .collect()
+    };
+    let dead = latest("dead-letter");
+    let rule_errors = latest("rule-error");
     match format {
         Format::Json => {
-            let value = serde_json::json!({ "counts": counts, "recent_dead_letters": dead });
+            let value = serde_json::json!({
+                "counts": counts,
+                "recent_dead_letters": dead,
+                "recent_rule_errors": rule_errors,
+            });
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         }
         Format::Table => {
@@ -863,6 +1055,7 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                 ("messages failed, retrying", counts.retrying),
                 ("messages sent", counts.sent),
                 ("messages dead-lettered", counts.dead_lettered),
+                ("rule errors (default applied)", counts.rule_errors),
             ];
             print_table(
                 out,
@@ -881,6 +1074,19 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                         e.step.as_deref().unwrap_or("-"),
                         e.contact_id.as_deref().unwrap_or("-"),
                         e.channel.as_deref().unwrap_or("-"),
+                        e.detail
+                    )?;
+                }
+            }
+            if !rule_errors.is_empty() {
+                writeln!(out, "\nrecent rule errors:")?;
+                for e in rule_errors {
+                    writeln!(
+                        out,
+                        "  {} {} {}: {}",
+                        e.at.format("%Y-%m-%d %H:%M"),
+                        e.workflow.as_deref().unwrap_or("-"),
+                        e.step.as_deref().unwrap_or("-"),
                         e.detail
                     )?;
                 }

@@ -13,10 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::calendars::Calendars;
 use crate::contacts::Contact;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::places::{Places, is_slug};
 use crate::recurrence::{Recurrence, parse_time_zone};
+use crate::rules::{HOOKS, Limits, RULES_DIR, RuleExtension, Rules, World};
 use crate::source_map::SourceMap;
 use crate::suggest::did_you_mean;
 use crate::templates::Templates;
@@ -27,6 +29,7 @@ use crate::yaml;
 const PLACES_FILE: &str = "places.yaml";
 const ROLES_FILE: &str = "roles.yaml";
 const TEMPLATES_DIR: &str = "templates";
+const CALENDARS_DIR: &str = "calendars";
 
 /// Deepest folder nesting searched for YAML files (and a guard against link loops).
 const MAX_DIR_DEPTH: usize = 8;
@@ -54,11 +57,14 @@ pub struct Definitions {
     pub places: Places,
     pub roles: BTreeSet<String>,
     pub templates: Templates,
+    /// The compiled rule scripts, with the calendars they read.
+    pub rules: Rules,
     pub meetings: Vec<Meeting>,
 }
 
-/// Every `.yaml`/`.yml` file below `dir`, sorted, skipping hidden entries.
-pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
+/// Every file below `dir` whose extension is one of `extensions`, sorted,
+/// skipping hidden entries.
+pub fn files_below(dir: &Path, extensions: &[&str], diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), 0)];
     while let Some((folder, depth)) = pending.pop() {
@@ -83,10 +89,11 @@ pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
                 if depth < MAX_DIR_DEPTH {
                     pending.push((path, depth + 1));
                 }
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e))
+            {
                 found.push(path);
             }
         }
@@ -95,10 +102,36 @@ pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
     found
 }
 
+/// Every `.yaml`/`.yml` file below `dir`, sorted, skipping hidden entries.
+pub fn yaml_files(dir: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
+    files_below(dir, &["yaml", "yml"], diagnostics)
+}
+
+/// A fingerprint of every definition file below `root` (names and contents):
+/// `serve` reloads when it changes.
+pub fn folder_fingerprint(root: &Path) -> u64 {
+    let files = files_below(root, &["yaml", "yml", "rhai"], &mut Diagnostics::default());
+    let mut hash = 0_u64;
+    for file in files {
+        let contents = std::fs::read(&file).unwrap_or_default();
+        hash = crate::fingerprint::fnv1a([
+            &hash.to_le_bytes()[..],
+            file.to_string_lossy().as_bytes(),
+            &contents,
+        ]);
+    }
+    hash
+}
+
 impl Definitions {
     /// Loads the workflows folder `root`. With `only`, just those workflow files are
-    /// checked (places, roles and templates always come from `root`).
-    pub fn load(root: &Path, only: Option<&[PathBuf]>) -> (Definitions, Diagnostics) {
+    /// checked (places, roles, templates, calendars and rules always come from
+    /// `root`). `extensions` add their functions to the rule language.
+    pub fn load(
+        root: &Path,
+        only: Option<&[PathBuf]>,
+        extensions: &[&dyn RuleExtension],
+    ) -> (Definitions, Diagnostics) {
         let mut diagnostics = Diagnostics::default();
         let places = Places::load(&root.join(PLACES_FILE), &mut diagnostics);
         let roles = load_roles(&root.join(ROLES_FILE), &mut diagnostics);
@@ -113,11 +146,20 @@ impl Definitions {
             ));
             Templates::default()
         };
+        let calendars = Calendars::load(&root.join(CALENDARS_DIR), &places, &mut diagnostics);
+        let world = World::new(
+            places.clone(),
+            calendars,
+            roles.clone(),
+            templates.names().map(str::to_owned).collect(),
+        );
+        let rules = Rules::load(root, world, extensions, Limits::default(), &mut diagnostics);
         let mut definitions = Definitions {
             root: root.to_path_buf(),
             places,
             roles,
             templates,
+            rules,
             meetings: Vec::new(),
         };
         let files = match only {
@@ -317,6 +359,30 @@ impl Definitions {
                 self.check_groups(groups, &at("recipients"), &problem, diagnostics);
             }
         }
+        for hook in &HOOKS {
+            let Some(function) = definition.rules.named(hook.slot) else {
+                continue;
+            };
+            let path = format!("rules.{}", hook.slot);
+            match self.rules.defined_along(&definition.place, function) {
+                None => diagnostics.push(problem(
+                    &path,
+                    format!(
+                        "no rule script along '{}' defines '{function}' (looked in {RULES_DIR}/ from the place up to national.rhai)",
+                        definition.place
+                    ),
+                )),
+                Some((script, f)) if f.params != 1 => diagnostics.push(problem(
+                    &path,
+                    format!(
+                        "'{function}' in {} takes {} argument(s); a hook takes one (the input map)",
+                        script.display(),
+                        f.params
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
         if diagnostics.error_count() > before {
             return None;
         }
@@ -426,7 +492,10 @@ fn is_workflow_file(root: &Path, file: &Path) -> bool {
         .components()
         .next()
         .and_then(|c| c.as_os_str().to_str());
-    !matches!(first, Some(PLACES_FILE | ROLES_FILE | TEMPLATES_DIR))
+    !matches!(
+        first,
+        Some(PLACES_FILE | ROLES_FILE | TEMPLATES_DIR | CALENDARS_DIR | RULES_DIR)
+    )
 }
 
 fn load_roles(file: &Path, diagnostics: &mut Diagnostics) -> BTreeSet<String> {

@@ -7,6 +7,7 @@
 //! a restart. This crate holds no network client code; connectors are plugins.
 //! See ARCHITECTURE.md at the repository root for the code map.
 
+pub mod calendars;
 pub mod clock;
 pub mod connector;
 pub mod contacts;
@@ -19,6 +20,7 @@ pub mod places;
 pub mod plan;
 pub mod recurrence;
 pub mod redact;
+pub mod rules;
 pub mod runtime;
 pub mod source_map;
 pub mod store;

@@ -7,6 +7,7 @@
 //! [`VirtualClock`]; the server drives the very same code over the system clock,
 //! so what the preview shows is what the server does.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,6 +17,10 @@ use crate::clock::{Clock, VirtualClock};
 use crate::contacts::Contact;
 use crate::definitions::{Definitions, Meeting};
 use crate::places::Places;
+use crate::rules::{
+    InviteesDecision, MeetingFacts, RemindersDecision, ScheduleDecision, Subject, meeting_input,
+    with_participants,
+};
 use crate::templates::{
     ChangeFacts, MessageContext, OccurrenceFacts, RecipientFacts, StepFacts, WorkflowFacts,
 };
@@ -24,6 +29,12 @@ use crate::workflow::{Channel, RecipientGroup, Step};
 /// The most occurrences one workflow may produce in one planning window; a
 /// recurrence every second over a year is a mistake, not a plan.
 pub const MAX_OCCURRENCES_PER_WINDOW: usize = 20_000;
+
+/// How long before a meeting a rule's extra reminder may come.
+pub const MAX_RULE_REMINDER_LEAD: TimeDelta = TimeDelta::days(30);
+
+/// The prefix of the ids of steps that rules add (`rule-reminder-3h`).
+pub const RULE_STEP_PREFIX: &str = "rule-";
 
 /// A coordinator's change to one occurrence: moved to `starts_at`, or cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +47,16 @@ pub struct OccurrenceChange {
     /// iCalendar SEQUENCE of the latest change: 1, 2, ...
     pub sequence: u32,
     pub reason: String,
+}
+
+impl OccurrenceChange {
+    /// The notice template and the id its messages go under (`moved-2`, `cancelled-1`).
+    pub fn notice(&self) -> (&'static str, String) {
+        match self.starts_at {
+            Some(_) => ("meeting-moved", format!("moved-{}", self.sequence)),
+            None => ("meeting-cancelled", format!("cancelled-{}", self.sequence)),
+        }
+    }
 }
 
 /// All occurrence changes, by workflow and nominal start.
@@ -58,6 +79,12 @@ impl Changes {
         self.by_occurrence.get(&(workflow.to_owned(), occurrence))
     }
 
+    /// Records a change (preview applies rule decisions as it goes).
+    pub fn insert(&mut self, change: OccurrenceChange) {
+        self.by_occurrence
+            .insert((change.workflow.clone(), change.occurrence), change);
+    }
+
     fn of<'c>(&'c self, workflow: &'c str) -> impl Iterator<Item = &'c OccurrenceChange> + 'c {
         self.by_occurrence
             .values()
@@ -66,10 +93,11 @@ impl Changes {
 }
 
 /// One step of one occurrence of one workflow, due at `due`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Fire<'d> {
     pub meeting: &'d Meeting,
-    pub step: &'d Step,
+    /// A step of the workflow, or one a rule added for this occurrence.
+    pub step: Cow<'d, Step>,
     /// The occurrence's nominal start: its key.
     pub occurrence: DateTime<Utc>,
     /// When it actually starts (differs from `occurrence` once moved).
@@ -85,6 +113,8 @@ struct Sending<'a> {
     template: &'a str,
     channels: &'a [Channel],
     groups: &'a [RecipientGroup],
+    /// Whether the invitees rule adds to `groups`.
+    invitees: bool,
 }
 
 /// What one recipient would receive for one fire.
@@ -108,11 +138,11 @@ pub struct PlannedMessage {
 }
 
 /// Contacts reached by `group`; a group with no place looks in `default_place`.
-pub fn resolve_group<'c>(
-    group: &'c RecipientGroup,
-    default_place: &'c str,
+pub fn resolve_group<'g, 'c>(
+    group: &'g RecipientGroup,
+    default_place: &'g str,
     directory: &'c [Contact],
-) -> impl Iterator<Item = &'c Contact> + 'c {
+) -> impl Iterator<Item = &'c Contact> + use<'g, 'c> {
     let place = group.place.as_deref().unwrap_or(default_place);
     directory.iter().filter(move |c| {
         group.contacts.contains(&c.id)
@@ -158,12 +188,13 @@ impl<'d> Planner<'d> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         changes: &Changes,
+        now: DateTime<Utc>,
     ) -> Vec<Fire<'d>> {
         let mut fires: Vec<Fire<'d>> = self
             .definitions
             .meetings
             .iter()
-            .flat_map(|meeting| Planner::fires_of(meeting, from, to, changes))
+            .flat_map(|meeting| self.fires_of(meeting, from, to, changes, now))
             .collect();
         fires.sort_by(|a, b| {
             (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
@@ -175,21 +206,84 @@ impl<'d> Planner<'d> {
         fires
     }
 
+    /// The steps of one occurrence starting at `start`: the workflow's, then the
+    /// reminders its rules add (`meeting_reminders`).
+    pub fn steps_of(
+        &self,
+        meeting: &'d Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<Cow<'d, Step>> {
+        let def = &meeting.definition;
+        let rules = &self.definitions.rules;
+        let facts = MeetingFacts::of(def, meeting.recurrence.zone());
+        let answer = rules.decide::<RemindersDecision>(
+            &def.place,
+            def.rules.reminders.as_deref(),
+            meeting_input(rules.world(), &facts, start, now),
+            Subject {
+                workflow: &def.id,
+                occurrence: Some(occurrence),
+            },
+        );
+        let extra = answer
+            .decision
+            .0
+            .into_iter()
+            .filter(|r| -r.at.as_delta() <= MAX_RULE_REMINDER_LEAD)
+            .map(|reminder| {
+                Cow::Owned(Step {
+                    id: reminder.step_id(),
+                    at: reminder.at,
+                    template: reminder.template,
+                    channels: reminder.channels,
+                    recipients: None,
+                    calendar: false,
+                })
+            });
+        def.steps.iter().map(Cow::Borrowed).chain(extra).collect()
+    }
+
+    /// One step of an occurrence by id, the rule-added ones included.
+    pub fn step_of(
+        &self,
+        meeting: &'d Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        step: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Cow<'d, Step>> {
+        if let Some(found) = meeting.definition.steps.iter().find(|s| s.id == step) {
+            return Some(Cow::Borrowed(found));
+        }
+        if !step.starts_with(RULE_STEP_PREFIX) {
+            return None;
+        }
+        self.steps_of(meeting, occurrence, start, now)
+            .into_iter()
+            .find(|s| s.id == step)
+    }
+
     /// The fires of one meeting due in `[from, to)`: its occurrences as the recurrence
     /// gives them, less those moved or cancelled, plus the moved ones at their new start.
     pub fn fires_of(
+        &self,
         meeting: &'d Meeting,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         changes: &Changes,
+        now: DateTime<Utc>,
     ) -> Vec<Fire<'d>> {
         let id = &meeting.definition.id;
         let steps = &meeting.definition.steps;
+        // Rules may add reminders up to MAX_RULE_REMINDER_LEAD before a start.
         let earliest = steps
             .iter()
             .map(|s| s.at.as_delta())
             .min()
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .min(-MAX_RULE_REMINDER_LEAD);
         let latest = steps
             .iter()
             .map(|s| s.at.as_delta())
@@ -207,7 +301,7 @@ impl<'d> Planner<'d> {
             .filter_map(|c| c.starts_at.map(|start| (c.occurrence, start, c.sequence)));
         let mut fires = Vec::new();
         for (occurrence, start, sequence) in nominal.chain(moved) {
-            for step in steps {
+            for step in self.steps_of(meeting, occurrence, start, now) {
                 let due = start + step.at.as_delta();
                 if from <= due && due < to {
                     fires.push(Fire {
@@ -224,20 +318,87 @@ impl<'d> Planner<'d> {
         fires
     }
 
-    /// The messages a fire sends, one per distinct recipient, ordered by contact id.
-    pub fn messages(&self, fire: &Fire<'_>, directory: &[Contact]) -> Vec<PlannedMessage> {
+    /// What the schedule rule decides for an occurrence starting at `start`, as a
+    /// change to apply (`None` to hold it). A move to a time that does not exist,
+    /// or that is not in the future, is a rule error: the meeting is held.
+    pub fn schedule_change(
+        &self,
+        meeting: &Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<OccurrenceChange> {
+        let def = &meeting.definition;
+        let zone = meeting.recurrence.zone();
+        let rules = &self.definitions.rules;
+        let subject = Subject {
+            workflow: &def.id,
+            occurrence: Some(occurrence),
+        };
+        let answer = rules.decide::<ScheduleDecision>(
+            &def.place,
+            def.rules.schedule.as_deref(),
+            meeting_input(rules.world(), &MeetingFacts::of(def, zone), start, now),
+            subject,
+        );
+        let by = answer.by.unwrap_or_default();
+        let (starts_at, reason) = match answer.decision {
+            ScheduleDecision::Hold => return None,
+            ScheduleDecision::Skip { reason } => (None, reason),
+            ScheduleDecision::Move { date, time, reason } => {
+                let local_time = time.unwrap_or_else(|| start.with_timezone(&zone).time());
+                let target = date
+                    .and_time(local_time)
+                    .and_local_timezone(zone)
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc));
+                match target {
+                    Some(target) if target > now => (Some(target), reason),
+                    _ => {
+                        rules.reject::<ScheduleDecision>(
+                            &by,
+                            subject,
+                            format!(
+                                "moved the meeting to {date} {local_time}, which is not a future time in {}",
+                                zone.name()
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(OccurrenceChange {
+            workflow: def.id.clone(),
+            occurrence,
+            starts_at,
+            sequence: 1,
+            reason: format!("{reason} ({by})"),
+        })
+    }
+
+    /// The messages a fire sends at `now`, one per distinct recipient, ordered by
+    /// contact id. A step without its own recipients goes to the workflow's groups
+    /// and to those the invitees rule adds.
+    pub fn messages(
+        &self,
+        fire: &Fire<'_>,
+        directory: &[Contact],
+        now: DateTime<Utc>,
+    ) -> Vec<PlannedMessage> {
         let def = &fire.meeting.definition;
         let sending = Sending {
             step_id: &fire.step.id,
             template: &fire.step.template,
             channels: &fire.step.channels,
             groups: fire.step.recipients.as_ref().unwrap_or(&def.recipients),
+            invitees: fire.step.recipients.is_none(),
         };
         self.expand(
             fire.meeting,
             fire.occurrence,
             fire.start,
-            fire.due,
+            (fire.due, now),
             &sending,
             None,
             directory,
@@ -269,6 +430,7 @@ impl<'d> Planner<'d> {
             template,
             channels: &channels,
             groups: &def.recipients,
+            invitees: true,
         };
         let local = previous_start.with_timezone(&meeting.recurrence.zone());
         let facts = ChangeFacts {
@@ -281,32 +443,73 @@ impl<'d> Planner<'d> {
             meeting,
             change.occurrence,
             start,
-            now,
+            (now, now),
             &sending,
             Some(facts),
             directory,
         )
     }
 
+    /// Everyone a sending reaches: its groups, plus what the invitees rule adds.
+    fn recipients<'c>(
+        &self,
+        meeting: &Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+        sending: &Sending<'_>,
+        directory: &'c [Contact],
+    ) -> Vec<&'c Contact> {
+        let def = &meeting.definition;
+        let resolve = |groups: &[RecipientGroup]| {
+            let mut found: Vec<&'c Contact> = groups
+                .iter()
+                .flat_map(|g| resolve_group(g, &def.place, directory))
+                .collect();
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            found.dedup_by(|a, b| a.id == b.id);
+            found
+        };
+        let mut recipients = resolve(sending.groups);
+        if sending.invitees {
+            let rules = &self.definitions.rules;
+            let facts = MeetingFacts::of(def, meeting.recurrence.zone());
+            let input = with_participants(
+                meeting_input(rules.world(), &facts, start, now),
+                recipients.iter().copied(),
+            );
+            let answer = rules.decide::<InviteesDecision>(
+                &def.place,
+                def.rules.invitees.as_deref(),
+                input,
+                Subject {
+                    workflow: &def.id,
+                    occurrence: Some(occurrence),
+                },
+            );
+            if !answer.decision.0.is_empty() {
+                recipients.extend(resolve(&answer.decision.0));
+                recipients.sort_by(|a, b| a.id.cmp(&b.id));
+                recipients.dedup_by(|a, b| a.id == b.id);
+            }
+        }
+        recipients
+    }
+
+    /// `when` is (due, now): when the message is due, and the clock's time.
     #[allow(clippy::too_many_arguments)]
     fn expand(
         &self,
         meeting: &Meeting,
         occurrence: DateTime<Utc>,
         start: DateTime<Utc>,
-        due: DateTime<Utc>,
+        (due, now): (DateTime<Utc>, DateTime<Utc>),
         sending: &Sending<'_>,
         change: Option<ChangeFacts>,
         directory: &[Contact],
     ) -> Vec<PlannedMessage> {
         let def = &meeting.definition;
-        let mut recipients: Vec<&Contact> = sending
-            .groups
-            .iter()
-            .flat_map(|g| resolve_group(g, &def.place, directory))
-            .collect();
-        recipients.sort_by(|a, b| a.id.cmp(&b.id));
-        recipients.dedup_by(|a, b| a.id == b.id);
+        let recipients = self.recipients(meeting, occurrence, start, now, sending, directory);
         let zone = meeting.recurrence.zone();
         let local_start = start.with_timezone(&zone);
         let place_name = self
@@ -388,7 +591,8 @@ impl<'d> Planner<'d> {
 
     /// Runs the plan from the clock's present to `until` on a virtual clock: the clock
     /// is moved to each fire's due time before that fire is expanded, exactly as the
-    /// server's clock reaches it. Nothing is written anywhere.
+    /// server's clock reaches it, and the schedule rule is asked as the server asks
+    /// it (a skipped or moved meeting shows its notice). Nothing is written anywhere.
     pub fn preview(
         &self,
         clock: &VirtualClock,
@@ -396,10 +600,51 @@ impl<'d> Planner<'d> {
         directory: &[Contact],
         changes: &Changes,
     ) -> Vec<PlannedMessage> {
+        let mut changes = changes.clone();
         let mut planned = Vec::new();
-        for fire in self.fires_between(clock.now(), until, changes) {
+        let mut fires = self.fires_between(clock.now(), until, &changes, clock.now());
+        // Fires handled at the current instant, so that a re-plan does not repeat them.
+        let mut handled: Vec<(String, DateTime<Utc>, String)> = Vec::new();
+        let mut index = 0;
+        while let Some(fire) = fires.get(index) {
+            index += 1;
+            let key = (
+                fire.meeting.definition.id.clone(),
+                fire.occurrence,
+                fire.step.id.clone(),
+            );
+            if handled.contains(&key) {
+                continue;
+            }
+            if clock.now() < fire.due {
+                handled.clear();
+            }
             clock.advance_to(fire.due);
-            planned.extend(self.messages(&fire, directory));
+            handled.push(key);
+            let now = clock.now();
+            let unchanged = changes
+                .get(&fire.meeting.definition.id, fire.occurrence)
+                .is_none();
+            let change = unchanged
+                .then(|| self.schedule_change(fire.meeting, fire.occurrence, fire.start, now))
+                .flatten();
+            let Some(change) = change else {
+                planned.extend(self.messages(fire, directory, now));
+                continue;
+            };
+            let (template, notice_id) = change.notice();
+            planned.extend(self.notice(
+                fire.meeting,
+                &change,
+                fire.start,
+                template,
+                &notice_id,
+                now,
+                directory,
+            ));
+            changes.insert(change);
+            fires = self.fires_between(now, until, &changes, now);
+            index = 0;
         }
         clock.advance_to(until);
         planned

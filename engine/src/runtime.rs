@@ -35,6 +35,7 @@ use crate::contacts::Contact;
 use crate::definitions::{Definitions, Meeting};
 use crate::ics::{self, CalendarEvent, CalendarMethod};
 use crate::plan::{Changes, Fire, OccurrenceChange, Planner};
+use crate::rules::Rules;
 use crate::store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
     PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
@@ -172,6 +173,12 @@ impl Directory {
     }
 }
 
+/// What firing one timer gives: its completion, and a schedule rule's change to apply after it.
+struct Fired {
+    completion: TimerCompletion,
+    rule_change: Option<OccurrenceChange>,
+}
+
 /// Rows written in one go beyond which the database's statistics are refreshed.
 const BURST: u64 = 5_000;
 
@@ -187,10 +194,34 @@ pub struct Runtime {
     stopping: AtomicBool,
 }
 
-/// A fingerprint of everything in a workflow that shapes its timers and messages.
-fn definition_hash(meeting: &Meeting) -> String {
+/// A fingerprint of everything that shapes a workflow's timers and messages: its
+/// definition, and the rule scripts and calendars its place reaches.
+fn definition_hash(meeting: &Meeting, rules: &Rules) -> String {
     let text = serde_json::to_string(&meeting.definition).unwrap_or_default();
-    format!("{:016x}", crate::fingerprint::fnv1a([text.as_bytes()]))
+    let rules = rules.fingerprint(&meeting.definition.place).to_le_bytes();
+    format!(
+        "{:016x}",
+        crate::fingerprint::fnv1a([text.as_bytes(), &rules])
+    )
+}
+
+/// Ledger entries for the rule failures since the last look.
+fn rule_failure_entries(rules: &Rules, now: DateTime<Utc>) -> Vec<LedgerEntry> {
+    rules
+        .take_failures()
+        .into_iter()
+        .map(|failure| {
+            let mut entry = LedgerEntry::new(
+                now,
+                LedgerEvent::RuleError,
+                format!("{}; applied instead: {}", failure.error, failure.fallback),
+            );
+            entry.workflow = Some(failure.workflow);
+            entry.occurrence = failure.occurrence;
+            entry.step = Some(failure.hook.to_owned());
+            entry
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -284,15 +315,6 @@ impl Runtime {
         if new_start.is_some_and(|start| start <= now) {
             return refuse("the new start is in the past".to_owned());
         }
-        let (kind, template, event) = match new_start {
-            Some(_) => ("moved", "meeting-moved", LedgerEvent::Moved),
-            None => ("cancelled", "meeting-cancelled", LedgerEvent::Cancelled),
-        };
-        if !definitions.templates.contains(template) {
-            return refuse(format!(
-                "the template '{template}' is missing from templates/"
-            ));
-        }
         let change = OccurrenceChange {
             workflow: workflow.to_owned(),
             occurrence,
@@ -300,11 +322,21 @@ impl Runtime {
             sequence: previous.map_or(1, |c| c.sequence + 1),
             reason: reason.to_owned(),
         };
+        let (template, notice_id) = change.notice();
+        let (kind, event) = match new_start {
+            Some(_) => ("moved", LedgerEvent::Moved),
+            None => ("cancelled", LedgerEvent::Cancelled),
+        };
+        if !definitions.templates.contains(template) {
+            return refuse(format!(
+                "the template '{template}' is missing from templates/"
+            ));
+        }
+        let planner = Planner::new(&definitions);
         let timers: Vec<PlannedTimer> = new_start
             .map(|start| {
-                meeting
-                    .definition
-                    .steps
+                planner
+                    .steps_of(meeting, occurrence, start, now)
                     .iter()
                     .map(|step| PlannedTimer {
                         workflow: workflow.to_owned(),
@@ -315,10 +347,9 @@ impl Runtime {
                     .collect()
             })
             .unwrap_or_default();
-        let notice_id = format!("{kind}-{}", change.sequence);
         let timer_key = PlannedTimer::key(workflow, occurrence, &notice_id);
         let directory = self.store.contacts().await?;
-        let planned = Planner::new(&definitions).notice(
+        let planned = planner.notice(
             meeting,
             &change,
             previous_start,
@@ -339,6 +370,7 @@ impl Runtime {
             None => format!("cancelled (was {})", previous_start.to_rfc3339()),
         };
         let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
+        ledger.extend(rule_failure_entries(&definitions.rules, now));
         let mut notices = Vec::new();
         for message in planned {
             let (Some(channel), Some(body)) = (message.channel, message.body) else {
@@ -397,7 +429,10 @@ impl Runtime {
         Ok(ChangeReport {
             sequence: change.sequence,
             notified: notices.len(),
-            unreachable: ledger.len() - 1,
+            unreachable: ledger
+                .iter()
+                .filter(|e| e.event == LedgerEvent::Unreachable.as_str())
+                .count(),
         })
     }
 
@@ -415,6 +450,10 @@ impl Runtime {
         let mut directory = None;
         self.fire_due(&changes, &mut directory, &mut report).await?;
         self.deliver_ready(&mut directory, &mut report).await?;
+        let failures = rule_failure_entries(&self.definitions().rules, self.clock.now());
+        if !failures.is_empty() {
+            self.store.append_ledger(&failures).await?;
+        }
         Ok(report)
     }
 
@@ -424,9 +463,10 @@ impl Runtime {
         let definitions = self.definitions();
         let until = now + self.config.horizon;
         let mut planned = 0;
+        let planner = Planner::new(&definitions);
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
-            let hash = definition_hash(meeting);
+            let hash = definition_hash(meeting, &definitions.rules);
             let from = match self.store.schedule(id).await? {
                 None => now,
                 Some((known, watermark)) if known == hash => watermark,
@@ -443,7 +483,8 @@ impl Runtime {
             if from >= until {
                 continue;
             }
-            let timers: Vec<PlannedTimer> = Planner::fires_of(meeting, from, until, changes)
+            let timers: Vec<PlannedTimer> = planner
+                .fires_of(meeting, from, until, changes, now)
                 .into_iter()
                 .map(|fire| PlannedTimer {
                     workflow: id.clone(),
@@ -499,15 +540,23 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            let contacts = self.directory(directory).await?;
+            let contacts = self.directory(directory, &definitions).await?;
             let mut completions = Vec::with_capacity(claimed.len());
+            let mut rule_changes: Vec<OccurrenceChange> = Vec::new();
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
-                completions.push(
-                    self.fire(&definitions, changes, &contacts.contacts, timer, now)
-                        .instrument(span)
-                        .await?,
-                );
+                let fired = self
+                    .fire(&definitions, changes, &contacts.contacts, timer, now)
+                    .instrument(span)
+                    .await?;
+                completions.push(fired.completion);
+                if let Some(change) = fired.rule_change
+                    && !rule_changes
+                        .iter()
+                        .any(|c| c.workflow == change.workflow && c.occurrence == change.occurrence)
+                {
+                    rule_changes.push(change);
+                }
             }
             // One transaction for the whole batch: timers, outbox rows and ledger together.
             let completed = self
@@ -534,16 +583,50 @@ impl Runtime {
             if queued_before <= BURST as usize && report.queued > BURST as usize {
                 self.store.refresh_statistics().await?;
             }
+            for change in rule_changes {
+                self.apply_rule_change(&change).await?;
+            }
         }
     }
 
-    /// The tick's directory, read from the store the first time it is needed.
+    /// Applies what a schedule rule decided, as a coordinator's change would be.
+    async fn apply_rule_change(&self, change: &OccurrenceChange) -> Result<(), RuntimeError> {
+        match self
+            .change_occurrence(
+                &change.workflow,
+                change.occurrence,
+                change.starts_at,
+                &change.reason,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RuntimeError::Change(refusal)) => {
+                warn!(workflow = %change.workflow, %refusal, "a rule's change could not be applied");
+                let entry = LedgerEntry::new(
+                    self.clock.now(),
+                    LedgerEvent::RuleError,
+                    format!("the schedule rule's decision could not be applied: {refusal}"),
+                )
+                .slot(&change.workflow, change.occurrence, "meeting_schedule");
+                self.store.append_ledger(&[entry]).await?;
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The tick's directory, read from the store the first time it is needed (and
+    /// handed to the rules, for `contacts_with_role`).
     async fn directory<'c>(
         &self,
         cache: &'c mut Option<Directory>,
+        definitions: &Definitions,
     ) -> Result<&'c Directory, RuntimeError> {
         if cache.is_none() {
-            *cache = Some(Directory::new(self.store.contacts().await?));
+            let contacts = self.store.contacts().await?;
+            definitions.rules.set_directory(contacts.clone());
+            *cache = Some(Directory::new(contacts));
         }
         Ok(cache.get_or_insert_with(|| Directory::new(Vec::new())))
     }
@@ -575,7 +658,8 @@ impl Runtime {
         })
     }
 
-    /// Decides what a claimed timer does: its messages and ledger entries, or why it is dropped.
+    /// Decides what a claimed timer does: its messages and ledger entries, or why it
+    /// is dropped; and the change a schedule rule asks for, if any.
     async fn fire(
         &self,
         definitions: &Definitions,
@@ -583,7 +667,7 @@ impl Runtime {
         directory: &[Contact],
         timer: ClaimedTimer,
         now: DateTime<Utc>,
-    ) -> Result<TimerCompletion, RuntimeError> {
+    ) -> Result<Fired, RuntimeError> {
         let slot = |event, detail: String| {
             LedgerEntry::new(now, event, detail).slot(
                 &timer.workflow,
@@ -591,28 +675,14 @@ impl Runtime {
                 &timer.step,
             )
         };
-        let dropped = |outcome, entry| TimerCompletion {
-            timer_id: timer.id.clone(),
-            outcome,
-            messages: Vec::new(),
-            ledger: vec![entry],
-        };
-        let meeting = definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == timer.workflow);
-        let Some((meeting, step)) = meeting.and_then(|m| {
-            m.definition
-                .steps
-                .iter()
-                .find(|s| s.id == timer.step)
-                .map(|s| (m, s))
-        }) else {
-            let entry = slot(
-                LedgerEvent::Replanned,
-                "workflow or step no longer defined".to_owned(),
-            );
-            return Ok(dropped(TimerOutcome::Cancelled, entry));
+        let dropped = |outcome, entry| Fired {
+            completion: TimerCompletion {
+                timer_id: timer.id.clone(),
+                outcome,
+                messages: Vec::new(),
+                ledger: vec![entry],
+            },
+            rule_change: None,
         };
         let change = changes.get(&timer.workflow, timer.occurrence);
         if change.is_some_and(|c| c.starts_at.is_none()) {
@@ -622,11 +692,28 @@ impl Runtime {
             );
             return Ok(dropped(TimerOutcome::Cancelled, entry));
         }
+        let start = change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence);
+        let planner = Planner::new(definitions);
+        let meeting = definitions
+            .meetings
+            .iter()
+            .find(|m| m.definition.id == timer.workflow);
+        let Some((meeting, step)) = meeting.and_then(|m| {
+            planner
+                .step_of(m, timer.occurrence, start, &timer.step, now)
+                .map(|s| (m, s))
+        }) else {
+            let entry = slot(
+                LedgerEvent::Replanned,
+                "workflow or step no longer defined".to_owned(),
+            );
+            return Ok(dropped(TimerOutcome::Cancelled, entry));
+        };
         let fire = Fire {
             meeting,
             step,
             occurrence: timer.occurrence,
-            start: change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence),
+            start,
             sequence: change.map_or(0, |c| c.sequence),
             due: timer.due,
         };
@@ -638,10 +725,34 @@ impl Runtime {
             );
             return Ok(dropped(TimerOutcome::Skipped, entry));
         }
+        // Before the meeting, and until a coordinator or a rule changed it, the
+        // schedule rule may still skip or move it.
+        if change.is_none()
+            && fire.due < fire.start
+            && let Some(rule_change) =
+                planner.schedule_change(meeting, timer.occurrence, fire.start, now)
+        {
+            let what = if rule_change.starts_at.is_some() {
+                "moved"
+            } else {
+                "cancelled"
+            };
+            let entry = slot(
+                LedgerEvent::Cancelled,
+                format!(
+                    "not sent: the schedule rule {what} the meeting: {}",
+                    rule_change.reason
+                ),
+            );
+            info!(what, "the schedule rule changed the meeting");
+            let mut fired = dropped(TimerOutcome::Cancelled, entry);
+            fired.rule_change = Some(rule_change);
+            return Ok(fired);
+        }
         let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
         let mut messages = Vec::new();
         let mut ledger = Vec::new();
-        for message in Planner::new(definitions).messages(&fire, directory) {
+        for message in planner.messages(&fire, directory, now) {
             let (Some(channel), Some(body)) = (message.channel, message.body) else {
                 let problem = message.problem.unwrap_or_default();
                 ledger.push(
@@ -649,7 +760,7 @@ impl Runtime {
                 );
                 continue;
             };
-            let calendar = (step.calendar && channel == Channel::Email).then(|| {
+            let calendar = (fire.step.calendar && channel == Channel::Email).then(|| {
                 let event = CalendarEvent {
                     workflow: &meeting.definition.id,
                     occurrence: timer.occurrence,
@@ -691,11 +802,14 @@ impl Runtime {
         );
         ledger.insert(0, slot(event, summary));
         info!(queued = messages.len(), unreachable, late, "timer fired");
-        Ok(TimerCompletion {
-            timer_id: timer.id,
-            outcome: TimerOutcome::Fired,
-            messages,
-            ledger,
+        Ok(Fired {
+            completion: TimerCompletion {
+                timer_id: timer.id,
+                outcome: TimerOutcome::Fired,
+                messages,
+                ledger,
+            },
+            rule_change: None,
         })
     }
 
@@ -721,7 +835,7 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            let contacts = self.directory(directory).await?;
+            let contacts = self.directory(directory, &self.definitions()).await?;
             let mut pending = Vec::new();
             for message in claimed {
                 let span = info_span!("delivery", key = %message.id, channel = %message.channel);

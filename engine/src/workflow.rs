@@ -128,6 +128,41 @@ pub struct MeetingWorkflow {
     /// How late a step may still run as if on time; later than this it counts as missed. Default `15m`.
     #[serde(default = "default_misfire_grace")]
     pub misfire_grace: Offset,
+    /// Rule functions this workflow asks instead of the standard hook names. Each must
+    /// be defined by a script along the workflow's place (see `palabre rules docs`).
+    #[serde(default)]
+    pub rules: MeetingRules,
+}
+
+/// Functions that answer a meeting's hooks, when not the standard ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingRules {
+    /// Instead of `meeting_schedule`: hold, skip or move an occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Instead of `meeting_invitees`: groups invited beyond the YAML ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitees: Option<String>,
+    /// Instead of `meeting_quorum`: whether the confirmations make a quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<String>,
+    /// Instead of `meeting_reminders`: extra reminders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminders: Option<String>,
+}
+
+impl MeetingRules {
+    /// The function named for the hook in `slot` (`schedule` ...), if any.
+    pub fn named(&self, slot: &str) -> Option<&str> {
+        match slot {
+            "schedule" => self.schedule.as_deref(),
+            "invitees" => self.invitees.as_deref(),
+            "quorum" => self.quorum.as_deref(),
+            "reminders" => self.reminders.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// A group of recipients: everyone holding `role` in `place` (and the places below it),
@@ -202,14 +237,18 @@ pub enum SchemaKind {
     Places,
     Roles,
     Template,
+    Calendar,
+    RuleCases,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 4] = [
+    pub const ALL: [SchemaKind; 6] = [
         SchemaKind::Workflow,
         SchemaKind::Places,
         SchemaKind::Roles,
         SchemaKind::Template,
+        SchemaKind::Calendar,
+        SchemaKind::RuleCases,
     ];
 
     /// The file name the schema is published under in `schemas/`.
@@ -219,6 +258,8 @@ impl SchemaKind {
             SchemaKind::Places => "places.schema.json",
             SchemaKind::Roles => "roles.schema.json",
             SchemaKind::Template => "template.schema.json",
+            SchemaKind::Calendar => "calendar.schema.json",
+            SchemaKind::RuleCases => "rule-cases.schema.json",
         }
     }
 }
@@ -235,6 +276,14 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
         SchemaKind::Template => (
             schemars::schema_for!(TemplateFile),
             "palabre message template",
+        ),
+        SchemaKind::Calendar => (
+            schemars::schema_for!(crate::calendars::CalendarFile),
+            "palabre calendar",
+        ),
+        SchemaKind::RuleCases => (
+            schemars::schema_for!(crate::rules::CaseFile),
+            "palabre rule test cases",
         ),
     };
     schema.insert(

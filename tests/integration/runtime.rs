@@ -165,7 +165,8 @@ impl World {
     }
 
     fn definitions(&self) -> (Definitions, palabre_engine::diagnostic::Diagnostics) {
-        let (definitions, diagnostics) = Definitions::load(&self.workflows, None);
+        let (definitions, diagnostics) =
+            Definitions::load(&self.workflows, None, &[&palabre_sms::SmsRuleFunctions]);
         assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
         (definitions, diagnostics)
     }

@@ -6,7 +6,14 @@ use crate::util::{palabre, repo};
 
 #[test]
 fn committed_schemas_are_current() {
-    for kind in ["workflow", "places", "roles", "template"] {
+    for kind in [
+        "workflow",
+        "places",
+        "roles",
+        "template",
+        "calendar",
+        "rule-cases",
+    ] {
         let run = palabre(&repo(), &["schema", "--kind", kind]);
         assert_eq!(run.code, 0);
         let committed =

@@ -34,7 +34,8 @@ impl Store {
 
     /// Applies a change in one transaction: records it (refused, changing nothing, if
     /// another change of the same occurrence got in first), removes the occurrence's
-    /// pending timers, plans `timers` (those already fired stay as they are), queues
+    /// pending and cancelled timers (neither sent anything), plans `timers` (those
+    /// already fired or missed stay as they are), queues
     /// `notices` and appends `ledger`. Returns false if the change was refused.
     pub async fn apply_occurrence_change(
         &self,
@@ -72,7 +73,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "DELETE FROM timers WHERE workflow = $1 AND occurrence = $2 AND state = 'pending'",
+            "DELETE FROM timers WHERE workflow = $1 AND occurrence = $2 \
+             AND state IN ('pending', 'cancelled')",
         )
         .bind(&change.workflow)
         .bind(millis(change.occurrence))

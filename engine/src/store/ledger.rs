@@ -31,10 +31,12 @@ pub enum LedgerEvent {
     DeadLetter,
     /// Pending timers were dropped because their workflow changed or disappeared.
     Replanned,
-    /// A coordinator moved one occurrence.
+    /// A coordinator or a rule moved one occurrence.
     Moved,
-    /// A coordinator cancelled one occurrence.
+    /// A coordinator or a rule cancelled one occurrence.
     Cancelled,
+    /// A rule failed (an error, a limit, a wrong return value); its hook's default was applied.
+    RuleError,
 }
 
 impl LedgerEvent {
@@ -51,6 +53,7 @@ impl LedgerEvent {
             LedgerEvent::Replanned => "replanned",
             LedgerEvent::Moved => "moved",
             LedgerEvent::Cancelled => "cancelled",
+            LedgerEvent::RuleError => "rule-error",
         }
     }
 }

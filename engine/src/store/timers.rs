@@ -88,6 +88,8 @@ pub struct StatusCounts {
     pub retrying: i64,
     pub sent: i64,
     pub dead_lettered: i64,
+    /// Rules that failed (their hook's default was applied), in the ledger.
+    pub rule_errors: i64,
 }
 
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
@@ -449,7 +451,8 @@ impl Store {
                (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts = 0) AS queued, \
                (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts > 0) AS retrying, \
                (SELECT COUNT(*) FROM outbox WHERE state = 'sent') AS sent, \
-               (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead_lettered",
+               (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead_lettered, \
+               (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error') AS rule_errors",
         )
         .bind(millis(now))
         .fetch_one(&self.pool)
@@ -463,6 +466,7 @@ impl Store {
             retrying: row.try_get("retrying")?,
             sent: row.try_get("sent")?,
             dead_lettered: row.try_get("dead_lettered")?,
+            rule_errors: row.try_get("rule_errors")?,
         })
     }
 }

@@ -2,9 +2,14 @@
 //! gateway configured, each SMS is written as `<folder>/<hash>.txt` (recipient
 //! and text), so the embedded default loses nothing and shows exactly what would
 //! have been sent. Gateways (Orange, Twilio, Infobip, Africa's Talking, generic
-//! HTTP) will sit beside it behind the same connector trait.
+//! HTTP) will sit beside it behind the same connector trait. [`encoding`] counts
+//! what an SMS costs, and [`SmsRuleFunctions`] lets rules ask it.
+
+pub mod encoding;
 
 use std::path::PathBuf;
+
+use palabre_engine::rules::{RuleExtension, RuleFunctions};
 
 use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
 use palabre_engine::workflow::Channel;
@@ -15,6 +20,24 @@ use palabre_engine::workflow::Channel;
 pub struct SmsOutboxError {
     pub path: PathBuf,
     pub reason: String,
+}
+
+/// The SMS plugin's functions in the rule language.
+pub struct SmsRuleFunctions;
+
+impl RuleExtension for SmsRuleFunctions {
+    fn register(&self, functions: &mut RuleFunctions<'_>) {
+        functions.register(
+            "sms_segments",
+            "How many SMS segments `text` is sent in: GSM-7 (160, then 153 per segment,\n\
+             extension characters counting double) or UCS-2 (70, then 67) as soon as one\n\
+             character is outside the GSM alphabet.",
+            &["text: &str", "i64"],
+            |text: &str| -> i64 {
+                i64::try_from(encoding::sms_size(text).segments).unwrap_or(i64::MAX)
+            },
+        );
+    }
 }
 
 /// Writes each SMS to a file instead of a gateway.
