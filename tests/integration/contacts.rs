@@ -14,14 +14,14 @@ fn import_is_idempotent_and_updates_changed_rows() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("236 contact(s) read: 236 new, 0 updated, 0 unchanged; 0 row(s) rejected"),
+            .contains("238 contact(s) read: 238 new, 0 updated, 0 unchanged; 0 row(s) rejected"),
         "{}",
         run.stdout
     );
 
     let run = palabre(dir.path(), &["contacts", "import", &example_csv()]);
     assert!(
-        run.stdout.contains("0 new, 0 updated, 236 unchanged"),
+        run.stdout.contains("0 new, 0 updated, 238 unchanged"),
         "{}",
         run.stdout
     );
@@ -47,7 +47,7 @@ fn import_is_idempotent_and_updates_changed_rows() {
     let run = palabre(dir.path(), &["contacts", "list", "--format", "json"]);
     let listed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 236);
+    assert_eq!(listed.len(), 238);
     assert!(
         listed
             .iter()
@@ -130,7 +130,7 @@ fn a_file_without_the_required_columns_is_refused_whole() {
 fn listing_masks_phones_and_emails_unless_revealed() {
     let dir = crate::util::workspace_with_directory();
     let run = palabre(dir.path(), &["contacts", "list"]);
-    assert!(run.stdout.contains("236 contact(s)"));
+    assert!(run.stdout.contains("238 contact(s)"));
     assert!(run.stdout.contains("+223 •• ••"));
     assert!(run.stdout.contains("b•••@example.org"), "{}", run.stdout);
     assert!(

@@ -6,6 +6,7 @@
 mod contacts;
 mod hostile;
 mod preview;
+mod rules;
 mod runtime;
 mod schema;
 mod serve;

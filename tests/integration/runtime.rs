@@ -17,7 +17,7 @@ use palabre_engine::workflow::Channel;
 
 use crate::util::{copy_dir, fresh_postgres_schema, postgres_url, repo};
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
@@ -25,9 +25,9 @@ fn at(text: &str) -> DateTime<Utc> {
 
 /// A connector that records what it is given and fails as told: the first
 /// `failures` attempts of every message fail with `error`.
-struct Recorder {
+pub(crate) struct Recorder {
     channel: Channel,
-    delivered: Mutex<Vec<OutgoingMessage>>,
+    pub(crate) delivered: Mutex<Vec<OutgoingMessage>>,
     attempts: Mutex<BTreeMap<String, u32>>,
     failures: u32,
     error: DeliveryError,
@@ -49,14 +49,14 @@ impl Recorder {
     }
 
     /// A healthy SMS and email recorder, and the connectors that deliver through them.
-    fn pair() -> (Arc<Recorder>, Arc<Recorder>, Connectors) {
+    pub(crate) fn pair() -> (Arc<Recorder>, Arc<Recorder>, Connectors) {
         let sms = Recorder::healthy(Channel::Sms);
         let email = Recorder::healthy(Channel::Email);
         let connectors = Connectors::default().with(sms.clone()).with(email.clone());
         (sms, email, connectors)
     }
 
-    fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.delivered
             .lock()
             .unwrap()
@@ -91,9 +91,9 @@ impl Connector for Recorder {
 
 /// A small world: one weekly meeting at 09:00 on Mondays in Koro, with three
 /// steps, and a directory of three people (two by SMS, one by email).
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    workflows: std::path::PathBuf,
+    pub(crate) workflows: std::path::PathBuf,
     url: String,
 }
 
@@ -119,7 +119,7 @@ c-3,Oumar Tall,mayor,mopti/koro/koro,,oumar@example.org,fra,email
 ";
 
 impl World {
-    async fn new(misfire: &str, url: Option<String>) -> World {
+    pub(crate) async fn new(misfire: &str, url: Option<String>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let workflows = dir.path().join("workflows");
         std::fs::create_dir_all(workflows.join("templates")).unwrap();
@@ -155,23 +155,27 @@ impl World {
             &mut diagnostics,
         );
         assert_eq!(contacts.len(), 3);
-        Store::connect(&world.url)
-            .await
-            .unwrap()
-            .upsert_contacts(&contacts)
-            .await
-            .unwrap();
+        world.add_contacts(&contacts).await;
         world
     }
 
-    fn definitions(&self) -> (Definitions, palabre_engine::diagnostic::Diagnostics) {
+    pub(crate) async fn add_contacts(&self, contacts: &[palabre_engine::contacts::Contact]) {
+        Store::connect(&self.url)
+            .await
+            .unwrap()
+            .upsert_contacts(contacts)
+            .await
+            .unwrap();
+    }
+
+    pub(crate) fn definitions(&self) -> (Definitions, palabre_engine::diagnostic::Diagnostics) {
         let (definitions, diagnostics) =
             Definitions::load(&self.workflows, None, &[&palabre_sms::SmsRuleFunctions]);
         assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
         (definitions, diagnostics)
     }
 
-    async fn runtime(
+    pub(crate) async fn runtime(
         &self,
         clock: &Arc<VirtualClock>,
         connectors: Connectors,
@@ -193,7 +197,7 @@ impl World {
     }
 }
 
-async fn worlds(name: &str, misfire: &str) -> Vec<World> {
+pub(crate) async fn worlds(name: &str, misfire: &str) -> Vec<World> {
     let mut worlds = vec![World::new(misfire, None).await];
     if let Some(base) = postgres_url() {
         worlds.push(World::new(misfire, Some(fresh_postgres_schema(&base, name).await)).await);
@@ -201,7 +205,7 @@ async fn worlds(name: &str, misfire: &str) -> Vec<World> {
     worlds
 }
 
-async fn events(runtime: &Runtime) -> Vec<String> {
+pub(crate) async fn events(runtime: &Runtime) -> Vec<String> {
     runtime
         .store()
         .ledger(Some("weekly-koro"), 1000)

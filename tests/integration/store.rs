@@ -96,12 +96,12 @@ async fn the_binary_imports_and_lists_on_postgres() {
         &["contacts", "import", csv.to_str().unwrap(), "--db", &url],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("236 new"), "{}", run.stdout);
+    assert!(run.stdout.contains("238 new"), "{}", run.stdout);
     let run = palabre(
         dir.path(),
         &["contacts", "import", csv.to_str().unwrap(), "--db", &url],
     );
-    assert!(run.stdout.contains("236 unchanged"), "{}", run.stdout);
+    assert!(run.stdout.contains("238 unchanged"), "{}", run.stdout);
     let run = palabre(
         dir.path(),
         &[

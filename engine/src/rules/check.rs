@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rhai::{ASTNode, Engine, Expr, Position as RhaiPosition};
+use rhai::{ASTNode, Engine, Expr, Position as RhaiPosition, Stmt};
 
 use super::{FunctionDoc, NATIONAL, Script, ScriptFunction, World, hooks};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
@@ -238,12 +238,10 @@ pub(super) fn compile(
     let mut parents = BTreeSet::new();
     let mut problems = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
-        let Some(ASTNode::Expr(expr)) = path.last() else {
-            return true;
-        };
-        let (call, at, method) = match expr {
-            Expr::FnCall(call, at) => (call, *at, false),
-            Expr::MethodCall(call, at) => (call, *at, true),
+        let (call, at, method) = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, at))) => (call, *at, false),
+            Some(ASTNode::Expr(Expr::MethodCall(call, at))) => (call, *at, true),
+            Some(ASTNode::Stmt(Stmt::FnCall(call, at))) => (call, *at, false),
             _ => return true,
         };
         if call.is_operator_call() || call.is_qualified() {
@@ -255,7 +253,7 @@ pub(super) fn compile(
         {
             parents.insert(function);
         }
-        let arity = call.args.len() + usize::from(method);
+        let arity = call.args.len();
         let accepted: Option<BTreeSet<usize>> = known
             .get(name)
             .cloned()

@@ -20,6 +20,7 @@ mod functions;
 mod hooks;
 mod sandbox;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -220,6 +221,13 @@ pub(crate) struct ChainTag {
     default: fn(&Map) -> Dynamic,
 }
 
+thread_local! {
+    /// The innermost script a failing decision failed in. Rhai re-positions a limit
+    /// error at each call it crosses, so the error alone cannot say which script of
+    /// the chain hit the limit.
+    static FAILED_IN: RefCell<Option<Arc<Script>>> = const { RefCell::new(None) };
+}
+
 impl ChainTag {
     fn call(&self, engine: &Engine, input: Map) -> Result<Dynamic, Box<EvalAltResult>> {
         let script = &self.chain[self.level];
@@ -227,13 +235,19 @@ impl ChainTag {
             .eval_ast(false)
             .rewind_scope(true)
             .with_tag(self.clone());
-        engine.call_fn_with_options::<Dynamic>(
-            options,
-            &mut Scope::new(),
-            &script.ast,
-            &self.function,
-            (Dynamic::from_map(input),),
-        )
+        engine
+            .call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &script.ast,
+                &self.function,
+                (Dynamic::from_map(input),),
+            )
+            .inspect_err(|_| {
+                FAILED_IN.with(|f| {
+                    f.borrow_mut().get_or_insert_with(|| script.clone());
+                });
+            })
     }
 
     /// The next script up, or the built-in default when there is none.
@@ -560,6 +574,7 @@ impl Rules {
             function: function.to_owned(),
             default: D::default_value,
         };
+        FAILED_IN.with(|f| f.borrow_mut().take());
         let result = sandbox::with_deadline(self.limits.time, || tag.call(&self.engine, input));
         let failure = match result {
             Ok(value) => match D::parse(value, &self.world) {
@@ -581,7 +596,10 @@ impl Rules {
                     }
                 }
             },
-            Err(error) => self.locate(&first, function, &error),
+            Err(error) => {
+                let origin = FAILED_IN.with(|f| f.borrow_mut().take()).unwrap_or(first);
+                self.locate(&origin, function, &error)
+            }
         };
         Answer {
             decision: fallback,
@@ -590,9 +608,11 @@ impl Rules {
         }
     }
 
-    /// Turns a Rhai error into a rule error at the innermost script position.
-    fn locate(&self, first: &Script, function: &str, error: &EvalAltResult) -> RuleError {
-        let mut source = first.display();
+    /// Turns a Rhai error into a rule error at the innermost script position; an
+    /// error without one (a limit) is placed at the line of the function that
+    /// `origin`, the innermost failing script, defines.
+    fn locate(&self, origin: &Script, function: &str, error: &EvalAltResult) -> RuleError {
+        let mut source = origin.display();
         let mut current = error;
         while let EvalAltResult::ErrorInFunctionCall(_, src, inner, _) = current {
             if !src.is_empty() {
@@ -623,7 +643,7 @@ impl Rules {
                 text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
             }
         };
-        let fallback_line = first.functions.get(function).map_or(0, |f| f.line);
+        let fallback_line = origin.functions.get(function).map_or(0, |f| f.line);
         RuleError {
             file: source,
             line: position.line().unwrap_or(fallback_line),

@@ -1,0 +1,579 @@
+//! Local rules in Rhai: the shipped rules pass their cases, resolution along the
+//! place hierarchy, the reference, hostile scripts stopped by the sandbox, and
+//! rule decisions carried out by the runtime on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use palabre_engine::calendars::Calendars;
+use palabre_engine::clock::{Clock, VirtualClock};
+use palabre_engine::definitions::Definitions;
+use palabre_engine::diagnostic::Diagnostics;
+use palabre_engine::rules::{
+    Answer, InviteesDecision, Limits, MeetingFacts, Rules, ScheduleDecision, World, meeting_input,
+};
+
+use crate::runtime::{Recorder, at, events, worlds};
+use crate::util::{palabre, repo, workspace};
+
+const EXTENSIONS: &[&dyn palabre_engine::rules::RuleExtension] = &[&palabre_sms::SmsRuleFunctions];
+
+#[test]
+fn the_shipped_rules_pass_their_cases() {
+    let run = palabre(&repo(), &["test"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("test result: ok. 22 passed; 0 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "case workflows/rules/mopti/djenne/djenne.test.yaml:2 a meeting on market Monday moves to Tuesday, same time ... ok"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_failing_case_is_reported_like_a_test_runner() {
+    let dir = workspace();
+    let cases = dir
+        .path()
+        .join("workflows/rules/mopti/koro/dinangourou.test.yaml");
+    let mut text = std::fs::read_to_string(&cases).unwrap();
+    text.push_str(
+        "\n- name: wrongly expects a quorum\n  hook: meeting_quorum\n  date: 2026-12-05\n  \
+         participants: [{ id: c-1, roles: [leader], response: \"yes\" }]\n  \
+         expect: { reached: true, reason: \"ok\" }\n",
+    );
+    std::fs::write(&cases, text).unwrap();
+    let run = palabre(dir.path(), &["test", "workflows/rules/mopti/koro"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("running 4 rule case(s)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "---- workflows/rules/mopti/koro/dinangourou.test.yaml:30 wrongly expects a quorum ----\n\
+             expected: {\"reached\":true,\"reason\":\"ok\"}\n     \
+             got: {\"reached\":false,\"reason\":\"le maire n'a pas confirmé\"} (answered by workflows/rules/mopti/koro/dinangourou.rhai)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("test result: FAILED. 3 passed; 1 failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_case_that_no_rule_could_satisfy_is_a_positioned_error() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("workflows/rules/mopti.test.yaml"),
+        "- name: impossible\n  hook: meeting_schedule\n  date: 2026-12-02\n  expect: { skip: 3 }\n\
+         - name: unknown hook\n  hook: meeting_shedule\n  date: 2026-12-02\n",
+    )
+    .unwrap();
+    let run = palabre(dir.path(), &["test", "workflows/rules/mopti.test.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(
+            "mopti.test.yaml:4:11: error: no rule could return this: 'skip': expected a string, got an integer"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "mopti.test.yaml:6:9: error: unknown hook 'meeting_shedule' (did you mean 'meeting_schedule'?)"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn explain_shows_which_script_answers_and_what_parent_reaches() {
+    let run = palabre(
+        &repo(),
+        &[
+            "rules",
+            "explain",
+            "segou/macina/kolongo",
+            "meeting_invitees",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "meeting_invitees at segou/macina/kolongo:\n  \
+         workflows/rules/segou/macina/kolongo.rhai: line 6: defines it; answers\n  \
+         workflows/rules/segou/macina.rhai: no such script\n  \
+         workflows/rules/segou.rhai: line 5: defines it; reached through parent()\n  \
+         workflows/rules/national.rhai: does not define meeting_invitees\n  \
+         built-in default (reached through parent()): nobody beyond the YAML groups\n"
+    );
+    let run = palabre(
+        &repo(),
+        &[
+            "rules",
+            "explain",
+            "mopti/koro/dinangourou",
+            "meeting_quorum",
+        ],
+    );
+    assert!(
+        run.stdout.contains(
+            "workflows/rules/national.rhai: line 21: defines it; not reached (the rule below does not call parent())"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = palabre(&repo(), &["rules", "explain", "mopti/nowhere", "x"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("unknown place 'mopti/nowhere'"));
+}
+
+#[test]
+fn the_reference_is_current_and_documents_every_hook_and_function() {
+    let run = palabre(&repo(), &["rules", "docs"]);
+    assert_eq!(run.code, 0);
+    let committed = std::fs::read_to_string(repo().join("docs/rules.md")).unwrap();
+    assert_eq!(
+        run.stdout, committed,
+        "docs/rules.md is stale: run `cargo run -- rules docs > docs/rules.md`"
+    );
+    for name in [
+        "### `meeting_schedule(input)`",
+        "### `meeting_invitees(input)`",
+        "### `meeting_quorum(input)`",
+        "### `meeting_reminders(input)`",
+        "### `is_holiday(date: &str) -> bool`",
+        "### `is_market_day(date: &str, place: &str) -> bool`",
+        "### `alert(date: &str, place: &str) -> String`",
+        "### `contacts_with_role(role: &str, place: &str) -> Array`",
+        "### `parent(input: Map) -> Dynamic`",
+        // Registered by the SMS plugin, not by the engine.
+        "### `sms_segments(text: &str) -> i64`",
+    ] {
+        assert!(run.stdout.contains(name), "missing {name}");
+    }
+    // Every function has its doc comment.
+    for section in run.stdout.split("\n### ").skip(1) {
+        let doc = section.lines().nth(2).unwrap_or_default();
+        assert!(!doc.trim().is_empty(), "undocumented: {section}");
+    }
+}
+
+/// The shipped definitions, with more scripts written at their places.
+fn rules_with(scripts: &[(&str, &str)], limits: Limits) -> (tempfile::TempDir, Rules) {
+    let dir = workspace();
+    let root = dir.path().join("workflows");
+    for (place, script) in scripts {
+        let file = root.join(format!("rules/{place}.rhai"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, script).unwrap();
+    }
+    let (definitions, diagnostics) = Definitions::load(&root, None, EXTENSIONS);
+    assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+    let mut diagnostics = Diagnostics::default();
+    let world = World::new(
+        definitions.places.clone(),
+        Calendars::load(
+            &root.join("calendars"),
+            &definitions.places,
+            &mut diagnostics,
+        ),
+        definitions.roles.clone(),
+        definitions.templates.names().map(str::to_owned).collect(),
+    );
+    let rules = Rules::load(&root, world, EXTENSIONS, limits, &mut diagnostics);
+    assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+    (dir, rules)
+}
+
+fn schedule_at(rules: &Rules, place: &str, start: DateTime<Utc>) -> Answer<ScheduleDecision> {
+    let facts = MeetingFacts {
+        id: "test",
+        title: "Test",
+        place,
+        venue: "",
+        zone: chrono_tz::Africa::Bamako,
+    };
+    let input = meeting_input(rules.world(), &facts, start, start);
+    rules.ask::<ScheduleDecision>(place, None, input)
+}
+
+/// Each hostile script is stopped, the decision is the default, and the error
+/// names the script and the line: where a runtime error happened, or for a limit
+/// the line of the hook function that was stopped (Rhai does not keep the position
+/// of a limit across calls).
+#[test]
+fn hostile_rules_are_stopped_and_the_default_applies() {
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "fn meeting_schedule(input) {\n    let n = 0;\n    loop { n += 1; }\n}\n",
+            ":1:",
+            "stopped after 100000 operations (an endless loop?)",
+        ),
+        (
+            "fn deeper(n) {\n    deeper(n + 1)\n}\nfn meeting_schedule(input) {\n    deeper(0)\n}\n",
+            ":4:",
+            "too many nested calls (endless recursion?)",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    let text = \"palabre\";\n    loop { text += text; }\n}\n",
+            ":1:",
+            "grew past its limit",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    let list = [];\n    loop { list.push(input); }\n}\n",
+            ":1:",
+            "grew past its limit",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    let map = #{};\n    let i = 0;\n    loop { map[`k${i}`] = i; i += 1; }\n}\n",
+            ":1:",
+            "grew past its limit | took longer than 50 ms",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    #{ skip: 42 }\n}\n",
+            ":1:",
+            "returned a wrong value: 'skip': expected a string, got an integer",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    #{ mov_to: \"2026-12-03\" }\n}\n",
+            ":1:",
+            "unknown key 'mov_to' (did you mean 'move_to'?)",
+        ),
+        (
+            "fn meeting_schedule(input) {\n    if is_holiday(\"tomorrow\") { #{ skip: \"x\" } }\n}\n",
+            ":2:",
+            "'tomorrow' is not a date: write YYYY-MM-DD",
+        ),
+    ];
+    for (script, line, message) in cases {
+        // A map that grows is stopped by its size limit or, in a slow debug build
+        // (each insertion re-measures the map), by the time budget first.
+        let messages: Vec<&str> = message.split(" | ").collect();
+        let (_dir, rules) = rules_with(&[("mopti/koro/bondo", script)], Limits::default());
+        let started = std::time::Instant::now();
+        let answer = schedule_at(&rules, "mopti/koro/bondo", at("2026-12-07T09:00:00Z"));
+        assert!(started.elapsed() < Duration::from_secs(5), "{script}");
+        assert_eq!(answer.decision, ScheduleDecision::Hold, "{script}");
+        assert_eq!(answer.by, None, "the default answered");
+        let error = answer.failure.expect("a failure is reported").to_string();
+        assert!(
+            error.contains("rules/mopti/koro/bondo.rhai")
+                && error.contains(line)
+                && messages.iter().any(|m| error.contains(m)),
+            "{script}\n{error}"
+        );
+    }
+}
+
+#[test]
+fn a_rule_that_runs_out_of_time_is_stopped_by_the_time_budget() {
+    let limits = Limits {
+        operations: 0, // unlimited: only the clock can stop it
+        time: Duration::from_millis(20),
+        ..Limits::default()
+    };
+    let (_dir, rules) = rules_with(
+        &[(
+            "mopti/koro/bondo",
+            "fn meeting_schedule(input) {\n    let n = 0;\n    loop { n += 1; }\n}\n",
+        )],
+        limits,
+    );
+    let started = std::time::Instant::now();
+    let answer = schedule_at(&rules, "mopti/koro/bondo", at("2026-12-07T09:00:00Z"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(answer.decision, ScheduleDecision::Hold);
+    let error = answer.failure.unwrap().to_string();
+    assert!(error.contains("took longer than 20 ms"), "{error}");
+}
+
+#[test]
+fn eval_is_not_reachable_through_function_pointers() {
+    let (_dir, rules) = rules_with(
+        &[(
+            "mopti/koro/bondo",
+            "fn meeting_schedule(input) {\n    call(Fn(\"ev\" + \"al\"), \"#{ skip: `x` }\")\n}\n",
+        )],
+        Limits::default(),
+    );
+    let answer = schedule_at(&rules, "mopti/koro/bondo", at("2026-12-07T09:00:00Z"));
+    assert_eq!(answer.decision, ScheduleDecision::Hold);
+    assert!(answer.failure.is_some());
+}
+
+#[test]
+fn a_failure_in_the_script_above_is_located_there() {
+    // The commune asks its cercle, whose rule loops: the error names the cercle's script.
+    let (_dir, rules) = rules_with(
+        &[
+            (
+                "mopti/koro/bondo",
+                "fn meeting_invitees(input) {\n    parent(input) + [\"c-0001\"]\n}\n",
+            ),
+            (
+                "mopti/koro",
+                "fn meeting_invitees(input) {\n    loop { }\n}\n",
+            ),
+        ],
+        Limits::default(),
+    );
+    let facts = MeetingFacts {
+        id: "test",
+        title: "Test",
+        place: "mopti/koro/bondo",
+        venue: "",
+        zone: chrono_tz::Africa::Bamako,
+    };
+    let start = at("2026-12-07T09:00:00Z");
+    let input = meeting_input(rules.world(), &facts, start, start);
+    let answer = rules.ask::<InviteesDecision>("mopti/koro/bondo", None, input);
+    assert_eq!(answer.decision, InviteesDecision(Vec::new()));
+    let error = answer.failure.unwrap();
+    assert!(error.file.ends_with("rules/mopti/koro.rhai"), "{error}");
+    assert_eq!(error.line, 1, "the cercle's function: {error}");
+}
+
+/// The time budget stays per decision: many quick decisions in a row all succeed.
+#[test]
+fn quick_rules_are_not_stopped() {
+    let (_dir, rules) = rules_with(
+        &[(
+            "mopti/koro/bondo",
+            "fn meeting_schedule(input) {\n    parent(input)\n}\n",
+        )],
+        Limits::default(),
+    );
+    for _ in 0..1000 {
+        let answer = schedule_at(&rules, "mopti/koro/bondo", at("2026-12-07T09:00:00Z"));
+        assert!(answer.failure.is_none());
+    }
+    let answer = schedule_at(&rules, "mopti/koro/bondo", at("2027-09-22T09:00:00Z"));
+    assert_eq!(
+        answer.decision,
+        ScheduleDecision::Skip {
+            reason: "Jour férié : Fête de l'Indépendance".to_owned()
+        },
+        "parent() reached the national rule"
+    );
+    assert!(answer.by.unwrap().ends_with("rules/mopti/koro/bondo.rhai"));
+}
+
+const RULES_NATIONAL: &str = "\
+fn meeting_schedule(input) {
+    let feast = holiday(input.occurrence.date);
+    if feast != \"\" { return #{ skip: `Jour férié : ${feast}` }; }
+    ()
+}
+";
+
+const RULES_MOPTI: &str = "\
+fn meeting_invitees(input) {
+    parent(input) + [\"c-4\"]
+}
+fn meeting_reminders(input) {
+    [#{ at: \"-1d\", template: \"meeting-reminder\", channels: [\"sms\"] }]
+}
+";
+
+const RULES_KORO: &str = "\
+fn meeting_schedule(input) {
+    let decision = parent(input);
+    if type_of(decision) != \"()\" { return decision; }
+    if period(input.occurrence.date) == \"Foire annuelle\" {
+        return #{ move_to: add_days(input.occurrence.date, 1), reason: \"Foire annuelle\" };
+    }
+    ()
+}
+";
+
+/// A rule that never ends, for a second workflow that must keep running.
+const RULES_MACINA: &str = "\
+fn meeting_schedule(input) {
+    loop { }
+}
+";
+
+const HOSTILE_MEETING: &str = "\
+kind: meeting
+id: weekly-macina
+title: Réunion de Macina
+place: segou/macina
+recurrence: \"0 10 * * MON\"
+venue: Mairie de Macina
+recipients: [{ role: leader }]
+steps:
+  - { id: reminder, at: -1h, template: meeting-reminder, channels: [sms] }
+";
+
+const CALENDAR: &str = "\
+dated:
+  - { date: 2026-12-14, name: \"Journée test\" }
+periods:
+  - { from: 2026-12-20, to: 2026-12-21, name: \"Foire annuelle\" }
+";
+
+const MORE_CONTACTS: &str = "id,name,roles,place,phone,email,language,channels
+c-4,Fanta Keita,partner,mopti,76 00 00 04,,fra,sms
+c-5,Sidi Coulibaly,leader,segou/macina/macina,76 00 00 05,,bam,sms
+";
+
+/// Three Mondays in Koro under rules: the first held (with a guest and an extra
+/// reminder from the region's rules), the second skipped for a holiday, the third
+/// moved a day for the annual fair; meanwhile a Macina workflow whose rule never
+/// ends keeps being served with the default decision.
+#[tokio::test]
+async fn the_runtime_carries_out_rule_decisions_and_survives_failing_rules() {
+    for world in worlds("rules", "once").await {
+        let root = &world.workflows;
+        for (file, text) in [
+            ("rules/national.rhai", RULES_NATIONAL),
+            ("rules/mopti.rhai", RULES_MOPTI),
+            ("rules/mopti/koro.rhai", RULES_KORO),
+            ("rules/segou/macina.rhai", RULES_MACINA),
+            ("calendars/test.yaml", CALENDAR),
+            ("macina.yaml", HOSTILE_MEETING),
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let (definitions, _) = world.definitions();
+        let rules = palabre_engine::contacts::DirectoryRules {
+            places: &definitions.places,
+            roles: &definitions.roles,
+        };
+        let contacts = palabre_engine::contacts::parse_csv(
+            std::path::Path::new("more.csv"),
+            MORE_CONTACTS.as_bytes(),
+            &rules,
+            &mut Diagnostics::default(),
+        );
+        assert_eq!(contacts.len(), 2);
+        world.add_contacts(&contacts).await;
+
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        runtime.tick().await.unwrap();
+        let end = at("2026-12-23T00:00:00Z");
+        while let Some(next) = runtime.store().next_wakeup().await.unwrap() {
+            if next > end {
+                break;
+            }
+            clock.advance_to(next);
+            runtime.tick().await.unwrap();
+        }
+
+        let koro = events(&runtime).await;
+        let count = |wanted: &str| koro.iter().filter(|e| *e == wanted).count();
+        // The region's guest gets every invitation; the region's extra reminder goes by SMS.
+        assert_eq!(count("sent invitation c-4"), 2, "{koro:#?}");
+        assert_eq!(count("sent invitation c-3"), 2, "{koro:#?}");
+        assert_eq!(count("sent rule-reminder-1d c-4"), 2, "{koro:#?}");
+        assert_eq!(
+            count("unreachable rule-reminder-1d c-3"),
+            2,
+            "email-only: {koro:#?}"
+        );
+        // The holiday: no reminder of 14 December, everyone told why.
+        assert_eq!(
+            count("sent reminder c-1"),
+            2,
+            "7 and 22 December: {koro:#?}"
+        );
+        assert_eq!(count("sent cancelled-1 c-4"), 1, "{koro:#?}");
+        assert_eq!(count("sent moved-1 c-1"), 1, "{koro:#?}");
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap();
+        let cancelled = ledger
+            .iter()
+            .find(|e| e.event == "cancelled" && e.step.as_deref() == Some("cancelled-1"))
+            .expect("the occurrence change is in the ledger");
+        assert_eq!(cancelled.occurrence, Some(at("2026-12-14T09:00:00Z")));
+        assert!(
+            cancelled.detail.contains("Jour férié : Journée test")
+                && cancelled.detail.contains("rules/mopti/koro.rhai"),
+            "{}",
+            cancelled.detail
+        );
+        let mails = email.delivered.lock().unwrap().clone();
+        assert!(
+            mails
+                .iter()
+                .any(|m| m.body.contains("Motif : Jour férié : Journée test")),
+            "the reason reaches the participants"
+        );
+        let moved_invitation = mails
+            .iter()
+            .find(|m| {
+                m.subject
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("Invitation") && s.contains("2026-12-22"))
+            })
+            .expect("the moved meeting's invitation is sent for its new date");
+        assert!(
+            moved_invitation
+                .calendar
+                .as_deref()
+                .unwrap()
+                .contains("SEQUENCE:1")
+        );
+        let texts = sms.delivered.lock().unwrap().clone();
+        let stray: Vec<_> = texts
+            .iter()
+            .filter(|m| m.body.contains("Koro") || m.body.contains("hebdomadaire"))
+            .filter(|m| m.body.contains("2026-12-14") && !m.body.starts_with("Annulation"))
+            .map(|m| &m.body)
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "only the cancellation mentions 14 December: {stray:#?}"
+        );
+
+        // The never-ending rule: stopped, recorded, and its workflow still served.
+        let macina = runtime
+            .store()
+            .ledger(Some("weekly-macina"), 1000)
+            .await
+            .unwrap();
+        let errors: Vec<_> = macina.iter().filter(|e| e.event == "rule-error").collect();
+        assert_eq!(errors.len(), 3, "one per Monday: {macina:#?}");
+        assert!(
+            errors[0].detail.contains("rules/segou/macina.rhai:1:")
+                && errors[0].detail.contains("stopped after 100000 operations")
+                && errors[0]
+                    .detail
+                    .contains("applied instead: hold the meeting"),
+            "{}",
+            errors[0].detail
+        );
+        assert_eq!(
+            macina
+                .iter()
+                .filter(|e| e.event == "sent" && e.contact_id.as_deref() == Some("c-5"))
+                .count(),
+            3
+        );
+        let status = runtime.store().status(clock.now()).await.unwrap();
+        assert_eq!(status.rule_errors, 3);
+    }
+}
