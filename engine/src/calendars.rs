@@ -65,6 +65,27 @@ impl fmt::Display for Weekday {
     }
 }
 
+/// Reads `YYYY-MM-DD` (the only date form rules use) without a format parser:
+/// rules read dates on every decision.
+pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0_u32, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)
+}
+
+/// Writes `date` as `YYYY-MM-DD`.
+pub fn format_iso_date(date: NaiveDate) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+}
+
 /// A holiday on the same day every year.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +329,16 @@ mod tests {
             None
         );
         assert_eq!(calendars.alert(date("2026-12-02"), "mopti/djenne"), None);
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(parse_iso_date("2026-02-28"), Some(date("2026-02-28")));
+        assert_eq!(parse_iso_date("2026-02-29"), None);
+        assert_eq!(parse_iso_date("2026-2-28"), None);
+        assert_eq!(parse_iso_date("2026-0a-28"), None);
+        assert_eq!(parse_iso_date("tomorrow"), None);
+        assert_eq!(format_iso_date(date("0900-01-05")), "0900-01-05");
     }
 
     #[test]

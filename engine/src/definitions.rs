@@ -18,7 +18,7 @@ use crate::contacts::Contact;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::places::{Places, is_slug};
 use crate::recurrence::{Recurrence, parse_time_zone};
-use crate::rules::{HOOKS, Limits, RULES_DIR, RuleExtension, Rules, World};
+use crate::rules::{HOOKS, Limits, MeetingFacts, RULES_DIR, RuleExtension, Rules, World};
 use crate::source_map::SourceMap;
 use crate::suggest::did_you_mean;
 use crate::templates::Templates;
@@ -39,6 +39,8 @@ const MAX_DIR_DEPTH: usize = 8;
 pub struct Meeting {
     pub definition: MeetingWorkflow,
     pub recurrence: Recurrence,
+    /// What its rules are told about it, built once.
+    pub facts: MeetingFacts,
     pub file: PathBuf,
     text: String,
     map: SourceMap,
@@ -386,8 +388,10 @@ impl Definitions {
         if diagnostics.error_count() > before {
             return None;
         }
+        let recurrence = recurrence?;
         Some(Meeting {
-            recurrence: recurrence?,
+            facts: MeetingFacts::of(&parsed.value, recurrence.zone()),
+            recurrence,
             definition: parsed.value,
             file: file.to_path_buf(),
             text: parsed.text,

@@ -18,7 +18,7 @@ use crate::contacts::Contact;
 use crate::definitions::{Definitions, Meeting};
 use crate::places::Places;
 use crate::rules::{
-    InviteesDecision, MeetingFacts, RemindersDecision, ScheduleDecision, Subject, meeting_input,
+    InviteesDecision, RemindersDecision, ScheduleDecision, Subject, meeting_input,
     with_participants,
 };
 use crate::templates::{
@@ -217,11 +217,10 @@ impl<'d> Planner<'d> {
     ) -> Vec<Cow<'d, Step>> {
         let def = &meeting.definition;
         let rules = &self.definitions.rules;
-        let facts = MeetingFacts::of(def, meeting.recurrence.zone());
         let answer = rules.decide::<RemindersDecision>(
             &def.place,
             def.rules.reminders.as_deref(),
-            meeting_input(rules.world(), &facts, start, now),
+            meeting_input(rules.world(), &meeting.facts, start, now),
             Subject {
                 workflow: &def.id,
                 occurrence: Some(occurrence),
@@ -338,7 +337,7 @@ impl<'d> Planner<'d> {
         let answer = rules.decide::<ScheduleDecision>(
             &def.place,
             def.rules.schedule.as_deref(),
-            meeting_input(rules.world(), &MeetingFacts::of(def, zone), start, now),
+            meeting_input(rules.world(), &meeting.facts, start, now),
             subject,
         );
         let by = answer.by.unwrap_or_default();
@@ -473,9 +472,8 @@ impl<'d> Planner<'d> {
         let mut recipients = resolve(sending.groups);
         if sending.invitees {
             let rules = &self.definitions.rules;
-            let facts = MeetingFacts::of(def, meeting.recurrence.zone());
             let input = with_participants(
-                meeting_input(rules.world(), &facts, start, now),
+                meeting_input(rules.world(), &meeting.facts, start, now),
                 recipients.iter().copied(),
             );
             let answer = rules.decide::<InviteesDecision>(

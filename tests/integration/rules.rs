@@ -202,13 +202,7 @@ fn rules_with(scripts: &[(&str, &str)], limits: Limits) -> (tempfile::TempDir, R
 }
 
 fn schedule_at(rules: &Rules, place: &str, start: DateTime<Utc>) -> Answer<ScheduleDecision> {
-    let facts = MeetingFacts {
-        id: "test",
-        title: "Test",
-        place,
-        venue: "",
-        zone: chrono_tz::Africa::Bamako,
-    };
+    let facts = MeetingFacts::new("test", "Test", place, "", chrono_tz::Africa::Bamako);
     let input = meeting_input(rules.world(), &facts, start, start);
     rules.ask::<ScheduleDecision>(place, None, input)
 }
@@ -333,13 +327,13 @@ fn a_failure_in_the_script_above_is_located_there() {
         ],
         Limits::default(),
     );
-    let facts = MeetingFacts {
-        id: "test",
-        title: "Test",
-        place: "mopti/koro/bondo",
-        venue: "",
-        zone: chrono_tz::Africa::Bamako,
-    };
+    let facts = MeetingFacts::new(
+        "test",
+        "Test",
+        "mopti/koro/bondo",
+        "",
+        chrono_tz::Africa::Bamako,
+    );
     let start = at("2026-12-07T09:00:00Z");
     let input = meeting_input(rules.world(), &facts, start, start);
     let answer = rules.ask::<InviteesDecision>("mopti/koro/bondo", None, input);
@@ -576,4 +570,46 @@ async fn the_runtime_carries_out_rule_decisions_and_survives_failing_rules() {
         let status = runtime.store().status(clock.now()).await.unwrap();
         assert_eq!(status.rule_errors, 3);
     }
+}
+
+/// A plugin extends the rule language: with the SMS plugin's extension a rule may
+/// call `sms_segments`; without it, the same script is refused at load.
+#[test]
+fn plugins_register_rule_functions() {
+    let dir = workspace();
+    let root = dir.path().join("workflows");
+    std::fs::write(
+        root.join("rules/mopti/koro.rhai"),
+        "fn meeting_reminders(input) {\n    \
+         if sms_segments(`Rappel : ${input.workflow.title} le ${input.occurrence.date}`) > 1 { return []; }\n    \
+         [#{ at: \"-6h\", channels: [\"sms\"] }]\n}\n",
+    )
+    .unwrap();
+    let (definitions, diagnostics) = Definitions::load(&root, None, EXTENSIONS);
+    assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+    let meeting = definitions
+        .meetings
+        .iter()
+        .find(|m| m.definition.id == "dialogue-koro")
+        .unwrap();
+    let start = at("2026-12-07T09:00:00Z");
+    let input = meeting_input(definitions.rules.world(), &meeting.facts, start, start);
+    let answer = definitions
+        .rules
+        .ask::<palabre_engine::rules::RemindersDecision>("mopti/koro", None, input);
+    assert!(answer.failure.is_none(), "{:?}", answer.failure);
+    assert_eq!(
+        answer.decision.0.len(),
+        1,
+        "a one-segment text: the reminder is added"
+    );
+
+    let (_, diagnostics) = Definitions::load(&root, None, &[]);
+    let problems: Vec<String> = diagnostics.sorted().iter().map(|d| d.to_string()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("koro.rhai:2:8: error: unknown function 'sms_segments'")),
+        "{problems:#?}"
+    );
 }

@@ -393,3 +393,80 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
         "personal data in the logs:\n{stderr}"
     );
 }
+
+/// Edits reach a running server without a restart: a broken rule is refused with
+/// its position in the log while the last good definitions keep running; once
+/// fixed, the new rule and a new workflow that names it take effect.
+#[tokio::test]
+async fn edited_rules_and_workflows_are_reloaded_and_broken_ones_refused() {
+    let dir = workspace_with_meeting(3600, &[1800]);
+    let db = format!("sqlite://{}", dir.path().join("palabre.db").display());
+    import_directory(dir.path(), 3, &db);
+    let smtp = SmtpServer::start();
+    let mut child = serve(dir.path(), &db, &smtp, &["--reload-every", "1s"]);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buffer = [0_u8; 4096];
+            while let Ok(n) = stderr.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    let logged = |text: &str| log.lock().unwrap().contains(text);
+    assert!(wait_until(Duration::from_secs(30), || logged(
+        "palabre serving"
+    )));
+
+    let rules = dir.path().join("workflows/rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("national.rhai"),
+        "fn extra_guests(input) {\n    [\n}\n",
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || logged(
+            "the last good ones keep running"
+        )),
+        "{}",
+        log.lock().unwrap()
+    );
+
+    std::fs::write(
+        rules.join("national.rhai"),
+        "fn extra_guests(input) {\n    []\n}\n",
+    )
+    .unwrap();
+    let soon = workspace_with_meeting(8, &[4]);
+    let text = std::fs::read_to_string(soon.path().join("workflows/soon.yaml"))
+        .unwrap()
+        .replace("id: soon", "id: soon-two")
+        + "rules: { invitees: extra_guests }\n";
+    std::fs::write(dir.path().join("workflows/soon-two.yaml"), text).unwrap();
+    let arrived = wait_until(Duration::from_secs(40), || smtp.mails().len() >= 3);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(arrived, "{} of 3 mails\n{log}", smtp.mails().len());
+    assert!(
+        log.contains("rules/national.rhai")
+            && log.contains("line=3")
+            && log.contains("syntax error"),
+        "the refusal names the script and the line:\n{log}"
+    );
+    assert!(log.contains("definitions reloaded"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

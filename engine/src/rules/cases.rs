@@ -236,13 +236,7 @@ fn run_case(
         })
         .collect();
     rules.set_directory(contacts.clone());
-    let facts = MeetingFacts {
-        id: "rule-test",
-        title: &case.name,
-        place,
-        venue: "",
-        zone,
-    };
+    let facts = MeetingFacts::new("rule-test", &case.name, place, "", zone);
     let input = hooks::meeting_input(&rules.world, &facts, start, now);
     let function = case.function.as_deref();
     match case.hook.as_str() {

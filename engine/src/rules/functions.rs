@@ -12,14 +12,13 @@ use chrono::{NaiveDate, TimeDelta};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 
 use super::{ChainTag, World};
-use crate::calendars::Weekday;
+use crate::calendars::{Weekday, format_iso_date, parse_iso_date};
 use crate::places::Places;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 fn parse_date(text: &str) -> Fallible<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("'{text}' is not a date: write YYYY-MM-DD").into())
+    parse_iso_date(text).ok_or_else(|| format!("'{text}' is not a date: write YYYY-MM-DD").into())
 }
 
 /// A registration with its doc comment (one `///` line per line of `doc`) and parameters.
@@ -75,7 +74,7 @@ fn register_dates(engine: &mut Engine) {
         let moved = TimeDelta::try_days(days)
             .and_then(|d| parse_date(date).ok()?.checked_add_signed(d))
             .ok_or_else(|| format!("{date} plus {days} days is out of range"))?;
-        Ok(moved.format("%Y-%m-%d").to_string())
+        Ok(format_iso_date(moved))
     });
     documented(
         "days_between",

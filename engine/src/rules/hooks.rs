@@ -8,13 +8,15 @@
 //! never a panic, and the decision then falls back to the hook's built-in default
 //! (written in [`HookSpec::default`] and implemented by [`Decision::default_value`]).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 
 use super::World;
-use crate::calendars::Weekday;
+use crate::calendars::{Weekday, format_iso_date};
 use crate::contacts::Contact;
 use crate::offset::Offset;
 use crate::workflow::{Channel, MeetingWorkflow, RecipientGroup};
@@ -457,59 +459,86 @@ pub fn contact_facts(contact: &Contact) -> Map {
     map
 }
 
-/// What a meeting hook is told about the meeting itself.
-#[derive(Debug, Clone, Copy)]
-pub struct MeetingFacts<'a> {
-    pub id: &'a str,
-    pub title: &'a str,
-    pub place: &'a str,
-    pub venue: &'a str,
-    pub zone: Tz,
+/// What a meeting hook is told about the meeting itself, built once per meeting
+/// (the strings are shared, not copied, into every input).
+#[derive(Debug, Clone)]
+pub struct MeetingFacts {
+    place: String,
+    zone: Tz,
+    workflow: Dynamic,
 }
 
-impl<'a> MeetingFacts<'a> {
-    pub fn of(meeting: &'a MeetingWorkflow, zone: Tz) -> MeetingFacts<'a> {
+impl MeetingFacts {
+    pub fn new(id: &str, title: &str, place: &str, venue: &str, zone: Tz) -> MeetingFacts {
+        let mut workflow = Map::new();
+        workflow.insert("id".into(), text(id));
+        workflow.insert("title".into(), text(title));
+        workflow.insert("place".into(), text(place));
+        workflow.insert("venue".into(), text(venue));
+        workflow.insert("timezone".into(), text(zone.name()));
         MeetingFacts {
-            id: &meeting.id,
-            title: &meeting.title,
-            place: &meeting.place,
-            venue: &meeting.venue,
+            place: place.to_owned(),
             zone,
+            workflow: Dynamic::from_map(workflow),
         }
     }
+
+    pub fn of(meeting: &MeetingWorkflow, zone: Tz) -> MeetingFacts {
+        MeetingFacts::new(
+            &meeting.id,
+            &meeting.title,
+            &meeting.place,
+            &meeting.venue,
+            zone,
+        )
+    }
 }
+
+/// The names of the days of the week, shared by every input.
+static WEEKDAYS: std::sync::LazyLock<[Dynamic; 7]> = std::sync::LazyLock::new(|| {
+    [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ]
+    .map(|d| text(d.as_str()))
+});
 
 /// The common input of every meeting hook, for the occurrence starting at `start`.
 pub fn meeting_input(
     world: &World,
-    meeting: &MeetingFacts<'_>,
+    meeting: &MeetingFacts,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Map {
-    let zone = meeting.zone;
-    let mut workflow = Map::new();
-    workflow.insert("id".into(), text(meeting.id));
-    workflow.insert("title".into(), text(meeting.title));
-    workflow.insert("place".into(), text(meeting.place));
-    workflow.insert("venue".into(), text(meeting.venue));
-    workflow.insert("timezone".into(), text(zone.name()));
-    let local = start.with_timezone(&zone);
+    let local = start.with_timezone(&meeting.zone);
+    let date = local.date_naive();
     let mut occurrence = Map::new();
-    occurrence.insert("start".into(), text(start.to_rfc3339()));
-    occurrence.insert("date".into(), text(local.format("%Y-%m-%d").to_string()));
-    occurrence.insert("time".into(), text(local.format("%H:%M").to_string()));
+    occurrence.insert(
+        "start".into(),
+        text(start.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    occurrence.insert("date".into(), text(format_iso_date(date)));
+    occurrence.insert(
+        "time".into(),
+        text(format!("{:02}:{:02}", local.hour(), local.minute())),
+    );
     occurrence.insert(
         "weekday".into(),
-        text(Weekday::of(local.date_naive()).as_str()),
+        WEEKDAYS[date.weekday().num_days_from_monday() as usize].clone(),
     );
     let mut input = Map::new();
-    input.insert("workflow".into(), Dynamic::from_map(workflow));
-    input.insert(
-        "place".into(),
-        Dynamic::from_map(world.place_facts(meeting.place)),
-    );
+    input.insert("workflow".into(), meeting.workflow.clone());
+    input.insert("place".into(), world.place_facts(&meeting.place));
     input.insert("occurrence".into(), Dynamic::from_map(occurrence));
-    input.insert("now".into(), text(now.to_rfc3339()));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
     input
 }
 

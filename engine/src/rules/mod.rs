@@ -21,7 +21,7 @@ mod hooks;
 mod sandbox;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -91,6 +91,8 @@ pub struct World {
     pub(crate) roles: BTreeSet<String>,
     pub(crate) templates: BTreeSet<String>,
     directory: RwLock<Arc<Vec<Contact>>>,
+    /// The `place` input field of every place, built once.
+    place_facts: BTreeMap<String, Dynamic>,
 }
 
 impl World {
@@ -100,12 +102,22 @@ impl World {
         roles: BTreeSet<String>,
         templates: BTreeSet<String>,
     ) -> World {
+        let place_facts = places
+            .paths()
+            .map(|path| {
+                (
+                    path.to_owned(),
+                    Dynamic::from_map(World::facts_of(&places, path)),
+                )
+            })
+            .collect();
         World {
             places,
             calendars,
             roles,
             templates,
             directory: RwLock::default(),
+            place_facts,
         }
     }
 
@@ -116,10 +128,17 @@ impl World {
     }
 
     /// `place` input field: path, name, level and the region/cercle/commune it sits in.
-    pub(crate) fn place_facts(&self, path: &str) -> Map {
+    pub(crate) fn place_facts(&self, path: &str) -> Dynamic {
+        self.place_facts
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| Dynamic::from_map(World::facts_of(&self.places, path)))
+    }
+
+    fn facts_of(places: &Places, path: &str) -> Map {
         let mut map = Map::new();
         let segments: Vec<&str> = path.split('/').collect();
-        let level = self.places.get(path).map(|p| match p.level {
+        let level = places.get(path).map(|p| match p.level {
             Level::Region => "region",
             Level::Cercle => "cercle",
             Level::Commune => "commune",
@@ -134,7 +153,7 @@ impl World {
         map.insert("path".into(), Dynamic::from(path.to_owned()));
         map.insert(
             "name".into(),
-            Dynamic::from(self.places.get(path).map_or(path, |p| &p.name).to_owned()),
+            Dynamic::from(places.get(path).map_or(path, |p| &p.name).to_owned()),
         );
         map.insert(
             "level".into(),
@@ -211,13 +230,16 @@ pub struct Answer<D> {
     pub failure: Option<RuleError>,
 }
 
+/// The scripts that answer one function at one place, most local first.
+type Chain = Arc<[Arc<Script>]>;
+
 /// The chain of scripts a call walks, carried in Rhai's call tag so that
 /// `parent()` knows where it stands.
 #[derive(Clone)]
 pub(crate) struct ChainTag {
-    chain: Arc<[Arc<Script>]>,
+    chain: Chain,
     level: usize,
-    function: String,
+    function: rhai::ImmutableString,
     default: fn(&Map) -> Dynamic,
 }
 
@@ -332,6 +354,9 @@ pub struct Rules {
     limits: Limits,
     root: PathBuf,
     scripts: BTreeMap<String, Arc<Script>>,
+    /// For every place (and `""`) and every function some script defines: the
+    /// scripts that answer, most local first. Built once at load.
+    chains: HashMap<String, HashMap<String, Chain>>,
     failures: Mutex<Vec<RuleFailure>>,
 }
 
@@ -375,6 +400,7 @@ impl Rules {
             limits,
             root,
             scripts: BTreeMap::new(),
+            chains: HashMap::new(),
             failures: Mutex::default(),
         }
     }
@@ -405,6 +431,21 @@ impl Rules {
                 rules.scripts.insert(script.place.clone(), Arc::new(script));
             }
         }
+        let functions: BTreeSet<&String> = rules
+            .scripts
+            .values()
+            .flat_map(|s| s.functions.keys())
+            .collect();
+        let places = rules.world.places.paths().chain([""]);
+        rules.chains = places
+            .map(|place| {
+                let by_function = functions
+                    .iter()
+                    .map(|f| ((*f).clone(), rules.resolve(place, f).into()))
+                    .collect();
+                (place.to_owned(), by_function)
+            })
+            .collect();
         rules
     }
 
@@ -439,7 +480,14 @@ impl Rules {
     }
 
     /// The scripts along `place` that define `function`, most local first.
-    fn chain(&self, place: &str, function: &str) -> Vec<Arc<Script>> {
+    fn chain(&self, place: &str, function: &str) -> Chain {
+        match self.chains.get(place) {
+            Some(by_function) => by_function.get(function).cloned().unwrap_or_default(),
+            None => self.resolve(place, function).into(),
+        }
+    }
+
+    fn resolve(&self, place: &str, function: &str) -> Vec<Arc<Script>> {
         Rules::levels(place)
             .iter()
             .filter_map(|level| self.scripts.get(level))
@@ -569,9 +617,9 @@ impl Rules {
             };
         };
         let tag = ChainTag {
-            chain: chain.into(),
+            chain,
             level: 0,
-            function: function.to_owned(),
+            function: function.into(),
             default: D::default_value,
         };
         FAILED_IN.with(|f| f.borrow_mut().take());

@@ -90,6 +90,41 @@ pub fn sms_size(text: &str) -> SmsSize {
 mod tests {
     use super::*;
 
+    fn size(text: &str) -> (Encoding, usize, usize) {
+        let s = sms_size(text);
+        (s.encoding, s.units, s.segments)
+    }
+
+    #[test]
+    fn tricky_strings() {
+        use Encoding::{Gsm7, Ucs2};
+        let a = |n: usize| "a".repeat(n);
+        let open_e = |n: usize| "ɛ".repeat(n);
+        let cases: Vec<(String, (Encoding, usize, usize))> = vec![
+            (String::new(), (Gsm7, 0, 1)),
+            ("Réunion à Djenné, Ségou".into(), (Gsm7, 23, 1)),
+            ("Fête".into(), (Ucs2, 4, 1)),
+            ("I bɛ se wa?".into(), (Ucs2, 11, 1)),
+            ("Rendez-vous ’demain’".into(), (Ucs2, 20, 1)),
+            ("Prix: 5€ [x]".into(), (Gsm7, 15, 1)),
+            (a(160), (Gsm7, 160, 1)),
+            (a(161), (Gsm7, 161, 2)),
+            (a(158) + "€", (Gsm7, 160, 1)),
+            // An escape pair at the boundary of two segments moves whole to the next one.
+            (a(152) + "€" + a(152).as_str(), (Gsm7, 306, 3)),
+            (a(153) + "€" + a(151).as_str(), (Gsm7, 306, 2)),
+            (open_e(70), (Ucs2, 70, 1)),
+            (open_e(71), (Ucs2, 71, 2)),
+            ("👍".into(), (Ucs2, 2, 1)),
+            // A surrogate pair is never split either.
+            (open_e(66) + "👍" + open_e(66).as_str(), (Ucs2, 134, 3)),
+            (open_e(65) + "👍" + open_e(67).as_str(), (Ucs2, 134, 2)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(size(&text), expected, "{text}");
+        }
+    }
+
     #[test]
     fn the_basic_table_has_its_127_characters() {
         assert_eq!(GSM7_BASIC.chars().count(), 127);
