@@ -39,7 +39,7 @@ fn import_is_idempotent_and_updates_changed_rows() {
         &["contacts", "import", changed_csv.to_str().unwrap()],
     );
     assert!(
-        run.stdout.contains("0 new, 1 updated, 235 unchanged"),
+        run.stdout.contains("0 new, 1 updated, 237 unchanged"),
         "{}",
         run.stdout
     );
