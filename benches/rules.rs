@@ -35,7 +35,7 @@ fn decide_all(definitions: &Definitions, meeting: &Meeting, calls: usize) -> (f6
         let answer = rules.decide::<ScheduleDecision>(
             &def.place,
             None,
-            meeting_input(rules.world(), &meeting.facts, start, start),
+            || meeting_input(rules.world(), &meeting.facts, start, start),
             Subject {
                 workflow: &def.id,
                 occurrence: Some(start),

@@ -220,7 +220,7 @@ impl<'d> Planner<'d> {
         let answer = rules.decide::<RemindersDecision>(
             &def.place,
             def.rules.reminders.as_deref(),
-            meeting_input(rules.world(), &meeting.facts, start, now),
+            || meeting_input(rules.world(), &meeting.facts, start, now),
             Subject {
                 workflow: &def.id,
                 occurrence: Some(occurrence),
@@ -337,7 +337,7 @@ impl<'d> Planner<'d> {
         let answer = rules.decide::<ScheduleDecision>(
             &def.place,
             def.rules.schedule.as_deref(),
-            meeting_input(rules.world(), &meeting.facts, start, now),
+            || meeting_input(rules.world(), &meeting.facts, start, now),
             subject,
         );
         let by = answer.by.unwrap_or_default();
@@ -472,10 +472,12 @@ impl<'d> Planner<'d> {
         let mut recipients = resolve(sending.groups);
         if sending.invitees {
             let rules = &self.definitions.rules;
-            let input = with_participants(
-                meeting_input(rules.world(), &meeting.facts, start, now),
-                recipients.iter().copied(),
-            );
+            let input = || {
+                with_participants(
+                    meeting_input(rules.world(), &meeting.facts, start, now),
+                    recipients.iter().copied(),
+                )
+            };
             let answer = rules.decide::<InviteesDecision>(
                 &def.place,
                 def.rules.invitees.as_deref(),

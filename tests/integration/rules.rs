@@ -613,3 +613,53 @@ fn plugins_register_rule_functions() {
         "{problems:#?}"
     );
 }
+
+/// `preview` asks the schedule rule as the server does: the Djenné communal
+/// dialogue of Monday 15 March 2027 (market day) shows its move notice instead of
+/// the invitation, then the invitation for Tuesday 16.
+#[test]
+fn preview_shows_what_the_rules_decide() {
+    let csv = repo().join("examples/directory.csv");
+    let run = palabre(
+        &repo(),
+        &[
+            "preview",
+            "--from",
+            "2027-03-01",
+            "--days",
+            "16",
+            "--format",
+            "json",
+            "--directory",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let planned: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+    let djenne: Vec<(&str, &str)> = planned
+        .iter()
+        .filter(|m| m["workflow"] == "commune-djenne" && m["contact_id"] == "c-0027")
+        .map(|m| (m["step"].as_str().unwrap(), m["due_utc"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        djenne,
+        [
+            ("moved-1", "2027-03-08T09:00:00Z"),
+            ("invitation", "2027-03-09T09:00:00Z"),
+            ("rule-reminder-3d", "2027-03-13T09:00:00Z"),
+            ("reminder-1d", "2027-03-15T09:00:00Z"),
+        ],
+        "{planned:#?}"
+    );
+    let notice = planned
+        .iter()
+        .find(|m| m["step"] == "moved-1" && m["channel"] == "email")
+        .expect("an email notice");
+    assert!(
+        notice["body"]
+            .as_str()
+            .unwrap()
+            .contains("Jour de foire à Djenné"),
+        "{notice:#?}"
+    );
+}

@@ -95,6 +95,9 @@ pub fn spec(name: &str) -> Option<&'static HookSpec> {
 pub trait Decision: Sized + Serialize {
     /// The hook this decision answers.
     const HOOK: &'static HookSpec;
+    /// Whether the default depends on the input (else, with no script to ask, the
+    /// input is not even built).
+    const DEFAULT_READS_INPUT: bool = false;
     /// The built-in default, as a script would return it (what `parent()` gives at the top).
     fn default_value(input: &Map) -> Dynamic;
     /// The built-in default as a decision.
@@ -314,6 +317,7 @@ fn count(input: &Map, key: &str) -> i64 {
 
 impl Decision for QuorumDecision {
     const HOOK: &'static HookSpec = &HOOKS[2];
+    const DEFAULT_READS_INPUT: bool = true;
 
     fn default_value(input: &Map) -> Dynamic {
         let decision = QuorumDecision::fallback(input);

@@ -548,28 +548,19 @@ impl Rules {
     }
 
     /// Asks the hook `D` at `place` (through `function` when a workflow names
-    /// another one). Never fails: a failing rule gives the default, and the
-    /// failure is both returned and kept for [`Rules::take_failures`].
+    /// another one). `input` is only built when a script will read it. Never
+    /// fails: a failing rule gives the default, and the failure is both returned
+    /// and kept for [`Rules::take_failures`].
     pub fn decide<D: Decision>(
         &self,
         place: &str,
         function: Option<&str>,
-        input: Map,
+        input: impl FnOnce() -> Map,
         subject: Subject<'_>,
     ) -> Answer<D> {
-        let answer = self.ask::<D>(place, function, input);
+        let answer = self.ask_with::<D>(place, function, input);
         if let Some(error) = &answer.failure {
-            tracing::warn!(workflow = subject.workflow, hook = D::HOOK.name, %error, "rule failed; default applied");
-            self.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(RuleFailure {
-                    workflow: subject.workflow.to_owned(),
-                    occurrence: subject.occurrence,
-                    hook: D::HOOK.name,
-                    error: error.clone(),
-                    fallback: D::HOOK.default,
-                });
+            self.keep::<D>(subject, error.clone(), "rule failed; default applied");
         }
         answer
     }
@@ -591,14 +582,18 @@ impl Rules {
             function: function.to_owned(),
             message,
         };
-        tracing::warn!(workflow = subject.workflow, hook = function, %error, "rule decision refused; default applied");
+        self.keep::<D>(subject, error, "rule decision refused; default applied");
+    }
+
+    fn keep<D: Decision>(&self, subject: Subject<'_>, error: RuleError, what: &str) {
+        tracing::warn!(workflow = subject.workflow, hook = D::HOOK.name, %error, "{what}");
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(RuleFailure {
                 workflow: subject.workflow.to_owned(),
                 occurrence: subject.occurrence,
-                hook: function,
+                hook: D::HOOK.name,
                 error,
                 fallback: D::HOOK.default,
             });
@@ -606,8 +601,25 @@ impl Rules {
 
     /// [`Rules::decide`] without keeping the failure (rule tests).
     pub fn ask<D: Decision>(&self, place: &str, function: Option<&str>, input: Map) -> Answer<D> {
+        self.ask_with(place, function, || input)
+    }
+
+    fn ask_with<D: Decision>(
+        &self,
+        place: &str,
+        function: Option<&str>,
+        input: impl FnOnce() -> Map,
+    ) -> Answer<D> {
         let function = function.unwrap_or(D::HOOK.name);
         let chain = self.chain(place, function);
+        if chain.is_empty() && !D::DEFAULT_READS_INPUT {
+            return Answer {
+                decision: D::fallback(&Map::new()),
+                by: None,
+                failure: None,
+            };
+        }
+        let input = input();
         let fallback = D::fallback(&input);
         let Some(first) = chain.first().cloned() else {
             return Answer {
