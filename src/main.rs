@@ -1063,37 +1063,36 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                 rows.iter()
                     .map(|(k, v)| vec![(*k).to_owned(), v.to_string()]),
             );
-            if !dead.is_empty() {
-                writeln!(out, "\nrecent dead letters:")?;
-                for e in dead {
-                    writeln!(
-                        out,
-                        "  {} {} {} {} {}: {}",
-                        e.at.format("%Y-%m-%d %H:%M"),
-                        e.workflow.as_deref().unwrap_or("-"),
-                        e.step.as_deref().unwrap_or("-"),
-                        e.contact_id.as_deref().unwrap_or("-"),
-                        e.channel.as_deref().unwrap_or("-"),
-                        e.detail
-                    )?;
-                }
-            }
-            if !rule_errors.is_empty() {
-                writeln!(out, "\nrecent rule errors:")?;
-                for e in rule_errors {
-                    writeln!(
-                        out,
-                        "  {} {} {}: {}",
-                        e.at.format("%Y-%m-%d %H:%M"),
-                        e.workflow.as_deref().unwrap_or("-"),
-                        e.step.as_deref().unwrap_or("-"),
-                        e.detail
-                    )?;
-                }
-            }
+            print_recent(out, "recent dead letters", &dead)?;
+            print_recent(out, "recent rule errors", &rule_errors)?;
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Lists ledger entries under a title, if there are any.
+fn print_recent(
+    out: &mut String,
+    title: &str,
+    entries: &[&store::LedgerEntry],
+) -> std::fmt::Result {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}:")?;
+    for e in entries {
+        writeln!(
+            out,
+            "  {} {} {} {} {}: {}",
+            e.at.format("%Y-%m-%d %H:%M"),
+            e.workflow.as_deref().unwrap_or("-"),
+            e.step.as_deref().unwrap_or("-"),
+            e.contact_id.as_deref().unwrap_or("-"),
+            e.channel.as_deref().unwrap_or("-"),
+            e.detail
+        )?;
+    }
+    Ok(())
 }
 
 fn parse_instant(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
