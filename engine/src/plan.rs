@@ -600,6 +600,7 @@ impl<'d> Planner<'d> {
         directory: &[Contact],
         changes: &Changes,
     ) -> Vec<PlannedMessage> {
+        self.definitions.rules.set_directory(directory.to_vec());
         let mut changes = changes.clone();
         let mut planned = Vec::new();
         let mut fires = self.fires_between(clock.now(), until, &changes, clock.now());
