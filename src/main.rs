@@ -23,7 +23,7 @@ use palabre_engine::plan::{self, Changes, PlannedMessage, Planner};
 use palabre_engine::rules::{self as engine_rules, RuleExtension};
 use palabre_engine::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use palabre_engine::store::{self, DEFAULT_URL, Store};
-use palabre_engine::{redact, workflow};
+use palabre_engine::{milestones, places, redact, workflow};
 use palabre_sms::{SmsOutbox, SmsRuleFunctions};
 
 /// What plugins add to the rule language. Plugins are linked in, so their
@@ -58,6 +58,7 @@ enum SchemaFor {
     Template,
     Calendar,
     RuleCases,
+    Milestones,
 }
 
 impl From<SchemaFor> for workflow::SchemaKind {
@@ -69,6 +70,7 @@ impl From<SchemaFor> for workflow::SchemaKind {
             SchemaFor::Template => workflow::SchemaKind::Template,
             SchemaFor::Calendar => workflow::SchemaKind::Calendar,
             SchemaFor::RuleCases => workflow::SchemaKind::RuleCases,
+            SchemaFor::Milestones => workflow::SchemaKind::Milestones,
         }
     }
 }
@@ -124,6 +126,19 @@ enum Command {
     /// Manage the contact directory.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Redeployment milestones: the timeline with status, lateness and what blocks what.
+    Milestones {
+        /// Only plans at this place or below (`mopti/koro`).
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Change one milestone.
+    #[command(subcommand)]
+    Milestone(MilestoneCommand),
     /// Local rules: which script answers a hook, and the rule language reference.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -238,6 +253,29 @@ enum OccurrenceCommand {
         at: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum TimelineFormat {
+    Table,
+    Json,
+    Ics,
+}
+
+#[derive(Subcommand)]
+enum MilestoneCommand {
+    /// Record a status change with its note: planned, in_progress, done, blocked,
+    /// cancelled. Done and cancelled stop every pending reminder of the milestone.
+    Set {
+        /// `PLAN/MILESTONE`, or the milestone id alone when only one plan has it.
+        id: String,
+        status: String,
+        /// Why, or what was done: kept with the status and in the ledger.
+        #[arg(long)]
+        note: String,
         #[command(flatten)]
         sources: Sources,
     },
@@ -368,6 +406,17 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             format,
             sources,
         }) => list_contacts(reveal, format, &sources, out).await,
+        Command::Milestones {
+            place,
+            format,
+            sources,
+        } => milestones(place.as_deref(), format, &sources, out).await,
+        Command::Milestone(MilestoneCommand::Set {
+            id,
+            status,
+            note,
+            sources,
+        }) => set_milestone(&id, &status, &note, &sources, out).await,
         Command::Rules(RulesCommand::Explain {
             place,
             hook,
@@ -465,13 +514,138 @@ async fn validate(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<Outcom
         eprintln!("recipients checked against {} contacts", directory.len());
     }
     let invalid = report(diagnostics);
-    let workflows = definitions.meetings.len();
+    let workflows = definitions.workflow_ids().count();
     if invalid {
         Ok(Outcome::Invalid)
     } else {
         eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
         Ok(Outcome::Ok)
     }
+}
+
+async fn milestones(
+    place: Option<&str>,
+    format: TimelineFormat,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    if let Some(place) = place
+        && definitions.places.get(place).is_none()
+    {
+        bail!("{}", definitions.places.unknown_message(place));
+    }
+    // Without a database nothing has been recorded: every milestone is planned.
+    let states = if store::exists(sources.database_url()) {
+        let store = Store::connect(sources.database_url())
+            .await
+            .context("opening the database")?;
+        let states = store.milestone_states().await?;
+        store.close().await;
+        states
+    } else {
+        Vec::new()
+    };
+    let statuses = milestones::Statuses::new(states);
+    let now = SystemClock.now();
+    let rows: Vec<milestones::TimelineRow> = definitions
+        .plans
+        .iter()
+        .filter(|p| place.is_none_or(|place| places::Places::contains(place, &p.definition.place)))
+        .flat_map(|p| p.timeline(&statuses, now))
+        .collect();
+    match format {
+        TimelineFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+        TimelineFormat::Ics => out.push_str(&palabre_engine::ics::todos(&rows, now)),
+        TimelineFormat::Table => print_table(
+            out,
+            &[
+                "plan",
+                "milestone",
+                "owner",
+                "start",
+                "due",
+                "status",
+                "late",
+                "waits for",
+                "blocks",
+            ],
+            rows.iter().map(|r| {
+                vec![
+                    r.plan.clone(),
+                    r.id.clone(),
+                    r.owner.clone(),
+                    r.start.map(|d| d.to_string()).unwrap_or_default(),
+                    r.due.to_string(),
+                    r.status.to_string(),
+                    if r.days_late > 0 {
+                        format!("{} d", r.days_late)
+                    } else {
+                        String::new()
+                    },
+                    r.blocked_by.join(", "),
+                    r.blocks.join(", "),
+                ]
+            }),
+        ),
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn set_milestone(
+    id: &str,
+    status: &str,
+    note: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    let Some(status) = milestones::MilestoneStatus::parse(status) else {
+        bail!(
+            "unknown status '{status}': one of {}",
+            milestones::MilestoneStatus::ALL
+                .map(|s| s.as_str())
+                .join(", ")
+        );
+    };
+    let candidates: Vec<(&str, &str)> = match id.split_once('/') {
+        Some((plan, milestone)) => definitions
+            .plan(plan)
+            .and_then(|p| p.milestone(milestone))
+            .map(|m| vec![(plan, m.id.as_str())])
+            .unwrap_or_default(),
+        None => definitions
+            .plans
+            .iter()
+            .filter_map(|p| {
+                p.milestone(id)
+                    .map(|m| (p.definition.id.as_str(), m.id.as_str()))
+            })
+            .collect(),
+    };
+    let (plan, milestone) = match candidates.as_slice() {
+        [one] => *one,
+        [] => bail!("no milestone '{id}' in any plan (write PLAN/MILESTONE)"),
+        _ => bail!("'{id}' is in several plans: write PLAN/MILESTONE"),
+    };
+    if note.trim().is_empty() {
+        bail!("--note cannot be empty: say why, or what was done");
+    }
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let previous = store
+        .set_milestone_status(plan, milestone, status, note, SystemClock.now())
+        .await?;
+    store.close().await;
+    writeln!(out, "{plan}/{milestone}: {previous} → {status}")?;
+    Ok(Outcome::Ok)
 }
 
 fn explain_rule(

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::calendars::Calendars;
 use crate::contacts::Contact;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::milestones::{MilestonePlan, Plan, find_cycle};
 use crate::places::{Places, is_slug};
 use crate::recurrence::{Recurrence, parse_time_zone};
 use crate::rules::{HOOKS, Limits, MeetingFacts, RULES_DIR, RuleExtension, Rules, World};
@@ -30,6 +31,14 @@ const PLACES_FILE: &str = "places.yaml";
 const ROLES_FILE: &str = "roles.yaml";
 const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
+
+/// The templates milestone plans send.
+pub const MILESTONE_TEMPLATES: [&str; 4] = [
+    "milestone-reminder",
+    "milestone-overdue",
+    "milestone-escalated",
+    "milestone-slipped",
+];
 
 /// Deepest folder nesting searched for YAML files (and a guard against link loops).
 const MAX_DIR_DEPTH: usize = 8;
@@ -62,6 +71,39 @@ pub struct Definitions {
     /// The compiled rule scripts, with the calendars they read.
     pub rules: Rules,
     pub meetings: Vec<Meeting>,
+    /// Milestone plans (`kind: milestones`).
+    pub plans: Vec<Plan>,
+}
+
+/// A milestone plan that passed validation, with what locates its problems.
+struct LoadedPlan {
+    plan: Plan,
+    text: String,
+    map: SourceMap,
+}
+
+/// One workflow file, loaded.
+enum Loaded {
+    Meeting(Meeting),
+    Milestones(LoadedPlan),
+}
+
+impl Loaded {
+    fn id(&self) -> &str {
+        match self {
+            Loaded::Meeting(m) => &m.definition.id,
+            Loaded::Milestones(p) => &p.plan.definition.id,
+        }
+    }
+
+    fn problem(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        match self {
+            Loaded::Meeting(m) => m.problem(path, message),
+            Loaded::Milestones(p) => {
+                yaml::problem(&p.plan.file, &p.text, p.map.value(path), message)
+            }
+        }
+    }
 }
 
 /// Every file below `dir` whose extension is one of `extensions`, sorted,
@@ -163,6 +205,7 @@ impl Definitions {
             templates,
             rules,
             meetings: Vec::new(),
+            plans: Vec::new(),
         };
         let files = match only {
             Some(files) => files.to_vec(),
@@ -173,17 +216,17 @@ impl Definitions {
         };
         let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
         for file in files {
-            if let Some(meeting) = definitions.load_workflow(&file, &mut diagnostics) {
-                let id = meeting.definition.id.clone();
+            if let Some(loaded) = definitions.load_workflow(&file, &mut diagnostics) {
+                let id = loaded.id().to_owned();
                 if let Some(first) = ids.get(&id) {
-                    diagnostics.push(meeting.problem(
+                    diagnostics.push(loaded.problem(
                         "id",
                         format!("workflow id '{id}' is already used by {}", first.display()),
                     ));
                     continue;
                 }
                 ids.insert(id, file);
-                definitions.meetings.push(meeting);
+                definitions.add(loaded);
             }
         }
         (definitions, diagnostics)
@@ -193,23 +236,38 @@ impl Definitions {
     /// loaded (e.g. a generated demo meeting). Its problems are returned.
     pub fn add_workflow_file(&mut self, file: &Path) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
-        if let Some(meeting) = self.load_workflow(file, &mut diagnostics) {
-            if self
-                .meetings
-                .iter()
-                .any(|m| m.definition.id == meeting.definition.id)
-            {
-                let id = &meeting.definition.id;
+        if let Some(loaded) = self.load_workflow(file, &mut diagnostics) {
+            let id = loaded.id();
+            if self.workflow_ids().any(|known| known == id) {
                 diagnostics
-                    .push(meeting.problem("id", format!("workflow id '{id}' is already used")));
+                    .push(loaded.problem("id", format!("workflow id '{id}' is already used")));
             } else {
-                self.meetings.push(meeting);
+                self.add(loaded);
             }
         }
         diagnostics
     }
 
-    fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Meeting> {
+    fn add(&mut self, loaded: Loaded) {
+        match loaded {
+            Loaded::Meeting(meeting) => self.meetings.push(meeting),
+            Loaded::Milestones(plan) => self.plans.push(plan.plan),
+        }
+    }
+
+    /// The ids of every workflow, of every kind.
+    pub fn workflow_ids(&self) -> impl Iterator<Item = &str> {
+        self.meetings
+            .iter()
+            .map(|m| m.definition.id.as_str())
+            .chain(self.plans.iter().map(|p| p.definition.id.as_str()))
+    }
+
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.definition.id == id)
+    }
+
+    fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Loaded> {
         let text = match std::fs::read(file)
             .map_err(|e| {
                 Box::new(Diagnostic::error(
@@ -234,7 +292,12 @@ impl Definitions {
             }
         };
         match probe.value.kind.as_deref() {
-            Some("meeting") => {}
+            Some("meeting") => self
+                .load_meeting(file, text, diagnostics)
+                .map(Loaded::Meeting),
+            Some("milestones") => self
+                .load_milestones(file, text, diagnostics)
+                .map(Loaded::Milestones),
             other => {
                 let message = match other {
                     None => format!("missing 'kind': one of {}", KINDS.join(", ")),
@@ -250,9 +313,17 @@ impl Definitions {
                     probe.map.value("kind"),
                     message,
                 ));
-                return None;
+                None
             }
         }
+    }
+
+    fn load_meeting(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Meeting> {
         let parsed = match yaml::parse_text::<MeetingWorkflow>(file, text) {
             Ok(parsed) => parsed,
             Err(d) => {
@@ -394,6 +465,153 @@ impl Definitions {
             recurrence,
             definition: parsed.value,
             file: file.to_path_buf(),
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn load_milestones(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LoadedPlan> {
+        let parsed = match yaml::parse_text::<MilestonePlan>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let plan = &parsed.value;
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
+        if !is_slug(&plan.id) {
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    plan.id
+                ),
+            ));
+        }
+        if self.places.get(&plan.place).is_none() {
+            diagnostics.push(problem("place", self.places.unknown_message(&plan.place)));
+        }
+        let zone = parse_time_zone(&plan.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        let send_at = chrono::NaiveTime::parse_from_str(&plan.send_at, "%H:%M")
+            .map_err(|_| {
+                diagnostics.push(problem(
+                    "send_at",
+                    format!("'{}' is not a time of day: write HH:MM", plan.send_at),
+                ));
+            })
+            .ok();
+        if plan.overdue_every.seconds() <= 0 {
+            diagnostics.push(problem(
+                "overdue_every",
+                "overdue_every must be positive".to_owned(),
+            ));
+        }
+        if plan.channels.is_empty() {
+            diagnostics.push(problem(
+                "channels",
+                "channels is empty: list sms, email or both".to_owned(),
+            ));
+        }
+        for template in MILESTONE_TEMPLATES {
+            if !self.templates.contains(template) {
+                diagnostics.push(problem(
+                    "kind",
+                    format!("milestone plans need templates/{template}.yaml"),
+                ));
+            }
+        }
+        let check_reminders =
+            |path: &str, reminders: &[crate::offset::Offset], diagnostics: &mut Diagnostics| {
+                for (r, at) in reminders.iter().enumerate() {
+                    if !at.is_negative() {
+                        diagnostics.push(problem(
+                            &format!("{path}[{r}]"),
+                            format!("reminder {at} is not before the due date (write -7d)"),
+                        ));
+                    }
+                }
+            };
+        check_reminders("reminders", &plan.reminders, diagnostics);
+        if plan.milestones.is_empty() {
+            diagnostics.push(problem(
+                "milestones",
+                "milestones is empty: nothing to follow".to_owned(),
+            ));
+        }
+        let ids: Vec<&str> = plan.milestones.iter().map(|m| m.id.as_str()).collect();
+        let mut seen = BTreeSet::new();
+        for (i, milestone) in plan.milestones.iter().enumerate() {
+            let at = |field: &str| format!("milestones[{i}].{field}");
+            if !is_slug(&milestone.id) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "milestone id '{}' must be lower-case letters, digits and dashes",
+                        milestone.id
+                    ),
+                ));
+            } else if !seen.insert(milestone.id.as_str()) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("milestone id '{}' is used twice in this plan", milestone.id),
+                ));
+            }
+            self.check_groups(
+                std::slice::from_ref(&milestone.owner),
+                &at("owner"),
+                &problem,
+                diagnostics,
+            );
+            if milestone.start.is_some_and(|start| start > milestone.due) {
+                diagnostics.push(problem(&at("due"), "due before its start".to_owned()));
+            }
+            if let Some(reminders) = &milestone.reminders {
+                check_reminders(&at("reminders"), reminders, diagnostics);
+            }
+            for (d, dep) in milestone.depends_on.iter().enumerate() {
+                if !ids.contains(&dep.as_str()) {
+                    diagnostics.push(problem(
+                        &format!("milestones[{i}].depends_on[{d}]"),
+                        format!(
+                            "no milestone '{dep}' in this plan{}",
+                            did_you_mean(dep, ids.iter().copied())
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&plan.milestones) {
+            let first = plan
+                .milestones
+                .iter()
+                .position(|m| m.id == cycle[0])
+                .unwrap_or(0);
+            diagnostics.push(problem(
+                &format!("milestones[{first}].depends_on"),
+                format!("dependency cycle: {}", cycle.join(" → ")),
+            ));
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        Some(LoadedPlan {
+            plan: Plan {
+                zone: zone?,
+                send_at: send_at?,
+                definition: parsed.value,
+                file: file.to_path_buf(),
+            },
             text: parsed.text,
             map: parsed.map,
         })

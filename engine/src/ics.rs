@@ -88,6 +88,43 @@ pub fn render(event: &CalendarEvent<'_>, stamp: DateTime<Utc>) -> String {
         + "\r\n"
 }
 
+/// Milestones as an iCalendar of to-dos: one VTODO per milestone, due all day,
+/// with its dependencies as `RELATED-TO;RELTYPE=DEPENDS-ON`.
+pub fn todos(rows: &[crate::milestones::TimelineRow], stamp: DateTime<Utc>) -> String {
+    use crate::milestones::MilestoneStatus;
+    let mut lines = vec![
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//palabre//milestones//FR".to_owned(),
+    ];
+    for row in rows {
+        let status = match row.status {
+            MilestoneStatus::Planned | MilestoneStatus::Blocked => "NEEDS-ACTION",
+            MilestoneStatus::InProgress => "IN-PROCESS",
+            MilestoneStatus::Done => "COMPLETED",
+            MilestoneStatus::Cancelled => "CANCELLED",
+        };
+        lines.push("BEGIN:VTODO".to_owned());
+        lines.push(format!("UID:{}.{}@palabre", row.plan, row.id));
+        lines.push(format!("DTSTAMP:{}", stamp.format("%Y%m%dT%H%M%SZ")));
+        lines.push(format!("SUMMARY:{}", text(&row.title)));
+        if let Some(start) = row.start {
+            lines.push(format!("DTSTART;VALUE=DATE:{}", start.format("%Y%m%d")));
+        }
+        lines.push(format!("DUE;VALUE=DATE:{}", row.due.format("%Y%m%d")));
+        lines.push(format!("STATUS:{status}"));
+        for dep in &row.blocked_by {
+            lines.push(format!(
+                "RELATED-TO;RELTYPE=DEPENDS-ON:{}.{dep}@palabre",
+                row.plan
+            ));
+        }
+        lines.push("END:VTODO".to_owned());
+    }
+    lines.push("END:VCALENDAR".to_owned());
+    lines.iter().map(|l| fold(l) + "\r\n").collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod definitions;
 pub mod diagnostic;
 pub mod fingerprint;
 pub mod ics;
+pub mod milestones;
 pub mod offset;
 pub mod places;
 pub mod plan;

@@ -117,6 +117,19 @@ struct Sending<'a> {
     invitees: bool,
 }
 
+/// Where a message belongs and how it is sent, whoever receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    pub due: DateTime<Utc>,
+    /// The zone `due_local` is shown in.
+    pub zone: chrono_tz::Tz,
+    pub workflow: &'a str,
+    pub occurrence: DateTime<Utc>,
+    pub step: &'a str,
+    pub template: &'a str,
+    pub channels: &'a [Channel],
+}
+
 /// What one recipient would receive for one fire.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedMessage {
@@ -517,36 +530,18 @@ impl<'d> Planner<'d> {
             .places
             .get(&def.place)
             .map_or_else(|| def.place.clone(), |p| p.name.clone());
+        let slot = Slot {
+            due,
+            zone,
+            workflow: &def.id,
+            occurrence,
+            step: sending.step_id,
+            template: sending.template,
+            channels: sending.channels,
+        };
         recipients
             .into_iter()
             .map(|contact| {
-                let channel = choose_channel(contact, sending.channels);
-                let mut message = PlannedMessage {
-                    due_utc: due,
-                    due_local: due.with_timezone(&zone).to_rfc3339(),
-                    workflow: def.id.clone(),
-                    occurrence,
-                    step: sending.step_id.to_owned(),
-                    contact_id: contact.id.clone(),
-                    contact_name: contact.name.clone(),
-                    channel,
-                    language: None,
-                    subject: None,
-                    body: None,
-                    problem: None,
-                };
-                let Some(channel) = channel else {
-                    message.problem = Some(format!(
-                        "no address on {}",
-                        sending
-                            .channels
-                            .iter()
-                            .map(|c| c.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    ));
-                    return message;
-                };
                 let context = MessageContext {
                     workflow: WorkflowFacts {
                         id: def.id.clone(),
@@ -570,23 +565,61 @@ impl<'d> Planner<'d> {
                         name: contact.name.clone(),
                     },
                     change: change.clone(),
+                    milestone: None,
                 };
-                match self.definitions.templates.render(
-                    sending.template,
-                    channel,
-                    &contact.language,
-                    &context,
-                ) {
-                    Ok(rendered) => {
-                        message.language = Some(rendered.language);
-                        message.subject = rendered.subject;
-                        message.body = Some(rendered.body);
-                    }
-                    Err(e) => message.problem = Some(e.to_string()),
-                }
-                message
+                self.prepare(&slot, contact, &context)
             })
             .collect()
+    }
+
+    /// The message `slot` sends `contact`: the first of the slot's channels they can
+    /// be reached on, the template rendered in their language; or why it cannot be
+    /// sent. `context` is what the template sees.
+    pub fn prepare(
+        &self,
+        slot: &Slot<'_>,
+        contact: &Contact,
+        context: &MessageContext,
+    ) -> PlannedMessage {
+        let channel = choose_channel(contact, slot.channels);
+        let mut message = PlannedMessage {
+            due_utc: slot.due,
+            due_local: slot.due.with_timezone(&slot.zone).to_rfc3339(),
+            workflow: slot.workflow.to_owned(),
+            occurrence: slot.occurrence,
+            step: slot.step.to_owned(),
+            contact_id: contact.id.clone(),
+            contact_name: contact.name.clone(),
+            channel,
+            language: None,
+            subject: None,
+            body: None,
+            problem: None,
+        };
+        let Some(channel) = channel else {
+            message.problem = Some(format!(
+                "no address on {}",
+                slot.channels
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+            return message;
+        };
+        match self
+            .definitions
+            .templates
+            .render(slot.template, channel, &contact.language, context)
+        {
+            Ok(rendered) => {
+                message.language = Some(rendered.language);
+                message.subject = rendered.subject;
+                message.body = Some(rendered.body);
+            }
+            Err(e) => message.problem = Some(e.to_string()),
+        }
+        message
     }
 
     /// Runs the plan from the clock's present to `until` on a virtual clock: the clock

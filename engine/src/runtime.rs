@@ -32,15 +32,20 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::clock::Clock;
 use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
 use crate::contacts::Contact;
-use crate::definitions::{Definitions, Meeting};
+use crate::definitions::Definitions;
 use crate::ics::{self, CalendarEvent, CalendarMethod};
-use crate::plan::{Changes, Fire, OccurrenceChange, Planner};
-use crate::rules::Rules;
+use crate::milestones::{Milestone, MilestoneStep, Plan, Statuses};
+use crate::plan::{
+    Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, occurrence_reference,
+    resolve_group,
+};
+use crate::rules::{OverdueDecision, Rules, Subject, milestone_input};
 use crate::store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
     PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
 };
-use crate::workflow::{Channel, Misfire};
+use crate::templates::{MessageContext, MilestoneFacts};
+use crate::workflow::{Channel, Misfire, RecipientGroup};
 
 /// What can stop the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +178,12 @@ impl Directory {
     }
 }
 
+/// What a tick reads once and every phase shares.
+struct TickState {
+    changes: Changes,
+    statuses: Statuses,
+}
+
 /// What firing one timer gives: its completion, and a schedule rule's change to apply after it.
 struct Fired {
     completion: TimerCompletion,
@@ -196,13 +207,235 @@ pub struct Runtime {
 
 /// A fingerprint of everything that shapes a workflow's timers and messages: its
 /// definition, and the rule scripts and calendars its place reaches.
-fn definition_hash(meeting: &Meeting, rules: &Rules) -> String {
-    let text = serde_json::to_string(&meeting.definition).unwrap_or_default();
-    let rules = rules.fingerprint(&meeting.definition.place).to_le_bytes();
+fn definition_hash(definition: &impl serde::Serialize, place: &str, rules: &Rules) -> String {
+    let text = serde_json::to_string(definition).unwrap_or_default();
+    let rules = rules.fingerprint(place).to_le_bytes();
     format!(
         "{:016x}",
         crate::fingerprint::fnv1a([text.as_bytes(), &rules])
     )
+}
+
+/// Turns prepared messages into outbox rows of the timer `timer_key`; a message
+/// that cannot be sent becomes an `unreachable` ledger entry instead.
+fn queue_messages(
+    planned: Vec<PlannedMessage>,
+    timer_key: &str,
+    now: DateTime<Utc>,
+    calendar: impl Fn(Channel) -> Option<String>,
+) -> (Vec<QueuedMessage>, Vec<LedgerEntry>) {
+    let mut queued = Vec::with_capacity(planned.len());
+    let mut unreachable = Vec::new();
+    for message in planned {
+        let (Some(channel), Some(body)) = (message.channel, message.body) else {
+            unreachable.push(
+                LedgerEntry::new(
+                    now,
+                    LedgerEvent::Unreachable,
+                    message.problem.unwrap_or_default(),
+                )
+                .slot(&message.workflow, message.occurrence, &message.step)
+                .recipient(&message.contact_id, None),
+            );
+            continue;
+        };
+        queued.push(QueuedMessage {
+            id: QueuedMessage::key(timer_key, &message.contact_id, channel.as_str()),
+            timer_id: timer_key.to_owned(),
+            workflow: message.workflow,
+            occurrence: message.occurrence,
+            step: message.step,
+            contact_id: message.contact_id,
+            channel: channel.as_str().to_owned(),
+            language: message.language.unwrap_or_default(),
+            subject: message.subject,
+            body,
+            calendar: calendar(channel),
+        });
+    }
+    (queued, unreachable)
+}
+
+/// What a milestone timer does: a reminder to the owner, or an overdue check
+/// (the `milestone_overdue` rule decides: remind, escalate or wait; at the first
+/// check the owners of dependent milestones are told it slipped). Nothing for a
+/// milestone done or cancelled.
+fn fire_milestone(
+    definitions: &Definitions,
+    plan: &Plan,
+    statuses: &Statuses,
+    directory: &[Contact],
+    timer: ClaimedTimer,
+    now: DateTime<Utc>,
+) -> Fired {
+    let def = &plan.definition;
+    let entry = |event, detail: String| {
+        LedgerEntry::new(now, event, detail).slot(&timer.workflow, timer.occurrence, &timer.step)
+    };
+    let dropped = |entry| Fired {
+        completion: TimerCompletion {
+            timer_id: timer.id.clone(),
+            outcome: TimerOutcome::Cancelled,
+            messages: Vec::new(),
+            ledger: vec![entry],
+        },
+        rule_change: None,
+    };
+    let Some((milestone, step)) = MilestoneStep::parse(&timer.step)
+        .and_then(|(id, step)| plan.milestone(id).map(|m| (m, step)))
+    else {
+        return dropped(entry(
+            LedgerEvent::Replanned,
+            "the milestone is no longer in the plan".to_owned(),
+        ));
+    };
+    let status = statuses.status(&def.id, &milestone.id);
+    if status.is_closed() {
+        return dropped(entry(
+            LedgerEvent::Replanned,
+            format!("the milestone is {status}"),
+        ));
+    }
+    let planner = Planner::new(definitions);
+    let place_name = definitions
+        .places
+        .get(&def.place)
+        .map_or_else(|| def.place.clone(), |p| p.name.clone());
+    let days_late = plan.days_late(milestone, now);
+    // Messages of `template` about `about` to everyone `groups` reach.
+    let send = |about: &Milestone,
+                groups: &[RecipientGroup],
+                template: &str,
+                blocked_by: String,
+                escalation: &str| {
+        let facts = MilestoneFacts {
+            id: about.id.clone(),
+            title: about.title.clone(),
+            due: crate::calendars::format_iso_date(about.due),
+            status: statuses.status(&def.id, &about.id).as_str().to_owned(),
+            days_late: plan.days_late(about, now),
+            reference: occurrence_reference(&def.id, plan.instant(about.due)),
+            blocked_by,
+            escalation: escalation.to_owned(),
+        };
+        let slot = Slot {
+            due: timer.due,
+            zone: plan.zone,
+            workflow: &def.id,
+            occurrence: timer.occurrence,
+            step: &timer.step,
+            template,
+            channels: &def.channels,
+        };
+        let mut recipients: Vec<&Contact> = groups
+            .iter()
+            .flat_map(|g| resolve_group(g, &def.place, directory))
+            .collect();
+        recipients.sort_by(|a, b| a.id.cmp(&b.id));
+        recipients.dedup_by(|a, b| a.id == b.id);
+        recipients
+            .into_iter()
+            .map(|contact| {
+                let context = MessageContext::about_milestone(
+                    &def.id,
+                    &def.title,
+                    &def.place,
+                    &place_name,
+                    contact,
+                    &timer.step,
+                    facts.clone(),
+                );
+                planner.prepare(&slot, contact, &context)
+            })
+            .collect::<Vec<_>>()
+    };
+    let owner = std::slice::from_ref(&milestone.owner);
+    let waiting_for = milestone
+        .depends_on
+        .iter()
+        .filter(|d| !statuses.status(&def.id, d).is_closed())
+        .filter_map(|d| plan.milestone(d).map(|m| m.title.clone()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut ledger = Vec::new();
+    let mut slipped = Vec::new();
+    let planned = match step {
+        MilestoneStep::Reminder(_) => send(milestone, owner, "milestone-reminder", waiting_for, ""),
+        MilestoneStep::Overdue(check) => {
+            let rules = &definitions.rules;
+            let answer = rules.decide::<OverdueDecision>(
+                &def.place,
+                None,
+                || milestone_input(rules.world(), plan, milestone, status, check, now),
+                Subject {
+                    workflow: &def.id,
+                    occurrence: Some(timer.occurrence),
+                },
+            );
+            let by = answer.by.as_deref().unwrap_or("the built-in default");
+            let (what, planned) = match &answer.decision {
+                OverdueDecision::Remind { reason } => (
+                    format!("remind the owner: {reason}"),
+                    send(milestone, owner, "milestone-overdue", waiting_for, reason),
+                ),
+                OverdueDecision::Escalate { to, reason } => (
+                    format!(
+                        "escalate to {} at {}: {reason}",
+                        to.role.as_deref().unwrap_or("contacts"),
+                        to.place.as_deref().unwrap_or(&def.place)
+                    ),
+                    send(
+                        milestone,
+                        std::slice::from_ref(to),
+                        "milestone-escalated",
+                        waiting_for,
+                        reason,
+                    ),
+                ),
+                OverdueDecision::Wait { reason } => (format!("wait: {reason}"), Vec::new()),
+            };
+            ledger.push(entry(
+                LedgerEvent::Overdue,
+                format!("check {check}, {days_late} day(s) late: {what} ({by})"),
+            ));
+            if check == 1 {
+                for dependant in plan.dependants(&milestone.id) {
+                    if !statuses.status(&def.id, &dependant.id).is_closed() {
+                        slipped.extend(send(
+                            dependant,
+                            std::slice::from_ref(&dependant.owner),
+                            "milestone-slipped",
+                            milestone.title.clone(),
+                            "",
+                        ));
+                    }
+                }
+            }
+            planned
+        }
+    };
+    let (mut messages, unreachable) = queue_messages(planned, &timer.id, now, |_| None);
+    ledger.extend(unreachable);
+    let (slip_messages, unreachable) =
+        queue_messages(slipped, &format!("{}#slipped", timer.id), now, |_| None);
+    messages.extend(slip_messages);
+    ledger.extend(unreachable);
+    ledger.insert(
+        0,
+        entry(
+            LedgerEvent::Fired,
+            format!("{} message(s) queued", messages.len()),
+        ),
+    );
+    Fired {
+        completion: TimerCompletion {
+            timer_id: timer.id,
+            outcome: TimerOutcome::Fired,
+            messages,
+            ledger,
+        },
+        rule_change: None,
+    }
 }
 
 /// Ledger entries for the rule failures since the last look.
@@ -371,19 +604,8 @@ impl Runtime {
         };
         let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
         ledger.extend(rule_failure_entries(&definitions.rules, now));
-        let mut notices = Vec::new();
-        for message in planned {
-            let (Some(channel), Some(body)) = (message.channel, message.body) else {
-                ledger.push(
-                    slot(
-                        LedgerEvent::Unreachable,
-                        message.problem.unwrap_or_default(),
-                    )
-                    .recipient(&message.contact_id, None),
-                );
-                continue;
-            };
-            let calendar = (channel == Channel::Email).then(|| {
+        let calendar = |channel: Channel| {
+            (channel == Channel::Email).then(|| {
                 let event = CalendarEvent {
                     workflow,
                     occurrence,
@@ -399,21 +621,10 @@ impl Runtime {
                     },
                 };
                 ics::render(&event, now)
-            });
-            notices.push(QueuedMessage {
-                id: QueuedMessage::key(&timer_key, &message.contact_id, channel.as_str()),
-                timer_id: timer_key.clone(),
-                workflow: workflow.to_owned(),
-                occurrence,
-                step: notice_id.clone(),
-                contact_id: message.contact_id,
-                channel: channel.as_str().to_owned(),
-                language: message.language.unwrap_or_default(),
-                subject: message.subject,
-                body,
-                calendar,
-            });
-        }
+            })
+        };
+        let (notices, unreachable) = queue_messages(planned, &timer_key, now, calendar);
+        ledger.extend(unreachable);
         if !self
             .store
             .apply_occurrence_change(&change, &timers, &notices, &ledger, now)
@@ -438,9 +649,12 @@ impl Runtime {
 
     /// Does everything due now: plan, fire due timers, deliver ready messages.
     pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
-        let changes = Changes::new(self.store.occurrence_changes().await?);
+        let state = TickState {
+            changes: Changes::new(self.store.occurrence_changes().await?),
+            statuses: Statuses::new(self.store.milestone_states().await?),
+        };
         let mut report = TickReport {
-            planned: self.plan(&changes).await?,
+            planned: self.plan(&state).await?,
             ..TickReport::default()
         };
         if report.planned > BURST {
@@ -448,7 +662,7 @@ impl Runtime {
         }
         // The directory is read at most once per tick, and only if something is due.
         let mut directory = None;
-        self.fire_due(&changes, &mut directory, &mut report).await?;
+        self.fire_due(&state, &mut directory, &mut report).await?;
         self.deliver_ready(&mut directory, &mut report).await?;
         let failures = rule_failure_entries(&self.definitions().rules, self.clock.now());
         if !failures.is_empty() {
@@ -458,7 +672,7 @@ impl Runtime {
     }
 
     /// Plans every workflow up to `now + horizon`; returns how many timers are new.
-    async fn plan(&self, changes: &Changes) -> Result<u64, RuntimeError> {
+    async fn plan(&self, state: &TickState) -> Result<u64, RuntimeError> {
         let now = self.clock.now();
         let definitions = self.definitions();
         let until = now + self.config.horizon;
@@ -466,42 +680,46 @@ impl Runtime {
         let planner = Planner::new(&definitions);
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
-            let hash = definition_hash(meeting, &definitions.rules);
-            let from = match self.store.schedule(id).await? {
-                None => now,
-                Some((known, watermark)) if known == hash => watermark,
-                Some((_, watermark)) => {
-                    let entry = LedgerEntry::new(
-                        now,
-                        LedgerEvent::Replanned,
-                        "the workflow definition changed",
-                    );
-                    self.store.unplan_pending(id, now, &entry).await?;
-                    watermark.min(now)
-                }
-            };
-            if from >= until {
-                continue;
-            }
-            let timers: Vec<PlannedTimer> = planner
-                .fires_of(meeting, from, until, changes, now)
-                .into_iter()
-                .map(|fire| PlannedTimer {
-                    workflow: id.clone(),
-                    occurrence: fire.occurrence,
-                    step: fire.step.id.clone(),
-                    due: fire.due,
+            let hash = definition_hash(
+                &meeting.definition,
+                &meeting.definition.place,
+                &definitions.rules,
+            );
+            planned += self
+                .plan_workflow(id, &hash, until, |from| {
+                    planner
+                        .fires_of(meeting, from, until, &state.changes, now)
+                        .into_iter()
+                        .map(|fire| PlannedTimer {
+                            workflow: id.clone(),
+                            occurrence: fire.occurrence,
+                            step: fire.step.id.clone(),
+                            due: fire.due,
+                        })
+                        .collect()
                 })
-                .collect();
-            planned += self.store.plan_timers(&timers, now).await?;
-            self.store.set_schedule(id, &hash, until).await?;
+                .await?;
+        }
+        for plan in &definitions.plans {
+            let id = &plan.definition.id;
+            let hash =
+                definition_hash(&plan.definition, &plan.definition.place, &definitions.rules);
+            planned += self
+                .plan_workflow(id, &hash, until, |from| {
+                    plan.fires_between(from, until, &state.statuses)
+                        .into_iter()
+                        .map(|fire| PlannedTimer {
+                            workflow: id.clone(),
+                            occurrence: fire.due_at,
+                            step: fire.step.id(&fire.milestone.id),
+                            due: fire.due,
+                        })
+                        .collect()
+                })
+                .await?;
         }
         for workflow in self.store.scheduled_workflows().await? {
-            if definitions
-                .meetings
-                .iter()
-                .all(|m| m.definition.id != workflow)
-            {
+            if definitions.workflow_ids().all(|id| id != workflow) {
                 let entry =
                     LedgerEntry::new(now, LedgerEvent::Replanned, "the workflow was removed");
                 self.store
@@ -516,9 +734,40 @@ impl Runtime {
         Ok(planned)
     }
 
+    /// Plans one workflow from its watermark to `until` (re-planning its pending
+    /// timers first when its definition changed); returns how many timers are new.
+    async fn plan_workflow(
+        &self,
+        id: &str,
+        hash: &str,
+        until: DateTime<Utc>,
+        timers: impl FnOnce(DateTime<Utc>) -> Vec<PlannedTimer>,
+    ) -> Result<u64, RuntimeError> {
+        let now = self.clock.now();
+        let from = match self.store.schedule(id).await? {
+            None => now,
+            Some((known, watermark)) if known == hash => watermark,
+            Some((_, watermark)) => {
+                let entry = LedgerEntry::new(
+                    now,
+                    LedgerEvent::Replanned,
+                    "the workflow definition changed",
+                );
+                self.store.unplan_pending(id, now, &entry).await?;
+                watermark.min(now)
+            }
+        };
+        if from >= until {
+            return Ok(0);
+        }
+        let planned = self.store.plan_timers(&timers(from), now).await?;
+        self.store.set_schedule(id, hash, until).await?;
+        Ok(planned)
+    }
+
     async fn fire_due(
         &self,
-        changes: &Changes,
+        state: &TickState,
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
@@ -546,7 +795,7 @@ impl Runtime {
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
                 let fired = self
-                    .fire(&definitions, changes, &contacts.contacts, timer, now)
+                    .fire(&definitions, state, &contacts.contacts, timer, now)
                     .instrument(span)
                     .await?;
                 completions.push(fired.completion);
@@ -663,11 +912,22 @@ impl Runtime {
     async fn fire(
         &self,
         definitions: &Definitions,
-        changes: &Changes,
+        state: &TickState,
         directory: &[Contact],
         timer: ClaimedTimer,
         now: DateTime<Utc>,
     ) -> Result<Fired, RuntimeError> {
+        if let Some(plan) = definitions.plan(&timer.workflow) {
+            return Ok(fire_milestone(
+                definitions,
+                plan,
+                &state.statuses,
+                directory,
+                timer,
+                now,
+            ));
+        }
+        let changes = &state.changes;
         let slot = |event, detail: String| {
             LedgerEntry::new(now, event, detail).slot(
                 &timer.workflow,
@@ -750,17 +1010,8 @@ impl Runtime {
             return Ok(fired);
         }
         let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
-        let mut messages = Vec::new();
-        let mut ledger = Vec::new();
-        for message in planner.messages(&fire, directory, now) {
-            let (Some(channel), Some(body)) = (message.channel, message.body) else {
-                let problem = message.problem.unwrap_or_default();
-                ledger.push(
-                    slot(LedgerEvent::Unreachable, problem).recipient(&message.contact_id, None),
-                );
-                continue;
-            };
-            let calendar = (fire.step.calendar && channel == Channel::Email).then(|| {
+        let calendar = |channel: Channel| {
+            (fire.step.calendar && channel == Channel::Email).then(|| {
                 let event = CalendarEvent {
                     workflow: &meeting.definition.id,
                     occurrence: timer.occurrence,
@@ -772,21 +1023,14 @@ impl Runtime {
                     method: CalendarMethod::Request,
                 };
                 ics::render(&event, now)
-            });
-            messages.push(QueuedMessage {
-                id: QueuedMessage::key(&timer.id, &message.contact_id, channel.as_str()),
-                timer_id: timer.id.clone(),
-                workflow: timer.workflow.clone(),
-                occurrence: timer.occurrence,
-                step: timer.step.clone(),
-                contact_id: message.contact_id,
-                channel: channel.as_str().to_owned(),
-                language: message.language.unwrap_or_default(),
-                subject: message.subject,
-                body,
-                calendar,
-            });
-        }
+            })
+        };
+        let (messages, mut ledger) = queue_messages(
+            planner.messages(&fire, directory, now),
+            &timer.id,
+            now,
+            calendar,
+        );
         let (event, when) = if late {
             (
                 LedgerEvent::FiredLate,

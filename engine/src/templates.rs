@@ -37,6 +37,25 @@ pub struct MessageContext {
     pub recipient: RecipientFacts,
     /// Set only in the notices sent when an occurrence is moved or cancelled.
     pub change: Option<ChangeFacts>,
+    /// Set only in milestone messages.
+    pub milestone: Option<MilestoneFacts>,
+}
+
+/// A milestone, as its messages name it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MilestoneFacts {
+    pub id: String,
+    pub title: String,
+    /// Local due date, `YYYY-MM-DD`.
+    pub due: String,
+    pub status: String,
+    pub days_late: i64,
+    /// A short reference people quote in replies.
+    pub reference: String,
+    /// Titles of the milestones it waits for (or the one that slipped), or empty.
+    pub blocked_by: String,
+    /// Why it was escalated (escalation messages), or empty.
+    pub escalation: String,
 }
 
 /// What changed about an occurrence (for the moved and cancelled notices).
@@ -82,6 +101,44 @@ pub struct RecipientFacts {
 }
 
 impl MessageContext {
+    /// What a milestone message's template sees: the plan as `workflow`, the
+    /// milestone's due date as `occurrence`.
+    pub fn about_milestone(
+        plan: &str,
+        title: &str,
+        place: &str,
+        place_name: &str,
+        recipient: &crate::contacts::Contact,
+        step: &str,
+        milestone: MilestoneFacts,
+    ) -> MessageContext {
+        MessageContext {
+            workflow: WorkflowFacts {
+                id: plan.to_owned(),
+                title: title.to_owned(),
+                venue: String::new(),
+                place: place.to_owned(),
+                place_name: place_name.to_owned(),
+            },
+            occurrence: OccurrenceFacts {
+                date: milestone.due.clone(),
+                time: String::new(),
+                timezone: String::new(),
+                starts_at: String::new(),
+                reference: milestone.reference.clone(),
+            },
+            step: StepFacts {
+                id: step.to_owned(),
+            },
+            recipient: RecipientFacts {
+                id: recipient.id.clone(),
+                name: recipient.name.clone(),
+            },
+            change: None,
+            milestone: Some(milestone),
+        }
+    }
+
     /// An invented context that every template must render against in validation.
     pub fn sample() -> MessageContext {
         MessageContext {
@@ -110,6 +167,16 @@ impl MessageContext {
                 previous_date: "2027-01-04".into(),
                 previous_time: "09:00".into(),
                 reason: "jour de marché".into(),
+            }),
+            milestone: Some(MilestoneFacts {
+                id: "ecole".into(),
+                title: "Réouverture de l'école".into(),
+                due: "2027-01-15".into(),
+                status: "in_progress".into(),
+                days_late: 3,
+                reference: "5127".into(),
+                blocked_by: "Logement des enseignants".into(),
+                escalation: "14 jours de retard".into(),
             }),
         }
     }

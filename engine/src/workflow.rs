@@ -56,7 +56,7 @@ pub struct KindProbe {
 }
 
 /// The workflow kinds this version understands.
-pub const KINDS: [&str; 1] = ["meeting"];
+pub const KINDS: [&str; 2] = ["meeting", "milestones"];
 
 /// `kind: meeting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -239,11 +239,13 @@ pub enum SchemaKind {
     Template,
     Calendar,
     RuleCases,
+    Milestones,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 6] = [
+    pub const ALL: [SchemaKind; 7] = [
         SchemaKind::Workflow,
+        SchemaKind::Milestones,
         SchemaKind::Places,
         SchemaKind::Roles,
         SchemaKind::Template,
@@ -260,6 +262,7 @@ impl SchemaKind {
             SchemaKind::Template => "template.schema.json",
             SchemaKind::Calendar => "calendar.schema.json",
             SchemaKind::RuleCases => "rule-cases.schema.json",
+            SchemaKind::Milestones => "milestones.schema.json",
         }
     }
 }
@@ -284,6 +287,10 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
         SchemaKind::RuleCases => (
             schemars::schema_for!(crate::rules::CaseFile),
             "palabre rule test cases",
+        ),
+        SchemaKind::Milestones => (
+            schemars::schema_for!(crate::milestones::MilestonePlan),
+            "palabre milestone plan",
         ),
     };
     schema.insert(

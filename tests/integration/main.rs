@@ -5,6 +5,7 @@
 
 mod contacts;
 mod hostile;
+mod milestones;
 mod preview;
 mod rules;
 mod runtime;

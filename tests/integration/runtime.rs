@@ -94,7 +94,7 @@ impl Connector for Recorder {
 pub(crate) struct World {
     _dir: tempfile::TempDir,
     pub(crate) workflows: std::path::PathBuf,
-    url: String,
+    pub(crate) url: String,
 }
 
 const MEETING: &str = "\

@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::World;
 use crate::calendars::{Weekday, format_iso_date};
 use crate::contacts::Contact;
+use crate::milestones::{Milestone, MilestoneStatus, Plan};
 use crate::offset::Offset;
 use crate::workflow::{Channel, MeetingWorkflow, RecipientGroup};
 
@@ -39,7 +40,7 @@ pub struct HookSpec {
 }
 
 /// Every hook, in the order of the reference.
-pub const HOOKS: [HookSpec; 4] = [
+pub const HOOKS: [HookSpec; 5] = [
     HookSpec {
         name: "meeting_schedule",
         slot: "schedule",
@@ -78,6 +79,19 @@ pub const HOOKS: [HookSpec; 4] = [
         returns: "an array of extra reminders `#{ at: \"-3h\", template: \"meeting-reminder\", channels: [\"sms\"] }`; \
                   `at` is before the start, `channels` defaults to `[\"sms\", \"email\"]`. `()` adds none.",
         default: "no extra reminder",
+    },
+    HookSpec {
+        name: "milestone_overdue",
+        slot: "overdue",
+        when: "when a milestone is past its due date and not done: at the due date, then every `overdue_every` of its plan",
+        input: "`plan` (id, title, place), `place`, `now`, and `milestone`: id, title, due, start, status, \
+                `days_late`, `check` (1 at the due date, then 2, 3 ...), `owner` (role, place, contacts), \
+                `depends_on` and `dependants` (ids)",
+        returns: "`#{ action: \"remind\", reason }` (the owner gets the overdue message), \
+                  `#{ action: \"escalate\", to: #{ role, place }, reason }` (that group gets the escalation message), \
+                  or `#{ action: \"wait\", reason }` (nothing is sent). The decision and its reason go to the ledger. \
+                  At the first check the owners of the milestones that depend on it are told it slipped, whatever the decision.",
+        default: "remind the owner",
     },
 ];
 
@@ -356,6 +370,55 @@ impl Decision for QuorumDecision {
     }
 }
 
+/// `milestone_overdue`: what to do about an overdue milestone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OverdueDecision {
+    Remind { reason: String },
+    Escalate { to: RecipientGroup, reason: String },
+    Wait { reason: String },
+}
+
+impl Decision for OverdueDecision {
+    const HOOK: &'static HookSpec = &HOOKS[4];
+
+    fn default_value(_: &Map) -> Dynamic {
+        let mut map = Map::new();
+        map.insert("action".into(), text("remind"));
+        map.insert("reason".into(), text("the owner is reminded"));
+        Dynamic::from_map(map)
+    }
+
+    fn fallback(_: &Map) -> Self {
+        OverdueDecision::Remind {
+            reason: "the owner is reminded".to_owned(),
+        }
+    }
+
+    fn parse(value: Dynamic, world: &World) -> Result<Self, String> {
+        const EXPECTED: &str = "#{ action: \"remind\" | \"escalate\" | \"wait\", reason: \"...\" }";
+        let map = take_map(value, EXPECTED)?;
+        refuse_unknown_keys(&map, &["action", "to", "reason"])?;
+        let reason = string_field(&map, "reason")?.unwrap_or_default();
+        match string_field(&map, "action")?.as_deref() {
+            Some("remind") => Ok(OverdueDecision::Remind { reason }),
+            Some("wait") => Ok(OverdueDecision::Wait { reason }),
+            Some("escalate") => {
+                let to = map
+                    .get("to")
+                    .cloned()
+                    .ok_or("'escalate' needs 'to': #{ role, place }")?;
+                let groups = InviteesDecision::parse(Dynamic::from_array(vec![to]), world)
+                    .map_err(|e| format!("'to': {}", e.trim_start_matches("item 0: ")))?;
+                let to = groups.0.into_iter().next().ok_or("'to' is empty")?;
+                Ok(OverdueDecision::Escalate { to, reason })
+            }
+            Some(other) => Err(format!("unknown action '{other}': expected {EXPECTED}")),
+            None => Err(format!("'action' is missing: expected {EXPECTED}")),
+        }
+    }
+}
+
 /// One reminder a rule adds to an occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExtraReminder {
@@ -584,5 +647,72 @@ pub fn with_responses<'c>(
     input.insert("invited".into(), Dynamic::from_int(invited));
     input.insert("yes".into(), Dynamic::from_int(yes));
     input.insert("no".into(), Dynamic::from_int(no));
+    input
+}
+
+/// The input of `milestone_overdue` for the `check`-th look at an overdue milestone.
+pub fn milestone_input(
+    world: &World,
+    plan: &Plan,
+    milestone: &Milestone,
+    status: MilestoneStatus,
+    check: u32,
+    now: DateTime<Utc>,
+) -> Map {
+    let def = &plan.definition;
+    let mut plan_facts = Map::new();
+    plan_facts.insert("id".into(), text(&def.id));
+    plan_facts.insert("title".into(), text(&def.title));
+    plan_facts.insert("place".into(), text(&def.place));
+    let mut owner = Map::new();
+    owner.insert(
+        "role".into(),
+        milestone.owner.role.as_deref().map_or(Dynamic::UNIT, text),
+    );
+    owner.insert(
+        "place".into(),
+        text(milestone.owner.place.as_deref().unwrap_or(&def.place)),
+    );
+    owner.insert(
+        "contacts".into(),
+        Dynamic::from_array(milestone.owner.contacts.iter().map(text).collect()),
+    );
+    let ids = |list: Vec<&str>| Dynamic::from_array(list.into_iter().map(text).collect());
+    let mut facts = Map::new();
+    facts.insert("id".into(), text(&milestone.id));
+    facts.insert("title".into(), text(&milestone.title));
+    facts.insert("due".into(), text(format_iso_date(milestone.due)));
+    facts.insert(
+        "start".into(),
+        milestone
+            .start
+            .map_or(Dynamic::UNIT, |d| text(format_iso_date(d))),
+    );
+    facts.insert("status".into(), text(status.as_str()));
+    facts.insert(
+        "days_late".into(),
+        Dynamic::from_int(plan.days_late(milestone, now)),
+    );
+    facts.insert("check".into(), Dynamic::from_int(i64::from(check)));
+    facts.insert("owner".into(), Dynamic::from_map(owner));
+    facts.insert(
+        "depends_on".into(),
+        ids(milestone.depends_on.iter().map(String::as_str).collect()),
+    );
+    facts.insert(
+        "dependants".into(),
+        ids(plan
+            .dependants(&milestone.id)
+            .map(|m| m.id.as_str())
+            .collect()),
+    );
+    let mut input = Map::new();
+    input.insert("plan".into(), Dynamic::from_map(plan_facts));
+    input.insert("place".into(), world.place_facts(&def.place));
+    input.insert("milestone".into(), Dynamic::from_map(facts));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
     input
 }

@@ -32,8 +32,8 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 pub use cases::{CaseFailure, CaseFile, CaseReport, RuleCase, run_cases};
 pub use hooks::{
     COMMON_INPUT, Decision, ExtraReminder, HOOKS, HookSpec, InviteesDecision, MeetingFacts,
-    QuorumDecision, RemindersDecision, ScheduleDecision, contact_facts, meeting_input, spec,
-    with_participants,
+    OverdueDecision, QuorumDecision, RemindersDecision, ScheduleDecision, contact_facts,
+    meeting_input, milestone_input, spec, with_participants,
 };
 pub use sandbox::Limits;
 

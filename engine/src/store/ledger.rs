@@ -37,6 +37,10 @@ pub enum LedgerEvent {
     Cancelled,
     /// A rule failed (an error, a limit, a wrong return value); its hook's default was applied.
     RuleError,
+    /// A milestone's status changed (with the note).
+    MilestoneStatus,
+    /// An overdue milestone was looked at: what the rule decided, and why.
+    Overdue,
 }
 
 impl LedgerEvent {
@@ -54,6 +58,8 @@ impl LedgerEvent {
             LedgerEvent::Moved => "moved",
             LedgerEvent::Cancelled => "cancelled",
             LedgerEvent::RuleError => "rule-error",
+            LedgerEvent::MilestoneStatus => "milestone-status",
+            LedgerEvent::Overdue => "overdue",
         }
     }
 }
@@ -90,6 +96,13 @@ impl LedgerEntry {
         self.workflow = Some(workflow.to_owned());
         self.occurrence = Some(occurrence);
         self.step = Some(step.to_owned());
+        self
+    }
+
+    /// Names the milestone the entry is about (workflow = the plan, step = the milestone).
+    pub fn milestone(mut self, plan: &str, milestone: &str) -> LedgerEntry {
+        self.workflow = Some(plan.to_owned());
+        self.step = Some(milestone.to_owned());
         self
     }
 

@@ -177,6 +177,7 @@ impl Store {
 mod changes;
 mod contacts;
 mod ledger;
+mod milestones;
 mod outbox;
 mod timers;
 
