@@ -59,6 +59,7 @@ enum SchemaFor {
     Calendar,
     RuleCases,
     Milestones,
+    Escalation,
 }
 
 impl From<SchemaFor> for workflow::SchemaKind {
@@ -71,6 +72,7 @@ impl From<SchemaFor> for workflow::SchemaKind {
             SchemaFor::Calendar => workflow::SchemaKind::Calendar,
             SchemaFor::RuleCases => workflow::SchemaKind::RuleCases,
             SchemaFor::Milestones => workflow::SchemaKind::Milestones,
+            SchemaFor::Escalation => workflow::SchemaKind::Escalation,
         }
     }
 }
@@ -139,6 +141,9 @@ enum Command {
     /// Change one milestone.
     #[command(subcommand)]
     Milestone(MilestoneCommand),
+    /// Disputes on an escalation ladder: open, act on, show.
+    #[command(subcommand)]
+    Case(CaseCommand),
     /// Local rules: which script answers a hook, and the rule language reference.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -263,6 +268,61 @@ enum TimelineFormat {
     Table,
     Json,
     Ics,
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Open a dispute; its first responders are told (reference and category only).
+    Open {
+        /// The ladder's id (`litiges-mopti`).
+        #[arg(long)]
+        workflow: String,
+        #[arg(long)]
+        category: String,
+        /// Where the dispute is, a place path.
+        #[arg(long)]
+        place: String,
+        /// A party's contact id (repeat for each).
+        #[arg(long = "party")]
+        parties: Vec<String>,
+        /// 1 (low) to 5 (grave).
+        #[arg(long, default_value_t = 2)]
+        severity: i64,
+        /// What happened. Kept in the database, never sent.
+        #[arg(long)]
+        description: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Acknowledge a case at its current level: its climb stops there.
+    Ack(CaseNote),
+    /// Add a note to a case's history.
+    Note(CaseNote),
+    /// Resolve a case: every pending deadline is dropped.
+    Resolve(CaseNote),
+    /// Reopen a resolved case at its level, with fresh deadlines.
+    Reopen(CaseNote),
+    /// Send a case one level up now.
+    Escalate(CaseNote),
+    /// A case and its whole history, from the ledger.
+    Show {
+        id: String,
+        /// Also print the description.
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(clap::Args)]
+struct CaseNote {
+    id: String,
+    /// What was done, or why.
+    #[arg(long, default_value = "")]
+    note: String,
+    #[command(flatten)]
+    sources: Sources,
 }
 
 #[derive(Subcommand)]
@@ -417,6 +477,7 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             note,
             sources,
         }) => set_milestone(&id, &status, &note, &sources, out).await,
+        Command::Case(command) => case_command(command, out).await,
         Command::Rules(RulesCommand::Explain {
             place,
             hook,
@@ -645,6 +706,149 @@ async fn set_milestone(
         .await?;
     store.close().await;
     writeln!(out, "{plan}/{milestone}: {previous} → {status}")?;
+    Ok(Outcome::Ok)
+}
+
+/// Who acts, as the ledger names them: the system user.
+fn actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
+}
+
+/// A runtime over the database, for commands that change things and leave the
+/// sending to `serve`.
+async fn offline_runtime(sources: &Sources) -> anyhow::Result<Result<Runtime, Outcome>> {
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    Ok(Ok(Runtime::new(
+        store,
+        definitions,
+        Connectors::default(),
+        Arc::new(SystemClock),
+        RuntimeConfig::default(),
+    )))
+}
+
+async fn case_command(command: CaseCommand, out: &mut String) -> anyhow::Result<Outcome> {
+    use palabre_engine::runtime::{CaseAction, NewCase};
+    let (sources, act) = match command {
+        CaseCommand::Open {
+            workflow,
+            category,
+            place,
+            parties,
+            severity,
+            description,
+            sources,
+        } => {
+            let runtime = match offline_runtime(&sources).await? {
+                Ok(r) => r,
+                Err(outcome) => return Ok(outcome),
+            };
+            let new = NewCase {
+                workflow,
+                category,
+                place,
+                parties,
+                severity,
+                description,
+            };
+            let case = match runtime.open_case(new, &actor()).await {
+                Ok(case) => case,
+                Err(RuntimeError::Change(refusal)) => {
+                    eprintln!("error: {refusal}");
+                    return Ok(Outcome::Invalid);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            runtime.store().close().await;
+            writeln!(out, "{} opened at level {}", case.id, case.level)?;
+            return Ok(Outcome::Ok);
+        }
+        CaseCommand::Show {
+            id,
+            reveal,
+            sources,
+        } => return show_case(&id, reveal, &sources, out).await,
+        CaseCommand::Ack(n) => (n.sources, (n.id, CaseAction::Acknowledge(n.note))),
+        CaseCommand::Note(n) => (n.sources, (n.id, CaseAction::Note(n.note))),
+        CaseCommand::Resolve(n) => (n.sources, (n.id, CaseAction::Resolve(n.note))),
+        CaseCommand::Reopen(n) => (n.sources, (n.id, CaseAction::Reopen(n.note))),
+        CaseCommand::Escalate(n) => (n.sources, (n.id, CaseAction::Escalate(n.note))),
+    };
+    let (id, action) = act;
+    let runtime = match offline_runtime(&sources).await? {
+        Ok(r) => r,
+        Err(outcome) => return Ok(outcome),
+    };
+    let result = runtime.act_on_case(&id, action, &actor()).await;
+    runtime.store().close().await;
+    match result {
+        Ok(case) => {
+            writeln!(out, "{}: {} at level {}", case.id, case.state, case.level)?;
+            Ok(Outcome::Ok)
+        }
+        Err(RuntimeError::Change(refusal)) => {
+            eprintln!("error: {refusal}");
+            Ok(Outcome::Invalid)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn show_case(
+    id: &str,
+    reveal: bool,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    if !store::exists(sources.database_url()) {
+        bail!("no database at {}: no case yet", sources.database_url());
+    }
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let Some(case) = store.case(id).await? else {
+        bail!("no case '{id}'");
+    };
+    let history = store.case_history(&case.workflow, &case.id).await?;
+    store.close().await;
+    writeln!(
+        out,
+        "{} ({}): {} at {}, severity {}, {} party(ies); level {}, {}; opened {}",
+        case.id,
+        case.workflow,
+        case.category,
+        case.place,
+        case.severity,
+        case.parties.len(),
+        case.level,
+        case.state,
+        case.opened.to_rfc3339()
+    )?;
+    if reveal {
+        writeln!(out, "description: {}", case.description)?;
+    }
+    for e in &history {
+        writeln!(
+            out,
+            "  {} {:<18} {}{}",
+            e.at.format("%Y-%m-%d %H:%M"),
+            e.event,
+            e.contact_id
+                .as_deref()
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default(),
+            e.detail
+        )?;
+    }
     Ok(Outcome::Ok)
 }
 

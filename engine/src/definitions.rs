@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::calendars::Calendars;
 use crate::contacts::Contact;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::escalation::{EscalationWorkflow, Ladder};
 use crate::milestones::{MilestonePlan, Plan, find_cycle};
 use crate::places::{Places, is_slug};
 use crate::recurrence::{Recurrence, parse_time_zone};
@@ -31,6 +32,9 @@ const PLACES_FILE: &str = "places.yaml";
 const ROLES_FILE: &str = "roles.yaml";
 const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
+
+/// The template sent to a level's responders when a case reaches them.
+pub const CASE_TEMPLATE: &str = "case-assigned";
 
 /// The templates milestone plans send.
 pub const MILESTONE_TEMPLATES: [&str; 4] = [
@@ -73,6 +77,8 @@ pub struct Definitions {
     pub meetings: Vec<Meeting>,
     /// Milestone plans (`kind: milestones`).
     pub plans: Vec<Plan>,
+    /// Escalation ladders (`kind: escalation`).
+    pub ladders: Vec<Ladder>,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -82,10 +88,18 @@ struct LoadedPlan {
     map: SourceMap,
 }
 
+/// An escalation ladder that passed validation, with what locates its problems.
+struct LoadedLadder {
+    ladder: Ladder,
+    text: String,
+    map: SourceMap,
+}
+
 /// One workflow file, loaded.
 enum Loaded {
     Meeting(Meeting),
     Milestones(LoadedPlan),
+    Escalation(LoadedLadder),
 }
 
 impl Loaded {
@@ -93,6 +107,7 @@ impl Loaded {
         match self {
             Loaded::Meeting(m) => &m.definition.id,
             Loaded::Milestones(p) => &p.plan.definition.id,
+            Loaded::Escalation(l) => &l.ladder.definition.id,
         }
     }
 
@@ -101,6 +116,9 @@ impl Loaded {
             Loaded::Meeting(m) => m.problem(path, message),
             Loaded::Milestones(p) => {
                 yaml::problem(&p.plan.file, &p.text, p.map.value(path), message)
+            }
+            Loaded::Escalation(l) => {
+                yaml::problem(&l.ladder.file, &l.text, l.map.value(path), message)
             }
         }
     }
@@ -206,6 +224,7 @@ impl Definitions {
             rules,
             meetings: Vec::new(),
             plans: Vec::new(),
+            ladders: Vec::new(),
         };
         let files = match only {
             Some(files) => files.to_vec(),
@@ -252,6 +271,7 @@ impl Definitions {
         match loaded {
             Loaded::Meeting(meeting) => self.meetings.push(meeting),
             Loaded::Milestones(plan) => self.plans.push(plan.plan),
+            Loaded::Escalation(ladder) => self.ladders.push(ladder.ladder),
         }
     }
 
@@ -261,6 +281,11 @@ impl Definitions {
             .iter()
             .map(|m| m.definition.id.as_str())
             .chain(self.plans.iter().map(|p| p.definition.id.as_str()))
+            .chain(self.ladders.iter().map(|l| l.definition.id.as_str()))
+    }
+
+    pub fn ladder(&self, id: &str) -> Option<&Ladder> {
+        self.ladders.iter().find(|l| l.definition.id == id)
     }
 
     pub fn plan(&self, id: &str) -> Option<&Plan> {
@@ -298,6 +323,9 @@ impl Definitions {
             Some("milestones") => self
                 .load_milestones(file, text, diagnostics)
                 .map(Loaded::Milestones),
+            Some("escalation") => self
+                .load_escalation(file, text, diagnostics)
+                .map(Loaded::Escalation),
             other => {
                 let message = match other {
                     None => format!("missing 'kind': one of {}", KINDS.join(", ")),
@@ -609,6 +637,140 @@ impl Definitions {
             plan: Plan {
                 zone: zone?,
                 send_at: send_at?,
+                definition: parsed.value,
+                file: file.to_path_buf(),
+            },
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn load_escalation(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LoadedLadder> {
+        let parsed = match yaml::parse_text::<EscalationWorkflow>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let ladder = &parsed.value;
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
+        if !is_slug(&ladder.id) {
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    ladder.id
+                ),
+            ));
+        }
+        if self.places.get(&ladder.place).is_none() {
+            diagnostics.push(problem("place", self.places.unknown_message(&ladder.place)));
+        }
+        let zone = parse_time_zone(&ladder.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        let time = |field: &str, value: &str, diagnostics: &mut Diagnostics| {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M")
+                .map_err(|_| {
+                    diagnostics.push(problem(
+                        &format!("working_hours.{field}"),
+                        format!("'{value}' is not a time of day: write HH:MM"),
+                    ));
+                })
+                .ok()
+        };
+        let day_start = time("from", &ladder.working_hours.from, diagnostics);
+        let day_end = time("to", &ladder.working_hours.to, diagnostics);
+        if let (Some(start), Some(end)) = (day_start, day_end)
+            && end <= start
+        {
+            diagnostics.push(problem(
+                "working_hours.to",
+                "the working day ends before it starts".to_owned(),
+            ));
+        }
+        if ladder.working_hours.days.is_empty() {
+            diagnostics.push(problem(
+                "working_hours.days",
+                "no working day: deadlines would never pass".to_owned(),
+            ));
+        }
+        if ladder.categories.is_empty() {
+            diagnostics.push(problem(
+                "categories",
+                "categories is empty: list the kinds of dispute".to_owned(),
+            ));
+        }
+        for (c, category) in ladder.categories.iter().enumerate() {
+            if !is_slug(category) {
+                diagnostics.push(problem(
+                    &format!("categories[{c}]"),
+                    format!("category '{category}' must be lower-case letters, digits and dashes"),
+                ));
+            }
+        }
+        if !self.templates.contains(CASE_TEMPLATE) {
+            diagnostics.push(problem(
+                "kind",
+                format!("escalation ladders need templates/{CASE_TEMPLATE}.yaml"),
+            ));
+        }
+        if ladder.levels.is_empty() {
+            diagnostics.push(problem(
+                "levels",
+                "levels is empty: nobody to escalate to".to_owned(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, level) in ladder.levels.iter().enumerate() {
+            let at = |field: &str| format!("levels[{i}].{field}");
+            if !is_slug(&level.id) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "level id '{}' must be lower-case letters, digits and dashes",
+                        level.id
+                    ),
+                ));
+            } else if !seen.insert(level.id.as_str()) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("level id '{}' is used twice in this ladder", level.id),
+                ));
+            }
+            if level.responders.is_empty() {
+                diagnostics.push(problem(
+                    &at("responders"),
+                    "responders is empty: nobody would be told".to_owned(),
+                ));
+            }
+            self.check_groups(&level.responders, &at("responders"), &problem, diagnostics);
+            for (field, within) in [
+                ("acknowledge_within", level.acknowledge_within),
+                ("resolve_within", level.resolve_within),
+            ] {
+                if within.seconds() <= 0 {
+                    diagnostics.push(problem(&at(field), format!("{field} must be positive")));
+                }
+            }
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        Some(LoadedLadder {
+            ladder: Ladder {
+                zone: zone?,
+                day_start: day_start?,
+                day_end: day_end?,
                 definition: parsed.value,
                 file: file.to_path_buf(),
             },

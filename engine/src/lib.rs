@@ -13,6 +13,7 @@ pub mod connector;
 pub mod contacts;
 pub mod definitions;
 pub mod diagnostic;
+pub mod escalation;
 pub mod fingerprint;
 pub mod ics;
 pub mod milestones;

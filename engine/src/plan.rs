@@ -566,6 +566,7 @@ impl<'d> Planner<'d> {
                     },
                     change: change.clone(),
                     milestone: None,
+                    case: None,
                 };
                 self.prepare(&slot, contact, &context)
             })

@@ -29,6 +29,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Notify;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod cases;
+
+pub use cases::{CaseAction, NewCase};
+
 use crate::clock::Clock;
 use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
 use crate::contacts::Contact;
@@ -178,16 +182,40 @@ impl Directory {
     }
 }
 
+/// Whether two follow-ups are about the same occurrence or case (only the first applies).
+fn same_subject(a: &FollowUp, b: &FollowUp) -> bool {
+    match (a, b) {
+        (FollowUp::Occurrence(a), FollowUp::Occurrence(b)) => {
+            a.workflow == b.workflow && a.occurrence == b.occurrence
+        }
+        (FollowUp::Climb { case: a, .. }, FollowUp::Climb { case: b, .. }) => a == b,
+        _ => false,
+    }
+}
+
 /// What a tick reads once and every phase shares.
 struct TickState {
     changes: Changes,
     statuses: Statuses,
 }
 
-/// What firing one timer gives: its completion, and a schedule rule's change to apply after it.
+/// What firing one timer gives: its completion, and a change to apply after it.
 struct Fired {
     completion: TimerCompletion,
-    rule_change: Option<OccurrenceChange>,
+    follow_up: Option<FollowUp>,
+}
+
+/// A change a fired timer asks for, applied once its batch is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FollowUp {
+    /// A schedule rule skipped or moved an occurrence.
+    Occurrence(OccurrenceChange),
+    /// A case missed a deadline and climbs (`climb` levels; 0 tells its level again).
+    Climb {
+        case: String,
+        climb: u32,
+        reason: String,
+    },
 }
 
 /// Rows written in one go beyond which the database's statistics are refreshed.
@@ -279,7 +307,7 @@ fn fire_milestone(
             messages: Vec::new(),
             ledger: vec![entry],
         },
-        rule_change: None,
+        follow_up: None,
     };
     let Some((milestone, step)) = MilestoneStep::parse(&timer.step)
         .and_then(|(id, step)| plan.milestone(id).map(|m| (m, step)))
@@ -434,7 +462,7 @@ fn fire_milestone(
             messages,
             ledger,
         },
-        rule_change: None,
+        follow_up: None,
     }
 }
 
@@ -791,7 +819,7 @@ impl Runtime {
             }
             let contacts = self.directory(directory, &definitions).await?;
             let mut completions = Vec::with_capacity(claimed.len());
-            let mut rule_changes: Vec<OccurrenceChange> = Vec::new();
+            let mut follow_ups: Vec<FollowUp> = Vec::new();
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
                 let fired = self
@@ -799,12 +827,12 @@ impl Runtime {
                     .instrument(span)
                     .await?;
                 completions.push(fired.completion);
-                if let Some(change) = fired.rule_change
-                    && !rule_changes
+                if let Some(follow_up) = fired.follow_up
+                    && !follow_ups
                         .iter()
-                        .any(|c| c.workflow == change.workflow && c.occurrence == change.occurrence)
+                        .any(|known| same_subject(known, &follow_up))
                 {
-                    rule_changes.push(change);
+                    follow_ups.push(follow_up);
                 }
             }
             // One transaction for the whole batch: timers, outbox rows and ledger together.
@@ -832,8 +860,24 @@ impl Runtime {
             if queued_before <= BURST as usize && report.queued > BURST as usize {
                 self.store.refresh_statistics().await?;
             }
-            for change in rule_changes {
-                self.apply_rule_change(&change).await?;
+            for follow_up in follow_ups {
+                match follow_up {
+                    FollowUp::Occurrence(change) => self.apply_rule_change(&change).await?,
+                    FollowUp::Climb {
+                        case,
+                        climb,
+                        reason,
+                    } => match self
+                        .climb_case(&case, climb, &reason, "missed deadline")
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(RuntimeError::Change(refusal)) => {
+                            warn!(%case, %refusal, "a missed deadline could not move the case");
+                        }
+                        Err(other) => return Err(other),
+                    },
+                }
             }
         }
     }
@@ -917,6 +961,11 @@ impl Runtime {
         timer: ClaimedTimer,
         now: DateTime<Utc>,
     ) -> Result<Fired, RuntimeError> {
+        if let Some(ladder) = definitions.ladder(&timer.workflow) {
+            return self
+                .fire_case_deadline(definitions, ladder, timer, now)
+                .await;
+        }
         if let Some(plan) = definitions.plan(&timer.workflow) {
             return Ok(fire_milestone(
                 definitions,
@@ -942,7 +991,7 @@ impl Runtime {
                 messages: Vec::new(),
                 ledger: vec![entry],
             },
-            rule_change: None,
+            follow_up: None,
         };
         let change = changes.get(&timer.workflow, timer.occurrence);
         if change.is_some_and(|c| c.starts_at.is_none()) {
@@ -1006,7 +1055,7 @@ impl Runtime {
             );
             info!(what, "the schedule rule changed the meeting");
             let mut fired = dropped(TimerOutcome::Cancelled, entry);
-            fired.rule_change = Some(rule_change);
+            fired.follow_up = Some(FollowUp::Occurrence(rule_change));
             return Ok(fired);
         }
         let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
@@ -1053,7 +1102,7 @@ impl Runtime {
                 messages,
                 ledger,
             },
-            rule_change: None,
+            follow_up: None,
         })
     }
 

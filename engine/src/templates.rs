@@ -39,6 +39,24 @@ pub struct MessageContext {
     pub change: Option<ChangeFacts>,
     /// Set only in milestone messages.
     pub milestone: Option<MilestoneFacts>,
+    /// Set only in dispute messages.
+    pub case: Option<CaseFacts>,
+}
+
+/// A dispute, as its messages name it: never its description or parties.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaseFacts {
+    pub reference: String,
+    pub category: String,
+    pub place_name: String,
+    /// The level's title.
+    pub level: String,
+    pub severity: i64,
+    /// Local date and time, `YYYY-MM-DD HH:MM`.
+    pub acknowledge_by: String,
+    pub resolve_by: String,
+    /// Why it reached this level.
+    pub reason: String,
 }
 
 /// A milestone, as its messages name it.
@@ -136,6 +154,7 @@ impl MessageContext {
             },
             change: None,
             milestone: Some(milestone),
+            case: None,
         }
     }
 
@@ -177,6 +196,16 @@ impl MessageContext {
                 reference: "5127".into(),
                 blocked_by: "Logement des enseignants".into(),
                 escalation: "14 jours de retard".into(),
+            }),
+            case: Some(CaseFacts {
+                reference: "LT-0007".into(),
+                category: "foncier".into(),
+                place_name: "Koro".into(),
+                level: "Maire".into(),
+                severity: 2,
+                acknowledge_by: "2027-01-06 12:00".into(),
+                resolve_by: "2027-01-11 17:00".into(),
+                reason: "délai dépassé au niveau précédent".into(),
             }),
         }
     }

@@ -56,7 +56,7 @@ pub struct KindProbe {
 }
 
 /// The workflow kinds this version understands.
-pub const KINDS: [&str; 2] = ["meeting", "milestones"];
+pub const KINDS: [&str; 3] = ["meeting", "milestones", "escalation"];
 
 /// `kind: meeting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -240,12 +240,14 @@ pub enum SchemaKind {
     Calendar,
     RuleCases,
     Milestones,
+    Escalation,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 7] = [
+    pub const ALL: [SchemaKind; 8] = [
         SchemaKind::Workflow,
         SchemaKind::Milestones,
+        SchemaKind::Escalation,
         SchemaKind::Places,
         SchemaKind::Roles,
         SchemaKind::Template,
@@ -263,6 +265,7 @@ impl SchemaKind {
             SchemaKind::Calendar => "calendar.schema.json",
             SchemaKind::RuleCases => "rule-cases.schema.json",
             SchemaKind::Milestones => "milestones.schema.json",
+            SchemaKind::Escalation => "escalation.schema.json",
         }
     }
 }
@@ -291,6 +294,10 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
         SchemaKind::Milestones => (
             schemars::schema_for!(crate::milestones::MilestonePlan),
             "palabre milestone plan",
+        ),
+        SchemaKind::Escalation => (
+            schemars::schema_for!(crate::escalation::EscalationWorkflow),
+            "palabre escalation ladder",
         ),
     };
     schema.insert(

@@ -4,6 +4,7 @@
 //! PostgreSQL at `PALABRE_TEST_POSTGRES_URL` (which `.ci/run` sets).
 
 mod contacts;
+mod escalation;
 mod hostile;
 mod milestones;
 mod preview;

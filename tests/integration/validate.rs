@@ -11,7 +11,7 @@ fn shipped_workflows_are_valid() {
     let run = palabre(&repo(), &["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("ok: 14 workflow(s) valid"),
+        run.stderr.contains("ok: 15 workflow(s) valid"),
         "{}",
         run.stderr
     );

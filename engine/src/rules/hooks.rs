@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::World;
 use crate::calendars::{Weekday, format_iso_date};
 use crate::contacts::Contact;
+use crate::escalation::{Case, Ladder};
 use crate::milestones::{Milestone, MilestoneStatus, Plan};
 use crate::offset::Offset;
 use crate::workflow::{Channel, MeetingWorkflow, RecipientGroup};
@@ -40,7 +41,7 @@ pub struct HookSpec {
 }
 
 /// Every hook, in the order of the reference.
-pub const HOOKS: [HookSpec; 5] = [
+pub const HOOKS: [HookSpec; 8] = [
     HookSpec {
         name: "meeting_schedule",
         slot: "schedule",
@@ -93,7 +94,36 @@ pub const HOOKS: [HookSpec; 5] = [
                   At the first check the owners of the milestones that depend on it are told it slipped, whatever the decision.",
         default: "remind the owner",
     },
+    HookSpec {
+        name: "escalation_entry",
+        slot: "entry",
+        when: "when a dispute is opened",
+        input: CASE_INPUT,
+        returns: "`#{ level: \"prefet\", reason }` to open the case at that level (a level id of the ladder); `()` for the first level",
+        default: "the first level",
+    },
+    HookSpec {
+        name: "escalation_deadlines",
+        slot: "deadlines",
+        when: "whenever a case reaches a level (opened, climbed, reopened)",
+        input: CASE_INPUT,
+        returns: "`#{ acknowledge: \"2h\", resolve: \"1d\" }` (either may be left out) in working time; `()` keeps the level's",
+        default: "the level's `acknowledge_within` and `resolve_within`",
+    },
+    HookSpec {
+        name: "escalation_missed",
+        slot: "missed",
+        when: "when a level lets a deadline pass (`dispute.deadline` says which)",
+        input: CASE_INPUT,
+        returns: "`#{ climb: 1, reason }`: how many levels up the case goes (0 keeps it there and tells its responders again; past the top it stays at the top)",
+        default: "climb one level",
+    },
 ];
+
+/// What the escalation hooks receive.
+pub const CASE_INPUT: &str = "`ladder` (id, title, levels: the level ids in order), \
+    `dispute` (the case: id, category, severity, place, level: the current level id, state, \
+    opened, deadline: `acknowledge` or `resolve` for a missed deadline), `place` (the case's), `now`";
 
 /// The common fields every meeting hook receives.
 pub const COMMON_INPUT: &str = "`workflow` (id, title, place, venue, timezone), \
@@ -419,6 +449,126 @@ impl Decision for OverdueDecision {
     }
 }
 
+/// `escalation_entry`: the level a new case starts at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryDecision {
+    /// A level id; `None` for the first level.
+    pub level: Option<String>,
+    pub reason: String,
+}
+
+impl Decision for EntryDecision {
+    const HOOK: &'static HookSpec = &HOOKS[5];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        EntryDecision {
+            level: None,
+            reason: String::new(),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(EntryDecision::fallback(&Map::new()));
+        }
+        let map = take_map(value, "() or #{ level: \"...\", reason: \"...\" }")?;
+        refuse_unknown_keys(&map, &["level", "reason"])?;
+        Ok(EntryDecision {
+            level: string_field(&map, "level")?,
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// `escalation_deadlines`: the deadlines of the level a case reaches, when not the level's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadlinesDecision {
+    pub acknowledge: Option<Offset>,
+    pub resolve: Option<Offset>,
+}
+
+impl Decision for DeadlinesDecision {
+    const HOOK: &'static HookSpec = &HOOKS[6];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        DeadlinesDecision {
+            acknowledge: None,
+            resolve: None,
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(DeadlinesDecision::fallback(&Map::new()));
+        }
+        let map = take_map(value, "() or #{ acknowledge: \"4h\", resolve: \"2d\" }")?;
+        refuse_unknown_keys(&map, &["acknowledge", "resolve"])?;
+        let offset = |key: &str| -> Result<Option<Offset>, String> {
+            string_field(&map, key)?
+                .map(|text| {
+                    let at: Offset = text.parse().map_err(|e| format!("'{key}': {e}"))?;
+                    if at.seconds() <= 0 {
+                        return Err(format!("'{key}': {at} is not a positive duration"));
+                    }
+                    Ok(at)
+                })
+                .transpose()
+        };
+        Ok(DeadlinesDecision {
+            acknowledge: offset("acknowledge")?,
+            resolve: offset("resolve")?,
+        })
+    }
+}
+
+/// `escalation_missed`: how far a case climbs when a deadline passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissedDecision {
+    pub climb: u32,
+    pub reason: String,
+}
+
+impl Decision for MissedDecision {
+    const HOOK: &'static HookSpec = &HOOKS[7];
+
+    fn default_value(_: &Map) -> Dynamic {
+        let mut map = Map::new();
+        map.insert("climb".into(), Dynamic::from_int(1));
+        map.insert("reason".into(), text("deadline missed"));
+        Dynamic::from_map(map)
+    }
+
+    fn fallback(_: &Map) -> Self {
+        MissedDecision {
+            climb: 1,
+            reason: "deadline missed".to_owned(),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        let map = take_map(value, "#{ climb: 1, reason: \"...\" }")?;
+        refuse_unknown_keys(&map, &["climb", "reason"])?;
+        let climb = map
+            .get("climb")
+            .ok_or("'climb' is missing")?
+            .as_int()
+            .map_err(|t| format!("'climb': expected an integer, got {t}"))?;
+        let climb = u32::try_from(climb).map_err(|_| format!("'climb' is {climb}: 0 or more"))?;
+        Ok(MissedDecision {
+            climb,
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
 /// One reminder a rule adds to an occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExtraReminder {
@@ -710,6 +860,52 @@ pub fn milestone_input(
     input.insert("plan".into(), Dynamic::from_map(plan_facts));
     input.insert("place".into(), world.place_facts(&def.place));
     input.insert("milestone".into(), Dynamic::from_map(facts));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    input
+}
+
+/// The input of the escalation hooks for `case` on `ladder` (`deadline`: the one
+/// missed, for `escalation_missed`).
+pub fn case_input(
+    world: &World,
+    ladder: &Ladder,
+    case: &Case,
+    deadline: Option<&str>,
+    now: DateTime<Utc>,
+) -> Map {
+    let def = &ladder.definition;
+    let mut ladder_facts = Map::new();
+    ladder_facts.insert("id".into(), text(&def.id));
+    ladder_facts.insert("title".into(), text(&def.title));
+    ladder_facts.insert(
+        "levels".into(),
+        Dynamic::from_array(def.levels.iter().map(|l| text(&l.id)).collect()),
+    );
+    let mut facts = Map::new();
+    facts.insert("id".into(), text(&case.id));
+    facts.insert("category".into(), text(&case.category));
+    facts.insert("severity".into(), Dynamic::from_int(case.severity));
+    facts.insert("place".into(), text(&case.place));
+    facts.insert(
+        "level".into(),
+        ladder
+            .level(case.level)
+            .map_or(Dynamic::UNIT, |l| text(&l.id)),
+    );
+    facts.insert("state".into(), text(case.state.as_str()));
+    facts.insert(
+        "opened".into(),
+        text(case.opened.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    facts.insert("deadline".into(), deadline.map_or(Dynamic::UNIT, text));
+    let mut input = Map::new();
+    input.insert("ladder".into(), Dynamic::from_map(ladder_facts));
+    // `case` is a Rhai keyword: scripts read `input.dispute`.
+    input.insert("dispute".into(), Dynamic::from_map(facts));
+    input.insert("place".into(), world.place_facts(&case.place));
     input.insert(
         "now".into(),
         text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),

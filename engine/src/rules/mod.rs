@@ -31,9 +31,10 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 pub use cases::{CaseFailure, CaseFile, CaseReport, RuleCase, run_cases};
 pub use hooks::{
-    COMMON_INPUT, Decision, ExtraReminder, HOOKS, HookSpec, InviteesDecision, MeetingFacts,
-    OverdueDecision, QuorumDecision, RemindersDecision, ScheduleDecision, contact_facts,
-    meeting_input, milestone_input, spec, with_participants,
+    COMMON_INPUT, DeadlinesDecision, Decision, EntryDecision, ExtraReminder, HOOKS, HookSpec,
+    InviteesDecision, MeetingFacts, MissedDecision, OverdueDecision, QuorumDecision,
+    RemindersDecision, ScheduleDecision, case_input, contact_facts, meeting_input, milestone_input,
+    spec, with_participants,
 };
 pub use sandbox::Limits;
 

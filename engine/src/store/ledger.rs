@@ -41,6 +41,16 @@ pub enum LedgerEvent {
     MilestoneStatus,
     /// An overdue milestone was looked at: what the rule decided, and why.
     Overdue,
+    /// A dispute was opened.
+    CaseOpened,
+    /// A case reached a level (opened there, climbed there, or was sent there by hand).
+    CaseEscalated,
+    CaseAcknowledged,
+    CaseNote,
+    CaseResolved,
+    CaseReopened,
+    /// A case's level missed a deadline.
+    DeadlineMissed,
 }
 
 impl LedgerEvent {
@@ -60,6 +70,13 @@ impl LedgerEvent {
             LedgerEvent::RuleError => "rule-error",
             LedgerEvent::MilestoneStatus => "milestone-status",
             LedgerEvent::Overdue => "overdue",
+            LedgerEvent::CaseOpened => "case-opened",
+            LedgerEvent::CaseEscalated => "case-escalated",
+            LedgerEvent::CaseAcknowledged => "case-acknowledged",
+            LedgerEvent::CaseNote => "case-note",
+            LedgerEvent::CaseResolved => "case-resolved",
+            LedgerEvent::CaseReopened => "case-reopened",
+            LedgerEvent::DeadlineMissed => "deadline-missed",
         }
     }
 }
@@ -99,10 +116,11 @@ impl LedgerEntry {
         self
     }
 
-    /// Names the milestone the entry is about (workflow = the plan, step = the milestone).
-    pub fn milestone(mut self, plan: &str, milestone: &str) -> LedgerEntry {
-        self.workflow = Some(plan.to_owned());
-        self.step = Some(milestone.to_owned());
+    /// Names what the entry is about: a milestone of a plan, a case of a ladder
+    /// (in the `workflow` and `step` columns).
+    pub fn about(mut self, workflow: &str, subject: &str) -> LedgerEntry {
+        self.workflow = Some(workflow.to_owned());
+        self.step = Some(subject.to_owned());
         self
     }
 

@@ -71,7 +71,7 @@ impl Store {
                 LedgerEvent::MilestoneStatus,
                 format!("{previous} → {status}: {note}"),
             )
-            .milestone(plan, milestone),
+            .about(plan, milestone),
         ];
         if previous.is_closed() && !status.is_closed() {
             // Reopened: the plan is planned afresh from now (timers already there stay).
@@ -96,7 +96,7 @@ impl Store {
                         LedgerEvent::Replanned,
                         format!("{dropped} pending reminder(s) and check(s) dropped: {status}"),
                     )
-                    .milestone(plan, milestone),
+                    .about(plan, milestone),
                 );
             }
         }

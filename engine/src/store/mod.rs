@@ -174,6 +174,7 @@ impl Store {
     }
 }
 
+mod cases;
 mod changes;
 mod contacts;
 mod ledger;
@@ -181,6 +182,7 @@ mod milestones;
 mod outbox;
 mod timers;
 
+pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, QueuedMessage};
 pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome};

@@ -1,0 +1,568 @@
+//! Cases on an escalation ladder: opening one, acting on it (acknowledge, note,
+//! resolve, reopen, escalate by hand), and what a missed deadline does.
+//!
+//! Every action is one store transaction: the case row, its deadline timers (the
+//! old ones dropped, the new ones planned, never duplicated), the messages to the
+//! level it reaches and the ledger entries. A case reaching a level asks
+//! `escalation_deadlines` for that level's deadlines, counted in working time; a
+//! missed deadline asks `escalation_missed` how far to climb.
+
+use chrono::{DateTime, Utc};
+use tracing::info;
+
+use super::{Fired, FollowUp, Runtime, RuntimeError, queue_messages};
+use crate::contacts::Contact;
+use crate::definitions::{CASE_TEMPLATE, Definitions};
+use crate::escalation::{Case, CaseState, Deadline, Ladder};
+use crate::plan::{Planner, Slot, resolve_group};
+use crate::rules::{DeadlinesDecision, EntryDecision, MissedDecision, Subject, case_input};
+use crate::store::{
+    CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
+    TimerCompletion, TimerOutcome,
+};
+use crate::templates::{CaseFacts, MessageContext, RecipientFacts, StepFacts, WorkflowFacts};
+
+/// A dispute to open.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// The ladder's id.
+    pub workflow: String,
+    pub category: String,
+    pub place: String,
+    /// Contact ids of the parties.
+    pub parties: Vec<String>,
+    /// 1 (low) to 5 (grave).
+    pub severity: i64,
+    /// Stays in the database; never sent.
+    pub description: String,
+}
+
+/// What someone does to a case; the texts go to the ledger.
+#[derive(Debug, Clone)]
+pub enum CaseAction {
+    Acknowledge(String),
+    Note(String),
+    Resolve(String),
+    Reopen(String),
+    Escalate(String),
+}
+
+/// The longest description kept with a case.
+const MAX_DESCRIPTION: usize = 10_000;
+
+/// What reaching a level writes: its deadline timers, the messages to its
+/// responders, the ledger entry.
+struct Reached {
+    timers: Vec<PlannedTimer>,
+    messages: Vec<QueuedMessage>,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl Runtime {
+    fn refuse<T>(message: impl Into<String>) -> Result<T, RuntimeError> {
+        Err(RuntimeError::Change(message.into()))
+    }
+
+    /// Opens a dispute at the level the entry rule chooses; its responders are told.
+    pub async fn open_case(&self, new: NewCase, actor: &str) -> Result<Case, RuntimeError> {
+        let definitions = self.definitions();
+        let now = self.clock.now();
+        let Some(ladder) = definitions.ladder(&new.workflow) else {
+            return Runtime::refuse(format!("no escalation ladder '{}'", new.workflow));
+        };
+        let def = &ladder.definition;
+        if !def.categories.contains(&new.category) {
+            return Runtime::refuse(format!(
+                "unknown category '{}': one of {}",
+                new.category,
+                def.categories.join(", ")
+            ));
+        }
+        if definitions.places.get(&new.place).is_none() {
+            return Runtime::refuse(definitions.places.unknown_message(&new.place));
+        }
+        if !crate::places::Places::contains(&def.place, &new.place) {
+            return Runtime::refuse(format!(
+                "'{}' is outside this ladder's place '{}'",
+                new.place, def.place
+            ));
+        }
+        if !(1..=5).contains(&new.severity) {
+            return Runtime::refuse("severity goes from 1 (low) to 5 (grave)");
+        }
+        if new.description.trim().is_empty() || new.description.len() > MAX_DESCRIPTION {
+            return Runtime::refuse(format!(
+                "a description is needed, at most {MAX_DESCRIPTION} bytes"
+            ));
+        }
+        let directory = self.store.contacts().await?;
+        if let Some(unknown) = new
+            .parties
+            .iter()
+            .find(|p| directory.iter().all(|c| &c.id != *p))
+        {
+            return Runtime::refuse(format!("no contact '{unknown}' in the directory"));
+        }
+        let mut case = Case {
+            id: String::new(),
+            workflow: new.workflow,
+            category: new.category,
+            place: new.place,
+            parties: new.parties,
+            severity: new.severity,
+            description: new.description,
+            level: 0,
+            state: CaseState::Open,
+            opened: now,
+            updated: now,
+        };
+        let rules = &definitions.rules;
+        let subject = Subject {
+            workflow: &def.id,
+            occurrence: Some(now),
+        };
+        let entry = rules.decide::<EntryDecision>(
+            &case.place,
+            None,
+            || case_input(rules.world(), ladder, &case, None, now),
+            subject,
+        );
+        if let Some(level) = &entry.decision.level {
+            match ladder.level_index(level) {
+                Some(index) => case.level = index,
+                None => rules.reject::<EntryDecision>(
+                    entry.by.as_deref().unwrap_or_default(),
+                    subject,
+                    format!("no level '{level}' in the ladder '{}'", def.id),
+                ),
+            }
+        }
+        let reason = if entry.decision.reason.is_empty() {
+            "opened".to_owned()
+        } else {
+            entry.decision.reason
+        };
+        let prefix: String = def
+            .id
+            .split('-')
+            .filter_map(|w| w.chars().next())
+            .collect::<String>()
+            .to_uppercase();
+        let id = self
+            .store
+            .open_case(&case, &prefix, |id| {
+                let mut opened = case.clone();
+                opened.id = id.to_owned();
+                let reached =
+                    self.reach_level(&definitions, ladder, &opened, &reason, &directory, now);
+                let mut ledger = vec![
+                    LedgerEntry::new(
+                        now,
+                        LedgerEvent::CaseOpened,
+                        format!(
+                            "{} at {}, severity {}, {} party(ies), by {actor}",
+                            opened.category,
+                            opened.place,
+                            opened.severity,
+                            opened.parties.len()
+                        ),
+                    )
+                    .about(&opened.workflow, id),
+                ];
+                ledger.extend(reached.ledger);
+                (reached.timers, reached.messages, ledger)
+            })
+            .await?;
+        case.id = id;
+        self.record_rule_failures(&definitions, now).await?;
+        info!(case = %case.id, level = case.level, "case opened");
+        self.wake();
+        Ok(case)
+    }
+
+    /// Applies one action to a case.
+    pub async fn act_on_case(
+        &self,
+        id: &str,
+        action: CaseAction,
+        actor: &str,
+    ) -> Result<Case, RuntimeError> {
+        let definitions = self.definitions();
+        let now = self.clock.now();
+        let Some(mut case) = self.store.case(id).await? else {
+            return Runtime::refuse(format!("no case '{id}'"));
+        };
+        let Some(ladder) = definitions.ladder(&case.workflow) else {
+            return Runtime::refuse(format!(
+                "the ladder '{}' is no longer defined",
+                case.workflow
+            ));
+        };
+        let seen = case.updated;
+        case.updated = now;
+        let entry =
+            |event, detail: String| LedgerEntry::new(now, event, detail).about(&case.workflow, id);
+        let (drop, reached, ledger) = match action {
+            CaseAction::Acknowledge(note) => {
+                if case.state != CaseState::Open {
+                    return Runtime::refuse(format!("the case is {}", case.state));
+                }
+                case.state = CaseState::Acknowledged;
+                let level = ladder.level(case.level).map_or("?", |l| l.id.as_str());
+                let detail = format!("at level {level} by {actor}: {note}");
+                (
+                    DropTimers::Acknowledge,
+                    None,
+                    vec![entry(LedgerEvent::CaseAcknowledged, detail)],
+                )
+            }
+            CaseAction::Note(note) => (
+                DropTimers::None,
+                None,
+                vec![entry(LedgerEvent::CaseNote, format!("by {actor}: {note}"))],
+            ),
+            CaseAction::Resolve(note) => {
+                if case.state == CaseState::Resolved {
+                    return Runtime::refuse("the case is already resolved");
+                }
+                case.state = CaseState::Resolved;
+                (
+                    DropTimers::All,
+                    None,
+                    vec![entry(
+                        LedgerEvent::CaseResolved,
+                        format!("by {actor}: {note}"),
+                    )],
+                )
+            }
+            CaseAction::Reopen(note) => {
+                if case.state != CaseState::Resolved {
+                    return Runtime::refuse(format!("the case is {}, not resolved", case.state));
+                }
+                case.state = CaseState::Open;
+                let directory = self.store.contacts().await?;
+                let reason = format!("reopened by {actor}: {note}");
+                let reached =
+                    self.reach_level(&definitions, ladder, &case, &reason, &directory, now);
+                (
+                    DropTimers::All,
+                    Some(reached),
+                    vec![entry(
+                        LedgerEvent::CaseReopened,
+                        format!("by {actor}: {note}"),
+                    )],
+                )
+            }
+            CaseAction::Escalate(reason) => {
+                let reason = format!("{reason} (by {actor})");
+                return match self.climb_case(id, 1, &reason, "by hand").await? {
+                    Some(case) => Ok(case),
+                    None => Runtime::refuse("the case is resolved: reopen it first"),
+                };
+            }
+        };
+        self.save_case(&case, seen, drop, reached, ledger).await?;
+        self.record_rule_failures(&definitions, now).await?;
+        self.wake();
+        Ok(case)
+    }
+
+    /// Moves a case `climb` levels up (0: its level is told again; the top level
+    /// stays the top), planning that level's deadlines. `None` if there is no such
+    /// case, or it is resolved (then nothing happens).
+    pub(super) async fn climb_case(
+        &self,
+        id: &str,
+        climb: u32,
+        reason: &str,
+        how: &str,
+    ) -> Result<Option<Case>, RuntimeError> {
+        let definitions = self.definitions();
+        let now = self.clock.now();
+        let Some(mut case) = self.store.case(id).await? else {
+            return Ok(None);
+        };
+        let Some(ladder) = definitions.ladder(&case.workflow) else {
+            return Ok(None);
+        };
+        if case.state == CaseState::Resolved {
+            return Ok(None);
+        }
+        let seen = case.updated;
+        let top = ladder.definition.levels.len().saturating_sub(1);
+        let from = case.level;
+        case.level = (case.level + usize::try_from(climb).unwrap_or(usize::MAX)).min(top);
+        case.state = CaseState::Open;
+        case.updated = now;
+        let directory = self.store.contacts().await?;
+        let from = ladder.level(from).map_or("?", |l| l.id.as_str());
+        let reason = format!("from level {from} ({how}): {reason}");
+        let reached = self.reach_level(&definitions, ladder, &case, &reason, &directory, now);
+        self.save_case(&case, seen, DropTimers::All, Some(reached), Vec::new())
+            .await?;
+        self.record_rule_failures(&definitions, now).await?;
+        info!(case = %id, level = case.level, "case escalated");
+        self.wake();
+        Ok(Some(case))
+    }
+
+    async fn save_case(
+        &self,
+        case: &Case,
+        seen: DateTime<Utc>,
+        drop: DropTimers,
+        reached: Option<Reached>,
+        mut ledger: Vec<LedgerEntry>,
+    ) -> Result<(), RuntimeError> {
+        let (timers, messages) = match reached {
+            Some(reached) => {
+                ledger.extend(reached.ledger);
+                (reached.timers, reached.messages)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let write = CaseWrite {
+            timers: &timers,
+            messages: &messages,
+            ledger: &ledger,
+        };
+        if !self.store.update_case(case, seen, drop, write).await? {
+            return Runtime::refuse("the case was changed at the same time; try again");
+        }
+        Ok(())
+    }
+
+    async fn record_rule_failures(
+        &self,
+        definitions: &Definitions,
+        now: DateTime<Utc>,
+    ) -> Result<(), RuntimeError> {
+        let failures = super::rule_failure_entries(&definitions.rules, now);
+        if !failures.is_empty() {
+            self.store.append_ledger(&failures).await?;
+        }
+        Ok(())
+    }
+
+    /// What `case` reaching its current level writes: the level's deadlines (as the
+    /// deadlines rule sets them, in working time), the message to its responders,
+    /// the ledger entry.
+    fn reach_level(
+        &self,
+        definitions: &Definitions,
+        ladder: &Ladder,
+        case: &Case,
+        reason: &str,
+        directory: &[Contact],
+        now: DateTime<Utc>,
+    ) -> Reached {
+        let def = &ladder.definition;
+        let Some(level) = ladder.level(case.level) else {
+            return Reached {
+                timers: Vec::new(),
+                messages: Vec::new(),
+                ledger: Vec::new(),
+            };
+        };
+        let rules = &definitions.rules;
+        let deadlines = rules
+            .decide::<DeadlinesDecision>(
+                &case.place,
+                None,
+                || case_input(rules.world(), ladder, case, None, now),
+                Subject {
+                    workflow: &def.id,
+                    occurrence: Some(case.opened),
+                },
+            )
+            .decision;
+        let calendars = &rules.world().calendars;
+        let acknowledge_by = ladder.add_working_time(
+            now,
+            deadlines.acknowledge.unwrap_or(level.acknowledge_within),
+            calendars,
+        );
+        let resolve_by = ladder.add_working_time(
+            now,
+            deadlines.resolve.unwrap_or(level.resolve_within),
+            calendars,
+        );
+        let timers = [
+            (Deadline::Acknowledge, acknowledge_by),
+            (Deadline::Resolve, resolve_by),
+        ]
+        .map(|(deadline, due)| PlannedTimer {
+            workflow: def.id.clone(),
+            occurrence: case.opened,
+            step: deadline.step(&case.id, case.level, now),
+            due,
+        })
+        .to_vec();
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(&ladder.zone)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        let place_name = definitions
+            .places
+            .get(&case.place)
+            .map_or_else(|| case.place.clone(), |p| p.name.clone());
+        let facts = CaseFacts {
+            reference: case.id.clone(),
+            category: case.category.clone(),
+            place_name: place_name.clone(),
+            level: level.title.clone(),
+            severity: case.severity,
+            acknowledge_by: local(acknowledge_by),
+            resolve_by: local(resolve_by),
+            reason: reason.to_owned(),
+        };
+        let step = format!("{}/L{}", case.id, case.level);
+        let slot = Slot {
+            due: now,
+            zone: ladder.zone,
+            workflow: &def.id,
+            occurrence: case.opened,
+            step: &step,
+            template: CASE_TEMPLATE,
+            channels: &def.channels,
+        };
+        let scope = Ladder::scope_place(level, &case.place);
+        let mut responders: Vec<&Contact> = level
+            .responders
+            .iter()
+            .flat_map(|g| resolve_group(g, &scope, directory))
+            .collect();
+        responders.sort_by(|a, b| a.id.cmp(&b.id));
+        responders.dedup_by(|a, b| a.id == b.id);
+        let planner = Planner::new(definitions);
+        let planned = responders
+            .into_iter()
+            .map(|contact| {
+                let context = MessageContext {
+                    workflow: WorkflowFacts {
+                        id: def.id.clone(),
+                        title: def.title.clone(),
+                        venue: String::new(),
+                        place: case.place.clone(),
+                        place_name: place_name.clone(),
+                    },
+                    occurrence: crate::templates::OccurrenceFacts {
+                        date: String::new(),
+                        time: String::new(),
+                        timezone: ladder.zone.name().to_owned(),
+                        starts_at: String::new(),
+                        reference: case.id.clone(),
+                    },
+                    step: StepFacts { id: step.clone() },
+                    recipient: RecipientFacts {
+                        id: contact.id.clone(),
+                        name: contact.name.clone(),
+                    },
+                    change: None,
+                    milestone: None,
+                    case: Some(facts.clone()),
+                };
+                planner.prepare(&slot, contact, &context)
+            })
+            .collect();
+        let key = format!("{}@{}", step, now.timestamp_millis());
+        let (messages, unreachable) = queue_messages(planned, &key, now, |_| None);
+        let mut ledger = vec![
+            LedgerEntry::new(
+                now,
+                LedgerEvent::CaseEscalated,
+                format!(
+                    "level {} ({}): {reason}; {} responder(s) told; acknowledge by {}, resolve by {}",
+                    level.id,
+                    level.title,
+                    messages.len(),
+                    local(acknowledge_by),
+                    local(resolve_by)
+                ),
+            )
+            .about(&def.id, &case.id),
+        ];
+        ledger.extend(unreachable);
+        Reached {
+            timers,
+            messages,
+            ledger,
+        }
+    }
+
+    /// A case deadline came: nothing if the case moved on, was acknowledged (for
+    /// the acknowledgement deadline) or resolved; else the missed rule decides how
+    /// far it climbs, applied once the batch is recorded.
+    pub(super) async fn fire_case_deadline(
+        &self,
+        definitions: &Definitions,
+        ladder: &Ladder,
+        timer: ClaimedTimer,
+        now: DateTime<Utc>,
+    ) -> Result<Fired, RuntimeError> {
+        let entry = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).slot(
+                &timer.workflow,
+                timer.occurrence,
+                &timer.step,
+            )
+        };
+        let done = |outcome, ledger: LedgerEntry, follow_up| Fired {
+            completion: TimerCompletion {
+                timer_id: timer.id.clone(),
+                outcome,
+                messages: Vec::new(),
+                ledger: vec![ledger],
+            },
+            follow_up,
+        };
+        let Some((id, level, deadline)) = Deadline::parse(&timer.step) else {
+            let ledger = entry(LedgerEvent::Replanned, "not a case deadline".to_owned());
+            return Ok(done(TimerOutcome::Cancelled, ledger, None));
+        };
+        let case = self.store.case(id).await?;
+        let moved_on = match &case {
+            None => Some("no such case".to_owned()),
+            Some(c) if c.state == CaseState::Resolved => Some("the case is resolved".to_owned()),
+            Some(c) if c.level != level => Some(format!("the case is at level {} now", c.level)),
+            Some(c) if deadline == Deadline::Acknowledge && c.state == CaseState::Acknowledged => {
+                Some("the case was acknowledged".to_owned())
+            }
+            Some(_) => None,
+        };
+        let (Some(case), None) = (case, moved_on.clone()) else {
+            let ledger = entry(LedgerEvent::Replanned, moved_on.unwrap_or_default());
+            return Ok(done(TimerOutcome::Cancelled, ledger, None));
+        };
+        let rules = &definitions.rules;
+        let answer = rules.decide::<MissedDecision>(
+            &case.place,
+            None,
+            || case_input(rules.world(), ladder, &case, Some(deadline.as_str()), now),
+            Subject {
+                workflow: &ladder.definition.id,
+                occurrence: Some(case.opened),
+            },
+        );
+        let by = answer.by.as_deref().unwrap_or("the built-in default");
+        let MissedDecision { climb, reason } = answer.decision;
+        let level_id = ladder.level(level).map_or("?", |l| l.id.as_str());
+        let ledger = entry(
+            LedgerEvent::DeadlineMissed,
+            format!(
+                "{} deadline missed at level {level_id}: climb {climb}: {reason} ({by})",
+                deadline.as_str()
+            ),
+        );
+        let follow_up = FollowUp::Climb {
+            case: case.id.clone(),
+            climb,
+            reason: format!(
+                "{} deadline missed at level {level_id}: {reason}",
+                deadline.as_str()
+            ),
+        };
+        Ok(done(TimerOutcome::Fired, ledger, Some(follow_up)))
+    }
+}
