@@ -141,6 +141,9 @@ enum Command {
     /// Change one milestone.
     #[command(subcommand)]
     Milestone(MilestoneCommand),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Disputes on an escalation ladder: open, act on, show.
     #[command(subcommand)]
     Case(CaseCommand),
@@ -220,6 +223,9 @@ struct ServeArgs {
     /// Delivery attempts before a message is dead-lettered.
     #[arg(long, default_value_t = 8)]
     retry_max_attempts: i64,
+    /// Address of the HTTP API (`off` to serve none).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PALABRE_HTTP")]
+    http: String,
     /// How often the workflows folder is looked at for edits, which take effect
     /// without a restart (`0s` turns hot reload off).
     #[arg(long, default_value = "2s", env = "PALABRE_RELOAD_EVERY")]
@@ -310,6 +316,24 @@ enum CaseCommand {
         /// Also print the description.
         #[arg(long)]
         reveal: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        /// observer (reads), coordinator (also acts), administrator (also reads descriptions everywhere).
+        #[arg(long)]
+        role: String,
+        /// A place path the token is limited to (`mopti`), or `national`.
+        #[arg(long)]
+        scope: String,
+        /// Who or what the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
         #[command(flatten)]
         sources: Sources,
     },
@@ -478,6 +502,12 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             sources,
         }) => set_milestone(&id, &status, &note, &sources, out).await,
         Command::Case(command) => case_command(command, out).await,
+        Command::Token(TokenCommand::Create {
+            role,
+            scope,
+            label,
+            sources,
+        }) => create_token(&role, &scope, &label, &sources, out).await,
         Command::Rules(RulesCommand::Explain {
             place,
             hook,
@@ -706,6 +736,40 @@ async fn set_milestone(
         .await?;
     store.close().await;
     writeln!(out, "{plan}/{milestone}: {previous} → {status}")?;
+    Ok(Outcome::Ok)
+}
+
+async fn create_token(
+    role: &str,
+    scope: &str,
+    label: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<Outcome> {
+    use palabre_api::auth::{self, Role};
+    let Some(role) = Role::parse(role) else {
+        bail!(
+            "unknown role '{role}': one of {}",
+            Role::ALL.map(|r| r.as_str()).join(", ")
+        );
+    };
+    let definitions = match load_definitions(&sources.workflows)? {
+        Ok(d) => d,
+        Err(outcome) => return Ok(outcome),
+    };
+    if scope != auth::NATIONAL && definitions.places.get(scope).is_none() {
+        bail!(
+            "{} (or `national`)",
+            definitions.places.unknown_message(scope)
+        );
+    }
+    let store = Store::connect(sources.database_url())
+        .await
+        .context("opening the database")?;
+    let token = auth::create_token(&store, role, scope, label, SystemClock.now()).await?;
+    store.close().await;
+    writeln!(out, "{token}")?;
+    eprintln!("a {role} token for {scope}: keep it secret, it is not shown again");
     Ok(Outcome::Ok)
 }
 
@@ -1340,14 +1404,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     if let Some(worker) = &args.worker {
         config.owner.clone_from(worker);
     }
-    let shutdown = shutdown_signal()?;
-    let runtime = Runtime::new(
+    let signal = shutdown_signal()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let runtime = Arc::new(Runtime::new(
         store,
         definitions,
         connectors,
         Arc::new(SystemClock),
         config,
-    );
+    ));
+    if args.http != "off" {
+        let listener = tokio::net::TcpListener::bind(&args.http)
+            .await
+            .with_context(|| format!("listening on {} for the HTTP API", args.http))?;
+        tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
+        let api = palabre_api::serve(listener, runtime.clone(), until_stopped(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = api.await {
+                tracing::warn!(%error, "the HTTP API stopped");
+            }
+        });
+    }
     let reload_every = args.reload_every.as_delta().to_std().unwrap_or_default();
     let reload = reload_on_change(
         &runtime,
@@ -1357,7 +1441,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         fingerprint,
     );
     tokio::select! {
-        result = runtime.run(shutdown) => result?,
+        result = runtime.run(until_stopped(stopped)) => result?,
         () = reload => {}
     }
     tracing::info!("stopped");

@@ -338,7 +338,7 @@ impl Plan {
 }
 
 /// One line of `palabre milestones`: a milestone with where it stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TimelineRow {
     pub plan: String,
     pub place: String,

@@ -508,7 +508,13 @@ impl Runtime {
         &self.store
     }
 
-    fn definitions(&self) -> Arc<Definitions> {
+    /// The engine's clock's present.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The definitions in force (hot reload may replace them).
+    pub fn definitions(&self) -> Arc<Definitions> {
         self.definitions
             .read()
             .map_or_else(|poisoned| poisoned.into_inner().clone(), |d| d.clone())

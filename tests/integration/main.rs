@@ -3,6 +3,7 @@
 //! against real files and real databases: SQLite files in temporary folders, and
 //! PostgreSQL at `PALABRE_TEST_POSTGRES_URL` (which `.ci/run` sets).
 
+mod api;
 mod contacts;
 mod escalation;
 mod hostile;

@@ -72,6 +72,8 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
         .env_remove("PALABRE_DATABASE_URL")
         .env_remove("PALABRE_SMTP_HOST")
         .env("PALABRE_LOG", "info")
+        // Each server gets a free port for its HTTP API: tests run side by side.
+        .env("PALABRE_HTTP", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (name, value) in env {

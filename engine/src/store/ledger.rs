@@ -82,7 +82,7 @@ impl LedgerEvent {
 }
 
 /// One line of the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LedgerEntry {
     pub at: DateTime<Utc>,
     pub event: String,

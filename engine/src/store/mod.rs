@@ -181,8 +181,10 @@ mod ledger;
 mod milestones;
 mod outbox;
 mod timers;
+mod tokens;
 
 pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, QueuedMessage};
 pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome};
+pub use tokens::StoredToken;

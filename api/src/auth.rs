@@ -1,0 +1,136 @@
+//! Bearer tokens: creation (the secret shown once, only its SHA-256 kept) and
+//! checking a request's token into a [`Caller`] with a role and a scope.
+//!
+//! A token reads `plb_<id>_<secret>`. The id finds the stored token; the secret's
+//! SHA-256 is compared in constant time. The scope is a place path (`mopti`) or
+//! `national`; a caller sees and changes only what lies within its scope.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use palabre_engine::places::Places;
+use palabre_engine::store::{Store, StoreError, StoredToken};
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// What a token may do. Each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads cases (without their description), milestones, the ledger.
+    Observer,
+    /// Also opens and acts on cases, sets milestone status, fires workflow events.
+    Coordinator,
+    /// Everything a coordinator may, and reads case descriptions in any case.
+    Administrator,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Observer, Role::Coordinator, Role::Administrator];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Observer => "observer",
+            Role::Coordinator => "coordinator",
+            Role::Administrator => "administrator",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scope that covers every place.
+pub const NATIONAL: &str = "national";
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: String,
+    pub role: Role,
+    pub scope: String,
+}
+
+impl Caller {
+    /// Whether `place` lies within this caller's scope.
+    pub fn covers(&self, place: &str) -> bool {
+        self.scope == NATIONAL || Places::contains(&self.scope, place)
+    }
+}
+
+/// Why a token cannot be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no randomness available")]
+    Random,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+}
+
+/// Creates a token and returns it in full: the only time its secret is seen.
+pub async fn create_token(
+    store: &Store,
+    role: Role,
+    scope: &str,
+    label: &str,
+    now: DateTime<Utc>,
+) -> Result<String, TokenError> {
+    let random = SystemRandom::new();
+    let mut id = [0_u8; 6];
+    let mut secret = [0_u8; 24];
+    random.fill(&mut id).map_err(|_| TokenError::Random)?;
+    random.fill(&mut secret).map_err(|_| TokenError::Random)?;
+    let (id, secret) = (hex(&id), hex(&secret));
+    store
+        .add_token(&StoredToken {
+            id: id.clone(),
+            secret_sha256: sha256_hex(&secret),
+            role: role.as_str().to_owned(),
+            scope: scope.to_owned(),
+            label: label.to_owned(),
+            created: now,
+        })
+        .await?;
+    Ok(format!("plb_{id}_{secret}"))
+}
+
+/// The caller a bearer token stands for, or `None` if it is not a valid token.
+pub async fn check(store: &Store, bearer: &str) -> Result<Option<Caller>, StoreError> {
+    let Some((id, secret)) = bearer
+        .strip_prefix("plb_")
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        return Ok(None);
+    };
+    let Some(stored) = store.token(id).await? else {
+        return Ok(None);
+    };
+    let given = sha256_hex(secret);
+    let same = given.len() == stored.secret_sha256.len()
+        && given
+            .bytes()
+            .zip(stored.secret_sha256.bytes())
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Ok(None);
+    }
+    Ok(Role::parse(&stored.role).map(|role| Caller {
+        token: stored.id,
+        role,
+        scope: stored.scope,
+    }))
+}

@@ -1,0 +1,103 @@
+//! palabre's HTTP API, served by `palabre serve`: other tools (a form, a
+//! hotline, a dashboard) open disputes and act on them, report milestone
+//! progress, fire workflow events, and read cases, timelines and the ledger.
+//!
+//! Every route is declared once in [`ROUTES`], which both builds the axum router
+//! and the OpenAPI document (`/openapi.json`), so the two cannot drift; request
+//! and response schemas come from the Rust types (schemars). Calls are
+//! authenticated by bearer tokens (`palabre token create`), each with a role and
+//! a scope: no token or a wrong one is 401, a right token outside its role or
+//! scope is 403, a malformed body is 400 with a JSON error naming the field, a
+//! body over 64 KiB is 413. Nothing is changed by a refused request.
+
+pub mod auth;
+mod metrics;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use palabre_engine::runtime::Runtime;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+pub use openapi::document;
+pub use routes::{ROUTES, RouteDoc, router};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub runtime: Arc<Runtime>,
+}
+
+/// An error answer: `{"error": "...", "field": "..."}`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: u16,
+    /// What went wrong, for people.
+    pub error: String,
+    /// The request field at fault, as a path (`parties[1]`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status: status.as_u16(),
+            error: error.into(),
+            field: None,
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+impl From<palabre_engine::store::StoreError> for ApiError {
+    fn from(error: palabre_engine::store::StoreError) -> ApiError {
+        tracing::warn!(%error, "store error in an API call");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable",
+        )
+    }
+}
+
+impl From<palabre_engine::runtime::RuntimeError> for ApiError {
+    fn from(error: palabre_engine::runtime::RuntimeError) -> ApiError {
+        match error {
+            palabre_engine::runtime::RuntimeError::Change(refusal) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal)
+            }
+            palabre_engine::runtime::RuntimeError::Store(store) => store.into(),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    runtime: Arc<Runtime>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ApiState { runtime }))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

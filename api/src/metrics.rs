@@ -1,0 +1,58 @@
+//! `/metrics` in the Prometheus text format, read from the database at each
+//! scrape, so that every worker sharing a database reports the same figures.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::ApiState;
+
+pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
+    let store = state.runtime.store();
+    let (Ok(counts), Ok(messages)) = (
+        store.status(state.runtime.now()).await,
+        store.message_counts().await,
+    ) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
+    };
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    gauge(
+        "palabre_timers",
+        "Timers by state: due later, due and not fired (late), fired, skipped.",
+        &[
+            ("{state=\"due\"}".to_owned(), counts.due_later),
+            ("{state=\"late\"}".to_owned(), counts.late),
+            ("{state=\"fired\"}".to_owned(), counts.fired),
+            ("{state=\"skipped\"}".to_owned(), counts.skipped),
+        ],
+    );
+    let by_channel: Vec<(String, i64)> = messages
+        .iter()
+        .map(|(channel, state, n)| {
+            let state = match state.as_str() {
+                "dead" => "failed",
+                other => other,
+            };
+            (format!("{{channel=\"{channel}\",state=\"{state}\"}}"), *n)
+        })
+        .collect();
+    gauge(
+        "palabre_messages",
+        "Messages by channel and state: queued, sent, failed (dead letters).",
+        &by_channel,
+    );
+    gauge(
+        "palabre_rule_errors",
+        "Rules that failed and whose hook's default was applied.",
+        &[(String::new(), counts.rule_errors)],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,83 @@
+//! The OpenAPI 3.1 document, made from [`crate::ROUTES`] and the request and
+//! response types' JSON Schemas.
+
+use serde_json::{Map, Value, json};
+
+use crate::ROUTES;
+use crate::routes::RouteDoc;
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schemars::schema_for!(crate::ApiError) } }
+    })
+}
+
+fn operation(route: &RouteDoc) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        route.success.to_string(),
+        json!({
+            "description": "success",
+            "content": { "application/json": { "schema": (route.response)() } }
+        }),
+    );
+    if route.role.is_some() {
+        responses.insert("401".into(), error_response("no token, or not a valid one"));
+        responses.insert(
+            "403".into(),
+            error_response("the token's role or scope does not allow it"),
+        );
+        responses.insert("404".into(), error_response("no such thing"));
+    }
+    let mut op = json!({
+        "summary": route.summary,
+        "operationId": format!("{} {}", route.method, route.path),
+        "responses": responses,
+    });
+    if let Some(role) = route.role {
+        op["security"] = json!([{ "bearer": [] }]);
+        op["x-palabre-role"] = json!(role.as_str());
+    }
+    if let Some(request) = route.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": request() } }
+        });
+        op["responses"]["400"] = error_response("malformed body: the error names the field");
+        op["responses"]["413"] = json!({ "description": "body over 64 KiB" });
+    }
+    let parameters: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    op
+}
+
+/// The OpenAPI document of every route.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[route.method] = operation(route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "palabre",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Disputes, milestones, workflow events and the ledger of a community dialogue mechanism. Bearer tokens come from `palabre token create`; each has a role and a scope."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        }
+    })
+}

@@ -1,0 +1,402 @@
+//! The HTTP API on SQLite and PostgreSQL: cases, milestones, events, the ledger,
+//! metrics and health through real requests to the router; hostile requests (no
+//! token, a wrong one, another region's, too weak a role, malformed and oversized
+//! bodies) refused without side effects; the OpenAPI document matches the routes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use palabre_api::auth::{Role, create_token};
+use palabre_api::{ApiState, router};
+use palabre_engine::clock::VirtualClock;
+use palabre_engine::runtime::Runtime;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::runtime::{Recorder, World, at, worlds};
+
+const LADDER: &str = "\
+kind: escalation
+id: litiges-test
+title: Litiges
+place: mopti
+categories: [foncier, violence]
+levels:
+  - { id: chef, title: Chef, responders: [{ role: leader }], acknowledge_within: 4h, resolve_within: 3d }
+  - { id: maire, title: Maire, responders: [{ role: mayor }], acknowledge_within: 4h, resolve_within: 5d }
+";
+
+const PLAN: &str = "\
+kind: milestones
+id: plan-koro
+title: Plan de Koro
+place: mopti/koro
+milestones:
+  - { id: ecole, title: École, owner: { role: mayor }, due: 2027-01-15 }
+";
+
+struct Api {
+    runtime: Arc<Runtime>,
+}
+
+impl Api {
+    async fn new(world: &World) -> Api {
+        std::fs::write(world.workflows.join("ladder.yaml"), LADDER).unwrap();
+        std::fs::write(world.workflows.join("plan.yaml"), PLAN).unwrap();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
+        let (_, _, connectors) = Recorder::pair();
+        Api {
+            runtime: Arc::new(world.runtime(&clock, connectors, "api").await),
+        }
+    }
+
+    async fn token(&self, role: Role, scope: &str) -> String {
+        create_token(
+            self.runtime.store(),
+            role,
+            scope,
+            "test",
+            at("2026-12-03T10:00:00Z"),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Sends one request; returns the status and the body (JSON when it is JSON).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = router(ApiState {
+            runtime: self.runtime.clone(),
+        })
+        .oneshot(request)
+        .await
+        .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    async fn case_count(&self) -> usize {
+        self.runtime
+            .store()
+            .cases("litiges-test")
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+fn new_case(place: &str) -> String {
+    json!({
+        "workflow": "litiges-test",
+        "category": "foncier",
+        "place": place,
+        "parties": ["c-1"],
+        "severity": 2,
+        "description": "Deux familles et un champ"
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn cases_milestones_events_and_reports_through_the_api() {
+    for world in worlds("api", "once").await {
+        let api = Api::new(&world).await;
+        let coordinator = api.token(Role::Coordinator, "mopti").await;
+        let observer = api.token(Role::Observer, "mopti/koro").await;
+
+        let (status, case) = api
+            .call(
+                "POST",
+                "/cases",
+                Some(&coordinator),
+                Some(new_case("mopti/koro/koro")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{case}");
+        assert_eq!(case["id"], "LT-0001");
+        assert_eq!(case["level_id"], "chef");
+        assert_eq!(case["description"], "Deux familles et un champ");
+        let (status, seen) = api
+            .call("GET", "/cases/LT-0001", Some(&observer), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            seen.get("description").is_none(),
+            "observers do not read descriptions"
+        );
+        let (status, acked) = api
+            .call(
+                "POST",
+                "/cases/LT-0001/acknowledge",
+                Some(&coordinator),
+                Some(r#"{"note":"vu"}"#.into()),
+            )
+            .await;
+        assert_eq!(
+            (status, acked["state"].as_str()),
+            (StatusCode::OK, Some("acknowledged"))
+        );
+        let (status, escalated) = api
+            .call("POST", "/cases/LT-0001/escalate", Some(&coordinator), None)
+            .await;
+        assert_eq!(
+            (status, escalated["level_id"].as_str()),
+            (StatusCode::OK, Some("maire"))
+        );
+        let (_, history) = api
+            .call("GET", "/cases/LT-0001/history", Some(&observer), None)
+            .await;
+        let events: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "case-opened",
+                "case-escalated",
+                "case-acknowledged",
+                "case-escalated"
+            ]
+        );
+        let (status, refused) = api
+            .call(
+                "POST",
+                "/cases/LT-0001/acknowledge",
+                Some(&coordinator),
+                Some("{}".into()),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "acknowledged again at the new level: {refused}"
+        );
+        let (status, refused) = api
+            .call("POST", "/cases/LT-0001/reopen", Some(&coordinator), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        let (status, _) = api
+            .call(
+                "POST",
+                "/cases/LT-0001/frobnicate",
+                Some(&coordinator),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let (status, change) = api
+            .call(
+                "POST",
+                "/milestones/plan-koro/ecole/status",
+                Some(&coordinator),
+                Some(r#"{"status":"in_progress","note":"travaux commencés"}"#.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{change}");
+        assert_eq!(
+            (change["previous"].as_str(), change["status"].as_str()),
+            (Some("planned"), Some("in_progress"))
+        );
+        let (_, rows) = api.call("GET", "/milestones", Some(&observer), None).await;
+        assert_eq!(rows[0]["status"], "in_progress");
+
+        let (status, done) = api
+            .call(
+                "POST",
+                "/workflows/weekly-koro/events/cancel",
+                Some(&coordinator),
+                Some(r#"{"occurrence":"2026-12-07T09:00:00Z","reason":"alerte"}"#.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(
+            (done["sequence"].as_u64(), done["notified"].as_u64()),
+            (Some(1), Some(3))
+        );
+
+        let (_, workflows) = api.call("GET", "/workflows", Some(&observer), None).await;
+        let ids: Vec<&str> = workflows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["weekly-koro", "plan-koro"],
+            "the ladder covers Mopti, beyond mopti/koro"
+        );
+        let (_, ledger) = api.call("GET", "/ledger", Some(&observer), None).await;
+        assert!(
+            ledger
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "cancelled")
+        );
+
+        let (status, health) = api.call("GET", "/healthz", None, None).await;
+        assert_eq!(
+            (status, health["status"].as_str()),
+            (StatusCode::OK, Some("ok"))
+        );
+        let (status, metrics) = api.call("GET", "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let metrics = metrics.as_str().unwrap().to_owned();
+        assert!(metrics.contains("# TYPE palabre_timers gauge"), "{metrics}");
+        assert!(
+            metrics.contains("palabre_messages{channel=\"sms\",state=\"queued\"}"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("palabre_rule_errors 0"), "{metrics}");
+    }
+}
+
+/// method, path, token, body, the status expected, the field the error names.
+type Hostile<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<String>,
+    StatusCode,
+    Option<&'a str>,
+);
+
+#[tokio::test]
+async fn hostile_requests_are_refused_without_side_effects() {
+    for world in worlds("api_hostile", "once").await {
+        let api = Api::new(&world).await;
+        let mopti = api.token(Role::Coordinator, "mopti").await;
+        let segou = api.token(Role::Coordinator, "segou").await;
+        let observer = api.token(Role::Observer, "national").await;
+        let (status, _) = api
+            .call(
+                "POST",
+                "/cases",
+                Some(&mopti),
+                Some(new_case("mopti/koro/koro")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let ledger_before = api
+            .runtime
+            .store()
+            .ledger(None, 10_000)
+            .await
+            .unwrap()
+            .len();
+
+        let forged = format!("{}x", &mopti[..mopti.len() - 1]);
+        let huge = json!({ "workflow": "litiges-test", "category": "foncier", "place": "mopti/koro/koro", "description": "x".repeat(100_000) }).to_string();
+        let cases: Vec<Hostile> = vec![
+            ("POST", "/cases", None, Some(new_case("mopti/koro/koro")), StatusCode::UNAUTHORIZED, None),
+            ("POST", "/cases", Some("plb_nope_nope"), Some(new_case("mopti/koro/koro")), StatusCode::UNAUTHORIZED, None),
+            ("POST", "/cases", Some(forged.as_str()), Some(new_case("mopti/koro/koro")), StatusCode::UNAUTHORIZED, None),
+            ("POST", "/cases", Some(segou.as_str()), Some(new_case("mopti/koro/koro")), StatusCode::FORBIDDEN, None),
+            ("GET", "/cases/LT-0001", Some(segou.as_str()), None, StatusCode::FORBIDDEN, None),
+            ("POST", "/cases/LT-0001/resolve", Some(segou.as_str()), None, StatusCode::FORBIDDEN, None),
+            ("POST", "/cases", Some(observer.as_str()), Some(new_case("mopti/koro/koro")), StatusCode::FORBIDDEN, None),
+            ("POST", "/milestones/plan-koro/ecole/status", Some(segou.as_str()), Some(r#"{"status":"done","note":"x"}"#.into()), StatusCode::FORBIDDEN, None),
+            ("POST", "/workflows/weekly-koro/events/cancel", Some(segou.as_str()), Some(r#"{"occurrence":"2026-12-07T09:00:00Z","reason":"x"}"#.into()), StatusCode::FORBIDDEN, None),
+            ("POST", "/cases", Some(mopti.as_str()), Some(r#"{"workflow":"litiges-test","category":3}"#.into()), StatusCode::BAD_REQUEST, Some("category")),
+            ("POST", "/cases", Some(mopti.as_str()), Some(r#"{"workflow":"litiges-test","category":"foncier","place":"mopti/koro/koro"}"#.into()), StatusCode::BAD_REQUEST, Some("description")),
+            ("POST", "/cases", Some(mopti.as_str()), Some(r#"{"workflow":"litiges-test","category":"foncier","place":"mopti/koro","parties":["c-1",4],"description":"x"}"#.into()), StatusCode::BAD_REQUEST, Some("parties[1]")),
+            ("POST", "/cases", Some(mopti.as_str()), Some(r#"{"workflow":"litiges-test","colour":"red"}"#.into()), StatusCode::BAD_REQUEST, Some("colour")),
+            ("POST", "/cases", Some(mopti.as_str()), Some("not json".into()), StatusCode::BAD_REQUEST, None),
+            ("POST", "/milestones/plan-koro/ecole/status", Some(mopti.as_str()), Some(r#"{"status":"finished","note":"x"}"#.into()), StatusCode::BAD_REQUEST, Some("status")),
+            ("POST", "/cases", Some(mopti.as_str()), Some(huge), StatusCode::PAYLOAD_TOO_LARGE, None),
+        ];
+        for (method, path, token, body, expected, field) in cases {
+            let (status, answer) = api.call(method, path, token, body).await;
+            assert_eq!(status, expected, "{method} {path}: {answer}");
+            if let Some(field) = field {
+                assert_eq!(answer["field"], field, "{method} {path}: {answer}");
+            }
+            if status != StatusCode::PAYLOAD_TOO_LARGE {
+                assert!(answer["error"].is_string(), "a JSON error: {answer}");
+            }
+        }
+        assert_eq!(api.case_count().await, 1, "nothing was opened");
+        let case = api.runtime.store().case("LT-0001").await.unwrap().unwrap();
+        assert_eq!(case.state.as_str(), "open", "nothing was resolved");
+        let states = api.runtime.store().milestone_states().await.unwrap();
+        assert!(states.is_empty(), "no milestone changed");
+        let ledger_after = api
+            .runtime
+            .store()
+            .ledger(None, 10_000)
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(ledger_before, ledger_after, "nothing was written");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let worlds = worlds("api_doc", "once").await;
+    let api = Api::new(&worlds[0]).await;
+    let (status, document) = api.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            operations += 1;
+            let concrete = path
+                .replace("{id}", "LT-0001")
+                .replace("{event}", "cancel")
+                .replace("{action}", "note")
+                .replace("{plan}", "plan-koro");
+            let (status, answer) = api
+                .call(&method.to_uppercase(), &concrete, None, None)
+                .await;
+            // The router knows the route: no 405, no bare 404 from routing.
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(
+                status != StatusCode::NOT_FOUND || answer.is_object(),
+                "{method} {path}: not routed"
+            );
+            let public = operation.get("security").is_none();
+            assert_eq!(
+                status == StatusCode::UNAUTHORIZED,
+                !public,
+                "{method} {path}: {status}"
+            );
+            if let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+            {
+                assert!(
+                    schema.get("properties").is_some() || schema.get("$ref").is_some(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, palabre_api::ROUTES.len());
+    let (status, _) = api.call("GET", "/no/such/route", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
