@@ -88,6 +88,16 @@ pub static ROUTES: &[RouteDoc] = &[
         handler: || get(workflows),
     },
     RouteDoc {
+        method: "get",
+        path: "/workflows/{id}/instances",
+        summary: "A workflow's instances: a meeting's next occurrences, a plan's milestones, a ladder's cases in scope",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<Instances>,
+        success: 200,
+        handler: || get(instances),
+    },
+    RouteDoc {
         method: "post",
         path: "/workflows/{id}/events/{event}",
         summary: "Fire a named event on a workflow: `move` or `cancel` one occurrence of a meeting",
@@ -302,6 +312,83 @@ async fn workflows(
             view(&d.id, "escalation", &d.title, &d.place)
         }));
     Ok(Json(all.filter(|w| caller.covers(&w.place)).collect()))
+}
+
+/// A meeting occurrence, as the API lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OccurrenceView {
+    /// The nominal start: the occurrence's key.
+    pub occurrence: DateTime<Utc>,
+    /// When it starts (after a move); `None` when cancelled.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// iCalendar SEQUENCE: 0 until it is changed.
+    pub sequence: u32,
+}
+
+/// A workflow's instances, by kind.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "kind", content = "instances", rename_all = "snake_case")]
+pub enum Instances {
+    /// The next ten occurrences.
+    Meeting(Vec<OccurrenceView>),
+    Milestones(Vec<TimelineRow>),
+    Escalation(Vec<CaseView>),
+}
+
+/// How many coming occurrences a meeting lists.
+const NEXT_OCCURRENCES: usize = 10;
+
+async fn instances(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Instances>, ApiError> {
+    let caller = caller(&state, &headers, Role::Observer).await?;
+    let definitions = state.runtime.definitions();
+    let store = state.runtime.store();
+    let now = state.runtime.now();
+    if let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) {
+        if !caller.covers(&meeting.definition.place) {
+            return Err(out_of_scope(&caller));
+        }
+        let changes = palabre_engine::plan::Changes::new(store.occurrence_changes().await?);
+        let mut next = Vec::new();
+        let mut cursor = now;
+        while next.len() < NEXT_OCCURRENCES {
+            let Some(occurrence) = meeting.recurrence.next_after(cursor) else {
+                break;
+            };
+            let change = changes.get(&id, occurrence);
+            next.push(OccurrenceView {
+                occurrence,
+                starts_at: change.map_or(Some(occurrence), |c| c.starts_at),
+                sequence: change.map_or(0, |c| c.sequence),
+            });
+            cursor = occurrence;
+        }
+        return Ok(Json(Instances::Meeting(next)));
+    }
+    if let Some(plan) = definitions.plan(&id) {
+        if !caller.covers(&plan.definition.place) {
+            return Err(out_of_scope(&caller));
+        }
+        let statuses = Statuses::new(store.milestone_states().await?);
+        return Ok(Json(Instances::Milestones(plan.timeline(&statuses, now))));
+    }
+    if definitions.ladder(&id).is_some() {
+        let cases = store
+            .cases(&id)
+            .await?
+            .into_iter()
+            .filter(|c| caller.covers(&c.place))
+            .map(|c| case_view(&state, c, &caller))
+            .collect();
+        return Ok(Json(Instances::Escalation(cases)));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no workflow '{id}'"),
+    ))
 }
 
 /// `move` or `cancel` one occurrence of a meeting.

@@ -237,6 +237,35 @@ async fn cases_milestones_events_and_reports_through_the_api() {
             (Some(1), Some(3))
         );
 
+        let (status, instances) = api
+            .call(
+                "GET",
+                "/workflows/weekly-koro/instances",
+                Some(&observer),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{instances}");
+        assert_eq!(instances["kind"], "meeting");
+        assert_eq!(
+            instances["instances"][0]["occurrence"],
+            "2026-12-07T09:00:00Z"
+        );
+        assert_eq!(
+            instances["instances"][0]["starts_at"],
+            Value::Null,
+            "cancelled"
+        );
+        assert_eq!(instances["instances"][1]["sequence"], 0);
+        let (_, cases) = api
+            .call(
+                "GET",
+                "/workflows/litiges-test/instances",
+                Some(&coordinator),
+                None,
+            )
+            .await;
+        assert_eq!(cases["instances"][0]["id"], "LT-0001");
         let (_, workflows) = api.call("GET", "/workflows", Some(&observer), None).await;
         let ids: Vec<&str> = workflows
             .as_array()

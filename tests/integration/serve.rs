@@ -396,6 +396,118 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
     );
 }
 
+/// Collects a child's stderr as it comes, for tests that wait on its log.
+fn read_log(
+    child: &mut Child,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::thread::JoinHandle<()>,
+) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0_u8; 4096];
+        while let Ok(n) = stderr.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    (log, reader)
+}
+
+/// One HTTP/1.1 request over a plain TCP connection; the status line and body.
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `serve` answers the HTTP API over TCP, with a token made by `palabre token create`.
+#[tokio::test]
+async fn serve_answers_the_http_api_over_tcp() {
+    let dir = crate::util::workspace_with_directory();
+    let run = palabre(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--role",
+            "coordinator",
+            "--scope",
+            "mopti",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let token = run.stdout.trim().to_owned();
+    assert!(token.starts_with("plb_"), "{token}");
+    let run = palabre(
+        dir.path(),
+        &["token", "create", "--role", "king", "--scope", "mopti"],
+    );
+    assert_eq!(run.code, 2);
+    let mut child = spawn(dir.path(), &["serve", "--reload-every", "0s"], &[]);
+    let (log, reader) = read_log(&mut child);
+    let address = || {
+        let log = log.lock().unwrap();
+        log.split("address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || address().is_some()),
+        "{}",
+        log.lock().unwrap()
+    );
+    let address = address().unwrap();
+    let (status, body) = http(&address, "GET", "/healthz", None, "");
+    assert!(status.contains("200"), "{status} {body}");
+    let (status, _) = http(&address, "POST", "/cases", None, "{}");
+    assert!(status.contains("401"), "{status}");
+    let case = r#"{"workflow":"litiges-mopti","category":"eau","place":"mopti/koro/koro","description":"Un puits"}"#;
+    let (status, body) = http(&address, "POST", "/cases", Some(&token), case);
+    assert!(status.contains("201"), "{status} {body}");
+    assert!(body.contains("\"id\":\"LM-0001\""), "{body}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        !log.contains(&token[10..]),
+        "the token's secret is never logged"
+    );
+}
+
 /// Edits reach a running server without a restart: a broken rule is refused with
 /// its position in the log while the last good definitions keep running; once
 /// fixed, the new rule and a new workflow that names it take effect.
@@ -406,23 +518,7 @@ async fn edited_rules_and_workflows_are_reloaded_and_broken_ones_refused() {
     import_directory(dir.path(), 3, &db);
     let smtp = SmtpServer::start();
     let mut child = serve(dir.path(), &db, &smtp, &["--reload-every", "1s"]);
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buffer = [0_u8; 4096];
-            while let Ok(n) = stderr.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                log.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        })
-    };
+    let (log, reader) = read_log(&mut child);
     let logged = |text: &str| log.lock().unwrap().contains(text);
     assert!(wait_until(Duration::from_secs(30), || logged(
         "palabre serving"

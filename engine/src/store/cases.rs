@@ -60,7 +60,7 @@ impl Store {
         prefix: &str,
         write: impl FnOnce(&str) -> (Vec<PlannedTimer>, Vec<QueuedMessage>, Vec<LedgerEntry>),
     ) -> Result<String, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE workflow = $1")
             .bind(&case.workflow)
             .fetch_one(&mut *tx)
@@ -121,7 +121,7 @@ impl Store {
         drop: DropTimers,
         write: CaseWrite<'_>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let updated = sqlx::query(
             "UPDATE cases SET level = $1, state = $2, updated = $3 WHERE id = $4 AND updated = $5",
         )

@@ -45,7 +45,7 @@ impl Store {
         ledger: &[LedgerEntry],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let current: Option<i64> = sqlx::query(
             "SELECT sequence FROM occurrence_changes WHERE workflow = $1 AND occurrence = $2",
         )

@@ -13,7 +13,7 @@ impl Store {
     /// the same file changes nothing and never duplicates.
     pub async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary, StoreError> {
         let mut summary = ImportSummary::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         for contact in contacts {
             let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"

@@ -41,7 +41,7 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<MilestoneStatus, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let previous = sqlx::query(
             "SELECT status FROM milestone_status WHERE workflow = $1 AND milestone = $2",
         )

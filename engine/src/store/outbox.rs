@@ -157,7 +157,7 @@ impl Store {
         records: &[DeliveryRecord],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut recorded = std::collections::HashSet::new();
         for chunk in records.chunks(500) {
             // One statement per chunk: the outcomes as a table of values, joined to the

@@ -178,7 +178,7 @@ impl Store {
         timers: &[PlannedTimer],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let inserted = insert_timers(&mut tx, self.backend, timers, now).await?;
         tx.commit().await?;
         Ok(inserted)
@@ -192,7 +192,7 @@ impl Store {
         from: DateTime<Utc>,
         ledger: &LedgerEntry,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let removed = sqlx::query(
             "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND due >= $2",
         )
@@ -306,7 +306,7 @@ impl Store {
         completions: &[TimerCompletion],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut completed = std::collections::HashSet::new();
         for outcome in [
             TimerOutcome::Fired,
