@@ -166,6 +166,22 @@ pub fn resolve_group<'g, 'c>(
     })
 }
 
+/// Everyone `groups` reach (groups without a place look in `default_place`),
+/// ordered by contact id, each once.
+pub fn reach<'c>(
+    groups: &[RecipientGroup],
+    default_place: &str,
+    directory: &'c [Contact],
+) -> Vec<&'c Contact> {
+    let mut found: Vec<&'c Contact> = groups
+        .iter()
+        .flat_map(|g| resolve_group(g, default_place, directory))
+        .collect();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found.dedup_by(|a, b| a.id == b.id);
+    found
+}
+
 /// The channel a contact gets a step on: their first preference the step allows and
 /// they have an address for, else the step's first channel they can be reached on.
 pub fn choose_channel(contact: &Contact, allowed: &[Channel]) -> Option<Channel> {
@@ -473,16 +489,7 @@ impl<'d> Planner<'d> {
         directory: &'c [Contact],
     ) -> Vec<&'c Contact> {
         let def = &meeting.definition;
-        let resolve = |groups: &[RecipientGroup]| {
-            let mut found: Vec<&'c Contact> = groups
-                .iter()
-                .flat_map(|g| resolve_group(g, &def.place, directory))
-                .collect();
-            found.sort_by(|a, b| a.id.cmp(&b.id));
-            found.dedup_by(|a, b| a.id == b.id);
-            found
-        };
-        let mut recipients = resolve(sending.groups);
+        let mut recipients = reach(sending.groups, &def.place, directory);
         if sending.invitees {
             let rules = &self.definitions.rules;
             let input = || {
@@ -501,7 +508,7 @@ impl<'d> Planner<'d> {
                 },
             );
             if !answer.decision.0.is_empty() {
-                recipients.extend(resolve(&answer.decision.0));
+                recipients.extend(reach(&answer.decision.0, &def.place, directory));
                 recipients.sort_by(|a, b| a.id.cmp(&b.id));
                 recipients.dedup_by(|a, b| a.id == b.id);
             }

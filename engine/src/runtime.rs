@@ -40,8 +40,7 @@ use crate::definitions::Definitions;
 use crate::ics::{self, CalendarEvent, CalendarMethod};
 use crate::milestones::{Milestone, MilestoneStep, Plan, Statuses};
 use crate::plan::{
-    Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, occurrence_reference,
-    resolve_group,
+    Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, occurrence_reference, reach,
 };
 use crate::rules::{OverdueDecision, Rules, Subject, milestone_input};
 use crate::store::{
@@ -355,13 +354,7 @@ fn fire_milestone(
             template,
             channels: &def.channels,
         };
-        let mut recipients: Vec<&Contact> = groups
-            .iter()
-            .flat_map(|g| resolve_group(g, &def.place, directory))
-            .collect();
-        recipients.sort_by(|a, b| a.id.cmp(&b.id));
-        recipients.dedup_by(|a, b| a.id == b.id);
-        recipients
+        reach(groups, &def.place, directory)
             .into_iter()
             .map(|contact| {
                 let context = MessageContext::about_milestone(

@@ -16,17 +16,6 @@ use tower::ServiceExt;
 
 use crate::runtime::{Recorder, World, at, worlds};
 
-const LADDER: &str = "\
-kind: escalation
-id: litiges-test
-title: Litiges
-place: mopti
-categories: [foncier, violence]
-levels:
-  - { id: chef, title: Chef, responders: [{ role: leader }], acknowledge_within: 4h, resolve_within: 3d }
-  - { id: maire, title: Maire, responders: [{ role: mayor }], acknowledge_within: 4h, resolve_within: 5d }
-";
-
 const PLAN: &str = "\
 kind: milestones
 id: plan-koro
@@ -42,7 +31,11 @@ struct Api {
 
 impl Api {
     async fn new(world: &World) -> Api {
-        std::fs::write(world.workflows.join("ladder.yaml"), LADDER).unwrap();
+        std::fs::write(
+            world.workflows.join("ladder.yaml"),
+            crate::escalation::LADDER,
+        )
+        .unwrap();
         std::fs::write(world.workflows.join("plan.yaml"), PLAN).unwrap();
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
         let (_, _, connectors) = Recorder::pair();

@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use palabre_engine::clock::{Clock, VirtualClock};
-use palabre_engine::diagnostic::Diagnostics;
-use palabre_engine::runtime::{CaseAction, NewCase, Runtime};
+use palabre_engine::runtime::{CaseAction, NewCase};
 
-use crate::runtime::{Recorder, at, worlds};
+use crate::runtime::{Recorder, at, run_until, worlds};
 use crate::util::{palabre, workspace_with_directory};
 
-const LADDER: &str = "\
+pub(crate) const LADDER: &str = "\
 kind: escalation
 id: litiges-test
 title: Litiges
@@ -32,19 +31,6 @@ c-4,Préfet Test,prefect,mopti/koro,76 00 00 14,,fra,sms
 c-5,Gouverneur Test,governor,mopti,76 00 00 15,,fra,sms
 c-6,Médiateur Test,mediator,mopti,76 00 00 16,,fra,sms
 ";
-
-async fn run_until(runtime: &Runtime, clock: &VirtualClock, end: DateTime<Utc>) {
-    runtime.tick().await.unwrap();
-    while let Some(next) = runtime.store().next_wakeup().await.unwrap() {
-        if next > end {
-            break;
-        }
-        clock.advance_to(next);
-        runtime.tick().await.unwrap();
-    }
-    clock.advance_to(end);
-    runtime.tick().await.unwrap();
-}
 
 fn dispute(description: &str) -> NewCase {
     NewCase {
@@ -67,18 +53,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
             "dated: [{ date: 2026-12-25, name: Noël }]\n",
         )
         .unwrap();
-        let (definitions, _) = world.definitions();
-        let rules = palabre_engine::contacts::DirectoryRules {
-            places: &definitions.places,
-            roles: &definitions.roles,
-        };
-        let contacts = palabre_engine::contacts::parse_csv(
-            std::path::Path::new("more.csv"),
-            CONTACTS.as_bytes(),
-            &rules,
-            &mut Diagnostics::default(),
-        );
-        world.add_contacts(&contacts).await;
+        world.add_csv(CONTACTS).await;
 
         // Thursday 24 December 2026, 15:00; Friday 25 is a holiday, then a weekend.
         let clock = Arc::new(VirtualClock::new(at("2026-12-24T15:00:00Z")));

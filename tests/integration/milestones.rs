@@ -7,9 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use palabre_engine::clock::VirtualClock;
 use palabre_engine::milestones::MilestoneStatus;
-use palabre_engine::runtime::Runtime;
 
-use crate::runtime::{Recorder, at, worlds};
+use crate::runtime::{Recorder, at, run_until, worlds};
 use crate::util::{palabre, workspace};
 
 const PLAN: &str = "\
@@ -34,19 +33,6 @@ fn milestone_overdue(input) {
     #{ action: \"remind\", reason: `${late} jours` }
 }
 ";
-
-async fn run_until(runtime: &Runtime, clock: &VirtualClock, end: DateTime<Utc>) {
-    runtime.tick().await.unwrap();
-    while let Some(next) = runtime.store().next_wakeup().await.unwrap() {
-        if next > end {
-            break;
-        }
-        clock.advance_to(next);
-        runtime.tick().await.unwrap();
-    }
-    clock.advance_to(end);
-    runtime.tick().await.unwrap();
-}
 
 #[tokio::test]
 async fn a_plan_runs_a_quarter_with_reminders_escalation_slips_and_done() {

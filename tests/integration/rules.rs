@@ -14,7 +14,7 @@ use palabre_engine::rules::{
     Answer, InviteesDecision, Limits, MeetingFacts, Rules, ScheduleDecision, World, meeting_input,
 };
 
-use crate::runtime::{Recorder, at, events, worlds};
+use crate::runtime::{Recorder, at, events, run_until, worlds};
 use crate::util::{palabre, repo, workspace};
 
 const EXTENSIONS: &[&dyn palabre_engine::rules::RuleExtension] = &[&palabre_sms::SmsRuleFunctions];
@@ -447,32 +447,12 @@ async fn the_runtime_carries_out_rule_decisions_and_survives_failing_rules() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
-        let (definitions, _) = world.definitions();
-        let rules = palabre_engine::contacts::DirectoryRules {
-            places: &definitions.places,
-            roles: &definitions.roles,
-        };
-        let contacts = palabre_engine::contacts::parse_csv(
-            std::path::Path::new("more.csv"),
-            MORE_CONTACTS.as_bytes(),
-            &rules,
-            &mut Diagnostics::default(),
-        );
-        assert_eq!(contacts.len(), 2);
-        world.add_contacts(&contacts).await;
+        world.add_csv(MORE_CONTACTS).await;
 
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
         let (sms, email, connectors) = Recorder::pair();
         let runtime = world.runtime(&clock, connectors, "a").await;
-        runtime.tick().await.unwrap();
-        let end = at("2026-12-23T00:00:00Z");
-        while let Some(next) = runtime.store().next_wakeup().await.unwrap() {
-            if next > end {
-                break;
-            }
-            clock.advance_to(next);
-            runtime.tick().await.unwrap();
-        }
+        run_until(&runtime, &clock, at("2026-12-23T00:00:00Z")).await;
 
         let koro = events(&runtime).await;
         let count = |wanted: &str| koro.iter().filter(|e| *e == wanted).count();

@@ -159,6 +159,23 @@ impl World {
         world
     }
 
+    /// Imports more contacts, written as directory CSV rows (with the header).
+    pub(crate) async fn add_csv(&self, csv: &str) {
+        let (definitions, _) = self.definitions();
+        let rules = palabre_engine::contacts::DirectoryRules {
+            places: &definitions.places,
+            roles: &definitions.roles,
+        };
+        let contacts = palabre_engine::contacts::parse_csv(
+            Path::new("more.csv"),
+            csv.as_bytes(),
+            &rules,
+            &mut Default::default(),
+        );
+        assert_eq!(contacts.len(), csv.lines().count() - 1, "every row imports");
+        self.add_contacts(&contacts).await;
+    }
+
     pub(crate) async fn add_contacts(&self, contacts: &[palabre_engine::contacts::Contact]) {
         Store::connect(&self.url)
             .await
@@ -195,6 +212,21 @@ impl World {
             config,
         )
     }
+}
+
+/// Ticks `runtime` at every instant something is due until `end`, moving `clock`
+/// there each time, as the serve loop would wake.
+pub(crate) async fn run_until(runtime: &Runtime, clock: &VirtualClock, end: DateTime<Utc>) {
+    runtime.tick().await.unwrap();
+    while let Some(next) = runtime.store().next_wakeup().await.unwrap() {
+        if next > end {
+            break;
+        }
+        clock.advance_to(next);
+        runtime.tick().await.unwrap();
+    }
+    clock.advance_to(end);
+    runtime.tick().await.unwrap();
 }
 
 pub(crate) async fn worlds(name: &str, misfire: &str) -> Vec<World> {

@@ -14,7 +14,7 @@ use super::{Fired, FollowUp, Runtime, RuntimeError, queue_messages};
 use crate::contacts::Contact;
 use crate::definitions::{CASE_TEMPLATE, Definitions};
 use crate::escalation::{Case, CaseState, Deadline, Ladder};
-use crate::plan::{Planner, Slot, resolve_group};
+use crate::plan::{Planner, Slot, reach};
 use crate::rules::{DeadlinesDecision, EntryDecision, MissedDecision, Subject, case_input};
 use crate::store::{
     CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
@@ -428,13 +428,7 @@ impl Runtime {
             channels: &def.channels,
         };
         let scope = Ladder::scope_place(level, &case.place);
-        let mut responders: Vec<&Contact> = level
-            .responders
-            .iter()
-            .flat_map(|g| resolve_group(g, &scope, directory))
-            .collect();
-        responders.sort_by(|a, b| a.id.cmp(&b.id));
-        responders.dedup_by(|a, b| a.id == b.id);
+        let responders = reach(&level.responders, &scope, directory);
         let planner = Planner::new(definitions);
         let planned = responders
             .into_iter()
