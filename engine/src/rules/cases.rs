@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{self, Decision, MeetingFacts};
 use super::{
-    InviteesDecision, NATIONAL, QuorumDecision, RemindersDecision, Rules, ScheduleDecision,
+    DeadlinesDecision, EntryDecision, InviteesDecision, MissedDecision, NATIONAL, OverdueDecision,
+    QuorumDecision, RemindersDecision, Rules, ScheduleDecision,
 };
 use crate::contacts::Contact;
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
@@ -61,7 +62,9 @@ pub struct CaseParticipant {
 pub struct RuleCase {
     /// What the case checks, as the report names it.
     pub name: String,
-    /// The hook asked: `meeting_schedule`, `meeting_invitees`, `meeting_quorum`, `meeting_reminders`.
+    /// The hook asked: `meeting_schedule`, `meeting_invitees`, `meeting_quorum`,
+    /// `meeting_reminders`, `milestone_overdue`, `escalation_entry`,
+    /// `escalation_deadlines`, `escalation_missed`.
     pub hook: String,
     /// Ask this function instead of the hook's own name (as a workflow's `rules:` may).
     #[serde(default)]
@@ -84,6 +87,11 @@ pub struct RuleCase {
     /// `contacts_with_role` reads.
     #[serde(default)]
     pub participants: Vec<CaseParticipant>,
+    /// Fields merged into the hook's input over the common ones, maps key by key:
+    /// what the milestone and escalation hooks read (`milestone: { days_late: 20 }`,
+    /// `dispute: { category: violence, severity: 4 }`).
+    #[serde(default)]
+    pub input: serde_json::Map<String, serde_json::Value>,
     /// The decision expected, written as a rule returns it (`~` holds a meeting).
     #[serde(default)]
     pub expect: serde_json::Value,
@@ -237,7 +245,12 @@ fn run_case(
         .collect();
     rules.set_directory(contacts.clone());
     let facts = MeetingFacts::new("rule-test", &case.name, place, "", zone);
-    let input = hooks::meeting_input(&rules.world, &facts, start, now);
+    let mut input = hooks::meeting_input(&rules.world, &facts, start, now);
+    for (key, value) in &case.input {
+        let value = rhai::serde::to_dynamic(value)
+            .map_err(|e| problem("input", format!("cannot read '{key}': {e}")))?;
+        merge(&mut input, key, value);
+    }
     let function = case.function.as_deref();
     match case.hook.as_str() {
         "meeting_schedule" => check::<ScheduleDecision>(rules, case, place, function, input),
@@ -254,6 +267,10 @@ fn run_case(
             check::<QuorumDecision>(rules, case, place, function, input)
         }
         "meeting_reminders" => check::<RemindersDecision>(rules, case, place, function, input),
+        "milestone_overdue" => check::<OverdueDecision>(rules, case, place, function, input),
+        "escalation_entry" => check::<EntryDecision>(rules, case, place, function, input),
+        "escalation_deadlines" => check::<DeadlinesDecision>(rules, case, place, function, input),
+        "escalation_missed" => check::<MissedDecision>(rules, case, place, function, input),
         other => Err(problem(
             "hook",
             format!(
@@ -261,6 +278,26 @@ fn run_case(
                 crate::suggest::did_you_mean(other, super::HOOKS.iter().map(|h| h.name))
             ),
         )),
+    }
+}
+
+/// Puts `value` at `key` in `map`; two maps are merged key by key, all the way down.
+fn merge(map: &mut rhai::Map, key: &str, value: rhai::Dynamic) {
+    let existing = map.get_mut(key).filter(|v| v.is_map());
+    match (existing, value.is_map()) {
+        (Some(existing), true) => {
+            if let (Some(mut inner), Some(new)) = (
+                existing.write_lock::<rhai::Map>(),
+                value.try_cast::<rhai::Map>(),
+            ) {
+                for (k, v) in new {
+                    merge(&mut inner, &k, v);
+                }
+            }
+        }
+        _ => {
+            map.insert(key.into(), value);
+        }
     }
 }
 
