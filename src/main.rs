@@ -182,6 +182,10 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     sources: Sources,
+    /// An SMS gateway's configuration (YAML: `provider: orange|twilio|infobip|africas_talking|generic`
+    /// and its settings; secrets are named environment variables). Without it, SMS go to `outbox/sms/`.
+    #[arg(long, env = "PALABRE_SMS_GATEWAY", value_name = "FILE.yaml")]
+    sms_gateway: Option<PathBuf>,
     /// Where messages go when no gateway is configured: `.eml` files for email, `sms/` text files.
     #[arg(long, default_value = "outbox", env = "PALABRE_OUTBOX")]
     outbox: PathBuf,
@@ -1286,10 +1290,16 @@ fn connectors(args: &ServeArgs) -> anyhow::Result<Connectors> {
         })?,
         None => EmailConnector::files(args.outbox.clone(), &args.from)?,
     };
-    let sms = SmsOutbox::new(args.outbox.join("sms"))?;
-    Ok(Connectors::default()
-        .with(Arc::new(email))
-        .with(Arc::new(sms)))
+    let sms: Arc<dyn palabre_engine::connector::Connector> = match &args.sms_gateway {
+        Some(file) => {
+            let parsed =
+                palabre_engine::yaml::parse_file::<palabre_sms::gateways::GatewayConfig>(file)
+                    .map_err(|d| anyhow::anyhow!("{d}"))?;
+            palabre_sms::gateways::gateway(&parsed.value)?
+        }
+        None => Arc::new(SmsOutbox::new(args.outbox.join("sms"))?),
+    };
+    Ok(Connectors::default().with(Arc::new(email)).with(sms))
 }
 
 /// A meeting starting a few minutes from `now`, with steps one to four minutes
@@ -1392,6 +1402,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     tracing::info!(
         workflows = definitions.meetings.len(),
         email = if args.smtp_host.is_some() { "smtp" } else { "file outbox" },
+        sms = if args.sms_gateway.is_some() { "gateway" } else { "file outbox" },
         outbox = %args.outbox.display(),
         "palabre serving"
     );

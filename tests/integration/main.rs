@@ -6,6 +6,7 @@
 mod api;
 mod contacts;
 mod escalation;
+mod gateways;
 mod hostile;
 mod milestones;
 mod preview;

@@ -6,6 +6,7 @@
 //! what an SMS costs, and [`SmsRuleFunctions`] lets rules ask it.
 
 pub mod encoding;
+pub mod gateways;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,123 @@
+//! Africa's Talking: `POST /version1/messaging` (form body, `apiKey` header).
+//! Each recipient comes back with a `statusCode`: 100–102 accepted, 401–409
+//! refused for good (invalid number, blacklisted, do-not-disturb, no balance ...),
+//! 500/501 worth retrying.
+
+use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_engine::workflow::Channel;
+use serde::Deserialize;
+
+use super::{GatewayError, client, refused, unreachable};
+
+pub(crate) fn default_base_url() -> String {
+    "https://api.africastalking.com".to_owned()
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(rename = "SMSMessageData")]
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "Message", default)]
+    message: String,
+    #[serde(rename = "Recipients", default)]
+    recipients: Vec<Recipient>,
+}
+
+#[derive(Deserialize)]
+struct Recipient {
+    #[serde(rename = "statusCode")]
+    status_code: i64,
+    #[serde(default)]
+    status: String,
+    #[serde(rename = "messageId", default)]
+    message_id: String,
+}
+
+pub struct AfricasTalking {
+    client: reqwest::Client,
+    base_url: String,
+    username: String,
+    api_key: String,
+    sender: Option<String>,
+}
+
+impl AfricasTalking {
+    pub fn new(
+        base_url: &str,
+        username: &str,
+        api_key: &str,
+        sender: Option<String>,
+    ) -> Result<AfricasTalking, GatewayError> {
+        Ok(AfricasTalking {
+            client: client()?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            username: username.to_owned(),
+            api_key: api_key.to_owned(),
+            sender,
+        })
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+        let mut form = vec![
+            ("username", self.username.as_str()),
+            ("to", message.to_address.as_str()),
+            ("message", message.body.as_str()),
+        ];
+        if let Some(sender) = &self.sender {
+            form.push(("from", sender));
+        }
+        let response = self
+            .client
+            .post(format!("{}/version1/messaging", self.base_url))
+            .header("apiKey", &self.api_key)
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable("africastalking", e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused("africastalking", status, &headers, &text));
+        }
+        let answer: Answer = serde_json::from_str(&text).map_err(|e| {
+            DeliveryError::Transient(format!("africastalking: unreadable answer: {e}"))
+        })?;
+        let Some(recipient) = answer.data.recipients.first() else {
+            return Err(DeliveryError::Permanent(format!(
+                "africastalking: no recipient accepted: {}",
+                answer.data.message
+            )));
+        };
+        let reason = || {
+            format!(
+                "africastalking: {} ({})",
+                recipient.status, recipient.status_code
+            )
+        };
+        match recipient.status_code {
+            100..=102 => Ok(recipient.message_id.clone()),
+            500 | 501 => Err(DeliveryError::Transient(reason())),
+            _ => Err(DeliveryError::Permanent(reason())),
+        }
+    }
+}
+
+impl Connector for AfricasTalking {
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn name(&self) -> &str {
+        "africastalking"
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        Box::pin(self.send(message))
+    }
+}

@@ -1,0 +1,224 @@
+//! SMS gateways over HTTP, one module per provider, each a [`Connector`].
+//!
+//! What they share lives here: building a gateway from its configuration (secrets
+//! read from environment variables named in it, never from the file), the HTTP
+//! client with its timeout, and the classification of failures the retry policy
+//! needs: network trouble, timeouts and 5xx replies are transient; 429 is rate
+//! limiting (with `Retry-After` honoured); other 4xx and the providers' own
+//! refusal codes are permanent. Phone numbers and texts never reach the logs.
+
+mod africastalking;
+mod generic;
+mod infobip;
+mod orange;
+mod twilio;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use palabre_engine::connector::{Connector, DeliveryError};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+
+pub use africastalking::AfricasTalking;
+pub use generic::GenericHttp;
+pub use infobip::Infobip;
+pub use orange::Orange;
+pub use twilio::Twilio;
+
+/// A gateway's configuration, from a YAML file (`--sms-gateway FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GatewayConfig {
+    /// Orange SMS API: OAuth2 client credentials.
+    Orange {
+        #[serde(default = "orange::default_base_url")]
+        base_url: String,
+        /// The sender number, international digits without `+` (`22370000000`).
+        sender: String,
+        #[serde(default)]
+        sender_name: Option<String>,
+        /// Environment variables holding the credentials.
+        client_id_env: String,
+        client_secret_env: String,
+    },
+    /// Twilio Messages API.
+    Twilio {
+        #[serde(default = "twilio::default_base_url")]
+        base_url: String,
+        account_sid_env: String,
+        auth_token_env: String,
+        /// The sender number (E.164).
+        from: String,
+        /// Where Twilio posts status callbacks (the API's receipt route), if any.
+        #[serde(default)]
+        status_callback: Option<String>,
+    },
+    /// Infobip SMS API v3.
+    Infobip {
+        base_url: String,
+        api_key_env: String,
+        sender: String,
+        #[serde(default)]
+        notify_url: Option<String>,
+    },
+    /// Africa's Talking.
+    AfricasTalking {
+        #[serde(default = "africastalking::default_base_url")]
+        base_url: String,
+        username: String,
+        api_key_env: String,
+        #[serde(default)]
+        sender: Option<String>,
+    },
+    /// Any HTTP gateway (Kannel, Jasmin, a local aggregator): the request is a
+    /// template, success and the message id are read from the answer.
+    Generic(generic::GenericConfig),
+}
+
+/// Why a gateway cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the environment variable {0} is not set (it must hold the gateway's secret)")]
+    MissingSecret(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Reads a secret from the environment variable `name`.
+pub(crate) fn secret(name: &str) -> Result<String, GatewayError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| GatewayError::MissingSecret(name.to_owned()))
+}
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn client() -> Result<reqwest::Client, GatewayError> {
+    // rustls over ring, as everywhere in palabre; installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| GatewayError::Client(e.to_string()))
+}
+
+/// Builds the connector a configuration describes.
+pub fn gateway(config: &GatewayConfig) -> Result<Arc<dyn Connector>, GatewayError> {
+    Ok(match config {
+        GatewayConfig::Orange {
+            base_url,
+            sender,
+            sender_name,
+            client_id_env,
+            client_secret_env,
+        } => Arc::new(Orange::new(
+            base_url,
+            sender,
+            sender_name.clone(),
+            &secret(client_id_env)?,
+            &secret(client_secret_env)?,
+        )?),
+        GatewayConfig::Twilio {
+            base_url,
+            account_sid_env,
+            auth_token_env,
+            from,
+            status_callback,
+        } => Arc::new(Twilio::new(
+            base_url,
+            &secret(account_sid_env)?,
+            &secret(auth_token_env)?,
+            from,
+            status_callback.clone(),
+        )?),
+        GatewayConfig::Infobip {
+            base_url,
+            api_key_env,
+            sender,
+            notify_url,
+        } => Arc::new(Infobip::new(
+            base_url,
+            &secret(api_key_env)?,
+            sender,
+            notify_url.clone(),
+        )?),
+        GatewayConfig::AfricasTalking {
+            base_url,
+            username,
+            api_key_env,
+            sender,
+        } => Arc::new(AfricasTalking::new(
+            base_url,
+            username,
+            &secret(api_key_env)?,
+            sender.clone(),
+        )?),
+        GatewayConfig::Generic(config) => Arc::new(GenericHttp::new(config.clone())?),
+    })
+}
+
+/// `Retry-After` in seconds, if the answer has one.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
+/// The class of a failed HTTP answer.
+pub(crate) fn refused(
+    provider: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    detail: &str,
+) -> DeliveryError {
+    let reason = format!("{provider} answered {status}: {}", shorten(detail));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        DeliveryError::RateLimited {
+            retry_after: retry_after(headers),
+            reason,
+        }
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        DeliveryError::Transient(reason)
+    } else {
+        DeliveryError::Permanent(reason)
+    }
+}
+
+/// A request that got no answer: transient. The URL is left out (it may hold a
+/// phone number or a key).
+pub(crate) fn unreachable(provider: &str, error: reqwest::Error) -> DeliveryError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    DeliveryError::Transient(format!("{provider}: {kind}: {}", error.without_url()))
+}
+
+/// A provider's error text, cut short for the ledger.
+fn shorten(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Digits of an E.164 number without the `+` (what several providers want).
+pub(crate) fn digits(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Headers of the generic gateway's requests, by name.
+pub(crate) type Headers = BTreeMap<String, String>;

@@ -1,0 +1,160 @@
+//! Orange SMS API (Orange Developer, the largest operator in Mali): an OAuth2
+//! client-credentials token (its `expires_in` comes as a string), cached and
+//! renewed before it expires or when refused, then
+//! `POST /smsmessaging/v1/outbound/tel%3A%2B{sender}/requests` with an
+//! `outboundSMSMessageRequest`.
+
+use std::time::{Duration, Instant};
+
+use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_engine::workflow::Channel;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::{GatewayError, client, digits, refused, unreachable};
+
+pub(crate) fn default_base_url() -> String {
+    "https://api.orange.com".to_owned()
+}
+
+/// Renew a token this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    /// Seconds, as a string ("7776000") — or a number, to be safe.
+    expires_in: serde_json::Value,
+}
+
+pub struct Orange {
+    client: reqwest::Client,
+    base_url: String,
+    sender: String,
+    sender_name: Option<String>,
+    /// `Basic base64(client_id:client_secret)`.
+    authorization: String,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl Orange {
+    pub fn new(
+        base_url: &str,
+        sender: &str,
+        sender_name: Option<String>,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Orange, GatewayError> {
+        use base64::Engine as _;
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{client_id}:{client_secret}"));
+        Ok(Orange {
+            client: client()?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            sender: digits(sender),
+            sender_name,
+            authorization: format!("Basic {credentials}"),
+            token: Mutex::new(None),
+        })
+    }
+
+    /// A valid token: the cached one, or a new one.
+    async fn token(&self, renew: bool) -> Result<String, DeliveryError> {
+        let mut cached = self.token.lock().await;
+        if !renew
+            && let Some((token, until)) = cached.as_ref()
+            && Instant::now() + RENEW_BEFORE < *until
+        {
+            return Ok(token.clone());
+        }
+        let response = self
+            .client
+            .post(format!("{}/oauth/v3/token", self.base_url))
+            .header("Authorization", &self.authorization)
+            .header("Accept", "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| unreachable("orange", e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused("orange (token)", status, &headers, &body));
+        }
+        let answer: TokenAnswer = serde_json::from_str(&body).map_err(|e| {
+            DeliveryError::Transient(format!("orange (token): unreadable answer: {e}"))
+        })?;
+        let seconds = match &answer.expires_in {
+            serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
+            serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
+            _ => 0,
+        };
+        let until = Instant::now() + Duration::from_secs(seconds);
+        *cached = Some((answer.access_token.clone(), until));
+        Ok(answer.access_token)
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+        let url = format!(
+            "{}/smsmessaging/v1/outbound/tel%3A%2B{}/requests",
+            self.base_url, self.sender
+        );
+        let mut request = json!({
+            "address": format!("tel:+{}", digits(&message.to_address)),
+            "senderAddress": format!("tel:+{}", self.sender),
+            "outboundSMSTextMessage": { "message": message.body },
+        });
+        if let Some(name) = &self.sender_name {
+            request["senderName"] = json!(name);
+        }
+        let body = json!({ "outboundSMSMessageRequest": request });
+        let mut renew = false;
+        loop {
+            let token = self.token(renew).await?;
+            let response = self
+                .client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| unreachable("orange", e))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            if status == StatusCode::UNAUTHORIZED && !renew {
+                // The token was revoked or expired early: renew it once.
+                renew = true;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(refused("orange", status, &headers, &text));
+            }
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let id = answer
+                .pointer("/outboundSMSMessageRequest/resourceURL")
+                .and_then(|v| v.as_str())
+                .and_then(|url| url.rsplit('/').next())
+                .unwrap_or("accepted")
+                .to_owned();
+            return Ok(id);
+        }
+    }
+}
+
+impl Connector for Orange {
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn name(&self) -> &str {
+        "orange"
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        Box::pin(self.send(message))
+    }
+}

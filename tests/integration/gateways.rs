@@ -1,0 +1,317 @@
+//! Each SMS gateway against a fake server (wiremock) that checks the exact
+//! request its provider documents and answers with the provider's documented
+//! answers: accepted, refused for good, transient, rate limited.
+
+use std::time::Duration;
+
+use palabre_engine::connector::{Connector, DeliveryError, OutgoingMessage};
+use palabre_engine::workflow::Channel;
+use palabre_sms::gateways::{AfricasTalking, Infobip, Orange, Twilio};
+use serde_json::json;
+use wiremock::matchers::{body_json, body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn sms() -> OutgoingMessage {
+    OutgoingMessage {
+        key: "dialogue-koro|1765098000|invitation|c-0001|sms".into(),
+        channel: Channel::Sms,
+        to_address: "+22376000001".into(), // an invented test number
+        to_name: "Awa".into(),
+        language: "fra".into(),
+        subject: None,
+        body: "Invitation: Cadre de concertation le 2026-12-07".into(),
+        calendar: None,
+    }
+}
+
+#[tokio::test]
+async fn orange_takes_a_token_once_sends_and_renews_a_refused_token() {
+    let server = MockServer::start().await;
+    // "Basic base64(id:secret)" and a form body, as Orange documents; expires_in is a string.
+    Mock::given(method("POST"))
+        .and(path("/oauth/v3/token"))
+        .and(header("authorization", "Basic aWQ6c2VjcmV0"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": "tok-1", "expires_in": "7776000"
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let sent = Mock::given(method("POST"))
+        .and(path("/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests"))
+        .and(header("authorization", "Bearer tok-1"))
+        .and(body_json(json!({ "outboundSMSMessageRequest": {
+            "address": "tel:+22376000001",
+            "senderAddress": "tel:+22370000000",
+            "senderName": "PALABRE",
+            "outboundSMSTextMessage": { "message": "Invitation: Cadre de concertation le 2026-12-07" }
+        }})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "outboundSMSMessageRequest": {
+            "resourceURL": "https://api.orange.com/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests/req-42"
+        }})));
+    let orange = Orange::new(
+        &server.uri(),
+        "+223 70 00 00 00",
+        Some("PALABRE".into()),
+        "id",
+        "secret",
+    )
+    .unwrap();
+    {
+        let _guard = sent.mount_as_scoped(&server).await;
+        assert_eq!(orange.deliver(&sms()).await, Ok("req-42".into()));
+        assert_eq!(
+            orange.deliver(&sms()).await,
+            Ok("req-42".into()),
+            "the cached token serves again"
+        );
+    }
+    // A token refused mid-way is renewed once; the provider's refusals are classified.
+    Mock::given(method("POST"))
+        .and(path(
+            "/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests",
+        ))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({ "code": 42, "message": "Expired credentials" })),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "requestError": { "serviceException": { "messageId": "SVC0004", "text": "No valid addresses" } }
+        })))
+        .mount(&server)
+        .await;
+    let error = orange.deliver(&sms()).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Permanent(e) if e.contains("SVC0004")),
+        "{error:?}"
+    );
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn gateways_classify_transient_rate_limited_and_permanent_failures() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/version1/messaging"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("maintenance"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/version1/messaging"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let at = AfricasTalking::new(&server.uri(), "sandbox", "key", None).unwrap();
+    assert!(matches!(
+        at.deliver(&sms()).await,
+        Err(DeliveryError::Transient(_))
+    ));
+    assert_eq!(
+        at.deliver(&sms()).await,
+        Err(DeliveryError::RateLimited {
+            retry_after: Some(Duration::from_secs(120)),
+            reason: "africastalking answered 429 Too Many Requests: ".into()
+        })
+    );
+    // Nobody listening: transient, and the error does not carry the URL.
+    let closed = AfricasTalking::new("http://127.0.0.1:9", "sandbox", "key", None).unwrap();
+    let error = closed.deliver(&sms()).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Transient(e) if !e.contains("127.0.0.1")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn africas_talking_reads_each_recipients_status_code() {
+    let server = MockServer::start().await;
+    let answer = |code: i64, status: &str| {
+        ResponseTemplate::new(201).set_body_json(json!({ "SMSMessageData": {
+            "Message": "Sent to 1/1 Total Cost: XOF 20",
+            "Recipients": [{ "statusCode": code, "number": "+22376000001", "status": status,
+                             "cost": "XOF 20", "messageId": "ATXid_1" }]
+        }}))
+    };
+    for (code, status) in [
+        (101, "Success"),
+        (406, "UserInBlacklist"),
+        (500, "InternalServerError"),
+    ] {
+        let _guard = Mock::given(method("POST"))
+            .and(path("/version1/messaging"))
+            .and(header("apiKey", "key"))
+            .and(header("accept", "application/json"))
+            .and(body_string_contains("username=sandbox"))
+            .and(body_string_contains("to=%2B22376000001"))
+            .respond_with(answer(code, status))
+            .mount_as_scoped(&server)
+            .await;
+        let at = AfricasTalking::new(&server.uri(), "sandbox", "key", None).unwrap();
+        let result = at.deliver(&sms()).await;
+        match code {
+            101 => assert_eq!(result, Ok("ATXid_1".into())),
+            406 => assert!(
+                matches!(&result, Err(DeliveryError::Permanent(e)) if e.contains("UserInBlacklist (406)")),
+                "{result:?}"
+            ),
+            _ => assert!(
+                matches!(result, Err(DeliveryError::Transient(_))),
+                "{result:?}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn twilio_posts_a_form_with_basic_auth_and_knows_a_stopped_recipient() {
+    let server = MockServer::start().await;
+    let _guard = Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
+        .and(header("authorization", "Basic QUMxMjM6dG9rZW4="))
+        .and(body_string_contains("To=%2B22376000001"))
+        .and(body_string_contains("From=%2B15005550006"))
+        .and(body_string_contains(
+            "StatusCallback=https%3A%2F%2Fpalabre.example%2Freceipts%2Ftwilio",
+        ))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM1", "status": "queued" })),
+        )
+        .mount_as_scoped(&server)
+        .await;
+    let twilio = Twilio::new(
+        &server.uri(),
+        "AC123",
+        "token",
+        "+15005550006",
+        Some("https://palabre.example/receipts/twilio".into()),
+    )
+    .unwrap();
+    assert_eq!(twilio.deliver(&sms()).await, Ok("SM1".into()));
+    drop(_guard);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400
+        })))
+        .mount(&server)
+        .await;
+    let error = twilio.deliver(&sms()).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Permanent(e) if e.contains("opted out (21610)")),
+        "{error:?}"
+    );
+    // Status callbacks are signed with the auth token over the URL and sorted parameters.
+    let url = "https://palabre.example/receipts/twilio";
+    let params = vec![
+        ("MessageSid".to_owned(), "SM1".to_owned()),
+        ("MessageStatus".to_owned(), "delivered".to_owned()),
+    ];
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"token");
+    let signed = ring::hmac::sign(
+        &key,
+        format!("{url}MessageSidSM1MessageStatusdelivered").as_bytes(),
+    );
+    use base64::Engine as _;
+    let signature = base64::engine::general_purpose::STANDARD.encode(signed.as_ref());
+    assert!(twilio.valid_signature(url, &params, &signature));
+    assert!(
+        !twilio.valid_signature(url, &params[..1], &signature),
+        "a changed parameter list fails"
+    );
+    assert!(!twilio.valid_signature(url, &params, "bm9wZQ=="));
+}
+
+#[tokio::test]
+async fn infobip_sends_json_with_its_app_key_and_reads_rejections() {
+    let server = MockServer::start().await;
+    let sent = Mock::given(method("POST"))
+        .and(path("/sms/3/messages"))
+        .and(header("authorization", "App key"))
+        .and(body_json(json!({ "messages": [{
+            "sender": "PALABRE",
+            "destinations": [{ "to": "22376000001", "messageId": sms().key_hash() }],
+            "content": { "text": "Invitation: Cadre de concertation le 2026-12-07" }
+        }]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "bulkId": "b-1",
+            "messages": [{ "messageId": "m-1", "status": { "groupName": "PENDING", "name": "PENDING_ACCEPTED" } }]
+        })))
+        .mount_as_scoped(&server)
+        .await;
+    let infobip = Infobip::new(&server.uri(), "key", "PALABRE", None).unwrap();
+    assert_eq!(infobip.deliver(&sms()).await, Ok("m-1".into()));
+    drop(sent);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messages": [{ "messageId": "m-2", "status": { "groupName": "REJECTED", "description": "Destination not registered" } }]
+        })))
+        .mount(&server)
+        .await;
+    let error = infobip.deliver(&sms()).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Permanent(e) if e.contains("Destination not registered")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_generic_gateway_speaks_kannel() {
+    let server = MockServer::start().await;
+    // Kannel's sendsms: a GET with the text in the query, "0: Accepted for delivery" on success.
+    let _guard = Mock::given(method("GET"))
+        .and(path("/cgi-bin/sendsms"))
+        .and(wiremock::matchers::query_param("to", "22376000001"))
+        .and(wiremock::matchers::query_param(
+            "text",
+            "Invitation: Cadre de concertation le 2026-12-07",
+        ))
+        .and(wiremock::matchers::query_param("password", "kannel-secret"))
+        .respond_with(ResponseTemplate::new(202).set_body_string("0: Accepted for delivery"))
+        .mount_as_scoped(&server)
+        .await;
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe { std::env::set_var("PALABRE_TEST_KANNEL_PASSWORD", "kannel-secret") };
+    let config: palabre_sms::gateways::GatewayConfig = serde_json::from_value(json!({
+        "provider": "generic",
+        "url": format!("{}/cgi-bin/sendsms?username=palabre&password={{{{ env.PALABRE_TEST_KANNEL_PASSWORD | urlencode }}}}&to={{{{ to_digits }}}}&text={{{{ text | urlencode }}}}", server.uri()),
+        "method": "GET",
+        "env": ["PALABRE_TEST_KANNEL_PASSWORD"],
+        "success_contains": "Accepted"
+    }))
+    .unwrap();
+    let kannel = palabre_sms::gateways::gateway(&config).unwrap();
+    assert_eq!(kannel.name(), "generic-http");
+    assert_eq!(
+        kannel.deliver(&sms()).await,
+        Ok("0: Accepted for delivery".into())
+    );
+    drop(_guard);
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_string("3: Queued for later delivery? no: Not routable"),
+        )
+        .mount(&server)
+        .await;
+    let error = kannel.deliver(&sms()).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Permanent(e) if e.contains("without accepting")),
+        "{error:?}"
+    );
+    let missing: palabre_sms::gateways::GatewayConfig = serde_json::from_value(json!({
+        "provider": "generic", "url": "http://x/{{ env.NOPE }}", "env": ["PALABRE_TEST_UNSET_VARIABLE"]
+    }))
+    .unwrap();
+    let error = palabre_sms::gateways::gateway(&missing)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("PALABRE_TEST_UNSET_VARIABLE"), "{error}");
+}
