@@ -608,6 +608,7 @@ async fn validate(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<Outcom
         diagnostics.extend(definitions.check_directory(&directory));
         eprintln!("recipients checked against {} contacts", directory.len());
     }
+    sms_segments(&definitions, &root, &mut diagnostics)?;
     let invalid = report(diagnostics);
     let workflows = definitions.workflow_ids().count();
     if invalid {
@@ -995,6 +996,54 @@ fn rule_tests(path: Option<&Path>, sources: &Sources, out: &mut String) -> anyho
     } else {
         Outcome::Invalid
     })
+}
+
+/// SMS above this many segments get a warning (they cost as many messages).
+const SMS_MAX_SEGMENTS: usize = 2;
+
+/// Prints the size of every SMS text, per template and language, rendered with
+/// the sample values; a text over [`SMS_MAX_SEGMENTS`] is a warning.
+fn sms_segments(
+    definitions: &Definitions,
+    root: &Path,
+    diagnostics: &mut Diagnostics,
+) -> anyhow::Result<()> {
+    let sample = palabre_engine::templates::MessageContext::sample();
+    let mut err = std::io::stderr().lock();
+    for template in definitions.templates.names() {
+        for language in definitions.templates.sms_languages(template) {
+            let Ok(rendered) =
+                definitions
+                    .templates
+                    .render(template, workflow::Channel::Sms, language, &sample)
+            else {
+                continue;
+            };
+            let size = palabre_sms::encoding::sms_size(&rendered.body);
+            let encoding = match size.encoding {
+                palabre_sms::encoding::Encoding::Gsm7 => "GSM-7",
+                palabre_sms::encoding::Encoding::Ucs2 => "UCS-2",
+            };
+            std::io::Write::write_fmt(
+                &mut err,
+                format_args!(
+                    "sms {template:<22} {language}  {} segment(s), {encoding}, {} units\n",
+                    size.segments, size.units
+                ),
+            )?;
+            if size.segments > SMS_MAX_SEGMENTS {
+                diagnostics.push(palabre_engine::diagnostic::Diagnostic::warning(
+                    root.join("templates").join(format!("{template}.yaml")),
+                    palabre_engine::diagnostic::Position::START,
+                    format!(
+                        "the {language} SMS is {} segments ({encoding}) with sample values; more than {SMS_MAX_SEGMENTS} costs more (shorten it, or set sms_gsm: true)",
+                        size.segments
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn import_contacts(

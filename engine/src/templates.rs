@@ -375,6 +375,16 @@ impl Templates {
             .is_some_and(|text| parts(channel).iter().all(|p| part(text, p).is_some()))
     }
 
+    /// The languages `template` has an SMS text in.
+    pub fn sms_languages(&self, template: &str) -> Vec<&str> {
+        self.texts.get(template).map_or_else(Vec::new, |file| {
+            file.iter()
+                .filter(|(_, t)| t.sms.is_some())
+                .map(|(l, _)| l.as_str())
+                .collect()
+        })
+    }
+
     /// The language a message to a `preferred`-language contact is written in.
     pub fn language_for(&self, template: &str, channel: Channel, preferred: &str) -> Option<&str> {
         let file = self.texts.get(template)?;
@@ -416,7 +426,15 @@ impl Templates {
                 .map_err(|source| RenderError::Render { name, source })
         };
         let (subject, body) = match channel {
-            Channel::Sms => (None, render("sms")?),
+            Channel::Sms => {
+                let text = render("sms")?;
+                let gsm = self
+                    .texts
+                    .get(template)
+                    .and_then(|t| t.get(&language))
+                    .is_some_and(|t| t.sms_gsm);
+                (None, if gsm { to_gsm_lookalikes(&text) } else { text })
+            }
             Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
         };
         Ok(Rendered {
@@ -427,10 +445,57 @@ impl Templates {
     }
 }
 
+/// Replaces the letters outside the GSM 03.38 alphabet that French (and the
+/// Latin transcriptions of Bambara and Fulfulde) use most by their closest GSM
+/// letters, so that a text stays readable in the cheaper encoding. Letters with no
+/// close match are left as they are.
+pub fn to_gsm_lookalikes(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'â' | 'á' => 'a',
+            'À' | 'Â' | 'Á' => 'A',
+            'ç' => 'c',
+            'ê' | 'ë' => 'e',
+            'È' | 'Ê' | 'Ë' => 'E',
+            'î' | 'ï' | 'í' => 'i',
+            'Î' | 'Ï' => 'I',
+            'ô' | 'ó' => 'o',
+            'Ô' => 'O',
+            'û' | 'ú' => 'u',
+            'Û' | 'Ù' => 'U',
+            'ŷ' | 'ÿ' => 'y',
+            'ɛ' => 'e',
+            'Ɛ' => 'E',
+            'ɔ' => 'o',
+            'Ɔ' => 'O',
+            'ɲ' => 'n',
+            'ŋ' => 'n',
+            '’' | '‘' | 'ʼ' => '\'',
+            '«' | '»' | '“' | '”' => '"',
+            '–' | '—' => '-',
+            '\u{a0}' | '\u{202f}' => ' ',
+            other => other,
+        })
+        .collect()
+}
+
 /// minijinja's error, on one line, without its template-name prefix noise.
 fn describe(error: &minijinja::Error) -> String {
     match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod gsm_tests {
+    use super::to_gsm_lookalikes;
+
+    #[test]
+    fn gsm_lookalikes_keep_the_gsm_accents() {
+        assert_eq!(
+            to_gsm_lookalikes("Fête à l’école de Ségou, ça ne tɛ kɛ pas"),
+            "Fete à l'école de Ségou, ca ne te ke pas"
+        );
     }
 }

@@ -216,6 +216,10 @@ pub struct TemplateText {
     /// SMS text: keep it short and neutral, phones are shared.
     #[serde(default)]
     pub sms: Option<String>,
+    /// Write this SMS in the GSM alphabet (`ç`→`c`, `ê`→`e`, `’`→`'` ...) so that it
+    /// goes in the cheaper encoding: 160 characters a segment instead of 70.
+    #[serde(default)]
+    pub sms_gsm: bool,
 }
 
 /// A template file: texts keyed by ISO 639-3 language code (`fra`, `eng`, `bam`, `ffm`).

@@ -123,10 +123,25 @@ fn plans_who_gets_what_when_on_which_channel_in_which_language() {
             .all(|m| m["due_utc"] == "2026-12-04T09:00:00Z")
     );
 
-    // Languages: the template's languages are fra and eng; everyone else gets French.
+    // Bambara speakers get their SMS in Bambara, written in the GSM alphabet.
+    let bambara: Vec<&str> = planned
+        .iter()
+        .filter(|m| m["language"] == "bam")
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert!(!bambara.is_empty());
+    assert!(
+        bambara.iter().all(|b| !b.contains('ɛ') && !b.contains('ɔ')),
+        "{bambara:?}"
+    );
+    // Languages: the templates have fra and eng, and Bambara for SMS; everyone else
+    // gets French.
     for m in planned.iter().filter(|m| m["channel"].is_string()) {
         let language = m["language"].as_str().unwrap();
-        assert!(language == "fra" || language == "eng", "{m}");
+        assert!(
+            language == "fra" || language == "eng" || (language == "bam" && m["channel"] == "sms"),
+            "{m}"
+        );
         assert!(
             m["body"]
                 .as_str()

@@ -173,3 +173,32 @@ fn recipients_are_checked_against_the_imported_directory() {
         run.stderr
     );
 }
+
+#[test]
+fn sms_texts_are_measured_in_segments_and_long_ones_warned() {
+    let run = palabre(&repo(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("sms meeting-invitation     bam  1 segment(s), GSM-7"),
+        "Bambara written in the GSM alphabet: {}",
+        run.stderr
+    );
+    let dir = crate::util::workspace();
+    let file = dir.path().join("workflows/templates/meeting-reminder.yaml");
+    let long = format!("Rappel: {}", "ɛ".repeat(150));
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "sms: \"Rappel:",
+        &format!("sms: \"{long} Rappel:"),
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    let run = palabre(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "a warning, not an error: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("meeting-reminder.yaml:1:1: warning: the fra SMS is 4 segments (UCS-2)"),
+        "{}",
+        run.stderr
+    );
+}
