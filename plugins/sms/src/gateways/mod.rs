@@ -206,13 +206,40 @@ pub(crate) fn unreachable(provider: &str, error: reqwest::Error) -> DeliveryErro
     DeliveryError::Transient(format!("{provider}: {kind}: {}", error.without_url()))
 }
 
-/// A provider's error text, cut short for the ledger.
+/// A provider's error text, cut short for the ledger, with any phone number in it
+/// masked (providers quote the number they refused).
 fn shorten(text: &str) -> String {
-    let text = text.trim();
+    let masked = mask_numbers(text);
+    let text = masked.trim();
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// Masks every run of eight or more digits (a phone number, with or without `+`).
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        if digits >= 8 {
+            out.push_str(&palabre_engine::redact::phone(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || (c == '+' && run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Digits of an E.164 number without the `+` (what several providers want).
@@ -222,3 +249,18 @@ pub(crate) fn digits(number: &str) -> String {
 
 /// Headers of the generic gateway's requests, by name.
 pub(crate) type Headers = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::mask_numbers;
+
+    #[test]
+    fn numbers_in_provider_errors_are_masked() {
+        // An invented test number.
+        assert_eq!(
+            mask_numbers("Invalid address tel:+22376451234 (code 400)"),
+            "Invalid address tel:+223 •• •• 12 34 (code 400)"
+        );
+        assert_eq!(mask_numbers("retry in 120 s"), "retry in 120 s");
+    }
+}
