@@ -227,6 +227,10 @@ struct ServeArgs {
     /// Delivery attempts before a message is dead-lettered.
     #[arg(long, default_value_t = 8)]
     retry_max_attempts: i64,
+    /// The NAME of the environment variable holding the secret inbound SMS webhooks
+    /// put in their URL (`/inbound/sms/<secret>`); unset: no inbound SMS.
+    #[arg(long, default_value = "PALABRE_INBOUND_SECRET")]
+    inbound_secret_env: String,
     /// Address of the HTTP API (`off` to serve none).
     #[arg(long, default_value = "127.0.0.1:8080", env = "PALABRE_HTTP")]
     http: String,
@@ -1485,7 +1489,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             .await
             .with_context(|| format!("listening on {} for the HTTP API", args.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
-        let api = palabre_api::serve(listener, runtime.clone(), until_stopped(stopped.clone()));
+        let state = palabre_api::ApiState {
+            runtime: runtime.clone(),
+            inbound_secret: std::env::var(&args.inbound_secret_env)
+                .ok()
+                .filter(|s| !s.is_empty()),
+        };
+        let api = palabre_api::serve(listener, state, until_stopped(stopped.clone()));
         tokio::spawn(async move {
             if let Err(error) = api.await {
                 tracing::warn!(%error, "the HTTP API stopped");

@@ -34,6 +34,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub runtime: Arc<Runtime>,
+    /// The secret inbound SMS webhooks put in their URL (`/inbound/sms/{secret}`);
+    /// `None`: inbound SMS are not taken.
+    pub inbound_secret: Option<String>,
 }
 
 /// An error answer: `{"error": "...", "field": "..."}`.
@@ -94,10 +97,10 @@ impl From<palabre_engine::runtime::RuntimeError> for ApiError {
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    runtime: Arc<Runtime>,
+    state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ApiState { runtime }))
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

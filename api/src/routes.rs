@@ -168,6 +168,16 @@ pub static ROUTES: &[RouteDoc] = &[
         handler: || post(set_milestone),
     },
     RouteDoc {
+        method: "post",
+        path: "/inbound/sms/{secret}",
+        summary: "An SMS reply from a gateway's webhook (JSON or form: `from`/`From`, `text`/`Body`), authenticated by the secret in the URL",
+        role: None,
+        request: Some(schema::<InboundBody>),
+        response: schema::<palabre_engine::runtime::InboundOutcome>,
+        success: 200,
+        handler: || post(inbound_sms),
+    },
+    RouteDoc {
         method: "get",
         path: "/ledger",
         summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?limit=`)",
@@ -782,4 +792,54 @@ async fn ledger(
         }
     }
     Ok(Json(visible))
+}
+
+/// An SMS reply, as gateways post it.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct InboundBody {
+    /// The sender's number (`from`, or Twilio's `From`).
+    #[serde(alias = "From")]
+    pub from: String,
+    /// The text (`text`, or Twilio's `Body`).
+    #[serde(alias = "Body")]
+    pub text: String,
+}
+
+async fn inbound_sms(
+    State(state): State<ApiState>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<palabre_engine::runtime::InboundOutcome>, ApiError> {
+    let Some(expected) = state.inbound_secret.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "inbound SMS are not configured",
+        ));
+    };
+    let same = expected.len() == secret.len()
+        && expected
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong webhook secret",
+        ));
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let reply: InboundBody = if form {
+        serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed form: {e}")))?
+    } else {
+        parse(&body)?
+    };
+    Ok(Json(
+        state.runtime.inbound_sms(&reply.from, &reply.text).await?,
+    ))
 }

@@ -20,6 +20,7 @@ use crate::escalation::{EscalationWorkflow, Ladder};
 use crate::milestones::{MilestonePlan, Plan, find_cycle};
 use crate::places::{Places, is_slug};
 use crate::recurrence::{Recurrence, parse_time_zone};
+use crate::replies::Replies;
 use crate::rules::{HOOKS, Limits, MeetingFacts, RULES_DIR, RuleExtension, Rules, World};
 use crate::source_map::SourceMap;
 use crate::suggest::did_you_mean;
@@ -32,6 +33,7 @@ const PLACES_FILE: &str = "places.yaml";
 const ROLES_FILE: &str = "roles.yaml";
 const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
+const REPLIES_FILE: &str = "replies.yaml";
 
 /// The template sent to a level's responders when a case reaches them.
 pub const CASE_TEMPLATE: &str = "case-assigned";
@@ -79,6 +81,8 @@ pub struct Definitions {
     pub plans: Vec<Plan>,
     /// Escalation ladders (`kind: escalation`).
     pub ladders: Vec<Ladder>,
+    /// The words SMS replies are read with.
+    pub replies: Replies,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -225,6 +229,7 @@ impl Definitions {
             meetings: Vec::new(),
             plans: Vec::new(),
             ladders: Vec::new(),
+            replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
         };
         let files = match only {
             Some(files) => files.to_vec(),
@@ -878,7 +883,7 @@ fn is_workflow_file(root: &Path, file: &Path) -> bool {
         .and_then(|c| c.as_os_str().to_str());
     !matches!(
         first,
-        Some(PLACES_FILE | ROLES_FILE | TEMPLATES_DIR | CALENDARS_DIR | RULES_DIR)
+        Some(PLACES_FILE | ROLES_FILE | REPLIES_FILE | TEMPLATES_DIR | CALENDARS_DIR | RULES_DIR)
     )
 }
 

@@ -22,6 +22,7 @@ pub mod places;
 pub mod plan;
 pub mod recurrence;
 pub mod redact;
+pub mod replies;
 pub mod rules;
 pub mod runtime;
 pub mod source_map;

@@ -30,8 +30,10 @@ use tokio::sync::Notify;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 mod cases;
+mod inbound;
 
 pub use cases::{CaseAction, NewCase};
+pub use inbound::InboundOutcome;
 
 use crate::clock::Clock;
 use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
@@ -164,16 +166,22 @@ pub struct TickReport {
 struct Directory {
     contacts: Vec<Contact>,
     by_id: HashMap<String, usize>,
+    /// Contacts who opted out of SMS.
+    stopped: std::collections::BTreeSet<String>,
 }
 
 impl Directory {
-    fn new(contacts: Vec<Contact>) -> Directory {
+    fn new(contacts: Vec<Contact>, stopped: std::collections::BTreeSet<String>) -> Directory {
         let by_id = contacts
             .iter()
             .enumerate()
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
-        Directory { contacts, by_id }
+        Directory {
+            contacts,
+            by_id,
+            stopped,
+        }
     }
 
     fn get(&self, id: &str) -> Option<&Contact> {
@@ -917,10 +925,11 @@ impl Runtime {
     ) -> Result<&'c Directory, RuntimeError> {
         if cache.is_none() {
             let contacts = self.store.contacts().await?;
+            let stopped = self.store.sms_stopped().await?;
             definitions.rules.set_directory(contacts.clone());
-            *cache = Some(Directory::new(contacts));
+            *cache = Some(Directory::new(contacts, stopped));
         }
-        Ok(cache.get_or_insert_with(|| Directory::new(Vec::new())))
+        Ok(cache.get_or_insert_with(|| Directory::new(Vec::new(), Default::default())))
     }
 
     /// Decides the fate of a late timer under its workflow's misfire policy:
@@ -1182,7 +1191,12 @@ impl Runtime {
         let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
         let connector = channel.and_then(|c| self.connectors.get(c));
         let idempotent = connector.is_some_and(|c| c.idempotent());
+        let stopped =
+            channel == Some(Channel::Sms) && directory.stopped.contains(&message.contact_id);
         let result = match (channel, contact, address) {
+            _ if stopped => Err(DeliveryError::Permanent(
+                "the contact opted out of SMS (STOP)".to_owned(),
+            )),
             (Some(channel), Some(contact), Some(address)) => match connector {
                 Some(connector) => {
                     let outgoing = OutgoingMessage {

@@ -74,6 +74,7 @@ impl Api {
             .unwrap();
         let response = router(ApiState {
             runtime: self.runtime.clone(),
+            inbound_secret: Some("s3cret".into()),
         })
         .oneshot(request)
         .await
@@ -393,7 +394,8 @@ async fn the_openapi_document_matches_the_routes() {
                 .replace("{id}", "LT-0001")
                 .replace("{event}", "cancel")
                 .replace("{action}", "note")
-                .replace("{plan}", "plan-koro");
+                .replace("{plan}", "plan-koro")
+                .replace("{secret}", "s3cret");
             let (status, answer) = api
                 .call(&method.to_uppercase(), &concrete, None, None)
                 .await;

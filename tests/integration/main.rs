@@ -10,6 +10,7 @@ mod gateways;
 mod hostile;
 mod milestones;
 mod preview;
+mod replies;
 mod rules;
 mod runtime;
 mod schema;

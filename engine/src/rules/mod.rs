@@ -34,7 +34,7 @@ pub use hooks::{
     COMMON_INPUT, DeadlinesDecision, Decision, EntryDecision, ExtraReminder, HOOKS, HookSpec,
     InviteesDecision, MeetingFacts, MissedDecision, OverdueDecision, QuorumDecision,
     RemindersDecision, ScheduleDecision, case_input, contact_facts, meeting_input, milestone_input,
-    spec, with_participants,
+    spec, with_participants, with_responses,
 };
 pub use sandbox::Limits;
 

@@ -51,6 +51,15 @@ pub enum LedgerEvent {
     CaseReopened,
     /// A case's level missed a deadline.
     DeadlineMissed,
+    /// An SMS reply was understood (an answer to a meeting).
+    Reply,
+    /// An SMS reply could not be matched to a contact or a request: for a coordinator.
+    ReplyUnmatched,
+    /// A contact opted out of SMS (STOP), or back in (START).
+    SmsStopped,
+    SmsRestarted,
+    /// The quorum rule weighed an occurrence's answers.
+    Quorum,
 }
 
 impl LedgerEvent {
@@ -77,6 +86,11 @@ impl LedgerEvent {
             LedgerEvent::CaseResolved => "case-resolved",
             LedgerEvent::CaseReopened => "case-reopened",
             LedgerEvent::DeadlineMissed => "deadline-missed",
+            LedgerEvent::Reply => "reply",
+            LedgerEvent::ReplyUnmatched => "reply-unmatched",
+            LedgerEvent::SmsStopped => "sms-stopped",
+            LedgerEvent::SmsRestarted => "sms-restarted",
+            LedgerEvent::Quorum => "quorum",
         }
     }
 }

@@ -193,6 +193,7 @@ mod contacts;
 mod ledger;
 mod milestones;
 mod outbox;
+mod replies;
 mod timers;
 mod tokens;
 

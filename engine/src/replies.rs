@@ -1,0 +1,173 @@
+//! The words people answer SMS with, from `workflows/replies.yaml`: yes and no
+//! per language, and the opt-out and opt-in words. A reply is read by its first
+//! word, accents and case ignored (`Arrêt`, `ARRET` and `arret` are one word),
+//! and, for yes and no, the reference code after it (`OUI 4821`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostics;
+use crate::yaml;
+
+/// `replies.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepliesFile {
+    /// Words meaning yes, by language (`fra: [OUI]`, `bam: [AWO]`).
+    pub yes: BTreeMap<String, Vec<String>>,
+    /// Words meaning no, by language.
+    pub no: BTreeMap<String, Vec<String>>,
+    /// Words that stop all SMS to the sender.
+    pub stop: Vec<String>,
+    /// Words that start them again.
+    pub start: Vec<String>,
+}
+
+impl Default for RepliesFile {
+    fn default() -> Self {
+        let words = |list: &[&str]| list.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        RepliesFile {
+            yes: BTreeMap::from([("fra".to_owned(), words(&["OUI"]))]),
+            no: BTreeMap::from([("fra".to_owned(), words(&["NON"]))]),
+            stop: words(&["STOP", "ARRET"]),
+            start: words(&["START"]),
+        }
+    }
+}
+
+/// What a reply says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Yes or no, to the request whose reference follows (if any).
+    Answer {
+        yes: bool,
+        reference: Option<String>,
+    },
+    Stop,
+    Start,
+    NotUnderstood,
+}
+
+/// The keywords, normalized.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    yes: Vec<String>,
+    no: Vec<String>,
+    stop: Vec<String>,
+    start: Vec<String>,
+}
+
+/// Upper case, without accents: what replies are compared as.
+pub fn normalize(word: &str) -> String {
+    crate::templates::to_gsm_lookalikes(word)
+        .to_uppercase()
+        .chars()
+        .map(|c| match c {
+            'É' | 'È' => 'E',
+            'À' => 'A',
+            'Ù' => 'U',
+            'Ì' => 'I',
+            'Ò' => 'O',
+            'Ç' => 'C',
+            other => other,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+impl Replies {
+    /// Loads `replies.yaml`; without the file, French defaults (OUI, NON, STOP, ARRET, START).
+    pub fn load(file: &Path, diagnostics: &mut Diagnostics) -> Replies {
+        if !file.exists() {
+            return Replies::from_file(&RepliesFile::default());
+        }
+        match yaml::parse_file::<RepliesFile>(file) {
+            Ok(parsed) => Replies::from_file(&parsed.value),
+            Err(d) => {
+                diagnostics.push(*d);
+                Replies::default()
+            }
+        }
+    }
+
+    fn from_file(file: &RepliesFile) -> Replies {
+        let all = |map: &BTreeMap<String, Vec<String>>| {
+            map.values().flatten().map(|w| normalize(w)).collect()
+        };
+        Replies {
+            yes: all(&file.yes),
+            no: all(&file.no),
+            stop: file.stop.iter().map(|w| normalize(w)).collect(),
+            start: file.start.iter().map(|w| normalize(w)).collect(),
+        }
+    }
+
+    /// What `text` says.
+    pub fn read(&self, text: &str) -> Reply {
+        let mut words = text.split_whitespace();
+        let first = words.next().map(normalize).unwrap_or_default();
+        let reference = words.next().map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
+                .to_owned()
+        });
+        if self.stop.contains(&first) {
+            Reply::Stop
+        } else if self.start.contains(&first) {
+            Reply::Start
+        } else if self.yes.contains(&first) {
+            Reply::Answer {
+                yes: true,
+                reference,
+            }
+        } else if self.no.contains(&first) {
+            Reply::Answer {
+                yes: false,
+                reference,
+            }
+        } else {
+            Reply::NotUnderstood
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_read_by_their_first_word_without_accents() {
+        let mut file = RepliesFile::default();
+        file.yes.insert("bam".into(), vec!["Awɔ".into()]);
+        file.stop.push("ARRÊT".into());
+        let replies = Replies::from_file(&file);
+        assert_eq!(
+            replies.read("oui 4821"),
+            Reply::Answer {
+                yes: true,
+                reference: Some("4821".into())
+            }
+        );
+        assert_eq!(
+            replies.read("AWO, 4821."),
+            Reply::Answer {
+                yes: true,
+                reference: Some("4821".into())
+            }
+        );
+        assert_eq!(
+            replies.read("Non"),
+            Reply::Answer {
+                yes: false,
+                reference: None
+            }
+        );
+        assert_eq!(replies.read("Arrêt"), Reply::Stop);
+        assert_eq!(replies.read("arret svp"), Reply::Stop);
+        assert_eq!(replies.read("start"), Reply::Start);
+        assert_eq!(replies.read("peut-être"), Reply::NotUnderstood);
+        assert_eq!(replies.read(""), Reply::NotUnderstood);
+    }
+}

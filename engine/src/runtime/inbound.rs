@@ -1,0 +1,184 @@
+//! SMS replies: an opt-out or opt-in word, or a yes/no to a meeting quoted by its
+//! reference code. A reply is matched to the contact by their number and to the
+//! occurrence by the code; an answer is recorded and the quorum rule weighs the
+//! occurrence's answers again. What cannot be matched goes to the ledger for a
+//! coordinator, with the number masked.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::{Runtime, RuntimeError};
+use crate::contacts::normalize_phone;
+use crate::plan::{occurrence_reference, reach};
+use crate::redact;
+use crate::replies::Reply;
+use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
+use crate::store::{LedgerEntry, LedgerEvent};
+
+/// What a reply did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum InboundOutcome {
+    Stopped {
+        contact: String,
+    },
+    Restarted {
+        contact: String,
+    },
+    Answered {
+        contact: String,
+        workflow: String,
+        occurrence: DateTime<Utc>,
+        response: String,
+        quorum_reached: bool,
+        quorum_reason: String,
+    },
+    Unmatched {
+        reason: String,
+    },
+}
+
+/// How far ahead an answer's reference code is looked for.
+const ANSWER_WINDOW: TimeDelta = TimeDelta::days(60);
+
+impl Runtime {
+    /// Reads one SMS reply from `from` and acts on it.
+    pub async fn inbound_sms(
+        &self,
+        from: &str,
+        text: &str,
+    ) -> Result<InboundOutcome, RuntimeError> {
+        let definitions = self.definitions();
+        let now = self.clock.now();
+        let number = normalize_phone(from);
+        let directory = self.store.contacts().await?;
+        let contact = number
+            .as_deref()
+            .and_then(|n| directory.iter().find(|c| c.phone.as_deref() == Some(n)));
+        let masked = redact::phone(number.as_deref().unwrap_or(from));
+        let unmatched = |reason: String| async move {
+            let entry = LedgerEntry::new(
+                now,
+                LedgerEvent::ReplyUnmatched,
+                format!("from {masked}: {reason}"),
+            );
+            self.store.append_ledger(&[entry]).await?;
+            Ok(InboundOutcome::Unmatched { reason })
+        };
+        let Some(contact) = contact else {
+            return unmatched("no contact has this number".to_owned()).await;
+        };
+        let about_contact = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).recipient(&contact.id, Some("sms"))
+        };
+        match definitions.replies.read(text) {
+            Reply::Stop => {
+                let entry = about_contact(
+                    LedgerEvent::SmsStopped,
+                    "asked to receive no more SMS".to_owned(),
+                );
+                self.store
+                    .set_sms_stopped(&contact.id, true, now, &entry)
+                    .await?;
+                Ok(InboundOutcome::Stopped {
+                    contact: contact.id.clone(),
+                })
+            }
+            Reply::Start => {
+                let entry = about_contact(
+                    LedgerEvent::SmsRestarted,
+                    "asked to receive SMS again".to_owned(),
+                );
+                self.store
+                    .set_sms_stopped(&contact.id, false, now, &entry)
+                    .await?;
+                Ok(InboundOutcome::Restarted {
+                    contact: contact.id.clone(),
+                })
+            }
+            Reply::NotUnderstood => unmatched(format!("{}: not understood", contact.id)).await,
+            Reply::Answer { yes, reference } => {
+                let Some(reference) = reference else {
+                    return unmatched(format!(
+                        "{}: an answer without a reference code",
+                        contact.id
+                    ))
+                    .await;
+                };
+                // The occurrences this contact is invited to, with that reference.
+                let found = definitions.meetings.iter().find_map(|meeting| {
+                    let def = &meeting.definition;
+                    reach(&def.recipients, &def.place, &directory)
+                        .iter()
+                        .any(|c| c.id == contact.id)
+                        .then(|| {
+                            meeting
+                                .recurrence
+                                .between(now - TimeDelta::days(1), now + ANSWER_WINDOW, 1_000)
+                                .into_iter()
+                                .find(|o| occurrence_reference(&def.id, *o) == reference)
+                                .map(|o| (meeting, o))
+                        })
+                        .flatten()
+                });
+                let Some((meeting, occurrence)) = found else {
+                    return unmatched(format!(
+                        "{}: no meeting of theirs has the reference {reference}",
+                        contact.id
+                    ))
+                    .await;
+                };
+                let def = &meeting.definition;
+                let response = if yes { "yes" } else { "no" };
+                let entry = about_contact(LedgerEvent::Reply, format!("{response} to {reference}"))
+                    .slot(&def.id, occurrence, "reply")
+                    .recipient(&contact.id, Some("sms"));
+                self.store
+                    .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
+                    .await?;
+                let answers = self.store.responses(&def.id, occurrence).await?;
+                let invited = reach(&def.recipients, &def.place, &directory);
+                let rules = &definitions.rules;
+                let quorum = rules.decide::<QuorumDecision>(
+                    &def.place,
+                    def.rules.quorum.as_deref(),
+                    || {
+                        with_responses(
+                            meeting_input(rules.world(), &meeting.facts, occurrence, now),
+                            invited
+                                .iter()
+                                .map(|c| (*c, answers.get(&c.id).map_or("none", String::as_str))),
+                        )
+                    },
+                    Subject {
+                        workflow: &def.id,
+                        occurrence: Some(occurrence),
+                    },
+                );
+                let QuorumDecision { reached, reason } = quorum.decision;
+                let by = quorum
+                    .by
+                    .unwrap_or_else(|| "the built-in default".to_owned());
+                let verdict = if reached { "reached" } else { "not reached" };
+                let mut ledger = vec![
+                    LedgerEntry::new(
+                        now,
+                        LedgerEvent::Quorum,
+                        format!("{verdict}: {reason} ({by})"),
+                    )
+                    .slot(&def.id, occurrence, "quorum"),
+                ];
+                ledger.extend(super::rule_failure_entries(rules, now));
+                self.store.append_ledger(&ledger).await?;
+                Ok(InboundOutcome::Answered {
+                    contact: contact.id.clone(),
+                    workflow: def.id.clone(),
+                    occurrence,
+                    response: response.to_owned(),
+                    quorum_reached: reached,
+                    quorum_reason: reason,
+                })
+            }
+        }
+    }
+}

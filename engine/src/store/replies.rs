@@ -1,0 +1,94 @@
+//! What people answer by SMS: opt-outs, and yes/no to meetings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::ledger::{LedgerEntry, append};
+use super::{Store, StoreError, millis};
+
+impl Store {
+    /// Contacts who opted out of SMS.
+    pub async fn sms_stopped(&self) -> Result<BTreeSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT contact_id FROM sms_stopped")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("contact_id")?)).collect()
+    }
+
+    /// Opts a contact out of SMS (`stopped`) or back in, with its ledger entry.
+    pub async fn set_sms_stopped(
+        &self,
+        contact_id: &str,
+        stopped: bool,
+        now: DateTime<Utc>,
+        entry: &LedgerEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        if stopped {
+            sqlx::query(
+                "INSERT INTO sms_stopped (contact_id, since) VALUES ($1, $2) \
+                 ON CONFLICT (contact_id) DO NOTHING",
+            )
+            .bind(contact_id)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM sms_stopped WHERE contact_id = $1")
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(&mut tx, self.backend, std::slice::from_ref(entry)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a contact's answer to an occurrence (the latest counts), with the ledger.
+    pub async fn record_response(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+        contact_id: &str,
+        response: &str,
+        now: DateTime<Utc>,
+        ledger: &[LedgerEntry],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "INSERT INTO responses (workflow, occurrence, contact_id, response, at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workflow, occurrence, contact_id) \
+             DO UPDATE SET response = $4, at = $5",
+        )
+        .bind(workflow)
+        .bind(millis(occurrence))
+        .bind(contact_id)
+        .bind(response)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, self.backend, ledger).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The answers to one occurrence, by contact id.
+    pub async fn responses(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT contact_id, response FROM responses WHERE workflow = $1 AND occurrence = $2",
+        )
+        .bind(workflow)
+        .bind(millis(occurrence))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("contact_id")?, r.try_get("response")?)))
+            .collect()
+    }
+}

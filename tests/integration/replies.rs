@@ -1,0 +1,176 @@
+//! SMS replies on SQLite and PostgreSQL: yes and no in several languages matched
+//! by number and reference code and weighed by the quorum rule; STOP honoured
+//! until START; unmatched replies kept for a coordinator with the number masked;
+//! the inbound webhook authenticated by the secret in its URL.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use palabre_api::{ApiState, router};
+use palabre_engine::clock::VirtualClock;
+use palabre_engine::plan::occurrence_reference;
+use palabre_engine::runtime::InboundOutcome;
+use tower::ServiceExt;
+
+use crate::runtime::{Recorder, at, run_until, worlds};
+
+const REPLIES: &str = "yes: { fra: [OUI], ffm: [EEY] }\nno: { fra: [NON], bam: [AYI] }\nstop: [STOP, ARRÊT]\nstart: [START]\n";
+
+#[tokio::test]
+async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
+    for world in worlds("replies", "once").await {
+        std::fs::write(world.workflows.join("replies.yaml"), REPLIES).unwrap();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, _email, connectors) = Recorder::pair();
+        let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
+        let occurrence = at("2026-12-07T09:00:00Z");
+        let reference = occurrence_reference("weekly-koro", occurrence);
+
+        // c-1 says yes (1 of 3 invited: no quorum yet), c-2 says yes in Fulfulde (2 of 3).
+        let first = runtime
+            .inbound_sms("+223 76 11 22 33", &format!("oui {reference}"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&first, InboundOutcome::Answered { contact, response, quorum_reached: false, .. }
+            if contact == "c-1" && response == "yes"),
+            "{first:?}"
+        );
+        let second = runtime
+            .inbound_sms("66445566", &format!("Eey {reference}"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&second, InboundOutcome::Answered { quorum_reached: true, quorum_reason, .. }
+            if quorum_reason == "2 of 3 invited confirmed; more than half needed"),
+            "{second:?}"
+        );
+        // Changing one's mind counts: the latest answer wins.
+        let third = runtime
+            .inbound_sms("66445566", &format!("AYI {reference}"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                &third,
+                InboundOutcome::Answered {
+                    quorum_reached: false,
+                    ..
+                }
+            ),
+            "{third:?}"
+        );
+
+        // What cannot be matched is kept for a coordinator, the number masked.
+        let unknown = runtime
+            .inbound_sms("+22399887766", "OUI 1234")
+            .await
+            .unwrap();
+        assert_eq!(
+            unknown,
+            InboundOutcome::Unmatched {
+                reason: "no contact has this number".into()
+            }
+        );
+        let wrong = runtime.inbound_sms("76112233", "OUI 0000").await.unwrap();
+        assert!(
+            matches!(&wrong, InboundOutcome::Unmatched { reason } if reason.contains("reference 0000")),
+            "{wrong:?}"
+        );
+        let ledger = runtime.store().ledger(None, 1000).await.unwrap();
+        let unmatched: Vec<&str> = ledger
+            .iter()
+            .filter(|e| e.event == "reply-unmatched")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(unmatched.len(), 2);
+        assert!(
+            unmatched[0].starts_with("from +223 •• •• 77 66:"),
+            "{}",
+            unmatched[0]
+        );
+        assert!(
+            ledger.iter().all(|e| !e.detail.contains("99887766")),
+            "no number in clear"
+        );
+        let quorum: Vec<&str> = ledger
+            .iter()
+            .filter(|e| e.event == "quorum")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(quorum.len(), 3, "{quorum:?}");
+
+        // STOP: the invitation (Friday 09:00) is not sent to c-1 by SMS, and says why.
+        assert!(matches!(
+            runtime.inbound_sms("76112233", "Arrêt").await.unwrap(),
+            InboundOutcome::Stopped { .. }
+        ));
+        run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
+        let to_c1 = |sms: &Recorder| {
+            sms.delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m.to_address == "+22376112233")
+                .count()
+        };
+        assert_eq!(to_c1(&sms), 0);
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap();
+        assert!(
+            ledger.iter().any(|e| e.event == "dead-letter"
+                && e.contact_id.as_deref() == Some("c-1")
+                && e.detail.contains("opted out of SMS")),
+            "{ledger:#?}"
+        );
+        // START: the reminder (Monday 07:00) reaches c-1 again.
+        assert!(matches!(
+            runtime.inbound_sms("76112233", "start").await.unwrap(),
+            InboundOutcome::Restarted { .. }
+        ));
+        run_until(&runtime, &clock, at("2026-12-07T08:00:00Z")).await;
+        assert_eq!(to_c1(&sms), 1);
+
+        // The webhook: the secret in the URL, a Twilio-style form.
+        let state = ApiState {
+            runtime: runtime.clone(),
+            inbound_secret: Some("s3cret".into()),
+        };
+        let post = |path: &str| {
+            Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "From=%2B22376112233&Body=NON+{reference}"
+                )))
+                .unwrap()
+        };
+        let before = runtime.store().ledger(None, 10_000).await.unwrap().len();
+        let refused = router(state.clone())
+            .oneshot(post("/inbound/sms/guess"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            runtime.store().ledger(None, 10_000).await.unwrap().len(),
+            before,
+            "nothing recorded"
+        );
+        let accepted = router(state)
+            .oneshot(post("/inbound/sms/s3cret"))
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), StatusCode::OK);
+        let answers = runtime
+            .store()
+            .responses("weekly-koro", occurrence)
+            .await
+            .unwrap();
+        assert_eq!(answers.get("c-1").map(String::as_str), Some("no"));
+    }
+}
