@@ -148,6 +148,10 @@ pub struct PlannedMessage {
     pub body: Option<String>,
     /// Why this message could not be prepared, when it could not.
     pub problem: Option<String>,
+    /// The same message on the contact's next channel the step allows, to send if
+    /// this one ends as a dead letter: channel, subject, body.
+    #[serde(skip)]
+    pub fallback: Option<(Channel, Option<String>, String)>,
 }
 
 /// Contacts reached by `group`; a group with no place looks in `default_place`.
@@ -603,6 +607,7 @@ impl<'d> Planner<'d> {
             subject: None,
             body: None,
             problem: None,
+            fallback: None,
         };
         let Some(channel) = channel else {
             message.problem = Some(format!(
@@ -627,6 +632,19 @@ impl<'d> Planner<'d> {
             }
             Err(e) => message.problem = Some(e.to_string()),
         }
+        message.fallback = slot
+            .channels
+            .iter()
+            .copied()
+            .find(|c| *c != channel && contact.address(*c).is_some())
+            .and_then(|next| {
+                let rendered = self
+                    .definitions
+                    .templates
+                    .render(slot.template, next, &contact.language, context)
+                    .ok()?;
+                Some((next, rendered.subject, rendered.body))
+            });
         message
     }
 

@@ -46,8 +46,8 @@ use crate::plan::{
 };
 use crate::rules::{OverdueDecision, Rules, Subject, milestone_input};
 use crate::store::{
-    ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
-    PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
+    ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, Fallback, LedgerEntry,
+    LedgerEvent, PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
 };
 use crate::templates::{MessageContext, MilestoneFacts};
 use crate::workflow::{Channel, Misfire, RecipientGroup};
@@ -286,6 +286,11 @@ fn queue_messages(
             subject: message.subject,
             body,
             calendar: calendar(channel),
+            fallback: message.fallback.map(|(channel, subject, body)| Fallback {
+                channel: channel.as_str().to_owned(),
+                subject,
+                body,
+            }),
         });
     }
     (queued, unreachable)
@@ -1289,6 +1294,30 @@ impl Runtime {
             LedgerEvent::DeadLetter => warn!(detail, "dead letter"),
             _ => info!(detail, "delivery failed, will retry"),
         }
+        // A dead letter with a fallback goes once more, on the contact's next channel.
+        let then = match (&event, &message.fallback) {
+            (LedgerEvent::DeadLetter, Some(fallback)) if fallback.channel != message.channel => {
+                Some(QueuedMessage {
+                    id: format!("{}|fallback", message.id),
+                    timer_id: message.id.clone(),
+                    workflow: message.workflow.clone(),
+                    occurrence: message.occurrence,
+                    step: message.step.clone(),
+                    contact_id: message.contact_id.clone(),
+                    channel: fallback.channel.clone(),
+                    language: message.language.clone(),
+                    subject: fallback.subject.clone(),
+                    body: fallback.body.clone(),
+                    calendar: None,
+                    fallback: None,
+                })
+            }
+            _ => None,
+        };
+        let detail = match &then {
+            Some(next) => format!("{detail}; sent again by {} instead", next.channel),
+            None => detail,
+        };
         let ledger = LedgerEntry::new(now, event, detail)
             .slot(&message.workflow, message.occurrence, &message.step)
             .recipient(&message.contact_id, Some(&message.channel));
@@ -1296,6 +1325,7 @@ impl Runtime {
             message_id: message.id,
             outcome,
             ledger,
+            then,
         };
         (record, idempotent)
     }

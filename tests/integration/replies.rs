@@ -174,3 +174,59 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         assert_eq!(answers.get("c-1").map(String::as_str), Some("no"));
     }
 }
+
+/// An SMS refused for good (an invalid number) goes once more by email, when the
+/// contact has an address and the step allows email; the ledger says so.
+#[tokio::test]
+async fn a_permanently_refused_sms_goes_by_email_once() {
+    use palabre_engine::connector::{Connectors, DeliveryError};
+    use palabre_engine::workflow::Channel;
+    for world in worlds("fallback", "once").await {
+        world
+            .add_csv("id,name,roles,place,phone,email,language,channels\nc-7,Binta Sow,leader,mopti/koro/koro,76 00 00 07,binta@example.org,fra,sms;email\n")
+            .await;
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let sms = Recorder::new(
+            Channel::Sms,
+            100,
+            DeliveryError::Permanent("invalid number".into()),
+        );
+        let email = Recorder::new(Channel::Email, 0, DeliveryError::Transient(String::new()));
+        let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
+        let mails = email.delivered.lock().unwrap().clone();
+        let to_c7: Vec<_> = mails
+            .iter()
+            .filter(|m| m.to_address == "binta@example.org")
+            .collect();
+        assert_eq!(
+            to_c7.len(),
+            1,
+            "the invitation by email instead: {mails:#?}"
+        );
+        assert!(
+            to_c7[0]
+                .subject
+                .as_deref()
+                .unwrap()
+                .starts_with("Invitation")
+        );
+        // Those with no email address have nothing to fall back to.
+        assert!(mails.iter().all(|m| m.to_address != "+22376112233"));
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap();
+        assert!(
+            ledger.iter().any(|e| e.event == "dead-letter"
+                && e.contact_id.as_deref() == Some("c-7")
+                && e.detail.ends_with("sent again by email instead")),
+            "{ledger:#?}"
+        );
+        assert!(ledger.iter().any(|e| e.event == "sent"
+            && e.contact_id.as_deref() == Some("c-7")
+            && e.channel.as_deref() == Some("email")));
+    }
+}

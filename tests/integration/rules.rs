@@ -237,7 +237,9 @@ fn hostile_rules_are_stopped_and_the_default_applies() {
         (
             "fn meeting_schedule(input) {\n    let map = #{};\n    let i = 0;\n    loop { map[`k${i}`] = i; i += 1; }\n}\n",
             ":1:",
-            "grew past its limit | took longer than 50 ms",
+            // Rhai measures a map when it is passed or returned, not on each
+            // indexed insertion: the operation limit may come first.
+            "grew past its limit | stopped after 100000 operations",
         ),
         (
             "fn meeting_schedule(input) {\n    #{ skip: 42 }\n}\n",
@@ -255,14 +257,18 @@ fn hostile_rules_are_stopped_and_the_default_applies() {
             "'tomorrow' is not a date: write YYYY-MM-DD",
         ),
     ];
+    // The time budget has its own test; here it is generous, so that on a slow or
+    // busy machine the limit under test is the one that stops the script.
+    let limits = Limits {
+        time: Duration::from_secs(30),
+        ..Limits::default()
+    };
     for (script, line, message) in cases {
-        // A map that grows is stopped by its size limit or, in a slow debug build
-        // (each insertion re-measures the map), by the time budget first.
         let messages: Vec<&str> = message.split(" | ").collect();
-        let (_dir, rules) = rules_with(&[("mopti/koro/bondo", script)], Limits::default());
+        let (_dir, rules) = rules_with(&[("mopti/koro/bondo", script)], limits);
         let started = std::time::Instant::now();
         let answer = schedule_at(&rules, "mopti/koro/bondo", at("2026-12-07T09:00:00Z"));
-        assert!(started.elapsed() < Duration::from_secs(5), "{script}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{script}");
         assert_eq!(answer.decision, ScheduleDecision::Hold, "{script}");
         assert_eq!(answer.by, None, "the default answered");
         let error = answer.failure.expect("a failure is reported").to_string();
@@ -533,7 +539,9 @@ async fn the_runtime_carries_out_rule_decisions_and_survives_failing_rules() {
         assert_eq!(errors.len(), 3, "one per Monday: {macina:#?}");
         assert!(
             errors[0].detail.contains("rules/segou/macina.rhai:1:")
-                && errors[0].detail.contains("stopped after 100000 operations")
+                // Stopped by the operation limit, or by the time budget on a busy machine.
+                && (errors[0].detail.contains("stopped after 100000 operations")
+                    || errors[0].detail.contains("took longer than 50 ms"))
                 && errors[0]
                     .detail
                     .contains("applied instead: hold the meeting"),

@@ -34,7 +34,7 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    fn new(channel: Channel, failures: u32, error: DeliveryError) -> Arc<Recorder> {
+    pub(crate) fn new(channel: Channel, failures: u32, error: DeliveryError) -> Arc<Recorder> {
         Arc::new(Recorder {
             channel,
             delivered: Mutex::new(Vec::new()),

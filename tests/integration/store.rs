@@ -160,6 +160,7 @@ mod runtime {
             subject: Some("Rappel".to_owned()),
             body: "Bonjour".to_owned(),
             calendar: None,
+            fallback: None,
         }
     }
 

@@ -199,6 +199,6 @@ mod tokens;
 
 pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
-pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, QueuedMessage};
+pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
 pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome};
 pub use tokens::StoredToken;

@@ -29,6 +29,16 @@ pub struct QueuedMessage {
     pub body: String,
     /// An iCalendar text to attach (meeting invitations by email).
     pub calendar: Option<String>,
+    /// The same message for the contact's next channel, sent if this one dies.
+    pub fallback: Option<Fallback>,
+}
+
+/// A message prepared for another channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub channel: String,
+    pub subject: Option<String>,
+    pub body: String,
 }
 
 impl QueuedMessage {
@@ -53,6 +63,7 @@ pub struct ClaimedMessage {
     pub calendar: Option<String>,
     /// Attempts made before this one.
     pub attempts: i64,
+    pub fallback: Option<Fallback>,
 }
 
 /// What became of one delivery attempt.
@@ -69,6 +80,8 @@ pub struct DeliveryRecord {
     pub message_id: String,
     pub outcome: DeliveryOutcome,
     pub ledger: LedgerEntry,
+    /// A message to queue with this outcome (the fallback of a dead letter).
+    pub then: Option<QueuedMessage>,
 }
 
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
@@ -78,11 +91,12 @@ pub(crate) async fn enqueue(
     messages: &[QueuedMessage],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 16;
+    const COLUMNS: usize = 19;
     for chunk in messages.chunks(200) {
         let sql = format!(
             "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
-             calendar, state, attempts, next_attempt, created, updated) VALUES {} ON CONFLICT (id) DO NOTHING",
+             calendar, state, attempts, next_attempt, created, updated, fallback_channel, fallback_subject, fallback_body) \
+             VALUES {} ON CONFLICT (id) DO NOTHING",
             Params::new(backend).rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -103,7 +117,10 @@ pub(crate) async fn enqueue(
                 .bind(0_i64)
                 .bind(millis(now))
                 .bind(millis(now))
-                .bind(millis(now));
+                .bind(millis(now))
+                .bind(m.fallback.as_ref().map(|f| f.channel.as_str()))
+                .bind(m.fallback.as_ref().and_then(|f| f.subject.as_deref()))
+                .bind(m.fallback.as_ref().map(|f| f.body.as_str()));
         }
         query.execute(&mut *conn).await?;
     }
@@ -123,7 +140,7 @@ impl Store {
             table: "outbox",
             state: "queued",
             time: "next_attempt",
-            returning: "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts",
+            returning: "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts, fallback_channel, fallback_subject, fallback_body",
         };
         let rows = self.claim(claim, now, owner, lease, limit).await?;
         let mut messages = rows
@@ -141,6 +158,17 @@ impl Store {
                     body: r.try_get("body")?,
                     calendar: r.try_get("calendar")?,
                     attempts: r.try_get("attempts")?,
+                    fallback: match (
+                        r.try_get::<Option<String>, _>("fallback_channel")?,
+                        r.try_get::<Option<String>, _>("fallback_body")?,
+                    ) {
+                        (Some(channel), Some(body)) => Some(Fallback {
+                            channel,
+                            subject: r.try_get("fallback_subject")?,
+                            body,
+                        }),
+                        _ => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -208,6 +236,12 @@ impl Store {
             .filter(|r| recorded.contains(&r.message_id))
             .map(|r| r.ledger.clone())
             .collect();
+        let then: Vec<QueuedMessage> = records
+            .iter()
+            .filter(|r| recorded.contains(&r.message_id))
+            .filter_map(|r| r.then.clone())
+            .collect();
+        enqueue(&mut tx, self.backend, &then, now).await?;
         append(&mut tx, self.backend, &ledger).await?;
         tx.commit().await?;
         Ok(ledger.len())
@@ -226,6 +260,7 @@ impl Store {
             message_id: message_id.to_owned(),
             outcome: outcome.clone(),
             ledger: ledger.clone(),
+            then: None,
         };
         Ok(self
             .record_deliveries(owner, std::slice::from_ref(&record), now)
