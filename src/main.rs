@@ -1230,10 +1230,31 @@ async fn preview(
     let clock = VirtualClock::new(start);
     let planned = Planner::new(&definitions).preview(&clock, until, &directory, &changes);
     match options.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?,
+        Format::Json => {
+            // Each SMS with its size in segments.
+            let with_segments: Vec<serde_json::Value> = planned
+                .iter()
+                .map(|m| {
+                    let mut value = serde_json::to_value(m).unwrap_or_default();
+                    if let Some(segments) = sms_segment_count(m) {
+                        value["segments"] = segments.into();
+                    }
+                    value
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&with_segments)?)?;
+        }
         Format::Table => print_preview(out, &planned, options.show_text),
     }
     Ok(Outcome::Ok)
+}
+
+/// The segments an SMS is sent in; `None` for other channels.
+fn sms_segment_count(message: &PlannedMessage) -> Option<usize> {
+    (message.channel == Some(workflow::Channel::Sms))
+        .then(|| message.body.as_deref())
+        .flatten()
+        .map(|body| palabre_sms::encoding::sms_size(body).segments)
 }
 
 fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) {
@@ -1246,6 +1267,7 @@ fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) 
         "name",
         "channel",
         "lang",
+        "seg",
     ];
     let row = |m: &PlannedMessage| {
         vec![
@@ -1260,6 +1282,7 @@ fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) 
             m.contact_name.clone(),
             m.channel.map_or_else(|| "-".to_owned(), |c| c.to_string()),
             m.language.clone().unwrap_or_else(|| "-".to_owned()),
+            sms_segment_count(m).map_or_else(String::new, |s| s.to_string()),
         ]
     };
     if show_text {

@@ -123,6 +123,16 @@ fn plans_who_gets_what_when_on_which_channel_in_which_language() {
             .all(|m| m["due_utc"] == "2026-12-04T09:00:00Z")
     );
 
+    // Every SMS comes with its size in segments; the shipped texts fit in one.
+    for m in planned.iter().filter(|m| m["channel"] == "sms") {
+        assert_eq!(m["segments"], 1, "{m}");
+    }
+    assert!(
+        planned
+            .iter()
+            .filter(|m| m["channel"] == "email")
+            .all(|m| m.get("segments").is_none())
+    );
     // Bambara speakers get their SMS in Bambara, written in the GSM alphabet.
     let bambara: Vec<&str> = planned
         .iter()
