@@ -1252,7 +1252,7 @@ async fn preview(
 /// The segments an SMS is sent in; `None` for other channels.
 fn sms_segment_count(message: &PlannedMessage) -> Option<usize> {
     (message.channel == Some(workflow::Channel::Sms))
-        .then(|| message.body.as_deref())
+        .then_some(message.body.as_deref())
         .flatten()
         .map(|body| palabre_sms::encoding::sms_size(body).segments)
 }
