@@ -178,6 +178,16 @@ pub static ROUTES: &[RouteDoc] = &[
         handler: || post(inbound_sms),
     },
     RouteDoc {
+        method: "post",
+        path: "/receipts/sms/{secret}",
+        summary: "A delivery receipt from a gateway's webhook: Twilio (form `MessageSid`, `MessageStatus`), Africa's Talking (form `id`, `status`) or Infobip (JSON `results[].messageId`, `status.groupName`)",
+        role: None,
+        request: Some(schema::<ReceiptBody>),
+        response: schema::<ReceiptsDone>,
+        success: 200,
+        handler: || post(receipts),
+    },
+    RouteDoc {
         method: "get",
         path: "/ledger",
         summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?limit=`)",
@@ -803,6 +813,95 @@ pub struct InboundBody {
     /// The text (`text`, or Twilio's `Body`).
     #[serde(alias = "Body")]
     pub text: String,
+}
+
+/// One receipt, as Twilio or Africa's Talking post it (forms).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReceiptBody {
+    /// The provider's message id.
+    #[serde(alias = "MessageSid")]
+    pub id: String,
+    #[serde(alias = "MessageStatus")]
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReceiptsDone {
+    /// Receipts matched to a message.
+    pub recorded: usize,
+    /// Receipts for ids no message has.
+    pub unknown: usize,
+}
+
+/// Checks the webhook secret in the URL, in constant time.
+fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
+    let Some(expected) = state.inbound_secret.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "webhooks are not configured",
+        ));
+    };
+    let same = expected.len() == secret.len()
+        && expected
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong webhook secret",
+        ))
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+async fn receipts(
+    State(state): State<ApiState>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ReceiptsDone>, ApiError> {
+    webhook_secret(&state, &secret)?;
+    let receipts: Vec<(String, String)> = if is_form(&headers) {
+        let one: ReceiptBody = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed form: {e}")))?;
+        vec![(one.id, one.status)]
+    } else {
+        // Infobip: {"results": [{"messageId": ..., "status": {"groupName": ...}}]}
+        let value: serde_json::Value = parse(&body)?;
+        value["results"]
+            .as_array()
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no `results`").field("results"))?
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r["messageId"].as_str()?.to_owned(),
+                    r["status"]["groupName"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    };
+    let mut done = ReceiptsDone {
+        recorded: 0,
+        unknown: 0,
+    };
+    for (id, status) in receipts {
+        if state.runtime.delivery_receipt(&id, &status).await? {
+            done.recorded += 1;
+        } else {
+            done.unknown += 1;
+        }
+    }
+    Ok(Json(done))
 }
 
 async fn inbound_sms(

@@ -230,3 +230,88 @@ async fn a_permanently_refused_sms_goes_by_email_once() {
             && e.channel.as_deref() == Some("email")));
     }
 }
+
+/// Delivery receipts: a provider's word for a sent message is recorded against
+/// it, known words as delivered or failed, others as they were said.
+#[tokio::test]
+async fn delivery_receipts_are_recorded_against_their_message() {
+    for world in worlds("receipts", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, _email, connectors) = Recorder::pair();
+        let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
+        run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
+        let keys = sms.keys();
+        assert_eq!(keys.len(), 2, "two invitations by SMS");
+        let state = ApiState {
+            runtime: runtime.clone(),
+            inbound_secret: Some("s3cret".into()),
+        };
+        let post = |content_type: &str, body: String| {
+            Request::builder()
+                .method("POST")
+                .uri("/receipts/sms/s3cret")
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let form = "application/x-www-form-urlencoded";
+        let answer = |response: axum::response::Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        // Twilio's form, Africa's Talking's form, Infobip's JSON.
+        let twilio = post(
+            form,
+            format!(
+                "MessageSid=rec-{}&MessageStatus=delivered",
+                urlencode(&keys[0])
+            ),
+        );
+        let done = answer(router(state.clone()).oneshot(twilio).await.unwrap()).await;
+        assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 0 }));
+        let at_form = post(
+            form,
+            format!("id=rec-{}&status=AbsentSubscriber", urlencode(&keys[1])),
+        );
+        answer(router(state.clone()).oneshot(at_form).await.unwrap()).await;
+        let infobip = post(
+            "application/json",
+            serde_json::json!({ "results": [
+                { "messageId": format!("rec-{}", keys[1]), "status": { "groupName": "SOMETHING_NEW" } },
+                { "messageId": "nobody", "status": { "groupName": "DELIVERED" } }
+            ]})
+            .to_string(),
+        );
+        let done = answer(router(state).oneshot(infobip).await.unwrap()).await;
+        assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 1 }));
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap();
+        let events: Vec<(&str, &str)> = ledger
+            .iter()
+            .filter(|e| ["delivered", "undelivered", "receipt"].contains(&e.event.as_str()))
+            .map(|e| (e.event.as_str(), e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("delivered", "the provider reports: delivered"),
+                ("undelivered", "the provider reports: AbsentSubscriber"),
+                ("receipt", "the provider reports: SOMETHING_NEW"),
+            ]
+        );
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -182,3 +182,51 @@ impl Runtime {
         }
     }
 }
+
+/// Provider statuses that mean delivered, and that mean it never will be
+/// (Twilio, Infobip, Africa's Talking, Orange), compared without case.
+const DELIVERED: [&str; 4] = ["delivered", "success", "deliveredtoterminal", "read"];
+const UNDELIVERED: [&str; 8] = [
+    "failed",
+    "undelivered",
+    "undeliverable",
+    "rejected",
+    "expired",
+    "deliveryimpossible",
+    "absentsubscriber",
+    "deliveryfailure",
+];
+
+impl Runtime {
+    /// Records a delivery receipt: `delivered`, `failed`, or the provider's own
+    /// word when it is neither (kept, not dropped). False if no message has this
+    /// provider id.
+    pub async fn delivery_receipt(
+        &self,
+        provider_id: &str,
+        status: &str,
+    ) -> Result<bool, RuntimeError> {
+        let now = self.clock.now();
+        let word = status.trim().to_lowercase().replace(['_', ' ', '-'], "");
+        let (receipt, event) = if DELIVERED.contains(&word.as_str()) {
+            ("delivered".to_owned(), LedgerEvent::Delivered)
+        } else if UNDELIVERED.contains(&word.as_str()) {
+            ("failed".to_owned(), LedgerEvent::Undelivered)
+        } else {
+            (status.trim().to_owned(), LedgerEvent::Receipt)
+        };
+        let detail = format!("the provider reports: {}", status.trim());
+        Ok(self
+            .store
+            .record_receipt(
+                provider_id,
+                &receipt,
+                |workflow, occurrence, step, contact, channel| {
+                    LedgerEntry::new(now, event, detail)
+                        .slot(workflow, occurrence, step)
+                        .recipient(contact, Some(channel))
+                },
+            )
+            .await?)
+    }
+}

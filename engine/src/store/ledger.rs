@@ -60,6 +60,10 @@ pub enum LedgerEvent {
     SmsRestarted,
     /// The quorum rule weighed an occurrence's answers.
     Quorum,
+    /// The provider reported the message delivered, or not, or something else (kept as said).
+    Delivered,
+    Undelivered,
+    Receipt,
 }
 
 impl LedgerEvent {
@@ -91,6 +95,9 @@ impl LedgerEvent {
             LedgerEvent::SmsStopped => "sms-stopped",
             LedgerEvent::SmsRestarted => "sms-restarted",
             LedgerEvent::Quorum => "quorum",
+            LedgerEvent::Delivered => "delivered",
+            LedgerEvent::Undelivered => "undelivered",
+            LedgerEvent::Receipt => "receipt",
         }
     }
 }

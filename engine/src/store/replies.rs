@@ -92,3 +92,40 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Records a provider's receipt for the message it knows as `provider_id`;
+    /// returns that message's slot and contact for the ledger, or `None` if no
+    /// message has this id.
+    pub async fn record_receipt(
+        &self,
+        provider_id: &str,
+        receipt: &str,
+        entry: impl FnOnce(&str, DateTime<Utc>, &str, &str, &str) -> LedgerEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let row = sqlx::query(
+            "UPDATE outbox SET receipt = $1 WHERE provider_id = $2 \
+             RETURNING workflow, occurrence, step, contact_id, channel",
+        )
+        .bind(receipt)
+        .bind(provider_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let (workflow, step, contact, channel): (String, String, String, String) = (
+            row.try_get("workflow")?,
+            row.try_get("step")?,
+            row.try_get("contact_id")?,
+            row.try_get("channel")?,
+        );
+        let occurrence = super::instant(row.try_get("occurrence")?);
+        let ledger = entry(&workflow, occurrence, &step, &contact, &channel);
+        append(&mut tx, self.backend, std::slice::from_ref(&ledger)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
