@@ -258,7 +258,7 @@ mod tests {
     fn numbers_in_provider_errors_are_masked() {
         // An invented test number.
         assert_eq!(
-            mask_numbers("Invalid address tel:+22376451234 (code 400)"),
+            mask_numbers("Invalid address tel:+22376451234 (code 400)"), // a fake test number
             "Invalid address tel:+223 •• •• 12 34 (code 400)"
         );
         assert_eq!(mask_numbers("retry in 120 s"), "retry in 120 s");
