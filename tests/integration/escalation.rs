@@ -47,6 +47,12 @@ fn dispute(description: &str) -> NewCase {
 async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_it() {
     for world in worlds("escalation", "once").await {
         std::fs::write(world.workflows.join("ladder.yaml"), LADDER).unwrap();
+        // A second ladder whose ids start with the same letters.
+        std::fs::write(
+            world.workflows.join("ladder-2.yaml"),
+            LADDER.replace("id: litiges-test", "id: litiges-tessit"),
+        )
+        .unwrap();
         std::fs::create_dir_all(world.workflows.join("calendars")).unwrap();
         std::fs::write(
             world.workflows.join("calendars/test.yaml"),
@@ -71,6 +77,30 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
             (climbing.id.as_str(), quiet.id.as_str()),
             ("LT-0001", "LT-0002")
         );
+        // Another ladder with the same prefix continues the numbering.
+        let mut other = dispute("un autre litige");
+        other.workflow = "litiges-tessit".into();
+        let other = runtime.open_case(other, "test").await.unwrap();
+        assert_eq!(other.id, "LT-0003");
+        // Cases opened at the same moment each get their own id.
+        let at_once = futures::future::join_all(
+            (0..6).map(|i| runtime.open_case(dispute(&format!("litige {i}")), "test")),
+        )
+        .await;
+        let mut ids: Vec<String> = at_once.into_iter().map(|c| c.unwrap().id).collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "LT-0004", "LT-0005", "LT-0006", "LT-0007", "LT-0008", "LT-0009"
+            ]
+        );
+        for id in ids.iter().chain([&other.id]) {
+            runtime
+                .act_on_case(id, CaseAction::Resolve("test".into()), "test")
+                .await
+                .unwrap();
+        }
 
         // Monday 28, 09:00: the second case is acknowledged before its deadline.
         run_until(&runtime, &clock, at("2026-12-28T09:00:00Z")).await;

@@ -61,28 +61,40 @@ impl Store {
         write: impl FnOnce(&str) -> (Vec<PlannedTimer>, Vec<QueuedMessage>, Vec<LedgerEntry>),
     ) -> Result<String, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE workflow = $1")
-            .bind(&case.workflow)
+        // The next free number under the prefix. Two ladders may share a prefix,
+        // and two workers may open cases at once: an id already taken (or being
+        // taken by a transaction that commits first) moves on to the next number.
+        let taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE id LIKE $1")
+            .bind(format!("{prefix}-%"))
             .fetch_one(&mut *tx)
             .await?
             .try_get("n")?;
-        let id = format!("{prefix}-{:04}", count + 1);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO cases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )))
-        .bind(&id)
-        .bind(&case.workflow)
-        .bind(&case.category)
-        .bind(&case.place)
-        .bind(serde_json::to_string(&case.parties).unwrap_or_else(|_| "[]".to_owned()))
-        .bind(case.severity)
-        .bind(&case.description)
-        .bind(i64::try_from(case.level).unwrap_or(0))
-        .bind(case.state.as_str())
-        .bind(millis(case.opened))
-        .bind(millis(case.updated))
-        .execute(&mut *tx)
-        .await?;
+        let mut number = taken + 1;
+        let id = loop {
+            let id = format!("{prefix}-{number:04}");
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO cases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (id) DO NOTHING"
+            )))
+            .bind(&id)
+            .bind(&case.workflow)
+            .bind(&case.category)
+            .bind(&case.place)
+            .bind(serde_json::to_string(&case.parties).unwrap_or_else(|_| "[]".to_owned()))
+            .bind(case.severity)
+            .bind(&case.description)
+            .bind(i64::try_from(case.level).unwrap_or(0))
+            .bind(case.state.as_str())
+            .bind(millis(case.opened))
+            .bind(millis(case.updated))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                break id;
+            }
+            number += 1;
+        };
         let (timers, messages, ledger) = write(&id);
         insert_timers(&mut tx, self.backend, &timers, case.opened).await?;
         enqueue(&mut tx, self.backend, &messages, case.opened).await?;
