@@ -891,7 +891,7 @@ async fn show_case(
     let Some(case) = store.case(id).await? else {
         bail!("no case '{id}'");
     };
-    let history = store.case_history(&case.workflow, &case.id).await?;
+    let history = store.ledger_about(&case.workflow, &case.id).await?;
     store.close().await;
     writeln!(
         out,

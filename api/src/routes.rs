@@ -605,7 +605,7 @@ async fn case_history(
         state
             .runtime
             .store()
-            .case_history(&case.workflow, &case.id)
+            .ledger_about(&case.workflow, &case.id)
             .await?,
     ))
 }

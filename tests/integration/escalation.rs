@@ -115,7 +115,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         run_until(&runtime, &clock, at("2027-01-04T00:00:00Z")).await;
 
         let store = runtime.store();
-        let history = store.case_history("litiges-test", "LT-0001").await.unwrap();
+        let history = store.ledger_about("litiges-test", "LT-0001").await.unwrap();
         let reached: Vec<&str> = history
             .iter()
             .filter(|e| e.event == "case-escalated")
@@ -173,7 +173,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         // The acknowledged case stayed where it was.
         let quiet = store.case("LT-0002").await.unwrap().unwrap();
         assert_eq!((quiet.level, quiet.state.as_str()), (0, "acknowledged"));
-        let quiet_history = store.case_history("litiges-test", "LT-0002").await.unwrap();
+        let quiet_history = store.ledger_about("litiges-test", "LT-0002").await.unwrap();
         assert!(
             quiet_history.iter().all(|e| e.event != "deadline-missed"),
             "{quiet_history:#?}"
@@ -204,7 +204,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
             .act_on_case("LT-0001", CaseAction::Reopen("encore".into()), "test")
             .await;
         assert!(refused.is_err(), "an open case cannot be reopened");
-        let history = store.case_history("litiges-test", "LT-0001").await.unwrap();
+        let history = store.ledger_about("litiges-test", "LT-0001").await.unwrap();
         assert!(
             history
                 .iter()

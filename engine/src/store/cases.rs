@@ -169,24 +169,4 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
-
-    /// Everything the ledger says about a case, oldest first.
-    pub async fn case_history(
-        &self,
-        workflow: &str,
-        id: &str,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let mut entries: Vec<LedgerEntry> = self
-            .ledger(Some(workflow), 100_000)
-            .await?
-            .into_iter()
-            .filter(|e| {
-                e.step
-                    .as_deref()
-                    .is_some_and(|s| s == id || s.starts_with(&format!("{id}/")))
-            })
-            .collect();
-        entries.sort_by_key(|e| e.at);
-        Ok(entries)
-    }
 }

@@ -182,7 +182,39 @@ pub(crate) async fn append(
     Ok(())
 }
 
+fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
+    Ok(LedgerEntry {
+        at: instant(row.try_get("at")?),
+        event: row.try_get("event")?,
+        workflow: row.try_get("workflow")?,
+        occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
+        step: row.try_get("step")?,
+        contact_id: row.try_get("contact_id")?,
+        channel: row.try_get("channel")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
 impl Store {
+    /// Every entry of `workflow` about `subject` (a case, a milestone) or one of
+    /// its timers (`subject/...`), oldest first.
+    pub async fn ledger_about(
+        &self,
+        workflow: &str,
+        subject: &str,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
+             WHERE workflow = $1 AND (step = $2 OR step LIKE $3) ORDER BY seq",
+        )
+        .bind(workflow)
+        .bind(subject)
+        .bind(format!("{subject}/%"))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_of).collect()
+    }
+
     /// The most recent `limit` entries (of one workflow, if given), oldest first.
     pub async fn ledger(
         &self,
@@ -197,21 +229,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut entries = rows
-            .iter()
-            .map(|row| {
-                Ok(LedgerEntry {
-                    at: instant(row.try_get("at")?),
-                    event: row.try_get("event")?,
-                    workflow: row.try_get("workflow")?,
-                    occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
-                    step: row.try_get("step")?,
-                    contact_id: row.try_get("contact_id")?,
-                    channel: row.try_get("channel")?,
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
         entries.reverse();
         Ok(entries)
     }
