@@ -80,6 +80,16 @@ fn sha256_hex(text: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
 }
 
+/// Whether two secrets are equal, in a time that does not depend on where they differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// Creates a token and returns it in full: the only time its secret is seen.
 pub async fn create_token(
     store: &Store,
@@ -118,14 +128,7 @@ pub async fn check(store: &Store, bearer: &str) -> Result<Option<Caller>, StoreE
     let Some(stored) = store.token(id).await? else {
         return Ok(None);
     };
-    let given = sha256_hex(secret);
-    let same = given.len() == stored.secret_sha256.len()
-        && given
-            .bytes()
-            .zip(stored.secret_sha256.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    if !same_secret(&sha256_hex(secret), &stored.secret_sha256) {
         return Ok(None);
     }
     Ok(Role::parse(&stored.role).map(|role| Caller {

@@ -841,13 +841,7 @@ fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
             "webhooks are not configured",
         ));
     };
-    let same = expected.len() == secret.len()
-        && expected
-            .bytes()
-            .zip(secret.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if auth::same_secret(secret, expected) {
         Ok(())
     } else {
         Err(ApiError::new(
