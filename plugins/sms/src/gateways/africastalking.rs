@@ -3,18 +3,17 @@
 //! refused for good (invalid number, blacklisted, do-not-disturb, no balance ...),
 //! 500/501 worth retrying.
 
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_engine::connector::{DeliveryError, OutgoingMessage};
 use serde::Deserialize;
 
-use super::{GatewayError, client, refused, unreachable};
+use super::{GatewayError, client, exchange};
 
 pub(crate) fn default_base_url() -> String {
     "https://api.africastalking.com".to_owned()
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Sent {
     #[serde(rename = "SMSMessageData")]
     data: Data,
 }
@@ -70,24 +69,15 @@ impl AfricasTalking {
         if let Some(sender) = &self.sender {
             form.push(("from", sender));
         }
-        let response = self
+        let request = self
             .client
             .post(format!("{}/version1/messaging", self.base_url))
             .header("apiKey", &self.api_key)
             .header("Accept", "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable("africastalking", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(refused("africastalking", status, &headers, &text));
-        }
-        let answer: Answer = serde_json::from_str(&text).map_err(|e| {
-            DeliveryError::Transient(format!("africastalking: unreadable answer: {e}"))
-        })?;
+            .form(&form);
+        let answer: Sent = exchange("africastalking", request)
+            .await?
+            .json("africastalking")?;
         let Some(recipient) = answer.data.recipients.first() else {
             return Err(DeliveryError::Permanent(format!(
                 "africastalking: no recipient accepted: {}",
@@ -108,16 +98,4 @@ impl AfricasTalking {
     }
 }
 
-impl Connector for AfricasTalking {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn name(&self) -> &str {
-        "africastalking"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.send(message))
-    }
-}
+super::sms_connector!(AfricasTalking, "africastalking");

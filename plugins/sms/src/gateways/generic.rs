@@ -5,11 +5,10 @@
 //! id is read from the answer by a JSON pointer, or is the answer's first line.
 
 use minijinja::Environment;
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_engine::connector::{DeliveryError, OutgoingMessage};
 use serde::Deserialize;
 
-use super::{GatewayError, Headers, digits, refused, unreachable};
+use super::{GatewayError, Headers, digits, exchange};
 
 fn post() -> String {
     "POST".to_owned()
@@ -114,13 +113,8 @@ impl GenericHttp {
         if self.config.body.is_some() {
             request = request.body(self.render("body", message)?);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable("gateway", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
+        let answer = exchange("gateway", request).await?;
+        let (status, text) = (answer.status, &answer.text);
         let accepted = self.config.success_status.contains(&status.as_u16())
             && self
                 .config
@@ -134,10 +128,10 @@ impl GenericHttp {
                     text.trim()
                 )));
             }
-            return Err(refused("gateway", status, &headers, &text));
+            return Err(answer.refusal("gateway"));
         }
         let id = match &self.config.id_pointer {
-            Some(pointer) => serde_json::from_str::<serde_json::Value>(&text)
+            Some(pointer) => serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| {
                     v.pointer(pointer)
@@ -151,16 +145,4 @@ impl GenericHttp {
     }
 }
 
-impl Connector for GenericHttp {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn name(&self) -> &str {
-        "generic-http"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.send(message))
-    }
-}
+super::sms_connector!(GenericHttp, "generic-http");

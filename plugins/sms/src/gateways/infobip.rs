@@ -1,11 +1,10 @@
 //! Infobip SMS API v3: `POST /sms/3/messages`, JSON, `Authorization: App {key}`.
 //! A message whose status group comes back `REJECTED` is refused for good.
 
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_engine::connector::{DeliveryError, OutgoingMessage};
 use serde_json::json;
 
-use super::{GatewayError, client, digits, refused, unreachable};
+use super::{GatewayError, client, digits, exchange};
 
 pub struct Infobip {
     client: reqwest::Client,
@@ -40,23 +39,13 @@ impl Infobip {
         if let Some(url) = &self.notify_url {
             sms["webhooks"] = json!({ "delivery": { "url": url } });
         }
-        let response = self
+        let request = self
             .client
             .post(format!("{}/sms/3/messages", self.base_url))
             .header("Authorization", format!("App {}", self.api_key))
             .header("Accept", "application/json")
-            .json(&json!({ "messages": [sms] }))
-            .send()
-            .await
-            .map_err(|e| unreachable("infobip", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(refused("infobip", status, &headers, &text));
-        }
-        let answer: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| DeliveryError::Transient(format!("infobip: unreadable answer: {e}")))?;
+            .json(&json!({ "messages": [sms] }));
+        let answer: serde_json::Value = exchange("infobip", request).await?.json("infobip")?;
         let first = &answer["messages"][0];
         let group = first["status"]["groupName"].as_str().unwrap_or_default();
         if group == "REJECTED" {
@@ -72,16 +61,4 @@ impl Infobip {
     }
 }
 
-impl Connector for Infobip {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn name(&self) -> &str {
-        "infobip"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.send(message))
-    }
-}
+super::sms_connector!(Infobip, "infobip");

@@ -164,6 +164,68 @@ pub fn gateway(config: &GatewayConfig) -> Result<Arc<dyn Connector>, GatewayErro
     })
 }
 
+/// A provider's whole answer to one request.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    headers: HeaderMap,
+    pub(crate) text: String,
+}
+
+/// Sends `request` and reads the whole answer; no answer at all is transient.
+pub(crate) async fn exchange(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Answer, DeliveryError> {
+    let response = request.send().await.map_err(|e| unreachable(provider, e))?;
+    Ok(Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        text: response.text().await.unwrap_or_default(),
+    })
+}
+
+impl Answer {
+    /// The failure this answer means, classified.
+    pub(crate) fn refusal(&self, provider: &str) -> DeliveryError {
+        refused(provider, self.status, &self.headers, &self.text)
+    }
+
+    /// The JSON body of a successful answer, or the failure it means.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        self,
+        provider: &str,
+    ) -> Result<T, DeliveryError> {
+        if !self.status.is_success() {
+            return Err(self.refusal(provider));
+        }
+        serde_json::from_str(&self.text)
+            .map_err(|e| DeliveryError::Transient(format!("{provider}: unreadable answer: {e}")))
+    }
+}
+
+/// The `Connector` of an SMS gateway whose `send` delivers one message.
+macro_rules! sms_connector {
+    ($gateway:ty, $name:literal) => {
+        impl palabre_engine::connector::Connector for $gateway {
+            fn channel(&self) -> palabre_engine::workflow::Channel {
+                palabre_engine::workflow::Channel::Sms
+            }
+
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn deliver<'a>(
+                &'a self,
+                message: &'a palabre_engine::connector::OutgoingMessage,
+            ) -> palabre_engine::connector::Delivery<'a> {
+                Box::pin(self.send(message))
+            }
+        }
+    };
+}
+pub(crate) use sms_connector;
+
 /// `Retry-After` in seconds, if the answer has one.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -174,12 +236,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The class of a failed HTTP answer.
-pub(crate) fn refused(
-    provider: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-    detail: &str,
-) -> DeliveryError {
+fn refused(provider: &str, status: StatusCode, headers: &HeaderMap, detail: &str) -> DeliveryError {
     let reason = format!("{provider} answered {status}: {}", shorten(detail));
     if status == StatusCode::TOO_MANY_REQUESTS {
         DeliveryError::RateLimited {
@@ -195,7 +252,7 @@ pub(crate) fn refused(
 
 /// A request that got no answer: transient. The URL is left out (it may hold a
 /// phone number or a key).
-pub(crate) fn unreachable(provider: &str, error: reqwest::Error) -> DeliveryError {
+fn unreachable(provider: &str, error: reqwest::Error) -> DeliveryError {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -6,14 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_engine::connector::{DeliveryError, OutgoingMessage};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{GatewayError, client, digits, refused, unreachable};
+use super::{GatewayError, client, digits, exchange};
 
 pub(crate) fn default_base_url() -> String {
     "https://api.orange.com".to_owned()
@@ -69,24 +68,15 @@ impl Orange {
         {
             return Ok(token.clone());
         }
-        let response = self
+        let request = self
             .client
             .post(format!("{}/oauth/v3/token", self.base_url))
             .header("Authorization", &self.authorization)
             .header("Accept", "application/json")
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .map_err(|e| unreachable("orange", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(refused("orange (token)", status, &headers, &body));
-        }
-        let answer: TokenAnswer = serde_json::from_str(&body).map_err(|e| {
-            DeliveryError::Transient(format!("orange (token): unreadable answer: {e}"))
-        })?;
+            .form(&[("grant_type", "client_credentials")]);
+        let answer: TokenAnswer = exchange("orange (token)", request)
+            .await?
+            .json("orange (token)")?;
         let seconds = match &answer.expires_in {
             serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
             serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
@@ -114,26 +104,14 @@ impl Orange {
         let mut renew = false;
         loop {
             let token = self.token(renew).await?;
-            let response = self
-                .client
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| unreachable("orange", e))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            if status == StatusCode::UNAUTHORIZED && !renew {
+            let request = self.client.post(&url).bearer_auth(&token).json(&body);
+            let answer = exchange("orange", request).await?;
+            if answer.status == StatusCode::UNAUTHORIZED && !renew {
                 // The token was revoked or expired early: renew it once.
                 renew = true;
                 continue;
             }
-            if !status.is_success() {
-                return Err(refused("orange", status, &headers, &text));
-            }
-            let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let answer: serde_json::Value = answer.json("orange")?;
             let id = answer
                 .pointer("/outboundSMSMessageRequest/resourceURL")
                 .and_then(|v| v.as_str())
@@ -145,16 +123,4 @@ impl Orange {
     }
 }
 
-impl Connector for Orange {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn name(&self) -> &str {
-        "orange"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.send(message))
-    }
-}
+super::sms_connector!(Orange, "orange");

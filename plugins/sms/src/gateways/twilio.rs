@@ -4,11 +4,10 @@
 //! with [`Twilio::valid_signature`] (`X-Twilio-Signature`, HMAC-SHA1 of the URL
 //! and the sorted parameters).
 
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_engine::connector::{DeliveryError, OutgoingMessage};
 use serde::Deserialize;
 
-use super::{GatewayError, client, refused, unreachable};
+use super::{GatewayError, client, exchange};
 
 pub(crate) fn default_base_url() -> String {
     "https://api.twilio.com".to_owned()
@@ -87,26 +86,19 @@ impl Twilio {
         if let Some(callback) = &self.status_callback {
             form.push(("StatusCallback", callback));
         }
-        let response = self
+        let request = self
             .client
             .post(format!(
                 "{}/2010-04-01/Accounts/{}/Messages.json",
                 self.base_url, self.account_sid
             ))
             .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable("twilio", e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        if status.is_success() {
-            let created: Created = serde_json::from_str(&text)
-                .map_err(|e| DeliveryError::Transient(format!("twilio: unreadable answer: {e}")))?;
-            return Ok(created.sid);
+            .form(&form);
+        let answer = exchange("twilio", request).await?;
+        if answer.status.is_success() {
+            return Ok(answer.json::<Created>("twilio")?.sid);
         }
-        if let Ok(refusal) = serde_json::from_str::<Refusal>(&text)
+        if let Ok(refusal) = serde_json::from_str::<Refusal>(&answer.text)
             && refusal.code == STOPPED
         {
             return Err(DeliveryError::Permanent(format!(
@@ -114,20 +106,8 @@ impl Twilio {
                 refusal.message
             )));
         }
-        Err(refused("twilio", status, &headers, &text))
+        Err(answer.refusal("twilio"))
     }
 }
 
-impl Connector for Twilio {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn name(&self) -> &str {
-        "twilio"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.send(message))
-    }
-}
+super::sms_connector!(Twilio, "twilio");
