@@ -72,28 +72,22 @@ impl Runtime {
             LedgerEntry::new(now, event, detail).recipient(&contact.id, Some("sms"))
         };
         match definitions.replies.read(text) {
-            Reply::Stop => {
-                let entry = about_contact(
-                    LedgerEvent::SmsStopped,
-                    "asked to receive no more SMS".to_owned(),
-                );
+            reply @ (Reply::Stop | Reply::Start) => {
+                let stop = reply == Reply::Stop;
+                let (event, detail) = if stop {
+                    (LedgerEvent::SmsStopped, "asked to receive no more SMS")
+                } else {
+                    (LedgerEvent::SmsRestarted, "asked to receive SMS again")
+                };
+                let entry = about_contact(event, detail.to_owned());
                 self.store
-                    .set_sms_stopped(&contact.id, true, now, &entry)
+                    .set_sms_stopped(&contact.id, stop, now, &entry)
                     .await?;
-                Ok(InboundOutcome::Stopped {
-                    contact: contact.id.clone(),
-                })
-            }
-            Reply::Start => {
-                let entry = about_contact(
-                    LedgerEvent::SmsRestarted,
-                    "asked to receive SMS again".to_owned(),
-                );
-                self.store
-                    .set_sms_stopped(&contact.id, false, now, &entry)
-                    .await?;
-                Ok(InboundOutcome::Restarted {
-                    contact: contact.id.clone(),
+                let contact = contact.id.clone();
+                Ok(if stop {
+                    InboundOutcome::Stopped { contact }
+                } else {
+                    InboundOutcome::Restarted { contact }
                 })
             }
             Reply::NotUnderstood => unmatched(format!("{}: not understood", contact.id)).await,
