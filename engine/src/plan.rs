@@ -21,9 +21,7 @@ use crate::rules::{
     InviteesDecision, RemindersDecision, ScheduleDecision, Subject, meeting_input,
     with_participants,
 };
-use crate::templates::{
-    ChangeFacts, MessageContext, OccurrenceFacts, RecipientFacts, StepFacts, WorkflowFacts,
-};
+use crate::templates::{ChangeFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 use crate::workflow::{Channel, RecipientGroup, Step};
 
 /// The most occurrences one workflow may produce in one planning window; a
@@ -550,37 +548,30 @@ impl<'d> Planner<'d> {
             template: sending.template,
             channels: sending.channels,
         };
+        // What every recipient shares is made once.
+        let shared = MessageContext {
+            change,
+            ..MessageContext::new(
+                WorkflowFacts {
+                    id: def.id.clone(),
+                    title: def.title.clone(),
+                    venue: def.venue.clone(),
+                    place: def.place.clone(),
+                    place_name,
+                },
+                OccurrenceFacts {
+                    date: local_start.format("%Y-%m-%d").to_string(),
+                    time: local_start.format("%H:%M").to_string(),
+                    timezone: zone.name().to_owned(),
+                    starts_at: start.to_rfc3339(),
+                    reference: occurrence_reference(&def.id, occurrence),
+                },
+                sending.step_id,
+            )
+        };
         recipients
             .into_iter()
-            .map(|contact| {
-                let context = MessageContext {
-                    workflow: WorkflowFacts {
-                        id: def.id.clone(),
-                        title: def.title.clone(),
-                        venue: def.venue.clone(),
-                        place: def.place.clone(),
-                        place_name: place_name.clone(),
-                    },
-                    occurrence: OccurrenceFacts {
-                        date: local_start.format("%Y-%m-%d").to_string(),
-                        time: local_start.format("%H:%M").to_string(),
-                        timezone: zone.name().to_owned(),
-                        starts_at: start.to_rfc3339(),
-                        reference: occurrence_reference(&def.id, occurrence),
-                    },
-                    step: StepFacts {
-                        id: sending.step_id.to_owned(),
-                    },
-                    recipient: RecipientFacts {
-                        id: contact.id.clone(),
-                        name: contact.name.clone(),
-                    },
-                    change: change.clone(),
-                    milestone: None,
-                    case: None,
-                };
-                self.prepare(&slot, contact, &context)
-            })
+            .map(|contact| self.prepare(&slot, contact, &shared.to(contact)))
             .collect()
     }
 

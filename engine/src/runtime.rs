@@ -367,20 +367,17 @@ fn fire_milestone(
             template,
             channels: &def.channels,
         };
+        let shared = MessageContext::about_milestone(
+            &def.id,
+            &def.title,
+            &def.place,
+            &place_name,
+            &timer.step,
+            facts,
+        );
         reach(groups, &def.place, directory)
             .into_iter()
-            .map(|contact| {
-                let context = MessageContext::about_milestone(
-                    &def.id,
-                    &def.title,
-                    &def.place,
-                    &place_name,
-                    contact,
-                    &timer.step,
-                    facts.clone(),
-                );
-                planner.prepare(&slot, contact, &context)
-            })
+            .map(|contact| planner.prepare(&slot, contact, &shared.to(contact)))
             .collect::<Vec<_>>()
     };
     let owner = std::slice::from_ref(&milestone.owner);

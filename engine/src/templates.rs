@@ -94,7 +94,7 @@ pub struct WorkflowFacts {
     pub place_name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct OccurrenceFacts {
     /// Local date, `YYYY-MM-DD`.
     pub date: String,
@@ -112,7 +112,7 @@ pub struct StepFacts {
     pub id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RecipientFacts {
     pub id: String,
     pub name: String,
@@ -126,35 +126,52 @@ impl MessageContext {
         title: &str,
         place: &str,
         place_name: &str,
-        recipient: &crate::contacts::Contact,
         step: &str,
         milestone: MilestoneFacts,
     ) -> MessageContext {
+        let workflow = WorkflowFacts {
+            id: plan.to_owned(),
+            title: title.to_owned(),
+            venue: String::new(),
+            place: place.to_owned(),
+            place_name: place_name.to_owned(),
+        };
+        let occurrence = OccurrenceFacts {
+            date: milestone.due.clone(),
+            reference: milestone.reference.clone(),
+            ..OccurrenceFacts::default()
+        };
         MessageContext {
-            workflow: WorkflowFacts {
-                id: plan.to_owned(),
-                title: title.to_owned(),
-                venue: String::new(),
-                place: place.to_owned(),
-                place_name: place_name.to_owned(),
-            },
-            occurrence: OccurrenceFacts {
-                date: milestone.due.clone(),
-                time: String::new(),
-                timezone: String::new(),
-                starts_at: String::new(),
-                reference: milestone.reference.clone(),
-            },
+            milestone: Some(milestone),
+            ..MessageContext::new(workflow, occurrence, step)
+        }
+    }
+
+    /// What every recipient of one message shares; [`MessageContext::to`] adds the
+    /// recipient. The change, milestone and case parts are set by the messages that
+    /// have them.
+    pub fn new(workflow: WorkflowFacts, occurrence: OccurrenceFacts, step: &str) -> MessageContext {
+        MessageContext {
+            workflow,
+            occurrence,
             step: StepFacts {
                 id: step.to_owned(),
             },
+            recipient: RecipientFacts::default(),
+            change: None,
+            milestone: None,
+            case: None,
+        }
+    }
+
+    /// This context for one recipient.
+    pub fn to(&self, recipient: &crate::contacts::Contact) -> MessageContext {
+        MessageContext {
             recipient: RecipientFacts {
                 id: recipient.id.clone(),
                 name: recipient.name.clone(),
             },
-            change: None,
-            milestone: Some(milestone),
-            case: None,
+            ..self.clone()
         }
     }
 

@@ -20,7 +20,7 @@ use crate::store::{
     CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
     TimerCompletion, TimerOutcome,
 };
-use crate::templates::{CaseFacts, MessageContext, RecipientFacts, StepFacts, WorkflowFacts};
+use crate::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 
 /// A dispute to open.
 #[derive(Debug, Clone)]
@@ -430,35 +430,27 @@ impl Runtime {
         let scope = Ladder::scope_place(level, &case.place);
         let responders = reach(&level.responders, &scope, directory);
         let planner = Planner::new(definitions);
+        let shared = MessageContext {
+            case: Some(facts),
+            ..MessageContext::new(
+                WorkflowFacts {
+                    id: def.id.clone(),
+                    title: def.title.clone(),
+                    venue: String::new(),
+                    place: case.place.clone(),
+                    place_name,
+                },
+                OccurrenceFacts {
+                    timezone: ladder.zone.name().to_owned(),
+                    reference: case.id.clone(),
+                    ..OccurrenceFacts::default()
+                },
+                &step,
+            )
+        };
         let planned = responders
             .into_iter()
-            .map(|contact| {
-                let context = MessageContext {
-                    workflow: WorkflowFacts {
-                        id: def.id.clone(),
-                        title: def.title.clone(),
-                        venue: String::new(),
-                        place: case.place.clone(),
-                        place_name: place_name.clone(),
-                    },
-                    occurrence: crate::templates::OccurrenceFacts {
-                        date: String::new(),
-                        time: String::new(),
-                        timezone: ladder.zone.name().to_owned(),
-                        starts_at: String::new(),
-                        reference: case.id.clone(),
-                    },
-                    step: StepFacts { id: step.clone() },
-                    recipient: RecipientFacts {
-                        id: contact.id.clone(),
-                        name: contact.name.clone(),
-                    },
-                    change: None,
-                    milestone: None,
-                    case: Some(facts.clone()),
-                };
-                planner.prepare(&slot, contact, &context)
-            })
+            .map(|contact| planner.prepare(&slot, contact, &shared.to(contact)))
             .collect();
         let key = format!("{}@{}", step, now.timestamp_millis());
         let (messages, unreachable) = queue_messages(planned, &key, now, |_| None);
