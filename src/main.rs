@@ -1344,7 +1344,24 @@ fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Ve
 
 /// The connectors `serve` delivers through: SMTP if configured, else `.eml` files;
 /// SMS into the SMS outbox until gateways are configured.
-fn connectors(args: &ServeArgs) -> anyhow::Result<Connectors> {
+/// The SMS gateway file `--sms-gateway` names, read and checked.
+fn sms_gateway_file(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<palabre_sms::gateways::SmsGatewayFile>> {
+    args.sms_gateway
+        .as_ref()
+        .map(|file| {
+            palabre_engine::yaml::parse_file::<palabre_sms::gateways::SmsGatewayFile>(file)
+                .map(|parsed| parsed.value)
+                .map_err(|d| anyhow::anyhow!("{d}"))
+        })
+        .transpose()
+}
+
+fn connectors(
+    args: &ServeArgs,
+    gateway: Option<&palabre_sms::gateways::SmsGatewayFile>,
+) -> anyhow::Result<Connectors> {
     let email = match &args.smtp_host {
         Some(host) => EmailConnector::smtp(&SmtpConfig {
             host: host.clone(),
@@ -1366,13 +1383,8 @@ fn connectors(args: &ServeArgs) -> anyhow::Result<Connectors> {
         })?,
         None => EmailConnector::files(args.outbox.clone(), &args.from)?,
     };
-    let sms: Arc<dyn palabre_engine::connector::Connector> = match &args.sms_gateway {
-        Some(file) => {
-            let parsed =
-                palabre_engine::yaml::parse_file::<palabre_sms::gateways::GatewayConfig>(file)
-                    .map_err(|d| anyhow::anyhow!("{d}"))?;
-            palabre_sms::gateways::gateway(&parsed.value)?
-        }
+    let sms: Arc<dyn palabre_engine::connector::Connector> = match gateway {
+        Some(file) => file.connector()?,
         None => Arc::new(SmsOutbox::new(args.outbox.join("sms"))?),
     };
     Ok(Connectors::default().with(Arc::new(email)).with(sms))
@@ -1474,7 +1486,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             contacts.len()
         );
     }
-    let connectors = connectors(&args)?;
+    let gateway = sms_gateway_file(&args)?;
+    let connectors = connectors(&args, gateway.as_ref())?;
+    let webhooks = palabre_sms::gateways::webhooks(gateway.as_ref().map(|g| &g.gateway))?;
     tracing::info!(
         workflows = definitions.meetings.len(),
         email = if args.smtp_host.is_some() { "smtp" } else { "file outbox" },
@@ -1517,6 +1531,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             inbound_secret: std::env::var(&args.inbound_secret_env)
                 .ok()
                 .filter(|s| !s.is_empty()),
+            webhooks,
         };
         let api = palabre_api::serve(listener, state, until_stopped(stopped.clone()));
         tokio::spawn(async move {

@@ -21,6 +21,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palabre_engine::runtime::Runtime;
+use palabre_engine::webhooks::Webhooks;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -37,6 +38,8 @@ pub struct ApiState {
     /// The secret inbound SMS webhooks put in their URL (`/inbound/sms/{secret}`);
     /// `None`: inbound SMS are not taken.
     pub inbound_secret: Option<String>,
+    /// Reads the configured gateway's receipts and replies (its format, its signature).
+    pub webhooks: Arc<dyn Webhooks>,
 }
 
 /// An error answer: `{"error": "...", "field": "..."}`.

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use palabre_engine::escalation::{Case, CaseState};
 use palabre_engine::milestones::{MilestoneStatus, Statuses, TimelineRow};
 use palabre_engine::runtime::{CaseAction, NewCase};
 use palabre_engine::store::LedgerEntry;
+use palabre_engine::webhooks::{PlainInbound, PlainReceipt, WebhookError, WebhookRequest};
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -170,19 +171,19 @@ pub static ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/inbound/sms/{secret}",
-        summary: "An SMS reply from a gateway's webhook (JSON or form: `from`/`From`, `text`/`Body`), authenticated by the secret in the URL",
+        summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio",
         role: None,
-        request: Some(schema::<InboundBody>),
-        response: schema::<palabre_engine::runtime::InboundOutcome>,
+        request: Some(schema::<PlainInbound>),
+        response: schema::<Vec<palabre_engine::runtime::InboundOutcome>>,
         success: 200,
         handler: || post(inbound_sms),
     },
     RouteDoc {
         method: "post",
         path: "/receipts/sms/{secret}",
-        summary: "A delivery receipt from a gateway's webhook: Twilio (form `MessageSid`, `MessageStatus`), Africa's Talking (form `id`, `status`) or Infobip (JSON `results[].messageId`, `status.groupName`)",
+        summary: "Delivery receipts from the gateway's webhook, in the configured provider's format: Orange `deliveryInfoNotification`, Twilio status callbacks (signed), Infobip `results`, Africa's Talking forms; without a gateway JSON or form `id`, `status`",
         role: None,
-        request: Some(schema::<ReceiptBody>),
+        request: Some(schema::<PlainReceipt>),
         response: schema::<ReceiptsDone>,
         success: 200,
         handler: || post(receipts),
@@ -804,27 +805,6 @@ async fn ledger(
     Ok(Json(visible))
 }
 
-/// An SMS reply, as gateways post it.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct InboundBody {
-    /// The sender's number (`from`, or Twilio's `From`).
-    #[serde(alias = "From")]
-    pub from: String,
-    /// The text (`text`, or Twilio's `Body`).
-    #[serde(alias = "Body")]
-    pub text: String,
-}
-
-/// One receipt, as Twilio or Africa's Talking post it (forms).
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct ReceiptBody {
-    /// The provider's message id.
-    #[serde(alias = "MessageSid")]
-    pub id: String,
-    #[serde(alias = "MessageStatus")]
-    pub status: String,
-}
-
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ReceiptsDone {
     /// Receipts matched to a message.
@@ -851,45 +831,53 @@ fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
     }
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+/// Checks a webhook request's secret and hands it to `read` as the plugin sees it.
+fn webhook<T>(
+    state: &ApiState,
+    secret: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    read: impl FnOnce(&WebhookRequest<'_>) -> Result<T, WebhookError>,
+) -> Result<T, ApiError> {
+    webhook_secret(state, secret)?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let request = WebhookRequest {
+        path_and_query: uri.path_and_query().map_or(uri.path(), |p| p.as_str()),
+        headers: &headers,
+        body,
+    };
+    read(&request).map_err(|e| {
+        let status = match e {
+            WebhookError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
+        };
+        ApiError::new(status, e.to_string())
+    })
 }
 
 async fn receipts(
     State(state): State<ApiState>,
     Path(secret): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ReceiptsDone>, ApiError> {
-    webhook_secret(&state, &secret)?;
-    let receipts: Vec<(String, String)> = if is_form(&headers) {
-        let one: ReceiptBody = serde_urlencoded::from_bytes(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed form: {e}")))?;
-        vec![(one.id, one.status)]
-    } else {
-        // Infobip: {"results": [{"messageId": ..., "status": {"groupName": ...}}]}
-        let value: serde_json::Value = parse(&body)?;
-        value["results"]
-            .as_array()
-            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no `results`").field("results"))?
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r["messageId"].as_str()?.to_owned(),
-                    r["status"]["groupName"].as_str()?.to_owned(),
-                ))
-            })
-            .collect()
-    };
+    let receipts = webhook(&state, &secret, &uri, &headers, &body, |request| {
+        state.webhooks.receipts(request)
+    })?;
     let mut done = ReceiptsDone {
         recorded: 0,
         unknown: 0,
     };
-    for (id, status) in receipts {
-        if state.runtime.delivery_receipt(&id, &status).await? {
+    for receipt in &receipts {
+        if state.runtime.delivery_receipt(receipt).await? {
             done.recorded += 1;
         } else {
             done.unknown += 1;
@@ -901,38 +889,16 @@ async fn receipts(
 async fn inbound_sms(
     State(state): State<ApiState>,
     Path(secret): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<palabre_engine::runtime::InboundOutcome>, ApiError> {
-    let Some(expected) = state.inbound_secret.as_deref() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "inbound SMS are not configured",
-        ));
-    };
-    let same = expected.len() == secret.len()
-        && expected
-            .bytes()
-            .zip(secret.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong webhook secret",
-        ));
+) -> Result<Json<Vec<palabre_engine::runtime::InboundOutcome>>, ApiError> {
+    let messages = webhook(&state, &secret, &uri, &headers, &body, |request| {
+        state.webhooks.inbound(request)
+    })?;
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for message in &messages {
+        outcomes.push(state.runtime.inbound_sms(message).await?);
     }
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let reply: InboundBody = if form {
-        serde_urlencoded::from_bytes(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed form: {e}")))?
-    } else {
-        parse(&body)?
-    };
-    Ok(Json(
-        state.runtime.inbound_sms(&reply.from, &reply.text).await?,
-    ))
+    Ok(Json(outcomes))
 }

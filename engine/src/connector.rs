@@ -3,7 +3,8 @@
 //! A connector receives an [`OutgoingMessage`] (address, texts, idempotency key,
 //! optional calendar attachment) and answers with the provider's id for the
 //! message, or a [`DeliveryError`] that says what to do next: retry later
-//! (transient), retry after a given delay (rate limited), or give up (permanent).
+//! (transient), retry after a given delay (rate limited), or give up (permanent,
+//! or opted out: then nothing more is sent to that recipient on the channel).
 //! Connectors live in their own crates under `plugins/`; the engine only knows
 //! this trait.
 
@@ -53,6 +54,10 @@ pub enum DeliveryError {
     /// Retrying cannot help: invalid address, recipient refused, blocked.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The provider says the recipient opted out of our messages (replied STOP to
+    /// it): permanent, and nothing more goes to them on this channel.
+    #[error("opted out: {0}")]
+    OptedOut(String),
 }
 
 /// The future a connector returns.
@@ -72,6 +77,12 @@ pub trait Connector: Send + Sync {
     /// crash can repeat at most the message in flight.
     fn idempotent(&self) -> bool {
         false
+    }
+    /// How long a sent message waits for the provider's delivery receipt before it
+    /// counts as undelivered and goes once more on the contact's next channel;
+    /// `None` (the default) for connectors that get no receipts.
+    fn receipt_timeout(&self) -> Option<Duration> {
+        None
     }
 }
 

@@ -29,5 +29,6 @@ pub mod source_map;
 pub mod store;
 pub mod suggest;
 pub mod templates;
+pub mod webhooks;
 pub mod workflow;
 pub mod yaml;

@@ -162,6 +162,15 @@ pub struct TickReport {
     pub dead: usize,
 }
 
+/// One delivery attempt, ready to record.
+struct Delivered {
+    record: DeliveryRecord,
+    /// Whether repeating it is harmless.
+    idempotent: bool,
+    /// The recipient's opt-out, when the provider reported one.
+    opted_out: Option<LedgerEntry>,
+}
+
 /// The contact directory as one tick sees it: read once, indexed by id.
 struct Directory {
     contacts: Vec<Contact>,
@@ -701,6 +710,7 @@ impl Runtime {
         let mut directory = None;
         self.fire_due(&state, &mut directory, &mut report).await?;
         self.deliver_ready(&mut directory, &mut report).await?;
+        self.fall_back_unconfirmed().await?;
         let failures = rule_failure_entries(&self.definitions().rules, self.clock.now());
         if !failures.is_empty() {
             self.store.append_ledger(&failures).await?;
@@ -1140,16 +1150,18 @@ impl Runtime {
             }
             let contacts = self.directory(directory, &self.definitions()).await?;
             let mut pending = Vec::new();
+            let mut opted_out = Vec::new();
             for message in claimed {
                 let span = info_span!("delivery", key = %message.id, channel = %message.channel);
-                let (record, idempotent) = self
+                let delivered = self
                     .deliver(contacts, message, report)
                     .instrument(span)
                     .await;
-                pending.push(record);
+                pending.push(delivered.record);
+                opted_out.extend(delivered.opted_out);
                 // A delivery that must not be repeated is recorded at once; repeatable
                 // ones (file outboxes) are recorded with the rest of the batch.
-                if !idempotent {
+                if !delivered.idempotent {
                     self.record(&mut pending).await?;
                 }
                 if self.stopping.load(Ordering::SeqCst) {
@@ -1159,6 +1171,18 @@ impl Runtime {
                 }
             }
             self.record(&mut pending).await?;
+            // Recorded after the outcomes: a crash in between only means the next
+            // message to them is refused by the provider again, and stops them then.
+            if !opted_out.is_empty() {
+                for entry in opted_out {
+                    if let Some(contact) = &entry.contact_id {
+                        self.store
+                            .set_sms_stopped(contact, true, entry.at, &entry)
+                            .await?;
+                    }
+                }
+                *directory = None;
+            }
         }
     }
 
@@ -1181,18 +1205,19 @@ impl Runtime {
         Ok(())
     }
 
-    /// Delivers one message; returns its outcome to record, and whether repeating it is harmless.
+    /// Delivers one message; returns its outcome to record.
     async fn deliver(
         &self,
         directory: &Directory,
         message: ClaimedMessage,
         report: &mut TickReport,
-    ) -> (DeliveryRecord, bool) {
+    ) -> Delivered {
         let channel = Channel::parse(&message.channel);
         let contact = directory.get(&message.contact_id);
         let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
         let connector = channel.and_then(|c| self.connectors.get(c));
         let idempotent = connector.is_some_and(|c| c.idempotent());
+        let receipt_timeout = connector.and_then(|c| c.receipt_timeout());
         let stopped =
             channel == Some(Channel::Sms) && directory.stopped.contains(&message.contact_id);
         let result = match (channel, contact, address) {
@@ -1231,17 +1256,31 @@ impl Runtime {
         };
         let now = self.clock.now();
         let failures = message.attempts + 1;
+        let fallback = message
+            .fallback
+            .as_ref()
+            .filter(|f| f.channel != message.channel);
+        let opted_out = channel == Some(Channel::Sms)
+            && matches!(result, Err(DeliveryError::OptedOut(_)))
+            && !stopped;
         let (outcome, event, detail) = match result {
             Ok(provider_id) => {
                 report.sent += 1;
                 let detail = format!("accepted as {provider_id}");
+                let awaiting_receipt_until = receipt_timeout
+                    .filter(|_| fallback.is_some())
+                    .and_then(|t| TimeDelta::from_std(t).ok())
+                    .map(|t| now + t);
                 (
-                    DeliveryOutcome::Sent { provider_id },
+                    DeliveryOutcome::Sent {
+                        provider_id,
+                        awaiting_receipt_until,
+                    },
                     LedgerEvent::Sent,
                     detail,
                 )
             }
-            Err(DeliveryError::Permanent(error)) => {
+            Err(DeliveryError::Permanent(error) | DeliveryError::OptedOut(error)) => {
                 report.dead += 1;
                 (
                     DeliveryOutcome::Dead {
@@ -1292,39 +1331,33 @@ impl Runtime {
             _ => info!(detail, "delivery failed, will retry"),
         }
         // A dead letter with a fallback goes once more, on the contact's next channel.
-        let then = match (&event, &message.fallback) {
-            (LedgerEvent::DeadLetter, Some(fallback)) if fallback.channel != message.channel => {
-                Some(QueuedMessage {
-                    id: format!("{}|fallback", message.id),
-                    timer_id: message.id.clone(),
-                    workflow: message.workflow.clone(),
-                    occurrence: message.occurrence,
-                    step: message.step.clone(),
-                    contact_id: message.contact_id.clone(),
-                    channel: fallback.channel.clone(),
-                    language: message.language.clone(),
-                    subject: fallback.subject.clone(),
-                    body: fallback.body.clone(),
-                    calendar: None,
-                    fallback: None,
-                })
-            }
-            _ => None,
-        };
-        let detail = match &then {
-            Some(next) => format!("{detail}; sent again by {} instead", next.channel),
-            None => detail,
+        let fall_back = event == LedgerEvent::DeadLetter && fallback.is_some();
+        let detail = match fallback {
+            Some(next) if fall_back => format!("{detail}; sent again by {} instead", next.channel),
+            _ => detail,
         };
         let ledger = LedgerEntry::new(now, event, detail)
             .slot(&message.workflow, message.occurrence, &message.step)
             .recipient(&message.contact_id, Some(&message.channel));
+        let opted_out = opted_out.then(|| {
+            LedgerEntry::new(
+                now,
+                LedgerEvent::SmsStopped,
+                "the provider reports they opted out: no more SMS".to_owned(),
+            )
+            .recipient(&message.contact_id, Some("sms"))
+        });
         let record = DeliveryRecord {
             message_id: message.id,
             outcome,
             ledger,
-            then,
+            fall_back,
         };
-        (record, idempotent)
+        Delivered {
+            record,
+            idempotent,
+            opted_out,
+        }
     }
 
     /// Runs ticks until `shutdown` completes, sleeping until the next due instant,

@@ -75,6 +75,7 @@ impl Api {
         let response = router(ApiState {
             runtime: self.runtime.clone(),
             inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         })
         .oneshot(request)
         .await

@@ -1,12 +1,16 @@
 //! Each SMS gateway against a fake server (wiremock) that checks the exact
 //! request its provider documents and answers with the provider's documented
-//! answers: accepted, refused for good, transient, rate limited.
+//! answers: accepted, refused for good, transient, rate limited; and what each
+//! provider posts back (delivery receipts, inbound messages) in its own format.
 
 use std::time::Duration;
 
 use palabre_engine::connector::{Connector, DeliveryError, OutgoingMessage};
+use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError, WebhookRequest};
 use palabre_engine::workflow::Channel;
-use palabre_sms::gateways::{AfricasTalking, Infobip, Orange, Twilio};
+use palabre_sms::gateways::{
+    AfricasTalking, GatewayConfig, Infobip, Orange, Twilio, valid_signature, webhooks,
+};
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -54,6 +58,7 @@ async fn orange_takes_a_token_once_sends_and_renews_a_refused_token() {
         &server.uri(),
         "+223 70 00 00 00",
         Some("PALABRE".into()),
+        None,
         "id",
         "secret",
     )
@@ -92,6 +97,44 @@ async fn orange_takes_a_token_once_sends_and_renews_a_refused_token() {
         "{error:?}"
     );
     server.verify().await;
+}
+
+/// With a `notify_url`, Orange is asked for a delivery receipt carrying the
+/// message's key hash, which becomes the id its receipt is matched by.
+#[tokio::test]
+async fn orange_asks_for_a_receipt_with_our_callback_data() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({ "token_type": "Bearer", "access_token": "tok", "expires_in": "7776000" }),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests"))
+        .and(body_json(json!({ "outboundSMSMessageRequest": {
+            "address": "tel:+22376000001",
+            "senderAddress": "tel:+22370000000",
+            "outboundSMSTextMessage": { "message": "Invitation: Cadre de concertation le 2026-12-07" },
+            "receiptRequest": { "notifyURL": "https://palabre.example/receipts/sms/s", "callbackData": sms().key_hash() }
+        }})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "outboundSMSMessageRequest": {
+            "resourceURL": "https://api.orange.com/smsmessaging/v1/outbound/tel%3A%2B22370000000/requests/req-43"
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let orange = Orange::new(
+        &server.uri(),
+        "22370000000",
+        None,
+        Some("https://palabre.example/receipts/sms/s".into()),
+        "id",
+        "secret",
+    )
+    .unwrap();
+    assert_eq!(orange.deliver(&sms()).await, Ok(sms().key_hash()));
 }
 
 #[tokio::test]
@@ -159,7 +202,7 @@ async fn africas_talking_reads_each_recipients_status_code() {
         match code {
             101 => assert_eq!(result, Ok("ATXid_1".into())),
             406 => assert!(
-                matches!(&result, Err(DeliveryError::Permanent(e)) if e.contains("UserInBlacklist (406)")),
+                matches!(&result, Err(DeliveryError::OptedOut(e)) if e.contains("UserInBlacklist (406)")),
                 "{result:?}"
             ),
             _ => assert!(
@@ -204,7 +247,7 @@ async fn twilio_posts_a_form_with_basic_auth_and_knows_a_stopped_recipient() {
         .await;
     let error = twilio.deliver(&sms()).await.unwrap_err();
     assert!(
-        matches!(&error, DeliveryError::Permanent(e) if e.contains("opted out (21610)")),
+        matches!(&error, DeliveryError::OptedOut(e) if e.contains("opted out (21610)")),
         "{error:?}"
     );
     // Status callbacks are signed with the auth token over the URL and sorted parameters.
@@ -220,12 +263,13 @@ async fn twilio_posts_a_form_with_basic_auth_and_knows_a_stopped_recipient() {
     );
     use base64::Engine as _;
     let signature = base64::engine::general_purpose::STANDARD.encode(signed.as_ref());
-    assert!(twilio.valid_signature(url, &params, &signature));
+    assert!(valid_signature("token", url, &params, &signature));
     assert!(
-        !twilio.valid_signature(url, &params[..1], &signature),
+        !valid_signature("token", url, &params[..1], &signature),
         "a changed parameter list fails"
     );
-    assert!(!twilio.valid_signature(url, &params, "bm9wZQ=="));
+    assert!(!valid_signature("other-token", url, &params, &signature));
+    assert!(!valid_signature("token", url, &params, "bm9wZQ=="));
 }
 
 #[tokio::test]
@@ -314,4 +358,231 @@ async fn the_generic_gateway_speaks_kannel() {
         .unwrap()
         .to_string();
     assert!(error.contains("PALABRE_TEST_UNSET_VARIABLE"), "{error}");
+}
+
+/// A webhook request as the API hands it to the plugin.
+fn request<'a>(
+    path: &'a str,
+    headers: &'a [(String, String)],
+    body: &'a str,
+) -> WebhookRequest<'a> {
+    WebhookRequest {
+        path_and_query: path,
+        headers,
+        body: body.as_bytes(),
+    }
+}
+
+fn form_headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut headers = vec![(
+        "content-type".to_owned(),
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    headers.extend(
+        extra
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    );
+    headers
+}
+
+fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".to_owned(), "application/json".to_owned())]
+}
+
+fn config(value: serde_json::Value) -> GatewayConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+fn receipt(id: &str, status: &str, opted_out: bool) -> Receipt {
+    Receipt {
+        provider_id: id.into(),
+        status: status.into(),
+        opted_out,
+    }
+}
+
+/// Each provider's delivery receipts and inbound messages, as its documentation
+/// shows them, read into the same facts; what is not theirs is refused.
+#[test]
+fn webhooks_are_read_in_each_providers_format() {
+    // Orange: GSMA OneAPI notifications.
+    let orange = webhooks(Some(&config(json!({
+        "provider": "orange", "sender": "22370000000",
+        "client_id_env": "PALABRE_TEST_UNUSED", "client_secret_env": "PALABRE_TEST_UNUSED"
+    }))))
+    .unwrap();
+    let json = json_headers();
+    let dr = json!({ "deliveryInfoNotification": {
+        "callbackData": "00ab12cd34ef5678",
+        "deliveryInfo": { "address": "tel:+22376000001", "deliveryStatus": "DeliveredToTerminal" }
+    }})
+    .to_string();
+    assert_eq!(
+        orange.receipts(&request("/receipts/sms/s", &json, &dr)),
+        Ok(vec![receipt(
+            "00ab12cd34ef5678",
+            "DeliveredToTerminal",
+            false
+        )])
+    );
+    let mo = json!({ "inboundSMSMessageNotification": { "inboundSMSMessage": {
+        "dateTime": "2026-12-04T10:00:00Z", "destinationAddress": "tel:+22370000000",
+        "messageId": "mo-1", "message": "OUI 4821", "senderAddress": "tel:+22376000001"
+    }}})
+    .to_string();
+    assert_eq!(
+        orange.inbound(&request("/inbound/sms/s", &json, &mo)),
+        Ok(vec![InboundSms::new("+22376000001", "OUI 4821")])
+    );
+    assert!(matches!(
+        orange.receipts(&request("/receipts/sms/s", &json, "{\"results\": []}")),
+        Err(WebhookError::Malformed(e)) if e.contains("deliveryInfoNotification")
+    ));
+
+    // Infobip: `results` lists, numbers without `+`.
+    let infobip = webhooks(Some(&config(json!({
+        "provider": "infobip", "base_url": "https://x.api.infobip.com",
+        "api_key_env": "PALABRE_TEST_UNUSED", "sender": "PALABRE"
+    }))))
+    .unwrap();
+    let dr = json!({ "results": [
+        { "messageId": "ib-1", "to": "22376000001", "status": { "groupId": 3, "groupName": "DELIVERED", "name": "DELIVERED_TO_HANDSET" } },
+        { "messageId": "ib-2", "to": "22376000002", "status": { "groupId": 2, "groupName": "UNDELIVERABLE", "name": "UNDELIVERABLE_NOT_DELIVERED" } }
+    ]})
+    .to_string();
+    assert_eq!(
+        infobip.receipts(&request("/receipts/sms/s", &json, &dr)),
+        Ok(vec![
+            receipt("ib-1", "DELIVERED", false),
+            receipt("ib-2", "UNDELIVERABLE", false)
+        ])
+    );
+    let mo = json!({ "results": [
+        { "messageId": "mo-2", "from": "22376000001", "to": "22370000000", "text": "NON 4821", "cleanText": "4821", "keyword": "NON" }
+    ], "messageCount": 1, "pendingMessageCount": 0 })
+    .to_string();
+    assert_eq!(
+        infobip.inbound(&request("/inbound/sms/s", &json, &mo)),
+        Ok(vec![InboundSms::new("+22376000001", "NON 4821")])
+    );
+
+    // Africa's Talking: forms; a blacklisted recipient has opted out.
+    let at = webhooks(Some(&config(json!({
+        "provider": "africas_talking", "username": "sandbox", "api_key_env": "PALABRE_TEST_UNUSED"
+    }))))
+    .unwrap();
+    let form = form_headers(&[]);
+    assert_eq!(
+        at.receipts(&request(
+            "/receipts/sms/s",
+            &form,
+            "id=ATXid_1&status=Failed&phoneNumber=%2B22376000001&networkCode=61001&failureReason=UserInBlacklist&retryCount=0"
+        )),
+        Ok(vec![receipt("ATXid_1", "Failed", true)])
+    );
+    assert_eq!(
+        at.receipts(&request(
+            "/receipts/sms/s",
+            &form,
+            "id=ATXid_2&status=Success"
+        )),
+        Ok(vec![receipt("ATXid_2", "Success", false)])
+    );
+    assert_eq!(
+        at.inbound(&request(
+            "/inbound/sms/s",
+            &form,
+            "from=%2B22376000001&to=12345&text=AW+4821&date=2026-12-04+10%3A00%3A00&id=mo-3&linkId=l-1"
+        )),
+        Ok(vec![InboundSms::new("+22376000001", "AW 4821")])
+    );
+
+    // No gateway: palabre's plain format.
+    let plain = webhooks(None).unwrap();
+    assert_eq!(
+        plain.inbound(&request(
+            "/inbound/sms/s",
+            &json,
+            "{\"from\": \"+22376000001\", \"text\": \"STOP\"}"
+        )),
+        Ok(vec![InboundSms::new("+22376000001", "STOP")])
+    );
+    assert!(matches!(
+        plain.inbound(&request("/inbound/sms/s", &json, "{\"from\": \"+22376000001\"}")),
+        Err(WebhookError::Malformed(e)) if e.contains("text")
+    ));
+}
+
+/// Twilio signs its webhooks over the public URL: unsigned, wrongly signed or
+/// unverifiable requests are refused; signed ones are read, opt-outs included.
+#[test]
+fn twilio_webhooks_are_read_only_when_signed() {
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe { std::env::set_var("PALABRE_TEST_TWILIO_TOKEN", "token") };
+    let twilio_config = |public_url: Option<&str>| {
+        config(json!({
+            "provider": "twilio", "account_sid_env": "PALABRE_TEST_TWILIO_TOKEN",
+            "auth_token_env": "PALABRE_TEST_TWILIO_TOKEN", "from": "+15005550006",
+            "public_url": public_url
+        }))
+    };
+    let twilio = webhooks(Some(&twilio_config(Some("https://palabre.example/")))).unwrap();
+    let path = "/receipts/sms/s3cret";
+    let body = "SmsSid=SM1&SmsStatus=undelivered&MessageStatus=undelivered&To=%2B22376000001&MessageSid=SM1&AccountSid=AC123&From=%2B15005550006&ApiVersion=2010-04-01&ErrorCode=21610";
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(body).unwrap();
+    let sign = |url: &str, params: &[(String, String)]| {
+        let mut sorted = params.to_vec();
+        sorted.sort();
+        let data: String = sorted.iter().map(|(n, v)| format!("{n}{v}")).collect();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"token");
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(ring::hmac::sign(&key, format!("{url}{data}").as_bytes()).as_ref())
+    };
+    let signature = sign("https://palabre.example/receipts/sms/s3cret", &params);
+    let signed = form_headers(&[("x-twilio-signature", &signature)]);
+    assert_eq!(
+        twilio.receipts(&request(path, &signed, body)),
+        Ok(vec![receipt("SM1", "undelivered", true)])
+    );
+    assert!(matches!(
+        twilio.receipts(&request(path, &form_headers(&[]), body)),
+        Err(WebhookError::Unauthenticated(_))
+    ));
+    assert!(
+        matches!(
+            twilio.receipts(&request("/receipts/sms/other", &signed, body)),
+            Err(WebhookError::Unauthenticated(_))
+        ),
+        "the signature covers the URL"
+    );
+    let tampered = body.replace("undelivered", "delivered");
+    assert!(matches!(
+        twilio.receipts(&request(path, &signed, &tampered)),
+        Err(WebhookError::Unauthenticated(_))
+    ));
+    let unverifiable = webhooks(Some(&twilio_config(None))).unwrap();
+    assert!(matches!(
+        unverifiable.receipts(&request(path, &signed, body)),
+        Err(WebhookError::NotConfigured(e)) if e.contains("public_url")
+    ));
+
+    // An inbound STOP that Twilio's own opt-out handling recognised.
+    let inbound =
+        "MessageSid=SM9&From=%2B22376000001&To=%2B15005550006&Body=Arr%C3%AAter&OptOutType=STOP";
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(inbound).unwrap();
+    let signature = sign("https://palabre.example/inbound/sms/s3cret", &params);
+    assert_eq!(
+        twilio.inbound(&request(
+            "/inbound/sms/s3cret",
+            &form_headers(&[("x-twilio-signature", &signature)]),
+            inbound
+        )),
+        Ok(vec![InboundSms {
+            from: "+22376000001".into(),
+            text: "Arrêter".into(),
+            opt_out: Some(true),
+        }])
+    );
 }

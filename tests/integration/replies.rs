@@ -11,6 +11,7 @@ use palabre_api::{ApiState, router};
 use palabre_engine::clock::VirtualClock;
 use palabre_engine::plan::occurrence_reference;
 use palabre_engine::runtime::InboundOutcome;
+use palabre_engine::webhooks::InboundSms;
 use tower::ServiceExt;
 
 use crate::runtime::{Recorder, at, run_until, worlds};
@@ -29,7 +30,10 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // c-1 says yes (1 of 3 invited: no quorum yet), c-2 says yes in Fulfulde (2 of 3).
         let first = runtime
-            .inbound_sms("+223 76 11 22 33", &format!("oui {reference}"))
+            .inbound_sms(&InboundSms::new(
+                "+223 76 11 22 33",
+                format!("oui {reference}"),
+            ))
             .await
             .unwrap();
         assert!(
@@ -38,7 +42,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             "{first:?}"
         );
         let second = runtime
-            .inbound_sms("66445566", &format!("Eey {reference}"))
+            .inbound_sms(&InboundSms::new("66445566", format!("Eey {reference}")))
             .await
             .unwrap();
         assert!(
@@ -48,7 +52,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         );
         // Changing one's mind counts: the latest answer wins.
         let third = runtime
-            .inbound_sms("66445566", &format!("AYI {reference}"))
+            .inbound_sms(&InboundSms::new("66445566", format!("AYI {reference}")))
             .await
             .unwrap();
         assert!(
@@ -64,7 +68,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // What cannot be matched is kept for a coordinator, the number masked.
         let unknown = runtime
-            .inbound_sms("+22399887766", "OUI 1234")
+            .inbound_sms(&InboundSms::new("+22399887766", "OUI 1234"))
             .await
             .unwrap();
         assert_eq!(
@@ -73,7 +77,10 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
                 reason: "no contact has this number".into()
             }
         );
-        let wrong = runtime.inbound_sms("76112233", "OUI 0000").await.unwrap();
+        let wrong = runtime
+            .inbound_sms(&InboundSms::new("76112233", "OUI 0000"))
+            .await
+            .unwrap();
         assert!(
             matches!(&wrong, InboundOutcome::Unmatched { reason } if reason.contains("reference 0000")),
             "{wrong:?}"
@@ -103,7 +110,10 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // STOP: the invitation (Friday 09:00) is not sent to c-1 by SMS, and says why.
         assert!(matches!(
-            runtime.inbound_sms("76112233", "Arrêt").await.unwrap(),
+            runtime
+                .inbound_sms(&InboundSms::new("76112233", "Arrêt"))
+                .await
+                .unwrap(),
             InboundOutcome::Stopped { .. }
         ));
         run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
@@ -129,16 +139,20 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         );
         // START: the reminder (Monday 07:00) reaches c-1 again.
         assert!(matches!(
-            runtime.inbound_sms("76112233", "start").await.unwrap(),
+            runtime
+                .inbound_sms(&InboundSms::new("76112233", "start"))
+                .await
+                .unwrap(),
             InboundOutcome::Restarted { .. }
         ));
         run_until(&runtime, &clock, at("2026-12-07T08:00:00Z")).await;
         assert_eq!(to_c1(&sms), 1);
 
-        // The webhook: the secret in the URL, a Twilio-style form.
+        // The webhook: the secret in the URL, a form in the plain format.
         let state = ApiState {
             runtime: runtime.clone(),
             inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         };
         let post = |path: &str| {
             Request::builder()
@@ -146,7 +160,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
                 .uri(path)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Body::from(format!(
-                    "From=%2B22376112233&Body=NON+{reference}"
+                    "from=%2B22376112233&text=NON+{reference}"
                 )))
                 .unwrap()
         };
@@ -245,6 +259,7 @@ async fn delivery_receipts_are_recorded_against_their_message() {
         let state = ApiState {
             runtime: runtime.clone(),
             inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         };
         let post = |content_type: &str, body: String| {
             Request::builder()
@@ -261,31 +276,37 @@ async fn delivery_receipts_are_recorded_against_their_message() {
                 .unwrap();
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         };
-        // Twilio's form, Africa's Talking's form, Infobip's JSON.
-        let twilio = post(
+        // Without a gateway, receipts come in palabre's plain format, as a form or
+        // JSON (the providers' own formats are in `gateways.rs`).
+        let delivered = post(
             form,
-            format!(
-                "MessageSid=rec-{}&MessageStatus=delivered",
-                urlencode(&keys[0])
-            ),
+            format!("id=rec-{}&status=delivered", urlencode(&keys[0])),
         );
-        let done = answer(router(state.clone()).oneshot(twilio).await.unwrap()).await;
+        let done = answer(router(state.clone()).oneshot(delivered).await.unwrap()).await;
         assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 0 }));
-        let at_form = post(
+        let absent = post(
             form,
             format!("id=rec-{}&status=AbsentSubscriber", urlencode(&keys[1])),
         );
-        answer(router(state.clone()).oneshot(at_form).await.unwrap()).await;
-        let infobip = post(
+        answer(router(state.clone()).oneshot(absent).await.unwrap()).await;
+        let new_word = post(
             "application/json",
-            serde_json::json!({ "results": [
-                { "messageId": format!("rec-{}", keys[1]), "status": { "groupName": "SOMETHING_NEW" } },
-                { "messageId": "nobody", "status": { "groupName": "DELIVERED" } }
-            ]})
-            .to_string(),
+            serde_json::json!({ "id": format!("rec-{}", keys[1]), "status": "SOMETHING_NEW" })
+                .to_string(),
         );
-        let done = answer(router(state).oneshot(infobip).await.unwrap()).await;
-        assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 1 }));
+        let done = answer(router(state.clone()).oneshot(new_word).await.unwrap()).await;
+        assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 0 }));
+        let nobody = post(
+            "application/json",
+            serde_json::json!({ "id": "nobody", "status": "DELIVERED" }).to_string(),
+        );
+        let done = answer(router(state.clone()).oneshot(nobody).await.unwrap()).await;
+        assert_eq!(done, serde_json::json!({ "recorded": 0, "unknown": 1 }));
+        let malformed = post("application/json", "{\"id\": 7}".to_owned());
+        assert_eq!(
+            router(state).oneshot(malformed).await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
         let ledger = runtime
             .store()
             .ledger(Some("weekly-koro"), 1000)

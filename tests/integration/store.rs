@@ -265,6 +265,7 @@ mod runtime {
         );
         let sent = DeliveryOutcome::Sent {
             provider_id: "smtp-1".to_owned(),
+            awaiting_receipt_until: None,
         };
         let log = |event| LedgerEntry::new(later, event, "x").recipient("c-1", Some("email"));
         assert!(

@@ -13,7 +13,8 @@ use crate::plan::{occurrence_reference, reach};
 use crate::redact;
 use crate::replies::Reply;
 use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
-use crate::store::{LedgerEntry, LedgerEvent};
+use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject};
+use crate::webhooks::{InboundSms, Receipt};
 
 /// What a reply did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -42,12 +43,13 @@ pub enum InboundOutcome {
 const ANSWER_WINDOW: TimeDelta = TimeDelta::days(60);
 
 impl Runtime {
-    /// Reads one SMS reply from `from` and acts on it.
-    pub async fn inbound_sms(
-        &self,
-        from: &str,
-        text: &str,
-    ) -> Result<InboundOutcome, RuntimeError> {
+    /// Reads one SMS reply and acts on it.
+    pub async fn inbound_sms(&self, message: &InboundSms) -> Result<InboundOutcome, RuntimeError> {
+        let InboundSms {
+            from,
+            text,
+            opt_out,
+        } = message;
         let definitions = self.definitions();
         let now = self.clock.now();
         let number = normalize_phone(from);
@@ -71,7 +73,12 @@ impl Runtime {
         let about_contact = |event, detail: String| {
             LedgerEntry::new(now, event, detail).recipient(&contact.id, Some("sms"))
         };
-        match definitions.replies.read(text) {
+        let reply = match opt_out {
+            Some(true) => Reply::Stop,
+            Some(false) => Reply::Start,
+            None => definitions.replies.read(text),
+        };
+        match reply {
             reply @ (Reply::Stop | Reply::Start) => {
                 let stop = reply == Reply::Stop;
                 let (event, detail) = if stop {
@@ -193,34 +200,69 @@ const UNDELIVERED: [&str; 8] = [
 
 impl Runtime {
     /// Records a delivery receipt: `delivered`, `failed`, or the provider's own
-    /// word when it is neither (kept, not dropped). False if no message has this
-    /// provider id.
-    pub async fn delivery_receipt(
-        &self,
-        provider_id: &str,
-        status: &str,
-    ) -> Result<bool, RuntimeError> {
+    /// word when it is neither (kept, not dropped). A failed message goes once
+    /// more on its fallback channel; an opt-out the provider reports stops SMS to
+    /// the contact. False if no message has this provider id.
+    pub async fn delivery_receipt(&self, receipt: &Receipt) -> Result<bool, RuntimeError> {
         let now = self.clock.now();
-        let word = status.trim().to_lowercase().replace(['_', ' ', '-'], "");
-        let (receipt, event) = if DELIVERED.contains(&word.as_str()) {
+        let status = receipt.status.trim();
+        let word = status.to_lowercase().replace(['_', ' ', '-'], "");
+        let (recorded, event) = if DELIVERED.contains(&word.as_str()) {
             ("delivered".to_owned(), LedgerEvent::Delivered)
-        } else if UNDELIVERED.contains(&word.as_str()) {
+        } else if UNDELIVERED.contains(&word.as_str()) || receipt.opted_out {
             ("failed".to_owned(), LedgerEvent::Undelivered)
         } else {
-            (status.trim().to_owned(), LedgerEvent::Receipt)
+            (status.to_owned(), LedgerEvent::Receipt)
         };
-        let detail = format!("the provider reports: {}", status.trim());
+        let failed = event == LedgerEvent::Undelivered;
+        let subject = self
+            .store
+            .record_receipt(&receipt.provider_id, &recorded, failed, now, |about| {
+                about_sent(now, event, format!("the provider reports: {status}"), about)
+            })
+            .await?;
+        let Some(subject) = subject else {
+            return Ok(false);
+        };
+        if receipt.opted_out && subject.channel == "sms" {
+            let entry = LedgerEntry::new(
+                now,
+                LedgerEvent::SmsStopped,
+                "the provider reports they opted out: no more SMS".to_owned(),
+            )
+            .recipient(&subject.contact_id, Some("sms"));
+            self.store
+                .set_sms_stopped(&subject.contact_id, true, now, &entry)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// Sends again on their fallback channel the messages whose delivery receipt
+    /// did not come in time.
+    pub(super) async fn fall_back_unconfirmed(&self) -> Result<usize, RuntimeError> {
+        let now = self.clock.now();
         Ok(self
             .store
-            .record_receipt(
-                provider_id,
-                &receipt,
-                |workflow, occurrence, step, contact, channel| {
-                    LedgerEntry::new(now, event, detail)
-                        .slot(workflow, occurrence, step)
-                        .recipient(contact, Some(channel))
-                },
-            )
+            .fall_back_unconfirmed(now, |about| {
+                let detail = "no delivery receipt in time".to_owned();
+                about_sent(now, LedgerEvent::Undelivered, detail, about)
+            })
             .await?)
     }
+}
+
+/// The ledger entry about a sent message, saying where it went next if anywhere.
+fn about_sent(
+    now: DateTime<Utc>,
+    event: LedgerEvent,
+    mut detail: String,
+    about: &ReceiptSubject,
+) -> LedgerEntry {
+    if let Some(channel) = &about.fell_back_to {
+        detail.push_str(&format!("; sent again by {channel} instead"));
+    }
+    LedgerEntry::new(now, event, detail)
+        .slot(&about.workflow, about.occurrence, &about.step)
+        .recipient(&about.contact_id, Some(&about.channel))
 }

@@ -200,5 +200,8 @@ mod tokens;
 pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
-pub use timers::{ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome};
+pub use replies::ReceiptSubject;
+pub use timers::{
+    ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
+};
 pub use tokens::StoredToken;

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::ledger::{LedgerEntry, append};
+use super::replies::ReceiptSubject;
 use super::timers::Claim;
 use super::{Backend, Params, Store, StoreError, instant, millis};
 
@@ -69,9 +70,19 @@ pub struct ClaimedMessage {
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    Sent { provider_id: String },
-    Retry { at: DateTime<Utc>, error: String },
-    Dead { error: String },
+    /// Accepted by the provider; with `awaiting_receipt_until`, a fallback is sent
+    /// if no delivery receipt arrives by then.
+    Sent {
+        provider_id: String,
+        awaiting_receipt_until: Option<DateTime<Utc>>,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
 }
 
 /// One delivery attempt's outcome and its ledger entry.
@@ -80,8 +91,8 @@ pub struct DeliveryRecord {
     pub message_id: String,
     pub outcome: DeliveryOutcome,
     pub ledger: LedgerEntry,
-    /// A message to queue with this outcome (the fallback of a dead letter).
-    pub then: Option<QueuedMessage>,
+    /// Whether the message's fallback copy is queued with this outcome (a dead letter).
+    pub fall_back: bool,
 }
 
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
@@ -127,7 +138,77 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Queues, for each message of `ids` that has a fallback on another channel, its
+/// copy there (`<id>|fallback`), once: a second call for the same message does
+/// nothing. Returns how many were queued.
+pub(crate) async fn queue_fallbacks(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut queued = 0;
+    for chunk in ids.chunks(500) {
+        let mut params = Params::new(backend);
+        let (created, updated, next_attempt) = (params.next(), params.next(), params.next());
+        let list = params.row(chunk.len());
+        let sql = format!(
+            "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, \
+             subject, body, state, attempts, next_attempt, created, updated) \
+             SELECT id || '|fallback', id, workflow, occurrence, step, contact_id, fallback_channel, language, \
+             fallback_subject, fallback_body, 'queued', 0, CAST({next_attempt} AS BIGINT), \
+             CAST({created} AS BIGINT), CAST({updated} AS BIGINT) \
+             FROM outbox WHERE id IN {list} AND fallback_channel IS NOT NULL \
+             AND fallback_body IS NOT NULL AND fallback_channel <> channel \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(millis(now))
+            .bind(millis(now))
+            .bind(millis(now));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        queued += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(queued)
+}
+
 impl Store {
+    /// Sends again on their fallback channel the messages that waited for a
+    /// delivery receipt until `now` in vain; `entry` makes the ledger entry of
+    /// each. Returns how many.
+    pub async fn fall_back_unconfirmed(
+        &self,
+        now: DateTime<Utc>,
+        entry: impl Fn(&ReceiptSubject) -> LedgerEntry,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET awaiting_receipt_until = NULL \
+             WHERE awaiting_receipt_until IS NOT NULL AND awaiting_receipt_until <= $1 \
+             RETURNING id, workflow, occurrence, step, contact_id, channel, fallback_channel",
+        )
+        .bind(millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut ledger = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<String, _>("id")?);
+            ledger.push(entry(&ReceiptSubject::read(row)?));
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        queue_fallbacks(&mut tx, self.backend, &ids, now).await?;
+        append(&mut tx, self.backend, &ledger).await?;
+        tx.commit().await?;
+        Ok(ledger.len())
+    }
+
     /// Takes the lease of up to `limit` messages ready at `now`, oldest first.
     pub async fn claim_messages(
         &self,
@@ -193,38 +274,58 @@ impl Store {
             let mut params = Params::new(self.backend);
             let values: Vec<String> = (0..chunk.len())
                 .map(|_| {
-                    let (id, state, next_attempt, provider_id, last_error) =
-                        (params.next(), params.next(), params.next(), params.next(), params.next());
-                    format!("({id}, {state}, CAST({next_attempt} AS BIGINT), {provider_id}, {last_error})")
+                    let (id, state, next_attempt, provider_id, last_error, awaiting) = (
+                        params.next(),
+                        params.next(),
+                        params.next(),
+                        params.next(),
+                        params.next(),
+                        params.next(),
+                    );
+                    format!(
+                        "({id}, {state}, CAST({next_attempt} AS BIGINT), {provider_id}, {last_error}, \
+                         CAST({awaiting} AS BIGINT))"
+                    )
                 })
                 .collect();
             let (updated, owner_param) = (params.next(), params.next());
             let sql = format!(
-                "WITH outcome (id, state, next_attempt, provider_id, last_error) AS (VALUES {}) \
+                "WITH outcome (id, state, next_attempt, provider_id, last_error, awaiting) AS (VALUES {}) \
                  UPDATE outbox SET state = outcome.state, attempts = outbox.attempts + 1, \
                  next_attempt = outcome.next_attempt, provider_id = outcome.provider_id, \
-                 last_error = outcome.last_error, lease_owner = NULL, lease_until = NULL, updated = {updated} \
+                 last_error = outcome.last_error, awaiting_receipt_until = outcome.awaiting, \
+                 lease_owner = NULL, lease_until = NULL, updated = {updated} \
                  FROM outcome WHERE outbox.id = outcome.id AND outbox.state = 'queued' \
                  AND outbox.lease_owner = {owner_param} RETURNING outbox.id",
                 values.join(", ")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for record in chunk {
-                let (state, next_attempt, provider_id, error) = match &record.outcome {
-                    DeliveryOutcome::Sent { provider_id } => {
-                        ("sent", now, Some(provider_id.as_str()), None)
-                    }
+                let (state, next_attempt, provider_id, error, awaiting) = match &record.outcome {
+                    DeliveryOutcome::Sent {
+                        provider_id,
+                        awaiting_receipt_until,
+                    } => (
+                        "sent",
+                        now,
+                        Some(provider_id.as_str()),
+                        None,
+                        awaiting_receipt_until.map(millis),
+                    ),
                     DeliveryOutcome::Retry { at, error } => {
-                        ("queued", *at, None, Some(error.as_str()))
+                        ("queued", *at, None, Some(error.as_str()), None)
                     }
-                    DeliveryOutcome::Dead { error } => ("dead", now, None, Some(error.as_str())),
+                    DeliveryOutcome::Dead { error } => {
+                        ("dead", now, None, Some(error.as_str()), None)
+                    }
                 };
                 query = query
                     .bind(&record.message_id)
                     .bind(state)
                     .bind(millis(next_attempt))
                     .bind(provider_id)
-                    .bind(error);
+                    .bind(error)
+                    .bind(awaiting);
             }
             query = query.bind(millis(now)).bind(owner);
             for row in query.fetch_all(&mut *tx).await? {
@@ -236,12 +337,12 @@ impl Store {
             .filter(|r| recorded.contains(&r.message_id))
             .map(|r| r.ledger.clone())
             .collect();
-        let then: Vec<QueuedMessage> = records
+        let fall_back: Vec<&str> = records
             .iter()
-            .filter(|r| recorded.contains(&r.message_id))
-            .filter_map(|r| r.then.clone())
+            .filter(|r| r.fall_back && recorded.contains(&r.message_id))
+            .map(|r| r.message_id.as_str())
             .collect();
-        enqueue(&mut tx, self.backend, &then, now).await?;
+        queue_fallbacks(&mut tx, self.backend, &fall_back, now).await?;
         append(&mut tx, self.backend, &ledger).await?;
         tx.commit().await?;
         Ok(ledger.len())
@@ -260,7 +361,7 @@ impl Store {
             message_id: message_id.to_owned(),
             outcome: outcome.clone(),
             ledger: ledger.clone(),
-            then: None,
+            fall_back: false,
         };
         Ok(self
             .record_deliveries(owner, std::slice::from_ref(&record), now)

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
+use super::outbox::queue_fallbacks;
 use super::{Store, StoreError, millis};
 
 impl Store {
@@ -93,20 +94,50 @@ impl Store {
     }
 }
 
+/// The sent message a delivery receipt (or its absence) is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSubject {
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub contact_id: String,
+    pub channel: String,
+    /// The channel its fallback copy was queued on, when the receipt said it
+    /// failed and it had one.
+    pub fell_back_to: Option<String>,
+}
+
+impl ReceiptSubject {
+    /// From an outbox row with these columns; `fell_back_to` is its fallback channel.
+    pub(crate) fn read(row: &sqlx::any::AnyRow) -> Result<ReceiptSubject, StoreError> {
+        Ok(ReceiptSubject {
+            workflow: row.try_get("workflow")?,
+            occurrence: super::instant(row.try_get("occurrence")?),
+            step: row.try_get("step")?,
+            contact_id: row.try_get("contact_id")?,
+            channel: row.try_get("channel")?,
+            fell_back_to: row.try_get("fallback_channel")?,
+        })
+    }
+}
+
 impl Store {
-    /// Records a provider's receipt for the message it knows as `provider_id`;
-    /// returns that message's slot and contact for the ledger, or `None` if no
-    /// message has this id.
+    /// Records a provider's receipt (`receipt`, a word) for the message it knows
+    /// as `provider_id`; a `failed` one queues the message's fallback copy. The
+    /// message stops waiting for a receipt. `entry` makes the ledger entry.
+    /// `None` if no message has this id.
     pub async fn record_receipt(
         &self,
         provider_id: &str,
         receipt: &str,
-        entry: impl FnOnce(&str, DateTime<Utc>, &str, &str, &str) -> LedgerEntry,
-    ) -> Result<bool, StoreError> {
+        failed: bool,
+        now: DateTime<Utc>,
+        entry: impl FnOnce(&ReceiptSubject) -> LedgerEntry,
+    ) -> Result<Option<ReceiptSubject>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let row = sqlx::query(
-            "UPDATE outbox SET receipt = $1 WHERE provider_id = $2 \
-             RETURNING workflow, occurrence, step, contact_id, channel",
+            "UPDATE outbox SET receipt = $1, awaiting_receipt_until = NULL WHERE provider_id = $2 \
+             RETURNING id, workflow, occurrence, step, contact_id, channel, fallback_channel",
         )
         .bind(receipt)
         .bind(provider_id)
@@ -114,18 +145,16 @@ impl Store {
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         };
-        let (workflow, step, contact, channel): (String, String, String, String) = (
-            row.try_get("workflow")?,
-            row.try_get("step")?,
-            row.try_get("contact_id")?,
-            row.try_get("channel")?,
-        );
-        let occurrence = super::instant(row.try_get("occurrence")?);
-        let ledger = entry(&workflow, occurrence, &step, &contact, &channel);
-        append(&mut tx, self.backend, std::slice::from_ref(&ledger)).await?;
+        let id: String = row.try_get("id")?;
+        let fell_back = failed && queue_fallbacks(&mut tx, self.backend, &[&id], now).await? > 0;
+        let mut subject = ReceiptSubject::read(&row)?;
+        if !fell_back {
+            subject.fell_back_to = None;
+        }
+        append(&mut tx, self.backend, &[entry(&subject)]).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(subject))
     }
 }

@@ -74,7 +74,7 @@ impl TimerOutcome {
 }
 
 /// What `palabre status` shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StatusCounts {
     /// Timers planned and not yet due.
     pub due_later: i64,
@@ -90,6 +90,24 @@ pub struct StatusCounts {
     pub dead_lettered: i64,
     /// Rules that failed (their hook's default was applied), in the ledger.
     pub rule_errors: i64,
+    /// The messages' lifecycle on each channel.
+    pub channels: Vec<ChannelCounts>,
+}
+
+/// Where the messages of one channel are: queued → sent → delivered or failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelCounts {
+    pub channel: String,
+    /// Waiting for an attempt (first or retry).
+    pub queued: i64,
+    /// Accepted by the provider.
+    pub sent: i64,
+    /// Of those sent, confirmed delivered by a receipt.
+    pub delivered: i64,
+    /// Of those sent, reported undeliverable by a receipt.
+    pub undelivered: i64,
+    /// Refused for good or out of attempts.
+    pub dead_lettered: i64,
 }
 
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
@@ -433,7 +451,9 @@ impl Store {
         let row = sqlx::query(
             "SELECT MIN(t) AS t FROM (\
                SELECT MIN(due) AS t FROM timers WHERE state = 'pending' \
-               UNION ALL SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'queued') AS wakeups",
+               UNION ALL SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'queued' \
+               UNION ALL SELECT MIN(awaiting_receipt_until) AS t FROM outbox \
+               WHERE awaiting_receipt_until IS NOT NULL) AS wakeups",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -467,6 +487,34 @@ impl Store {
             sent: row.try_get("sent")?,
             dead_lettered: row.try_get("dead_lettered")?,
             rule_errors: row.try_get("rule_errors")?,
+            channels: self.channel_counts().await?,
         })
+    }
+
+    /// [`ChannelCounts`] for every channel that has messages.
+    async fn channel_counts(&self) -> Result<Vec<ChannelCounts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, \
+               SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
+               SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
+               SUM(CASE WHEN state = 'sent' AND receipt = 'delivered' THEN 1 ELSE 0 END) AS delivered, \
+               SUM(CASE WHEN state = 'sent' AND receipt = 'failed' THEN 1 ELSE 0 END) AS undelivered, \
+               SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS dead_lettered \
+             FROM outbox GROUP BY channel ORDER BY channel",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChannelCounts {
+                    channel: r.try_get("channel")?,
+                    queued: r.try_get("queued")?,
+                    sent: r.try_get("sent")?,
+                    delivered: r.try_get("delivered")?,
+                    undelivered: r.try_get("undelivered")?,
+                    dead_lettered: r.try_get("dead_lettered")?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,11 +1,15 @@
 //! Africa's Talking: `POST /version1/messaging` (form body, `apiKey` header).
 //! Each recipient comes back with a `statusCode`: 100–102 accepted, 401–409
 //! refused for good (invalid number, blacklisted, do-not-disturb, no balance ...),
-//! 500/501 worth retrying.
+//! 500/501 worth retrying; 406 (`UserInBlacklist`) means the recipient opted
+//! out. Delivery reports and inbound messages are forms (`id`, `status`,
+//! `failureReason`; `from`, `text`).
 
 use palabre_engine::connector::{DeliveryError, OutgoingMessage};
+use palabre_engine::webhooks::{Receipt, WebhookError};
 use serde::Deserialize;
 
+use super::webhooks::Fields;
 use super::{GatewayError, client, exchange};
 
 pub(crate) fn default_base_url() -> String {
@@ -93,9 +97,24 @@ impl AfricasTalking {
         match recipient.status_code {
             100..=102 => Ok(recipient.message_id.clone()),
             500 | 501 => Err(DeliveryError::Transient(reason())),
+            OPTED_OUT => Err(DeliveryError::OptedOut(reason())),
             _ => Err(DeliveryError::Permanent(reason())),
         }
     }
 }
 
 super::sms_connector!(AfricasTalking, "africastalking");
+
+/// What Africa's Talking calls a recipient who opted out of our messages, as a
+/// send status code and as a delivery report's failure reason.
+const OPTED_OUT: i64 = 406;
+const BLACKLISTED: &str = "UserInBlacklist";
+
+/// A delivery report: `id`, `status`, and `failureReason` when it failed.
+pub(crate) fn receipt(fields: &Fields) -> Result<Receipt, WebhookError> {
+    Ok(Receipt {
+        provider_id: fields.required("id")?,
+        status: fields.required("status")?,
+        opted_out: fields.get("failureReason") == Some(BLACKLISTED),
+    })
+}

@@ -1,9 +1,13 @@
 //! Infobip SMS API v3: `POST /sms/3/messages`, JSON, `Authorization: App {key}`.
 //! A message whose status group comes back `REJECTED` is refused for good.
+//! Delivery reports and inbound messages arrive as JSON `results` lists; numbers
+//! in them are international digits without `+`.
 
 use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use serde_json::json;
+use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError};
+use serde_json::{Value, json};
 
+use super::webhooks::text_at;
 use super::{GatewayError, client, digits, exchange};
 
 pub struct Infobip {
@@ -62,3 +66,37 @@ impl Infobip {
 }
 
 super::sms_connector!(Infobip, "infobip");
+
+/// The `results` of a webhook body.
+fn results(body: &Value) -> Result<&Vec<Value>, WebhookError> {
+    body["results"]
+        .as_array()
+        .ok_or_else(|| WebhookError::Malformed("no `results` list in the JSON body".to_owned()))
+}
+
+/// A delivery report: `results[].messageId` and `status.groupName`.
+pub(crate) fn receipts(body: &Value) -> Result<Vec<Receipt>, WebhookError> {
+    results(body)?
+        .iter()
+        .map(|result| {
+            Ok(Receipt {
+                provider_id: text_at(result, "/messageId")?,
+                status: text_at(result, "/status/groupName")?,
+                opted_out: false,
+            })
+        })
+        .collect()
+}
+
+/// Inbound messages: `results[].from` and `text`.
+pub(crate) fn inbound(body: &Value) -> Result<Vec<InboundSms>, WebhookError> {
+    results(body)?
+        .iter()
+        .map(|result| {
+            Ok(InboundSms::new(
+                format!("+{}", digits(&text_at(result, "/from")?)),
+                text_at(result, "/text")?,
+            ))
+        })
+        .collect()
+}

@@ -5,13 +5,17 @@
 //! client with its timeout, and the classification of failures the retry policy
 //! needs: network trouble, timeouts and 5xx replies are transient; 429 is rate
 //! limiting (with `Retry-After` honoured); other 4xx and the providers' own
-//! refusal codes are permanent. Phone numbers and texts never reach the logs.
+//! refusal codes are permanent; a recipient who opted out at the provider is
+//! reported as such. [`webhooks()`] reads what each provider posts back. Phone
+//! numbers and texts never reach the logs.
 
 mod africastalking;
 mod generic;
 mod infobip;
 mod orange;
+mod paced;
 mod twilio;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,9 +30,42 @@ pub use africastalking::AfricasTalking;
 pub use generic::GenericHttp;
 pub use infobip::Infobip;
 pub use orange::Orange;
-pub use twilio::Twilio;
+pub use paced::Paced;
+pub use twilio::{Twilio, valid_signature};
+pub use webhooks::webhooks;
 
-/// A gateway's configuration, from a YAML file (`--sms-gateway FILE`).
+/// The file `--sms-gateway FILE.yaml` names: a gateway, and how it is used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsGatewayFile {
+    pub gateway: GatewayConfig,
+    /// At most this many messages a second through the gateway.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
+    /// A sent message with no delivery receipt after this long (`6h`) counts as
+    /// undelivered and goes once more on the contact's next channel. Set it only
+    /// when the provider's receipts reach palabre's receipt webhook.
+    #[serde(default)]
+    pub receipt_timeout: Option<palabre_engine::offset::Offset>,
+}
+
+impl SmsGatewayFile {
+    /// The connector this file describes: its gateway, at its pace.
+    pub fn connector(&self) -> Result<Arc<dyn Connector>, GatewayError> {
+        let receipt_timeout = self
+            .receipt_timeout
+            .map(|t| t.as_delta().to_std())
+            .transpose()
+            .map_err(|_| GatewayError::Config("receipt_timeout must be positive".to_owned()))?;
+        Ok(Arc::new(Paced::new(
+            gateway(&self.gateway)?,
+            self.max_per_second,
+            receipt_timeout,
+        )))
+    }
+}
+
+/// A gateway's configuration (the `gateway:` of an [`SmsGatewayFile`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GatewayConfig {
@@ -40,6 +77,9 @@ pub enum GatewayConfig {
         sender: String,
         #[serde(default)]
         sender_name: Option<String>,
+        /// Where Orange posts delivery receipts (the API's receipt route), if anywhere.
+        #[serde(default)]
+        notify_url: Option<String>,
         /// Environment variables holding the credentials.
         client_id_env: String,
         client_secret_env: String,
@@ -55,6 +95,11 @@ pub enum GatewayConfig {
         /// Where Twilio posts status callbacks (the API's receipt route), if any.
         #[serde(default)]
         status_callback: Option<String>,
+        /// The address palabre's API is reached at from the internet
+        /// (`https://palabre.example.org`): Twilio signs the full URL of its
+        /// webhooks, so their signatures can only be checked knowing it.
+        #[serde(default)]
+        public_url: Option<String>,
     },
     /// Infobip SMS API v3.
     Infobip {
@@ -116,12 +161,14 @@ pub fn gateway(config: &GatewayConfig) -> Result<Arc<dyn Connector>, GatewayErro
             base_url,
             sender,
             sender_name,
+            notify_url,
             client_id_env,
             client_secret_env,
         } => Arc::new(Orange::new(
             base_url,
             sender,
             sender_name.clone(),
+            notify_url.clone(),
             &secret(client_id_env)?,
             &secret(client_secret_env)?,
         )?),
@@ -131,6 +178,7 @@ pub fn gateway(config: &GatewayConfig) -> Result<Arc<dyn Connector>, GatewayErro
             auth_token_env,
             from,
             status_callback,
+            ..
         } => Arc::new(Twilio::new(
             base_url,
             &secret(account_sid_env)?,

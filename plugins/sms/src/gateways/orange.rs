@@ -2,16 +2,21 @@
 //! client-credentials token (its `expires_in` comes as a string), cached and
 //! renewed before it expires or when refused, then
 //! `POST /smsmessaging/v1/outbound/tel%3A%2B{sender}/requests` with an
-//! `outboundSMSMessageRequest`.
+//! `outboundSMSMessageRequest`. With a `notify_url`, each request asks for a
+//! delivery receipt carrying our message's key hash as `callbackData`: Orange's
+//! `deliveryInfoNotification` names no message id, so that hash is the id palabre
+//! records. Inbound messages come as an `inboundSMSMessageNotification`.
 
 use std::time::{Duration, Instant};
 
 use palabre_engine::connector::{DeliveryError, OutgoingMessage};
+use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError};
 use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use super::webhooks::text_at;
 use super::{GatewayError, client, digits, exchange};
 
 pub(crate) fn default_base_url() -> String {
@@ -33,6 +38,8 @@ pub struct Orange {
     base_url: String,
     sender: String,
     sender_name: Option<String>,
+    /// Where Orange posts delivery receipts, if anywhere.
+    notify_url: Option<String>,
     /// `Basic base64(client_id:client_secret)`.
     authorization: String,
     token: Mutex<Option<(String, Instant)>>,
@@ -43,6 +50,7 @@ impl Orange {
         base_url: &str,
         sender: &str,
         sender_name: Option<String>,
+        notify_url: Option<String>,
         client_id: &str,
         client_secret: &str,
     ) -> Result<Orange, GatewayError> {
@@ -54,6 +62,7 @@ impl Orange {
             base_url: base_url.trim_end_matches('/').to_owned(),
             sender: digits(sender),
             sender_name,
+            notify_url,
             authorization: format!("Basic {credentials}"),
             token: Mutex::new(None),
         })
@@ -100,6 +109,11 @@ impl Orange {
         if let Some(name) = &self.sender_name {
             request["senderName"] = json!(name);
         }
+        let callback = self.notify_url.as_ref().map(|url| {
+            let data = message.key_hash();
+            request["receiptRequest"] = json!({ "notifyURL": url, "callbackData": data });
+            data
+        });
         let body = json!({ "outboundSMSMessageRequest": request });
         let mut renew = false;
         loop {
@@ -111,10 +125,13 @@ impl Orange {
                 renew = true;
                 continue;
             }
-            let answer: serde_json::Value = answer.json("orange")?;
+            let answer: Value = answer.json("orange")?;
+            if let Some(data) = callback {
+                return Ok(data);
+            }
             let id = answer
                 .pointer("/outboundSMSMessageRequest/resourceURL")
-                .and_then(|v| v.as_str())
+                .and_then(Value::as_str)
                 .and_then(|url| url.rsplit('/').next())
                 .unwrap_or("accepted")
                 .to_owned();
@@ -124,3 +141,25 @@ impl Orange {
 }
 
 super::sms_connector!(Orange, "orange");
+
+/// A `deliveryInfoNotification`: our `callbackData` and the `deliveryStatus`.
+pub(crate) fn receipt(body: &Value) -> Result<Receipt, WebhookError> {
+    Ok(Receipt {
+        provider_id: text_at(body, "/deliveryInfoNotification/callbackData")?,
+        status: text_at(
+            body,
+            "/deliveryInfoNotification/deliveryInfo/deliveryStatus",
+        )?,
+        opted_out: false,
+    })
+}
+
+/// An `inboundSMSMessageNotification`: `senderAddress` (`tel:+223…`) and `message`.
+pub(crate) fn inbound(body: &Value) -> Result<InboundSms, WebhookError> {
+    let message = "/inboundSMSMessageNotification/inboundSMSMessage";
+    let sender = text_at(body, &format!("{message}/senderAddress"))?;
+    Ok(InboundSms::new(
+        sender.trim_start_matches("tel:"),
+        text_at(body, &format!("{message}/message"))?,
+    ))
+}

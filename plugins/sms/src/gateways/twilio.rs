@@ -1,19 +1,22 @@
 //! Twilio Messages API: `POST /2010-04-01/Accounts/{sid}/Messages.json`, a form
 //! body with Basic auth, an optional `StatusCallback`. Error 21610 means the
-//! recipient replied STOP: permanent, and said so. Status callbacks are checked
-//! with [`Twilio::valid_signature`] (`X-Twilio-Signature`, HMAC-SHA1 of the URL
-//! and the sorted parameters).
+//! recipient replied STOP: they have opted out, and palabre stops too. Status
+//! callbacks and inbound messages are forms signed with `X-Twilio-Signature`
+//! (HMAC-SHA1 of the full URL and the sorted parameters, keyed by the auth
+//! token), checked against the configured `public_url`.
 
 use palabre_engine::connector::{DeliveryError, OutgoingMessage};
+use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
 
+use super::webhooks::Fields;
 use super::{GatewayError, client, exchange};
 
 pub(crate) fn default_base_url() -> String {
     "https://api.twilio.com".to_owned()
 }
 
-/// Error codes that mean the number will never take our messages.
+/// The error code of a recipient who replied STOP to our number.
 const STOPPED: i64 = 21610;
 
 #[derive(Deserialize)]
@@ -56,27 +59,6 @@ impl Twilio {
         })
     }
 
-    /// Whether `signature` (the `X-Twilio-Signature` header) signs a callback to
-    /// `url` with form parameters `params`, by this account's auth token.
-    pub fn valid_signature(&self, url: &str, params: &[(String, String)], signature: &str) -> bool {
-        use base64::Engine as _;
-        let mut sorted: Vec<&(String, String)> = params.iter().collect();
-        sorted.sort();
-        let mut data = url.to_owned();
-        for (name, value) in sorted {
-            data.push_str(name);
-            data.push_str(value);
-        }
-        let key = ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            self.auth_token.as_bytes(),
-        );
-        let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature) else {
-            return false;
-        };
-        ring::hmac::verify(&key, data.as_bytes(), &given).is_ok()
-    }
-
     async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
         let mut form = vec![
             ("To", message.to_address.as_str()),
@@ -101,7 +83,7 @@ impl Twilio {
         if let Ok(refusal) = serde_json::from_str::<Refusal>(&answer.text)
             && refusal.code == STOPPED
         {
-            return Err(DeliveryError::Permanent(format!(
+            return Err(DeliveryError::OptedOut(format!(
                 "twilio: the recipient has opted out (21610): {}",
                 refusal.message
             )));
@@ -111,3 +93,79 @@ impl Twilio {
 }
 
 super::sms_connector!(Twilio, "twilio");
+
+/// Whether `signature` (the `X-Twilio-Signature` header) signs a request to `url`
+/// with form parameters `params`, by the account's `auth_token`.
+pub fn valid_signature(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
+    use base64::Engine as _;
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut data = url.to_owned();
+    for (name, value) in sorted {
+        data.push_str(name);
+        data.push_str(value);
+    }
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        auth_token.as_bytes(),
+    );
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+        return false;
+    };
+    ring::hmac::verify(&key, data.as_bytes(), &given).is_ok()
+}
+
+/// Refuses a webhook request Twilio did not sign.
+pub(crate) fn check_signature(
+    request: &WebhookRequest<'_>,
+    fields: &Fields,
+    auth_token: &str,
+    public_url: &Option<String>,
+) -> Result<(), WebhookError> {
+    let Some(base) = public_url else {
+        return Err(WebhookError::NotConfigured(
+            "Twilio signs the full URL it calls: set `public_url` in the Twilio gateway configuration"
+                .to_owned(),
+        ));
+    };
+    let signature = request
+        .header("x-twilio-signature")
+        .ok_or_else(|| WebhookError::Unauthenticated("no X-Twilio-Signature header".to_owned()))?;
+    let url = format!("{}{}", base.trim_end_matches('/'), request.path_and_query);
+    if valid_signature(auth_token, &url, &fields.0, signature) {
+        Ok(())
+    } else {
+        Err(WebhookError::Unauthenticated(
+            "the X-Twilio-Signature does not match".to_owned(),
+        ))
+    }
+}
+
+/// A status callback: `MessageSid`, `MessageStatus`, and `ErrorCode` 21610 when
+/// the recipient had opted out.
+pub(crate) fn receipt(fields: &Fields) -> Result<Receipt, WebhookError> {
+    Ok(Receipt {
+        provider_id: fields.required("MessageSid")?,
+        status: fields.required("MessageStatus")?,
+        opted_out: fields.get("ErrorCode") == Some(&STOPPED.to_string()),
+    })
+}
+
+/// An incoming message: `From`, `Body`, and `OptOutType` when Twilio's own
+/// opt-out handling recognised the text.
+pub(crate) fn inbound(fields: &Fields) -> Result<InboundSms, WebhookError> {
+    Ok(InboundSms {
+        from: fields.required("From")?,
+        text: fields.required("Body")?,
+        opt_out: match fields.get("OptOutType") {
+            Some("STOP") => Some(true),
+            Some("START") => Some(false),
+            _ => None,
+        },
+    })
+}

@@ -1,0 +1,108 @@
+//! What gateways post back: delivery receipts and inbound SMS, as plain facts.
+//!
+//! Each provider posts them in its own format (Twilio and Africa's Talking as
+//! forms, Infobip and Orange as JSON) and some sign them (Twilio's
+//! `X-Twilio-Signature`). A plugin implements [`Webhooks`] to check a request and
+//! read it into [`Receipt`]s and [`InboundSms`]; the API passes those to the
+//! runtime. Neither the engine nor the API knows a provider's format.
+
+/// One webhook request, as the API received it.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest<'a> {
+    /// The path and query the provider called (`/receipts/sms/<secret>?a=b`): a
+    /// signature may cover the whole URL.
+    pub path_and_query: &'a str,
+    /// Header names in lower case, with their values.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl WebhookRequest<'_> {
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the body is a URL-encoded form.
+    pub fn is_form(&self) -> bool {
+        self.header("content-type")
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+    }
+}
+
+/// A provider's word on a message it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The id the provider gave the message when it accepted it.
+    pub provider_id: String,
+    /// The provider's status word, as it said it.
+    pub status: String,
+    /// The provider says the recipient opted out of our messages (Twilio error
+    /// 21610, Africa's Talking `UserInBlacklist`).
+    pub opted_out: bool,
+}
+
+/// An SMS someone sent to palabre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSms {
+    /// The sender's number, as the provider wrote it.
+    pub from: String,
+    pub text: String,
+    /// The provider's own opt-out handling: `Some(true)` when it recorded this
+    /// message as an opt-out (Twilio `OptOutType=STOP`), `Some(false)` as an
+    /// opt-in; `None` when it says nothing and the text's keywords decide.
+    pub opt_out: Option<bool>,
+}
+
+impl InboundSms {
+    /// A message whose text alone says what it means.
+    pub fn new(from: impl Into<String>, text: impl Into<String>) -> InboundSms {
+        InboundSms {
+            from: from.into(),
+            text: text.into(),
+            opt_out: None,
+        }
+    }
+}
+
+/// A delivery receipt in palabre's plain format (JSON or form), read when no
+/// provider format applies: without a gateway, or with the generic one.
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+pub struct PlainReceipt {
+    /// The id the gateway gave the message.
+    pub id: String,
+    pub status: String,
+}
+
+/// An inbound SMS in palabre's plain format (JSON or form).
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+pub struct PlainInbound {
+    /// The sender's number.
+    pub from: String,
+    pub text: String,
+}
+
+/// Why a webhook request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature is missing or wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The body is not what the provider sends.
+    #[error("{0}")]
+    Malformed(String),
+    /// palabre is not set up to check this kind of request.
+    #[error("{0}")]
+    NotConfigured(String),
+}
+
+/// Reads one provider's webhooks.
+pub trait Webhooks: Send + Sync {
+    /// The delivery receipts in a request (one or several).
+    fn receipts(&self, request: &WebhookRequest<'_>) -> Result<Vec<Receipt>, WebhookError>;
+    /// The inbound messages in a request (one or several).
+    fn inbound(&self, request: &WebhookRequest<'_>) -> Result<Vec<InboundSms>, WebhookError>;
+}

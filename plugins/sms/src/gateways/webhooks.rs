@@ -1,0 +1,142 @@
+//! Reading what gateways post back, per provider: delivery receipts and inbound
+//! SMS in each one's documented format, with Twilio's signature checked. The
+//! format follows the configured gateway; with none (the SMS outbox) or the
+//! generic gateway, palabre's own plain format is read: a JSON object or a form
+//! with `id` and `status` (receipts) or `from` and `text` (replies).
+
+use std::sync::Arc;
+
+use palabre_engine::webhooks::{
+    InboundSms, PlainInbound, PlainReceipt, Receipt, WebhookError, WebhookRequest, Webhooks,
+};
+use serde_json::Value;
+
+use super::{GatewayConfig, GatewayError, secret};
+
+/// The webhook reader for a configured gateway (`None`: the SMS outbox).
+pub fn webhooks(config: Option<&GatewayConfig>) -> Result<Arc<dyn Webhooks>, GatewayError> {
+    let format = match config {
+        None | Some(GatewayConfig::Generic(_)) => Format::Plain,
+        Some(GatewayConfig::Twilio {
+            auth_token_env,
+            public_url,
+            ..
+        }) => Format::Twilio {
+            auth_token: secret(auth_token_env)?,
+            public_url: public_url.clone(),
+        },
+        Some(GatewayConfig::Infobip { .. }) => Format::Infobip,
+        Some(GatewayConfig::AfricasTalking { .. }) => Format::AfricasTalking,
+        Some(GatewayConfig::Orange { .. }) => Format::Orange,
+    };
+    Ok(Arc::new(ProviderWebhooks(format)))
+}
+
+enum Format {
+    Plain,
+    Twilio {
+        auth_token: String,
+        /// The public address palabre is reached at; Twilio signs the full URL.
+        public_url: Option<String>,
+    },
+    Infobip,
+    AfricasTalking,
+    Orange,
+}
+
+struct ProviderWebhooks(Format);
+
+impl Webhooks for ProviderWebhooks {
+    fn receipts(&self, request: &WebhookRequest<'_>) -> Result<Vec<Receipt>, WebhookError> {
+        match &self.0 {
+            Format::Plain => {
+                let PlainReceipt { id, status } = plain(request)?;
+                Ok(vec![Receipt {
+                    provider_id: id,
+                    status,
+                    opted_out: false,
+                }])
+            }
+            Format::Twilio {
+                auth_token,
+                public_url,
+            } => {
+                let fields = Fields::read(request)?;
+                super::twilio::check_signature(request, &fields, auth_token, public_url)?;
+                super::twilio::receipt(&fields).map(|r| vec![r])
+            }
+            Format::AfricasTalking => {
+                super::africastalking::receipt(&Fields::read(request)?).map(|r| vec![r])
+            }
+            Format::Infobip => super::infobip::receipts(&json(request)?),
+            Format::Orange => super::orange::receipt(&json(request)?).map(|r| vec![r]),
+        }
+    }
+
+    fn inbound(&self, request: &WebhookRequest<'_>) -> Result<Vec<InboundSms>, WebhookError> {
+        match &self.0 {
+            Format::Plain | Format::AfricasTalking => {
+                let PlainInbound { from, text } = plain(request)?;
+                Ok(vec![InboundSms::new(from, text)])
+            }
+            Format::Twilio {
+                auth_token,
+                public_url,
+            } => {
+                let fields = Fields::read(request)?;
+                super::twilio::check_signature(request, &fields, auth_token, public_url)?;
+                super::twilio::inbound(&fields).map(|m| vec![m])
+            }
+            Format::Infobip => super::infobip::inbound(&json(request)?),
+            Format::Orange => super::orange::inbound(&json(request)?).map(|m| vec![m]),
+        }
+    }
+}
+
+/// A form's fields, in their order.
+pub(crate) struct Fields(pub(crate) Vec<(String, String)>);
+
+impl Fields {
+    /// A form's fields (Twilio and Africa's Talking post forms).
+    fn read(request: &WebhookRequest<'_>) -> Result<Fields, WebhookError> {
+        plain(request).map(Fields)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn required(&self, name: &str) -> Result<String, WebhookError> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| WebhookError::Malformed(format!("no `{name}` field")))
+    }
+}
+
+/// A request in palabre's plain format: a form or a JSON object.
+fn plain<T: serde::de::DeserializeOwned>(request: &WebhookRequest<'_>) -> Result<T, WebhookError> {
+    if request.is_form() {
+        serde_urlencoded::from_bytes(request.body)
+            .map_err(|e| WebhookError::Malformed(format!("malformed form: {e}")))
+    } else {
+        serde_json::from_slice(request.body)
+            .map_err(|e| WebhookError::Malformed(format!("malformed JSON: {e}")))
+    }
+}
+
+fn json(request: &WebhookRequest<'_>) -> Result<Value, WebhookError> {
+    serde_json::from_slice(request.body)
+        .map_err(|e| WebhookError::Malformed(format!("malformed JSON: {e}")))
+}
+
+/// The string at `pointer` in `value`, or a malformed-request error naming it.
+pub(crate) fn text_at(value: &Value, pointer: &str) -> Result<String, WebhookError> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| WebhookError::Malformed(format!("no `{pointer}` in the JSON body")))
+}
