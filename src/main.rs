@@ -1633,6 +1633,23 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                 rows.iter()
                     .map(|(k, v)| vec![(*k).to_owned(), v.to_string()]),
             );
+            if !counts.channels.is_empty() {
+                writeln!(out)?;
+                print_table(
+                    out,
+                    &["channel", "queued", "sent", "delivered", "undelivered", "dead"],
+                    counts.channels.iter().map(|c| {
+                        vec![
+                            c.channel.clone(),
+                            c.queued.to_string(),
+                            c.sent.to_string(),
+                            c.delivered.to_string(),
+                            c.undelivered.to_string(),
+                            c.dead_lettered.to_string(),
+                        ]
+                    }),
+                );
+            }
             print_recent(out, "recent dead letters", &dead)?;
             print_recent(out, "recent rule errors", &rule_errors)?;
         }

@@ -11,10 +11,7 @@ use crate::ApiState;
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     let store = state.runtime.store();
-    let (Ok(counts), Ok(messages)) = (
-        store.status(state.runtime.now()).await,
-        store.message_counts().await,
-    ) else {
+    let Ok(counts) = store.status(state.runtime.now()).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
     };
     let mut out = String::new();
@@ -34,19 +31,24 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
             ("{state=\"skipped\"}".to_owned(), counts.skipped),
         ],
     );
-    let by_channel: Vec<(String, i64)> = messages
+    let by_channel: Vec<(String, i64)> = counts
+        .channels
         .iter()
-        .map(|(channel, state, n)| {
-            let state = match state.as_str() {
-                "dead" => "failed",
-                other => other,
-            };
-            (format!("{{channel=\"{channel}\",state=\"{state}\"}}"), *n)
+        .flat_map(|c| {
+            [
+                ("queued", c.queued),
+                ("sent", c.sent),
+                ("delivered", c.delivered),
+                ("undelivered", c.undelivered),
+                ("failed", c.dead_lettered),
+            ]
+            .map(|(state, n)| (format!("{{channel=\"{}\",state=\"{state}\"}}", c.channel), n))
         })
         .collect();
     gauge(
         "palabre_messages",
-        "Messages by channel and state: queued, sent, failed (dead letters).",
+        "Messages by channel and state: queued, sent (accepted by the provider), of those \
+         delivered or undelivered by its receipts, failed (dead letters).",
         &by_channel,
     );
     gauge(

@@ -53,16 +53,4 @@ impl Store {
         })
         .transpose()
     }
-
-    /// Messages by channel and state, for `/metrics`.
-    pub async fn message_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT channel, state, COUNT(*) AS n FROM outbox GROUP BY channel, state ORDER BY channel, state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("channel")?, r.try_get("state")?, r.try_get("n")?)))
-            .collect()
-    }
 }
