@@ -1637,7 +1637,14 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                 writeln!(out)?;
                 print_table(
                     out,
-                    &["channel", "queued", "sent", "delivered", "undelivered", "dead"],
+                    &[
+                        "channel",
+                        "queued",
+                        "sent",
+                        "delivered",
+                        "undelivered",
+                        "dead",
+                    ],
                     counts.channels.iter().map(|c| {
                         vec![
                             c.channel.clone(),

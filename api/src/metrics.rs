@@ -42,7 +42,12 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
                 ("undelivered", c.undelivered),
                 ("failed", c.dead_lettered),
             ]
-            .map(|(state, n)| (format!("{{channel=\"{}\",state=\"{state}\"}}", c.channel), n))
+            .map(|(state, n)| {
+                (
+                    format!("{{channel=\"{}\",state=\"{state}\"}}", c.channel),
+                    n,
+                )
+            })
         })
         .collect();
     gauge(

@@ -15,6 +15,7 @@ mod rules;
 mod runtime;
 mod schema;
 mod serve;
+mod sms_flow;
 mod smtp;
 mod store;
 mod util;

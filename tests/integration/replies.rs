@@ -336,3 +336,47 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A recipient the provider reports as opted out (Twilio 21610, Africa's
+/// Talking 406) is stopped like one who answered STOP: the next SMS to them is
+/// not attempted.
+#[tokio::test]
+async fn an_opt_out_reported_by_the_provider_stops_sms_to_the_contact() {
+    use palabre_engine::connector::{Connectors, DeliveryError};
+    use palabre_engine::workflow::Channel;
+    for world in worlds("provider_opt_out", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let sms = Recorder::new(
+            Channel::Sms,
+            100,
+            DeliveryError::OptedOut("twilio: the recipient has opted out (21610)".into()),
+        );
+        let email = Recorder::new(Channel::Email, 0, DeliveryError::Transient(String::new()));
+        let connectors = Connectors::default().with(sms.clone()).with(email);
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        run_until(&runtime, &clock, at("2026-12-07T08:00:00Z")).await;
+        let ledger = runtime.store().ledger(None, 1000).await.unwrap();
+        let about = |event: &str, contact: &str| -> Vec<&str> {
+            ledger
+                .iter()
+                .filter(|e| e.event == event && e.contact_id.as_deref() == Some(contact))
+                .map(|e| e.detail.as_str())
+                .collect()
+        };
+        for contact in ["c-1", "c-2"] {
+            assert_eq!(
+                about("sms-stopped", contact),
+                ["the provider reports they opted out: no more SMS"],
+                "{ledger:#?}"
+            );
+            let dead = about("dead-letter", contact);
+            assert_eq!(dead.len(), 2, "invitation and reminder: {dead:?}");
+            assert!(dead[0].contains("opted out (21610)"), "{dead:?}");
+            assert_eq!(
+                dead[1], "the contact opted out of SMS (STOP)",
+                "the reminder is not attempted"
+            );
+        }
+        assert_eq!(runtime.store().sms_stopped().await.unwrap().len(), 2);
+    }
+}
