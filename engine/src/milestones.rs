@@ -82,6 +82,10 @@ pub struct MilestonePlan {
     /// what to do (remind, escalate or wait). Default `7d`.
     #[serde(default = "a_week")]
     pub overdue_every: Offset,
+    /// Whether a milestone's owner may mark it done by SMS, quoting the reference
+    /// its reminders carry (`FAIT 5127`). Default `false`: only coordinators do.
+    #[serde(default)]
+    pub done_by_sms: bool,
     /// The milestones, in any order.
     pub milestones: Vec<Milestone>,
 }

@@ -1,7 +1,7 @@
 //! The words people answer SMS with, from `workflows/replies.yaml`: yes and no
 //! per language, and the opt-out and opt-in words. A reply is read by its first
 //! word, accents and case ignored (`Arrêt`, `ARRET` and `arret` are one word),
-//! and, for yes and no, the reference code after it (`OUI 4821`).
+//! and, for yes, no and done, the reference code after it (`OUI 4821`, `FAIT 5127`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +20,9 @@ pub struct RepliesFile {
     pub yes: BTreeMap<String, Vec<String>>,
     /// Words meaning no, by language.
     pub no: BTreeMap<String, Vec<String>>,
+    /// Words an owner marks a milestone done with, by language (`FAIT 5127`).
+    #[serde(default)]
+    pub done: BTreeMap<String, Vec<String>>,
     /// Words that stop all SMS to the sender.
     pub stop: Vec<String>,
     /// Words that start them again.
@@ -32,6 +35,7 @@ impl Default for RepliesFile {
         RepliesFile {
             yes: BTreeMap::from([("fra".to_owned(), words(&["OUI"]))]),
             no: BTreeMap::from([("fra".to_owned(), words(&["NON"]))]),
+            done: BTreeMap::from([("fra".to_owned(), words(&["FAIT"]))]),
             stop: words(&["STOP", "ARRET"]),
             start: words(&["START"]),
         }
@@ -46,6 +50,10 @@ pub enum Reply {
         yes: bool,
         reference: Option<String>,
     },
+    /// Done, about the milestone whose reference follows (if any).
+    Done {
+        reference: Option<String>,
+    },
     Stop,
     Start,
     NotUnderstood,
@@ -56,6 +64,7 @@ pub enum Reply {
 pub struct Replies {
     yes: Vec<String>,
     no: Vec<String>,
+    done: Vec<String>,
     stop: Vec<String>,
     start: Vec<String>,
 }
@@ -79,7 +88,7 @@ pub fn normalize(word: &str) -> String {
 }
 
 impl Replies {
-    /// Loads `replies.yaml`; without the file, French defaults (OUI, NON, STOP, ARRET, START).
+    /// Loads `replies.yaml`; without the file, French defaults (OUI, NON, FAIT, STOP, ARRET, START).
     pub fn load(file: &Path, diagnostics: &mut Diagnostics) -> Replies {
         if !file.exists() {
             return Replies::from_file(&RepliesFile::default());
@@ -100,6 +109,7 @@ impl Replies {
         Replies {
             yes: all(&file.yes),
             no: all(&file.no),
+            done: all(&file.done),
             stop: file.stop.iter().map(|w| normalize(w)).collect(),
             start: file.start.iter().map(|w| normalize(w)).collect(),
         }
@@ -127,6 +137,8 @@ impl Replies {
                 yes: false,
                 reference,
             }
+        } else if self.done.contains(&first) {
+            Reply::Done { reference }
         } else {
             Reply::NotUnderstood
         }
@@ -162,6 +174,12 @@ mod tests {
             Reply::Answer {
                 yes: false,
                 reference: None
+            }
+        );
+        assert_eq!(
+            replies.read("Fait 5127"),
+            Reply::Done {
+                reference: Some("5127".into())
             }
         );
         assert_eq!(replies.read("Arrêt"), Reply::Stop);

@@ -41,6 +41,18 @@ pub struct MessageContext {
     pub milestone: Option<MilestoneFacts>,
     /// Set only in dispute messages.
     pub case: Option<CaseFacts>,
+    /// Set only in the confirmation of an SMS reply.
+    pub reply: Option<ReplyFacts>,
+}
+
+/// An SMS reply palabre acted on, as its confirmation names it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplyFacts {
+    /// What was recorded: `yes`, `no` (a meeting), `acknowledged`, `declined` (a
+    /// dispute), `done` (a milestone), `restarted` (SMS again after STOP).
+    pub kind: String,
+    /// The reference the reply quoted, or empty.
+    pub reference: String,
 }
 
 /// A dispute, as its messages name it: never its description or parties.
@@ -161,6 +173,7 @@ impl MessageContext {
             change: None,
             milestone: None,
             case: None,
+            reply: None,
         }
     }
 
@@ -223,6 +236,10 @@ impl MessageContext {
                 acknowledge_by: "2027-01-06 12:00".into(),
                 resolve_by: "2027-01-11 17:00".into(),
                 reason: "délai dépassé au niveau précédent".into(),
+            }),
+            reply: Some(ReplyFacts {
+                kind: "yes".into(),
+                reference: "4821".into(),
             }),
         }
     }

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::runtime::{Recorder, at, run_until, worlds};
 
-const REPLIES: &str = "yes: { fra: [OUI], ffm: [EEY] }\nno: { fra: [NON], bam: [AYI] }\nstop: [STOP, ARRÊT]\nstart: [START]\n";
+const REPLIES: &str = "yes: { fra: [OUI], ffm: [EEY] }\nno: { fra: [NON], bam: [AYI] }\ndone: { fra: [FAIT] }\nstop: [STOP, ARRÊT]\nstart: [START]\n";
 
 #[tokio::test]
 async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
@@ -117,12 +117,13 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             InboundOutcome::Stopped { .. }
         ));
         run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
+        // Messages of the meeting to c-1 (replies' confirmations aside).
         let to_c1 = |sms: &Recorder| {
             sms.delivered
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|m| m.to_address == "+22376112233")
+                .filter(|m| m.to_address == "+22376112233" && !m.key.contains("|reply@"))
                 .count()
         };
         assert_eq!(to_c1(&sms), 0);
@@ -147,6 +148,35 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         ));
         run_until(&runtime, &clock, at("2026-12-07T08:00:00Z")).await;
         assert_eq!(to_c1(&sms), 1);
+        // Each reply acted on was confirmed to its sender, in their language:
+        // c-2's two in French (there is no Fulfulde text), c-1's START in Bambara
+        // in the GSM alphabet. c-1's yes was not: c-1 said STOP before it left.
+        let confirmations: Vec<(String, String)> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.key.contains("|reply@"))
+            .map(|m| (m.to_address.clone(), m.body.clone()))
+            .collect();
+        assert_eq!(
+            confirmations,
+            [
+                (
+                    "+22366445566".to_owned(),
+                    format!("Merci, votre absence est notee (ref {reference}).")
+                ),
+                (
+                    "+22366445566".to_owned(),
+                    format!("Merci, votre presence est notee (ref {reference}).")
+                ),
+                (
+                    "+22376112233".to_owned(),
+                    "I ni ce. An y'a soro.".to_owned()
+                ),
+            ],
+            "in the order of their keys"
+        );
 
         // The webhook: the secret in the URL, a form in the plain format.
         let state = ApiState {
@@ -378,5 +408,154 @@ async fn an_opt_out_reported_by_the_provider_stops_sms_to_the_contact() {
             );
         }
         assert_eq!(runtime.store().sms_stopped().await.unwrap().len(), 2);
+    }
+}
+
+const PLANS: &str = "\
+kind: milestones
+id: plan-sms
+title: Plan test
+place: mopti/koro
+timezone: Africa/Bamako
+send_at: \"08:00\"
+done_by_sms: true
+milestones:
+  - { id: puits, title: Puits, owner: { role: leader, place: mopti/koro/koro }, due: 2026-12-20 }
+";
+
+/// A yes quoting a dispute's reference acknowledges it when the sender answers
+/// for its current level; a no is a note for the coordinator. A done quoting a
+/// milestone's reference closes it when the sender owns it and its plan allows.
+/// Anyone else's reply is unmatched; every reply acted on is confirmed.
+#[tokio::test]
+async fn replies_acknowledge_disputes_and_close_milestones() {
+    use palabre_engine::escalation::CaseState;
+    use palabre_engine::milestones::MilestoneStatus;
+    use palabre_engine::runtime::NewCase;
+    for world in worlds("replies_cases", "once").await {
+        std::fs::write(
+            world.workflows.join("ladder.yaml"),
+            crate::escalation::LADDER,
+        )
+        .unwrap();
+        std::fs::write(world.workflows.join("plan.yaml"), PLANS).unwrap();
+        std::fs::write(
+            world.workflows.join("plan-closed.yaml"),
+            PLANS
+                .replace("id: plan-sms", "id: plan-closed")
+                .replace("done_by_sms: true", "done_by_sms: false"),
+        )
+        .unwrap();
+        std::fs::write(world.workflows.join("replies.yaml"), REPLIES).unwrap();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, _email, connectors) = Recorder::pair();
+        let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
+        let case = runtime
+            .open_case(
+                NewCase {
+                    workflow: "litiges-test".into(),
+                    category: "foncier".into(),
+                    place: "mopti/koro/koro".into(),
+                    parties: vec!["c-3".into()],
+                    severity: 2,
+                    description: "Un champ disputé".into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let reply = |from: &'static str, text: String| {
+            let runtime = runtime.clone();
+            async move {
+                runtime
+                    .inbound_sms(&InboundSms::new(from, text))
+                    .await
+                    .unwrap()
+            }
+        };
+        // c-2 leads another village: the first level is not theirs.
+        let outcome = reply("66445566", format!("OUI {}", case.id)).await;
+        assert!(
+            matches!(&outcome, InboundOutcome::Unmatched { reason }
+            if reason == "c-2: no meeting or dispute of theirs has the reference LT-0001"),
+            "{outcome:?}"
+        );
+        // c-1 first declines (noted), then takes it on, in lower case.
+        let outcome = reply("76112233", format!("non {}", case.id)).await;
+        assert!(
+            matches!(&outcome, InboundOutcome::Declined { contact, case, .. }
+            if contact == "c-1" && case == "LT-0001"),
+            "{outcome:?}"
+        );
+        let outcome = reply("76112233", "oui lt-0001".to_owned()).await;
+        assert!(
+            matches!(&outcome, InboundOutcome::Acknowledged { case, .. } if case == "LT-0001"),
+            "{outcome:?}"
+        );
+        let stored = runtime.store().case("LT-0001").await.unwrap().unwrap();
+        assert_eq!(stored.state, CaseState::Acknowledged);
+        let outcome = reply("76112233", "OUI LT-0001".to_owned()).await;
+        assert!(
+            matches!(outcome, InboundOutcome::Unmatched { .. }),
+            "acknowledged once"
+        );
+
+        // Milestones: the owner closes one by SMS where the plan allows it.
+        let definitions = runtime.definitions();
+        let due = chrono::NaiveDate::from_ymd_opt(2026, 12, 20).unwrap();
+        let reference =
+            |plan: &str| occurrence_reference(plan, definitions.plan(plan).unwrap().instant(due));
+        let outcome = reply("66445566", format!("FAIT {}", reference("plan-sms"))).await;
+        assert!(
+            matches!(outcome, InboundOutcome::Unmatched { .. }),
+            "c-2 does not own it"
+        );
+        let outcome = reply("76112233", format!("FAIT {}", reference("plan-closed"))).await;
+        assert!(
+            matches!(outcome, InboundOutcome::Unmatched { .. }),
+            "that plan does not allow it"
+        );
+        let outcome = reply("76112233", format!("fait {}", reference("plan-sms"))).await;
+        assert!(
+            matches!(&outcome, InboundOutcome::MilestoneDone { plan, milestone, .. }
+            if plan == "plan-sms" && milestone == "puits"),
+            "{outcome:?}"
+        );
+        let states = runtime.store().milestone_states().await.unwrap();
+        let puits: Vec<_> = states.iter().filter(|s| s.milestone == "puits").collect();
+        assert_eq!(puits.len(), 1, "{states:?}");
+        assert_eq!(
+            (puits[0].plan.as_str(), puits[0].status),
+            ("plan-sms", MilestoneStatus::Done)
+        );
+        assert_eq!(puits[0].note, "reported done by SMS by c-1");
+
+        // The ledger keeps who did what; c-1 got three confirmations.
+        let history = runtime
+            .store()
+            .ledger(Some("litiges-test"), 100)
+            .await
+            .unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|e| e.event == "case-note" && e.detail == "by c-1: declined by SMS"),
+            "{history:#?}"
+        );
+        assert!(
+            history
+                .iter()
+                .any(|e| e.event == "case-acknowledged" && e.detail.ends_with("by c-1: by SMS")),
+            "{history:#?}"
+        );
+        run_until(&runtime, &clock, at("2026-12-03T12:05:00Z")).await;
+        let confirmations = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.key.contains("|reply@"))
+            .count();
+        assert_eq!(confirmations, 3);
     }
 }

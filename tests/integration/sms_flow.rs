@@ -37,8 +37,8 @@ c-9,Fanta Coulibaly,leader,mopti/koro/koro,76 00 00 09,fanta@example.org,fra,sms
 const TOKEN: &str = "twilio-test-token";
 const PUBLIC_URL: &str = "https://palabre.example";
 
-/// What the fake Twilio accepted: (To, sid).
-type Accepted = Arc<Mutex<Vec<(String, String)>>>;
+/// What the fake Twilio accepted: (To, Body, sid).
+type Accepted = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A fake Twilio Messages API: one sid per accepted message, error 21211 (not a
 /// valid number) for Binta's number, as Twilio documents both.
@@ -50,7 +50,8 @@ async fn fake_twilio() -> (MockServer, Accepted) {
         .and(path("/2010-04-01/Accounts/AC-e2e/Messages.json"))
         .respond_with(move |request: &wiremock::Request| {
             let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&request.body).unwrap();
-            let to = form.iter().find(|(k, _)| k == "To").unwrap().1.clone();
+            let field = |name: &str| form.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            let to = field("To");
             if to == "+22376000007" {
                 return ResponseTemplate::new(400).set_body_json(serde_json::json!({
                     "code": 21211, "message": "The 'To' number is not a valid phone number.",
@@ -59,7 +60,7 @@ async fn fake_twilio() -> (MockServer, Accepted) {
             }
             let mut accepted = record.lock().unwrap();
             let sid = format!("SM{:032}", accepted.len());
-            accepted.push((to, sid.clone()));
+            accepted.push((to, field("Body"), sid.clone()));
             ResponseTemplate::new(201)
                 .set_body_json(serde_json::json!({ "sid": sid, "status": "queued" }))
         })
@@ -118,17 +119,24 @@ receipt_timeout: 1h
         .value
 }
 
-/// The sid the fake Twilio gave the `nth` message (from 0) to `to`.
-fn sid(accepted: &Accepted, to: &str, nth: usize) -> String {
+/// The sid the fake Twilio gave the message to `to` whose text starts with `start`.
+fn sid(accepted: &Accepted, to: &str, start: &str) -> String {
     accepted
         .lock()
         .unwrap()
         .iter()
-        .filter(|(number, _)| number == to)
-        .nth(nth)
-        .unwrap_or_else(|| panic!("no message {nth} to {to}"))
-        .1
+        .find(|(number, body, _)| number == to && body.starts_with(start))
+        .unwrap_or_else(|| panic!("no message to {to} starting with {start}"))
+        .2
         .clone()
+}
+
+/// What the fake Twilio sent, from the `from`-th message on: number and text.
+fn sent_since(accepted: &Accepted, from: usize) -> Vec<(String, String)> {
+    accepted.lock().unwrap()[from..]
+        .iter()
+        .map(|(to, body, _)| (to.clone(), body.clone()))
+        .collect()
 }
 
 fn mails_to(smtp: &SmtpServer, address: &str) -> Vec<String> {
@@ -180,7 +188,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
             .lock()
             .unwrap()
             .iter()
-            .map(|(to, _)| to.clone())
+            .map(|(to, _, _)| to.clone())
             .collect();
         assert_eq!(
             numbers,
@@ -207,7 +215,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
             &state,
             "/receipts/sms/s3cret",
             &[
-                ("MessageSid", &sid(&accepted, "+22376000009", 0)),
+                ("MessageSid", &sid(&accepted, "+22376000009", "Invitation")),
                 ("MessageStatus", "delivered"),
                 ("AccountSid", "AC-e2e"),
             ],
@@ -262,6 +270,26 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
             smtp.mails()
         );
         assert!(mails_to(&smtp, "fanta@example.org").is_empty());
+        // Each answer was confirmed to its sender, in their language (Hama's
+        // Fulfulde has no text: French).
+        let presence = format!("Merci, votre presence est notee (ref {reference}).");
+        assert_eq!(
+            sent_since(&accepted, 4),
+            [
+                (
+                    "+22376000008",
+                    format!("Merci, votre absence est notee (ref {reference}).")
+                ),
+                (
+                    "+22376112233",
+                    format!("I ni ce (ref {reference}). An y'a soro.")
+                ),
+                ("+22366445566", presence.clone()),
+                ("+22376000008", presence.clone()),
+                ("+22376000009", presence),
+            ]
+            .map(|(to, text)| (to.to_owned(), text))
+        );
 
         // Hama answers ARRÊTER, which Twilio's own opt-out handling recognises.
         let outcome = twilio_posts(
@@ -279,9 +307,9 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
 
         // The reminder, two hours ahead: by SMS to all but Hama.
         run_until(&runtime, &clock, at("2026-12-07T07:10:00Z")).await;
-        let reminded: Vec<String> = accepted.lock().unwrap()[4..]
-            .iter()
-            .map(|(to, _)| to.clone())
+        let reminded: Vec<String> = sent_since(&accepted, 9)
+            .into_iter()
+            .map(|(to, _)| to)
             .collect();
         assert_eq!(
             reminded,
@@ -293,7 +321,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
             &state,
             "/receipts/sms/s3cret",
             &[
-                ("MessageSid", &sid(&accepted, "+22376000009", 1)),
+                ("MessageSid", &sid(&accepted, "+22376000009", "Rappel")),
                 ("MessageStatus", "undelivered"),
                 ("ErrorCode", "30003"),
             ],
@@ -346,7 +374,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         let sms = counts.channels.iter().find(|c| c.channel == "sms").unwrap();
         assert_eq!(
             (sms.sent, sms.delivered, sms.undelivered, sms.dead_lettered),
-            (7, 1, 1, 3)
+            (12, 1, 1, 3)
         );
         let mail = counts
             .channels

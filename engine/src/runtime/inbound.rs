@@ -1,20 +1,31 @@
-//! SMS replies: an opt-out or opt-in word, or a yes/no to a meeting quoted by its
-//! reference code. A reply is matched to the contact by their number and to the
-//! occurrence by the code; an answer is recorded and the quorum rule weighs the
-//! occurrence's answers again. What cannot be matched goes to the ledger for a
-//! coordinator, with the number masked.
+//! SMS replies: an opt-out or opt-in word, a yes or no quoting a reference, or a
+//! done. A reply is matched to the contact by their number, then by its
+//! reference to what the contact is asked about: a meeting they are invited to
+//! (the answer is recorded and the quorum rule weighs the answers again), a
+//! dispute waiting for them at its current level (yes acknowledges it, no is
+//! noted for the coordinator), or a milestone they own (done closes it, where its
+//! plan allows). The sender gets a short confirmation by SMS
+//! (`templates/reply-confirmation`). What cannot be matched goes to the ledger
+//! for a coordinator, with the number masked.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{Runtime, RuntimeError};
-use crate::contacts::normalize_phone;
-use crate::plan::{occurrence_reference, reach};
+use super::{Runtime, RuntimeError, queue_messages};
+use crate::contacts::{Contact, normalize_phone};
+use crate::definitions::Definitions;
+use crate::escalation::{Case, CaseState, Ladder};
+use crate::milestones::MilestoneStatus;
+use crate::plan::{Planner, Slot, occurrence_reference, reach};
 use crate::redact;
 use crate::replies::Reply;
 use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
 use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject};
+use crate::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
 use crate::webhooks::{InboundSms, Receipt};
+use crate::workflow::Channel;
+
+use super::cases::CaseAction;
 
 /// What a reply did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -34,6 +45,24 @@ pub enum InboundOutcome {
         quorum_reached: bool,
         quorum_reason: String,
     },
+    /// A responder took the dispute on (`OUI LT-0007`).
+    Acknowledged {
+        contact: String,
+        ladder: String,
+        case: String,
+    },
+    /// A responder said they cannot take it (`NON LT-0007`): a note for the coordinator.
+    Declined {
+        contact: String,
+        ladder: String,
+        case: String,
+    },
+    /// An owner reported the milestone done (`FAIT 5127`).
+    MilestoneDone {
+        contact: String,
+        plan: String,
+        milestone: String,
+    },
     Unmatched {
         reason: String,
     },
@@ -41,6 +70,9 @@ pub enum InboundOutcome {
 
 /// How far ahead an answer's reference code is looked for.
 const ANSWER_WINDOW: TimeDelta = TimeDelta::days(60);
+
+/// The template of the confirmation a sender gets.
+const CONFIRMATION_TEMPLATE: &str = "reply-confirmation";
 
 impl Runtime {
     /// Reads one SMS reply and acts on it.
@@ -58,27 +90,17 @@ impl Runtime {
             .as_deref()
             .and_then(|n| directory.iter().find(|c| c.phone.as_deref() == Some(n)));
         let masked = redact::phone(number.as_deref().unwrap_or(from));
-        let unmatched = |reason: String| async move {
-            let entry = LedgerEntry::new(
-                now,
-                LedgerEvent::ReplyUnmatched,
-                format!("from {masked}: {reason}"),
-            );
-            self.store.append_ledger(&[entry]).await?;
-            Ok(InboundOutcome::Unmatched { reason })
-        };
         let Some(contact) = contact else {
-            return unmatched("no contact has this number".to_owned()).await;
-        };
-        let about_contact = |event, detail: String| {
-            LedgerEntry::new(now, event, detail).recipient(&contact.id, Some("sms"))
+            return self
+                .unmatched(now, &masked, "no contact has this number".to_owned())
+                .await;
         };
         let reply = match opt_out {
             Some(true) => Reply::Stop,
             Some(false) => Reply::Start,
             None => definitions.replies.read(text),
         };
-        match reply {
+        let outcome = match reply {
             reply @ (Reply::Stop | Reply::Start) => {
                 let stop = reply == Reply::Stop;
                 let (event, detail) = if stop {
@@ -86,101 +108,363 @@ impl Runtime {
                 } else {
                     (LedgerEvent::SmsRestarted, "asked to receive SMS again")
                 };
-                let entry = about_contact(event, detail.to_owned());
+                let entry = LedgerEntry::new(now, event, detail.to_owned())
+                    .recipient(&contact.id, Some("sms"));
                 self.store
                     .set_sms_stopped(&contact.id, stop, now, &entry)
                     .await?;
                 let contact = contact.id.clone();
-                Ok(if stop {
+                if stop {
                     InboundOutcome::Stopped { contact }
                 } else {
                     InboundOutcome::Restarted { contact }
-                })
+                }
             }
-            Reply::NotUnderstood => unmatched(format!("{}: not understood", contact.id)).await,
-            Reply::Answer { yes, reference } => {
-                let Some(reference) = reference else {
-                    return unmatched(format!(
-                        "{}: an answer without a reference code",
+            Reply::NotUnderstood => {
+                let reason = format!("{}: not understood", contact.id);
+                return self.unmatched(now, &masked, reason).await;
+            }
+            Reply::Answer {
+                reference: None, ..
+            }
+            | Reply::Done { reference: None } => {
+                let reason = format!("{}: a reply without a reference code", contact.id);
+                return self.unmatched(now, &masked, reason).await;
+            }
+            Reply::Answer {
+                yes,
+                reference: Some(reference),
+            } => {
+                if let Some(answered) = self
+                    .answer_meeting(&definitions, contact, &directory, yes, &reference, now)
+                    .await?
+                {
+                    answered
+                } else if let Some(case) = self
+                    .case_waiting_for(&definitions, contact, &directory, &reference)
+                    .await?
+                {
+                    self.answer_case(case, contact, yes).await?
+                } else {
+                    let reason = format!(
+                        "{}: no meeting or dispute of theirs has the reference {reference}",
                         contact.id
-                    ))
-                    .await;
-                };
-                // The occurrences this contact is invited to, with that reference.
-                let found = definitions.meetings.iter().find_map(|meeting| {
-                    let def = &meeting.definition;
-                    reach(&def.recipients, &def.place, &directory)
+                    );
+                    return self.unmatched(now, &masked, reason).await;
+                }
+            }
+            Reply::Done {
+                reference: Some(reference),
+            } => match self
+                .milestone_done(&definitions, contact, &directory, &reference, now)
+                .await?
+            {
+                Some(done) => done,
+                None => {
+                    let reason = format!(
+                        "{}: no milestone they may close by SMS has the reference {reference}",
+                        contact.id
+                    );
+                    return self.unmatched(now, &masked, reason).await;
+                }
+            },
+        };
+        self.confirm(&definitions, contact, &outcome, now).await?;
+        Ok(outcome)
+    }
+
+    /// Records a reply nobody could act on, for a coordinator.
+    async fn unmatched(
+        &self,
+        now: DateTime<Utc>,
+        masked: &str,
+        reason: String,
+    ) -> Result<InboundOutcome, RuntimeError> {
+        let entry = LedgerEntry::new(
+            now,
+            LedgerEvent::ReplyUnmatched,
+            format!("from {masked}: {reason}"),
+        );
+        self.store.append_ledger(&[entry]).await?;
+        Ok(InboundOutcome::Unmatched { reason })
+    }
+
+    /// A yes or no to the occurrence with this reference among the meetings the
+    /// contact is invited to; `None` if there is none.
+    async fn answer_meeting(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        directory: &[Contact],
+        yes: bool,
+        reference: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InboundOutcome>, RuntimeError> {
+        let found = definitions.meetings.iter().find_map(|meeting| {
+            let def = &meeting.definition;
+            reach(&def.recipients, &def.place, directory)
+                .iter()
+                .any(|c| c.id == contact.id)
+                .then(|| {
+                    meeting
+                        .recurrence
+                        .between(now - TimeDelta::days(1), now + ANSWER_WINDOW, 1_000)
+                        .into_iter()
+                        .find(|o| occurrence_reference(&def.id, *o) == reference)
+                        .map(|o| (meeting, o))
+                })
+                .flatten()
+        });
+        let Some((meeting, occurrence)) = found else {
+            return Ok(None);
+        };
+        let def = &meeting.definition;
+        let response = if yes { "yes" } else { "no" };
+        let entry = LedgerEntry::new(
+            now,
+            LedgerEvent::Reply,
+            format!("{response} to {reference}"),
+        )
+        .slot(&def.id, occurrence, "reply")
+        .recipient(&contact.id, Some("sms"));
+        self.store
+            .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
+            .await?;
+        let answers = self.store.responses(&def.id, occurrence).await?;
+        let invited = reach(&def.recipients, &def.place, directory);
+        let rules = &definitions.rules;
+        let quorum = rules.decide::<QuorumDecision>(
+            &def.place,
+            def.rules.quorum.as_deref(),
+            || {
+                with_responses(
+                    meeting_input(rules.world(), &meeting.facts, occurrence, now),
+                    invited
+                        .iter()
+                        .map(|c| (*c, answers.get(&c.id).map_or("none", String::as_str))),
+                )
+            },
+            Subject {
+                workflow: &def.id,
+                occurrence: Some(occurrence),
+            },
+        );
+        let QuorumDecision { reached, reason } = quorum.decision;
+        let by = quorum
+            .by
+            .unwrap_or_else(|| "the built-in default".to_owned());
+        let verdict = if reached { "reached" } else { "not reached" };
+        let mut ledger = vec![
+            LedgerEntry::new(
+                now,
+                LedgerEvent::Quorum,
+                format!("{verdict}: {reason} ({by})"),
+            )
+            .slot(&def.id, occurrence, "quorum"),
+        ];
+        ledger.extend(super::rule_failure_entries(rules, now));
+        self.store.append_ledger(&ledger).await?;
+        Ok(Some(InboundOutcome::Answered {
+            contact: contact.id.clone(),
+            workflow: def.id.clone(),
+            occurrence,
+            response: response.to_owned(),
+            quorum_reached: reached,
+            quorum_reason: reason,
+        }))
+    }
+
+    /// The open dispute with this reference whose current level the contact
+    /// answers for.
+    async fn case_waiting_for(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        directory: &[Contact],
+        reference: &str,
+    ) -> Result<Option<Case>, RuntimeError> {
+        let case = match self.store.case(reference).await? {
+            Some(case) => Some(case),
+            None => self.store.case(&reference.to_uppercase()).await?,
+        };
+        Ok(case.filter(|case| {
+            let level = definitions
+                .ladder(&case.workflow)
+                .and_then(|ladder| ladder.level(case.level));
+            case.state == CaseState::Open
+                && level.is_some_and(|level| {
+                    let scope = Ladder::scope_place(level, &case.place);
+                    reach(&level.responders, &scope, directory)
                         .iter()
                         .any(|c| c.id == contact.id)
-                        .then(|| {
-                            meeting
-                                .recurrence
-                                .between(now - TimeDelta::days(1), now + ANSWER_WINDOW, 1_000)
-                                .into_iter()
-                                .find(|o| occurrence_reference(&def.id, *o) == reference)
-                                .map(|o| (meeting, o))
-                        })
-                        .flatten()
-                });
-                let Some((meeting, occurrence)) = found else {
-                    return unmatched(format!(
-                        "{}: no meeting of theirs has the reference {reference}",
-                        contact.id
-                    ))
-                    .await;
-                };
-                let def = &meeting.definition;
-                let response = if yes { "yes" } else { "no" };
-                let entry = about_contact(LedgerEvent::Reply, format!("{response} to {reference}"))
-                    .slot(&def.id, occurrence, "reply")
-                    .recipient(&contact.id, Some("sms"));
-                self.store
-                    .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
-                    .await?;
-                let answers = self.store.responses(&def.id, occurrence).await?;
-                let invited = reach(&def.recipients, &def.place, &directory);
-                let rules = &definitions.rules;
-                let quorum = rules.decide::<QuorumDecision>(
-                    &def.place,
-                    def.rules.quorum.as_deref(),
-                    || {
-                        with_responses(
-                            meeting_input(rules.world(), &meeting.facts, occurrence, now),
-                            invited
-                                .iter()
-                                .map(|c| (*c, answers.get(&c.id).map_or("none", String::as_str))),
-                        )
-                    },
-                    Subject {
-                        workflow: &def.id,
-                        occurrence: Some(occurrence),
-                    },
-                );
-                let QuorumDecision { reached, reason } = quorum.decision;
-                let by = quorum
-                    .by
-                    .unwrap_or_else(|| "the built-in default".to_owned());
-                let verdict = if reached { "reached" } else { "not reached" };
-                let mut ledger = vec![
-                    LedgerEntry::new(
-                        now,
-                        LedgerEvent::Quorum,
-                        format!("{verdict}: {reason} ({by})"),
-                    )
-                    .slot(&def.id, occurrence, "quorum"),
-                ];
-                ledger.extend(super::rule_failure_entries(rules, now));
-                self.store.append_ledger(&ledger).await?;
-                Ok(InboundOutcome::Answered {
-                    contact: contact.id.clone(),
-                    workflow: def.id.clone(),
-                    occurrence,
-                    response: response.to_owned(),
-                    quorum_reached: reached,
-                    quorum_reason: reason,
                 })
+        }))
+    }
+
+    /// A responder's yes (acknowledged) or no (a note for the coordinator).
+    async fn answer_case(
+        &self,
+        case: Case,
+        contact: &Contact,
+        yes: bool,
+    ) -> Result<InboundOutcome, RuntimeError> {
+        let action = if yes {
+            CaseAction::Acknowledge("by SMS".to_owned())
+        } else {
+            CaseAction::Note("declined by SMS".to_owned())
+        };
+        self.act_on_case(&case.id, action, &contact.id).await?;
+        let (contact, ladder, case) = (contact.id.clone(), case.workflow, case.id);
+        Ok(if yes {
+            InboundOutcome::Acknowledged {
+                contact,
+                ladder,
+                case,
             }
+        } else {
+            InboundOutcome::Declined {
+                contact,
+                ladder,
+                case,
+            }
+        })
+    }
+
+    /// Closes the milestone with this reference that the contact owns, if its
+    /// plan lets owners do it by SMS.
+    async fn milestone_done(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        directory: &[Contact],
+        reference: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InboundOutcome>, RuntimeError> {
+        let found = definitions
+            .plans
+            .iter()
+            .filter(|plan| plan.definition.done_by_sms)
+            .find_map(|plan| {
+                let def = &plan.definition;
+                def.milestones
+                    .iter()
+                    .find(|m| {
+                        occurrence_reference(&def.id, plan.instant(m.due)) == reference
+                            && reach(std::slice::from_ref(&m.owner), &def.place, directory)
+                                .iter()
+                                .any(|c| c.id == contact.id)
+                    })
+                    .map(|m| (def, m))
+            });
+        let Some((plan, milestone)) = found else {
+            return Ok(None);
+        };
+        let note = format!("reported done by SMS by {}", contact.id);
+        self.store
+            .set_milestone_status(&plan.id, &milestone.id, MilestoneStatus::Done, &note, now)
+            .await?;
+        self.wake();
+        Ok(Some(InboundOutcome::MilestoneDone {
+            contact: contact.id.clone(),
+            plan: plan.id.clone(),
+            milestone: milestone.id.clone(),
+        }))
+    }
+
+    /// Queues the short SMS that tells the sender their reply was acted on, when
+    /// the confirmation template exists.
+    async fn confirm(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        outcome: &InboundOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), RuntimeError> {
+        if !definitions.templates.contains(CONFIRMATION_TEMPLATE) {
+            return Ok(());
         }
+        let (kind, reference, workflow, occurrence) = match outcome {
+            InboundOutcome::Answered {
+                workflow,
+                occurrence,
+                response,
+                ..
+            } => (
+                response.as_str(),
+                occurrence_reference(workflow, *occurrence),
+                workflow.as_str(),
+                *occurrence,
+            ),
+            InboundOutcome::Acknowledged { ladder, case, .. } => {
+                ("acknowledged", case.clone(), ladder.as_str(), now)
+            }
+            InboundOutcome::Declined { ladder, case, .. } => {
+                ("declined", case.clone(), ladder.as_str(), now)
+            }
+            InboundOutcome::MilestoneDone { plan, .. } => {
+                ("done", String::new(), plan.as_str(), now)
+            }
+            InboundOutcome::Restarted { .. } => ("restarted", String::new(), "replies", now),
+            InboundOutcome::Stopped { .. } | InboundOutcome::Unmatched { .. } => return Ok(()),
+        };
+        let title = definitions
+            .meetings
+            .iter()
+            .map(|m| (&m.definition.id, &m.definition.title))
+            .chain(
+                definitions
+                    .plans
+                    .iter()
+                    .map(|p| (&p.definition.id, &p.definition.title)),
+            )
+            .chain(
+                definitions
+                    .ladders
+                    .iter()
+                    .map(|l| (&l.definition.id, &l.definition.title)),
+            )
+            .find(|(id, _)| *id == workflow)
+            .map_or_else(String::new, |(_, title)| title.clone());
+        // One confirmation per reply: a webhook delivered twice is confirmed once.
+        let step = format!("reply@{}-{kind}", now.timestamp_millis());
+        let slot = Slot {
+            due: now,
+            zone: chrono_tz::UTC,
+            workflow,
+            occurrence,
+            step: &step,
+            template: CONFIRMATION_TEMPLATE,
+            channels: &[Channel::Sms],
+        };
+        let context = MessageContext {
+            reply: Some(ReplyFacts {
+                kind: kind.to_owned(),
+                reference: reference.clone(),
+            }),
+            ..MessageContext::new(
+                WorkflowFacts {
+                    id: workflow.to_owned(),
+                    title,
+                    venue: String::new(),
+                    place: contact.place.clone(),
+                    place_name: String::new(),
+                },
+                OccurrenceFacts {
+                    reference,
+                    ..OccurrenceFacts::default()
+                },
+                &step,
+            )
+        }
+        .to(contact);
+        let planned = Planner::new(definitions).prepare(&slot, contact, &context);
+        let key = format!("{workflow}|{}|{step}", occurrence.timestamp_millis());
+        let (messages, unreachable) = queue_messages(vec![planned], &key, now, |_| None);
+        self.store
+            .queue_messages(&messages, &unreachable, now)
+            .await?;
+        self.wake();
+        Ok(())
     }
 }
 

@@ -175,6 +175,21 @@ pub(crate) async fn queue_fallbacks(
 }
 
 impl Store {
+    /// Queues messages outside any timer (a reply's confirmation), with ledger
+    /// entries, in one transaction.
+    pub async fn queue_messages(
+        &self,
+        messages: &[QueuedMessage],
+        ledger: &[LedgerEntry],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        enqueue(&mut tx, self.backend, messages, now).await?;
+        append(&mut tx, self.backend, ledger).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sends again on their fallback channel the messages that waited for a
     /// delivery receipt until `now` in vain; `entry` makes the ledger entry of
     /// each. Returns how many.
