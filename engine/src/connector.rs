@@ -84,6 +84,11 @@ pub trait Connector: Send + Sync {
     fn receipt_timeout(&self) -> Option<Duration> {
         None
     }
+    /// How many messages one worker may have in flight on this connector at once.
+    /// Default 1: a crash repeats at most the one message in flight.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
 }
 
 /// The connectors the runtime delivers through, one per channel.

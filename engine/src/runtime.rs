@@ -20,12 +20,13 @@
 //! *now*, so tests drive the runtime with a virtual clock, and [`Runtime::run`]
 //! loops ticks, sleeping until the next due instant or a change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -164,6 +165,8 @@ pub struct TickReport {
 
 /// One delivery attempt, ready to record.
 struct Delivered {
+    /// The channel it went on, as the outbox names it.
+    channel: String,
     record: DeliveryRecord,
     /// Whether repeating it is harmless.
     idempotent: bool,
@@ -1151,12 +1154,46 @@ impl Runtime {
             let contacts = self.directory(directory, &self.definitions()).await?;
             let mut pending = Vec::new();
             let mut opted_out = Vec::new();
+            // Each channel's messages in claim order, up to its connector's limit
+            // in flight at once; channels go side by side.
+            let mut waiting: BTreeMap<String, VecDeque<ClaimedMessage>> = BTreeMap::new();
             for message in claimed {
-                let span = info_span!("delivery", key = %message.id, channel = %message.channel);
-                let delivered = self
-                    .deliver(contacts, message, report)
-                    .instrument(span)
-                    .await;
+                waiting
+                    .entry(message.channel.clone())
+                    .or_default()
+                    .push_back(message);
+            }
+            let mut in_flight: HashMap<String, usize> = HashMap::new();
+            let mut running = FuturesUnordered::new();
+            loop {
+                // Claimed but not started when stopping: their leases expire, or
+                // are taken back when this worker starts again.
+                if !self.stopping.load(Ordering::SeqCst) {
+                    for (channel, queue) in &mut waiting {
+                        let limit = Channel::parse(channel)
+                            .and_then(|c| self.connectors.get(c))
+                            .map_or(1, |c| c.max_in_flight().max(1));
+                        let busy = in_flight.entry(channel.clone()).or_default();
+                        while *busy < limit
+                            && let Some(message) = queue.pop_front()
+                        {
+                            *busy += 1;
+                            let span = info_span!("delivery", key = %message.id, channel = %message.channel);
+                            running.push(self.deliver(contacts, message).instrument(span));
+                        }
+                    }
+                }
+                let Some(delivered) = running.next().await else {
+                    break;
+                };
+                if let Some(busy) = in_flight.get_mut(&delivered.channel) {
+                    *busy -= 1;
+                }
+                match delivered.record.outcome {
+                    DeliveryOutcome::Sent { .. } => report.sent += 1,
+                    DeliveryOutcome::Retry { .. } => report.retried += 1,
+                    DeliveryOutcome::Dead { .. } => report.dead += 1,
+                }
                 pending.push(delivered.record);
                 opted_out.extend(delivered.opted_out);
                 // A delivery that must not be repeated is recorded at once; repeatable
@@ -1164,12 +1201,8 @@ impl Runtime {
                 if !delivered.idempotent {
                     self.record(&mut pending).await?;
                 }
-                if self.stopping.load(Ordering::SeqCst) {
-                    // Claimed but not attempted: their leases expire, or are taken
-                    // back when this worker starts again.
-                    break;
-                }
             }
+            drop(running);
             self.record(&mut pending).await?;
             // Recorded after the outcomes: a crash in between only means the next
             // message to them is refused by the provider again, and stops them then.
@@ -1206,12 +1239,7 @@ impl Runtime {
     }
 
     /// Delivers one message; returns its outcome to record.
-    async fn deliver(
-        &self,
-        directory: &Directory,
-        message: ClaimedMessage,
-        report: &mut TickReport,
-    ) -> Delivered {
+    async fn deliver(&self, directory: &Directory, message: ClaimedMessage) -> Delivered {
         let channel = Channel::parse(&message.channel);
         let contact = directory.get(&message.contact_id);
         let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
@@ -1265,7 +1293,6 @@ impl Runtime {
             && !stopped;
         let (outcome, event, detail) = match result {
             Ok(provider_id) => {
-                report.sent += 1;
                 let detail = format!("accepted as {provider_id}");
                 let awaiting_receipt_until = receipt_timeout
                     .filter(|_| fallback.is_some())
@@ -1280,18 +1307,14 @@ impl Runtime {
                     detail,
                 )
             }
-            Err(DeliveryError::Permanent(error) | DeliveryError::OptedOut(error)) => {
-                report.dead += 1;
-                (
-                    DeliveryOutcome::Dead {
-                        error: error.clone(),
-                    },
-                    LedgerEvent::DeadLetter,
-                    error,
-                )
-            }
+            Err(DeliveryError::Permanent(error) | DeliveryError::OptedOut(error)) => (
+                DeliveryOutcome::Dead {
+                    error: error.clone(),
+                },
+                LedgerEvent::DeadLetter,
+                error,
+            ),
             Err(error) if failures >= self.config.retry.max_attempts => {
-                report.dead += 1;
                 let error = format!("{error}; gave up after {failures} attempts");
                 (
                     DeliveryOutcome::Dead {
@@ -1302,7 +1325,6 @@ impl Runtime {
                 )
             }
             Err(error) => {
-                report.retried += 1;
                 let delay = match &error {
                     DeliveryError::RateLimited {
                         retry_after: Some(after),
@@ -1354,6 +1376,7 @@ impl Runtime {
             fall_back,
         };
         Delivered {
+            channel: message.channel,
             record,
             idempotent,
             opted_out,

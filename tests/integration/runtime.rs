@@ -783,3 +783,87 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
         );
     }
 }
+
+/// A connector that counts how many deliveries it has at once: each one yields
+/// to the scheduler before it completes, so deliveries the runtime runs side by
+/// side overlap.
+struct Gauge {
+    channel: Channel,
+    limit: usize,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    delivered: std::sync::atomic::AtomicUsize,
+}
+
+impl Connector for Gauge {
+    fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    fn name(&self) -> &str {
+        "gauge"
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.now.fetch_sub(1, SeqCst);
+            self.delivered.fetch_add(1, SeqCst);
+            Ok(format!("gauge-{}", message.key))
+        })
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.limit
+    }
+}
+
+/// Each connector's `max_in_flight` bounds how many of its messages one worker
+/// sends at once; the default is one at a time.
+#[tokio::test]
+async fn deliveries_run_side_by_side_up_to_each_connectors_limit() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let world = World::new("once", None).await;
+    let more: String = (10..40)
+        .map(|n| {
+            let channels = if n < 25 { "sms;email" } else { "email;sms" };
+            format!("c-{n},Leader {n},leader,mopti/koro/koro,76 00 01 {n},l{n}@example.org,fra,{channels}\n")
+        })
+        .collect();
+    world
+        .add_csv(&format!(
+            "id,name,roles,place,phone,email,language,channels\n{more}"
+        ))
+        .await;
+    let gauge = |channel, limit| {
+        Arc::new(Gauge {
+            channel,
+            limit,
+            now: Default::default(),
+            most: Default::default(),
+            delivered: Default::default(),
+        })
+    };
+    let (sms, email) = (gauge(Channel::Sms, 4), gauge(Channel::Email, 1));
+    let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+    let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+    let runtime = world.runtime(&clock, connectors, "a").await;
+    run_until(&runtime, &clock, at("2026-12-04T10:00:00Z")).await;
+    assert_eq!(
+        sms.delivered.load(SeqCst),
+        17,
+        "15 new leaders, c-1 and c-2"
+    );
+    assert_eq!(sms.most.load(SeqCst), 4, "four SMS at once");
+    assert_eq!(
+        email.delivered.load(SeqCst),
+        16,
+        "15 new leaders and the mayor"
+    );
+    assert_eq!(email.most.load(SeqCst), 1, "one email at a time");
+}

@@ -180,6 +180,21 @@ async fn a_meetings_mails_arrive_on_schedule_through_smtp() {
         let counts: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
         assert_eq!(counts["counts"]["sent"], 9, "{}", status.stdout);
         assert_eq!(counts["counts"]["fired"], 3, "{}", status.stdout);
+        assert_eq!(
+            counts["counts"]["channels"],
+            serde_json::json!([{ "channel": "email", "queued": 0, "sent": 9, "delivered": 0,
+                "undelivered": 0, "dead_lettered": 0 }]),
+            "{}",
+            status.stdout
+        );
+        let table = palabre(dir.path(), &["status", "--db", &db]).stdout;
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["email", "0", "9", "0", "0", "0"]),
+            "{table}"
+        );
     }
 }
 

@@ -42,6 +42,10 @@ pub struct SmsGatewayFile {
     /// At most this many messages a second through the gateway.
     #[serde(default)]
     pub max_per_second: Option<u32>,
+    /// At most this many requests to the gateway at once, per worker (default 1:
+    /// a crash repeats at most the message in flight).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
     /// A sent message with no delivery receipt after this long (`6h`) counts as
     /// undelivered and goes once more on the contact's next channel. Set it only
     /// when the provider's receipts reach palabre's receipt webhook.
@@ -60,6 +64,7 @@ impl SmsGatewayFile {
         Ok(Arc::new(Paced::new(
             gateway(&self.gateway)?,
             self.max_per_second,
+            self.max_in_flight,
             receipt_timeout,
         )))
     }

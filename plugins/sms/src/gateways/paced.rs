@@ -1,7 +1,8 @@
-//! A gateway's pace: at most `max_per_second` messages a second, and a whole
-//! channel that waits when the provider says it is sending too fast (429 with
-//! `Retry-After`), instead of each message discovering it on its own. Also where
-//! the gateway's receipt timeout is declared to the runtime.
+//! A gateway's pace: at most `max_per_second` messages a second, at most
+//! `max_in_flight` at once per worker, and a whole channel that waits when the
+//! provider says it is sending too fast (429 with `Retry-After`), instead of each
+//! message discovering it on its own. Also where the gateway's receipt timeout is
+//! declared to the runtime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +20,14 @@ pub struct Paced {
     /// When the next send may start.
     next: Mutex<Instant>,
     receipt_timeout: Option<Duration>,
+    max_in_flight: usize,
 }
 
 impl Paced {
     pub fn new(
         inner: Arc<dyn Connector>,
         max_per_second: Option<u32>,
+        max_in_flight: Option<usize>,
         receipt_timeout: Option<Duration>,
     ) -> Paced {
         Paced {
@@ -34,6 +37,7 @@ impl Paced {
                 .map_or(Duration::ZERO, |n| Duration::from_secs(1) / n),
             next: Mutex::new(Instant::now()),
             receipt_timeout,
+            max_in_flight: max_in_flight.unwrap_or(1).max(1),
         }
     }
 
@@ -76,5 +80,89 @@ impl Connector for Paced {
 
     fn receipt_timeout(&self) -> Option<Duration> {
         self.receipt_timeout
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers each delivery with the next of `answers`, then with success.
+    struct Scripted {
+        answers: Mutex<Vec<Result<String, DeliveryError>>>,
+    }
+
+    impl Connector for Scripted {
+        fn channel(&self) -> Channel {
+            Channel::Sms
+        }
+
+        fn name(&self) -> &str {
+            "scripted"
+        }
+
+        fn deliver<'a>(&'a self, _: &'a OutgoingMessage) -> Delivery<'a> {
+            let answer = self.answers.lock().unwrap().pop();
+            Box::pin(async move { answer.unwrap_or_else(|| Ok("ok".to_owned())) })
+        }
+    }
+
+    fn message() -> OutgoingMessage {
+        OutgoingMessage {
+            key: "k".to_owned(),
+            channel: Channel::Sms,
+            to_address: "+22376000001".to_owned(), // an invented test number
+            to_name: "Awa".to_owned(),
+            language: "fra".to_owned(),
+            subject: None,
+            body: "Rappel".to_owned(),
+            calendar: None,
+        }
+    }
+
+    /// On tokio's paused clock: sends are spaced by the rate, and a 429's
+    /// `Retry-After` holds back the whole channel, not just the message.
+    #[tokio::test(start_paused = true)]
+    async fn sends_keep_the_pace_and_a_rate_limit_pauses_the_channel() {
+        let limited = Err(DeliveryError::RateLimited {
+            retry_after: Some(Duration::from_secs(120)),
+            reason: "429".to_owned(),
+        });
+        let inner = Arc::new(Scripted {
+            answers: Mutex::new(vec![
+                limited,
+                Ok("a".into()),
+                Ok("b".into()),
+                Ok("c".into()),
+            ]),
+        });
+        let paced = Paced::new(inner, Some(4), Some(3), None);
+        assert_eq!(paced.max_in_flight(), 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            paced.deliver(&message()).await.unwrap();
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(500),
+            "three sends at 4/s"
+        );
+        let limited_at = Instant::now();
+        assert!(matches!(
+            paced.deliver(&message()).await,
+            Err(DeliveryError::RateLimited { .. })
+        ));
+        paced.deliver(&message()).await.unwrap();
+        assert!(
+            limited_at.elapsed() >= Duration::from_secs(120),
+            "{:?}",
+            limited_at.elapsed()
+        );
     }
 }
