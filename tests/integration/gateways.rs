@@ -173,6 +173,67 @@ async fn gateways_classify_transient_rate_limited_and_permanent_failures() {
     );
 }
 
+/// Every gateway, built from its configuration as `palabre serve` builds it,
+/// meets the same failing provider: 503 is transient, 429 waits for its
+/// `Retry-After`, 400 is permanent.
+#[tokio::test]
+async fn every_gateway_classifies_the_same_failures_alike() {
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe { std::env::set_var("PALABRE_TEST_CLASS_SECRET", "s") };
+    let secret = "PALABRE_TEST_CLASS_SECRET";
+    for provider in ["orange", "twilio", "infobip", "africas_talking", "generic"] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/v3/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({ "token_type": "Bearer", "access_token": "tok", "expires_in": "3600" }),
+            ))
+            .mount(&server)
+            .await;
+        for answer in [
+            ResponseTemplate::new(503).set_body_string("maintenance"),
+            ResponseTemplate::new(429).insert_header("Retry-After", "120"),
+            ResponseTemplate::new(400).set_body_json(json!({ "message": "invalid destination" })),
+        ] {
+            Mock::given(method("POST"))
+                .respond_with(answer)
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+        }
+        let uri = server.uri();
+        let config = config(match provider {
+            "orange" => json!({ "provider": provider, "base_url": uri, "sender": "22370000000",
+                "client_id_env": secret, "client_secret_env": secret }),
+            "twilio" => json!({ "provider": provider, "base_url": uri, "account_sid_env": secret,
+                "auth_token_env": secret, "from": "+15005550006" }),
+            "infobip" => json!({ "provider": provider, "base_url": uri, "api_key_env": secret,
+                "sender": "PALABRE" }),
+            "africas_talking" => json!({ "provider": provider, "base_url": uri,
+                "username": "sandbox", "api_key_env": secret }),
+            _ => json!({ "provider": provider, "url": format!("{uri}/send?to={{{{ to_digits }}}}"),
+                "method": "POST" }),
+        });
+        let gateway = palabre_sms::gateways::gateway(&config).unwrap();
+        let first = gateway.deliver(&sms()).await;
+        assert!(
+            matches!(first, Err(DeliveryError::Transient(_))),
+            "{provider}: {first:?}"
+        );
+        let second = gateway.deliver(&sms()).await;
+        assert!(
+            matches!(second, Err(DeliveryError::RateLimited { retry_after: Some(after), .. })
+                if after == Duration::from_secs(120)),
+            "{provider}: {second:?}"
+        );
+        let third = gateway.deliver(&sms()).await;
+        assert!(
+            matches!(&third, Err(DeliveryError::Permanent(e)) if e.contains("invalid destination")),
+            "{provider}: {third:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn africas_talking_reads_each_recipients_status_code() {
     let server = MockServer::start().await;
