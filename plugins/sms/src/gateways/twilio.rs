@@ -120,13 +120,13 @@ pub fn valid_signature(
     ring::hmac::verify(&key, data.as_bytes(), &given).is_ok()
 }
 
-/// Refuses a webhook request Twilio did not sign.
-pub(crate) fn check_signature(
+/// A webhook request's form, once its signature shows Twilio sent it.
+pub(crate) fn signed_form(
     request: &WebhookRequest<'_>,
-    fields: &Fields,
     auth_token: &str,
     public_url: &Option<String>,
-) -> Result<(), WebhookError> {
+) -> Result<Fields, WebhookError> {
+    let fields = Fields::read(request)?;
     let Some(base) = public_url else {
         return Err(WebhookError::NotConfigured(
             "Twilio signs the full URL it calls: set `public_url` in the Twilio gateway configuration"
@@ -138,7 +138,7 @@ pub(crate) fn check_signature(
         .ok_or_else(|| WebhookError::Unauthenticated("no X-Twilio-Signature header".to_owned()))?;
     let url = format!("{}{}", base.trim_end_matches('/'), request.path_and_query);
     if valid_signature(auth_token, &url, &fields.0, signature) {
-        Ok(())
+        Ok(fields)
     } else {
         Err(WebhookError::Unauthenticated(
             "the X-Twilio-Signature does not match".to_owned(),

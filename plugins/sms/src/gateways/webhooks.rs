@@ -61,8 +61,7 @@ impl Webhooks for ProviderWebhooks {
                 auth_token,
                 public_url,
             } => {
-                let fields = Fields::read(request)?;
-                super::twilio::check_signature(request, &fields, auth_token, public_url)?;
+                let fields = super::twilio::signed_form(request, auth_token, public_url)?;
                 super::twilio::receipt(&fields).map(|r| vec![r])
             }
             Format::AfricasTalking => {
@@ -83,8 +82,7 @@ impl Webhooks for ProviderWebhooks {
                 auth_token,
                 public_url,
             } => {
-                let fields = Fields::read(request)?;
-                super::twilio::check_signature(request, &fields, auth_token, public_url)?;
+                let fields = super::twilio::signed_form(request, auth_token, public_url)?;
                 super::twilio::inbound(&fields).map(|m| vec![m])
             }
             Format::Infobip => super::infobip::inbound(&json(request)?),
@@ -98,7 +96,7 @@ pub(crate) struct Fields(pub(crate) Vec<(String, String)>);
 
 impl Fields {
     /// A form's fields (Twilio and Africa's Talking post forms).
-    fn read(request: &WebhookRequest<'_>) -> Result<Fields, WebhookError> {
+    pub(crate) fn read(request: &WebhookRequest<'_>) -> Result<Fields, WebhookError> {
         plain(request).map(Fields)
     }
 
