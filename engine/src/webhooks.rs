@@ -40,6 +40,9 @@ pub struct Receipt {
     pub provider_id: String,
     /// The provider's status word, as it said it.
     pub status: String,
+    /// Why it failed, when the provider says (Twilio's error code, Africa's
+    /// Talking's `failureReason`, Infobip's error name).
+    pub reason: Option<String>,
     /// The provider says the recipient opted out of our messages (Twilio error
     /// 21610, Africa's Talking `UserInBlacklist`).
     pub opted_out: bool,
@@ -75,6 +78,9 @@ pub struct PlainReceipt {
     /// The id the gateway gave the message.
     pub id: String,
     pub status: String,
+    /// Why it failed, if it did and the gateway says.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// An inbound SMS in palabre's plain format (JSON or form).

@@ -461,10 +461,11 @@ fn config(value: serde_json::Value) -> GatewayConfig {
     serde_json::from_value(value).unwrap()
 }
 
-fn receipt(id: &str, status: &str, opted_out: bool) -> Receipt {
+fn receipt(id: &str, status: &str, reason: Option<&str>, opted_out: bool) -> Receipt {
     Receipt {
         provider_id: id.into(),
         status: status.into(),
+        reason: reason.map(str::to_owned),
         opted_out,
     }
 }
@@ -490,6 +491,7 @@ fn webhooks_are_read_in_each_providers_format() {
         Ok(vec![receipt(
             "00ab12cd34ef5678",
             "DeliveredToTerminal",
+            None,
             false
         )])
     );
@@ -514,15 +516,17 @@ fn webhooks_are_read_in_each_providers_format() {
     }))))
     .unwrap();
     let dr = json!({ "results": [
-        { "messageId": "ib-1", "to": "22376000001", "status": { "groupId": 3, "groupName": "DELIVERED", "name": "DELIVERED_TO_HANDSET" } },
-        { "messageId": "ib-2", "to": "22376000002", "status": { "groupId": 2, "groupName": "UNDELIVERABLE", "name": "UNDELIVERABLE_NOT_DELIVERED" } }
+        { "messageId": "ib-1", "to": "22376000001", "status": { "groupId": 3, "groupName": "DELIVERED", "name": "DELIVERED_TO_HANDSET" },
+          "error": { "groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "permanent": false } },
+        { "messageId": "ib-2", "to": "22376000002", "status": { "groupId": 2, "groupName": "UNDELIVERABLE", "name": "UNDELIVERABLE_NOT_DELIVERED" },
+          "error": { "groupId": 1, "groupName": "HANDSET_ERRORS", "id": 27, "name": "EC_ABSENT_SUBSCRIBER", "permanent": false } }
     ]})
     .to_string();
     assert_eq!(
         infobip.receipts(&request("/receipts/sms/s", &json, &dr)),
         Ok(vec![
-            receipt("ib-1", "DELIVERED", false),
-            receipt("ib-2", "UNDELIVERABLE", false)
+            receipt("ib-1", "DELIVERED", None, false),
+            receipt("ib-2", "UNDELIVERABLE", Some("EC_ABSENT_SUBSCRIBER"), false)
         ])
     );
     let mo = json!({ "results": [
@@ -546,7 +550,7 @@ fn webhooks_are_read_in_each_providers_format() {
             &form,
             "id=ATXid_1&status=Failed&phoneNumber=%2B22376000001&networkCode=61001&failureReason=UserInBlacklist&retryCount=0"
         )),
-        Ok(vec![receipt("ATXid_1", "Failed", true)])
+        Ok(vec![receipt("ATXid_1", "Failed", Some("UserInBlacklist"), true)])
     );
     assert_eq!(
         at.receipts(&request(
@@ -554,7 +558,7 @@ fn webhooks_are_read_in_each_providers_format() {
             &form,
             "id=ATXid_2&status=Success"
         )),
-        Ok(vec![receipt("ATXid_2", "Success", false)])
+        Ok(vec![receipt("ATXid_2", "Success", None, false)])
     );
     assert_eq!(
         at.inbound(&request(
@@ -603,7 +607,12 @@ fn twilio_webhooks_are_read_only_when_signed() {
     let signed = form_headers(&[("x-twilio-signature", &signature)]);
     assert_eq!(
         twilio.receipts(&request(path, &signed, body)),
-        Ok(vec![receipt("SM1", "undelivered", true)])
+        Ok(vec![receipt(
+            "SM1",
+            "undelivered",
+            Some("error 21610"),
+            true
+        )])
     );
     assert!(matches!(
         twilio.receipts(&request(path, &form_headers(&[]), body)),

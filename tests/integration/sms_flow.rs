@@ -354,7 +354,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         assert!(has(
             "undelivered",
             "c-9",
-            "undelivered; sent again by email instead"
+            "the provider reports: undelivered (error 30003); sent again by email instead"
         ));
         assert!(has("sms-stopped", "c-2", "asked to receive no more SMS"));
         assert!(has("dead-letter", "c-2", "opted out"));

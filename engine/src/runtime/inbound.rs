@@ -502,7 +502,11 @@ impl Runtime {
         let subject = self
             .store
             .record_receipt(&receipt.provider_id, &recorded, failed, now, |about| {
-                about_sent(now, event, format!("the provider reports: {status}"), about)
+                let detail = match &receipt.reason {
+                    Some(reason) => format!("the provider reports: {status} ({reason})"),
+                    None => format!("the provider reports: {status}"),
+                };
+                about_sent(now, event, detail, about)
             })
             .await?;
         let Some(subject) = subject else {

@@ -115,6 +115,7 @@ pub(crate) fn receipt(fields: &Fields) -> Result<Receipt, WebhookError> {
     Ok(Receipt {
         provider_id: fields.required("id")?,
         status: fields.required("status")?,
+        reason: fields.get("failureReason").map(str::to_owned),
         opted_out: fields.get("failureReason") == Some(BLACKLISTED),
     })
 }

@@ -74,7 +74,8 @@ fn results(body: &Value) -> Result<&Vec<Value>, WebhookError> {
         .ok_or_else(|| WebhookError::Malformed("no `results` list in the JSON body".to_owned()))
 }
 
-/// A delivery report: `results[].messageId` and `status.groupName`.
+/// A delivery report: `results[].messageId`, `status.groupName`, and
+/// `error.name` when it is not `NO_ERROR`.
 pub(crate) fn receipts(body: &Value) -> Result<Vec<Receipt>, WebhookError> {
     results(body)?
         .iter()
@@ -82,6 +83,9 @@ pub(crate) fn receipts(body: &Value) -> Result<Vec<Receipt>, WebhookError> {
             Ok(Receipt {
                 provider_id: text_at(result, "/messageId")?,
                 status: text_at(result, "/status/groupName")?,
+                reason: text_at(result, "/error/name")
+                    .ok()
+                    .filter(|name| name != "NO_ERROR"),
                 opted_out: false,
             })
         })

@@ -150,6 +150,7 @@ pub(crate) fn receipt(body: &Value) -> Result<Receipt, WebhookError> {
             body,
             "/deliveryInfoNotification/deliveryInfo/deliveryStatus",
         )?,
+        reason: None,
         opted_out: false,
     })
 }

@@ -152,6 +152,7 @@ pub(crate) fn receipt(fields: &Fields) -> Result<Receipt, WebhookError> {
     Ok(Receipt {
         provider_id: fields.required("MessageSid")?,
         status: fields.required("MessageStatus")?,
+        reason: fields.get("ErrorCode").map(|code| format!("error {code}")),
         opted_out: fields.get("ErrorCode") == Some(&STOPPED.to_string()),
     })
 }

@@ -50,10 +50,11 @@ impl Webhooks for ProviderWebhooks {
     fn receipts(&self, request: &WebhookRequest<'_>) -> Result<Vec<Receipt>, WebhookError> {
         match &self.0 {
             Format::Plain => {
-                let PlainReceipt { id, status } = plain(request)?;
+                let PlainReceipt { id, status, reason } = plain(request)?;
                 Ok(vec![Receipt {
                     provider_id: id,
                     status,
+                    reason,
                     opted_out: false,
                 }])
             }
