@@ -54,6 +54,9 @@ pub struct InboundSms {
     /// The sender's number, as the provider wrote it.
     pub from: String,
     pub text: String,
+    /// The provider's id for the message, when it gives one: a webhook the
+    /// provider delivers twice is then confirmed once.
+    pub id: Option<String>,
     /// The provider's own opt-out handling: `Some(true)` when it recorded this
     /// message as an opt-out (Twilio `OptOutType=STOP`), `Some(false)` as an
     /// opt-in; `None` when it says nothing and the text's keywords decide.
@@ -66,8 +69,14 @@ impl InboundSms {
         InboundSms {
             from: from.into(),
             text: text.into(),
+            id: None,
             opt_out: None,
         }
+    }
+
+    /// This message, with the provider's id for it.
+    pub fn with_id(self, id: Option<String>) -> InboundSms {
+        InboundSms { id, ..self }
     }
 }
 
@@ -89,6 +98,9 @@ pub struct PlainInbound {
     /// The sender's number.
     pub from: String,
     pub text: String,
+    /// The gateway's id for the message, if it gives one.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// Why a webhook request was refused.

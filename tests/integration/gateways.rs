@@ -502,7 +502,9 @@ fn webhooks_are_read_in_each_providers_format() {
     .to_string();
     assert_eq!(
         orange.inbound(&request("/inbound/sms/s", &json, &mo)),
-        Ok(vec![InboundSms::new("+22376000001", "OUI 4821")])
+        Ok(vec![
+            InboundSms::new("+22376000001", "OUI 4821").with_id(Some("mo-1".into()))
+        ])
     );
     assert!(matches!(
         orange.receipts(&request("/receipts/sms/s", &json, "{\"results\": []}")),
@@ -535,7 +537,9 @@ fn webhooks_are_read_in_each_providers_format() {
     .to_string();
     assert_eq!(
         infobip.inbound(&request("/inbound/sms/s", &json, &mo)),
-        Ok(vec![InboundSms::new("+22376000001", "NON 4821")])
+        Ok(vec![
+            InboundSms::new("+22376000001", "NON 4821").with_id(Some("mo-2".into()))
+        ])
     );
 
     // Africa's Talking: forms; a blacklisted recipient has opted out.
@@ -566,7 +570,9 @@ fn webhooks_are_read_in_each_providers_format() {
             &form,
             "from=%2B22376000001&to=12345&text=AW+4821&date=2026-12-04+10%3A00%3A00&id=mo-3&linkId=l-1"
         )),
-        Ok(vec![InboundSms::new("+22376000001", "AW 4821")])
+        Ok(vec![
+            InboundSms::new("+22376000001", "AW 4821").with_id(Some("mo-3".into()))
+        ])
     );
 
     // No gateway: palabre's plain format.
@@ -650,6 +656,7 @@ fn twilio_webhooks_are_read_only_when_signed() {
         Ok(vec![InboundSms {
             from: "+22376000001".into(),
             text: "Arrêter".into(),
+            id: Some("SM9".into()),
             opt_out: Some(true),
         }])
     );

@@ -80,6 +80,7 @@ impl Runtime {
         let InboundSms {
             from,
             text,
+            id,
             opt_out,
         } = message;
         let definitions = self.definitions();
@@ -169,7 +170,8 @@ impl Runtime {
                 }
             },
         };
-        self.confirm(&definitions, contact, &outcome, now).await?;
+        self.confirm(&definitions, contact, &outcome, id.as_deref(), now)
+            .await?;
         Ok(outcome)
     }
 
@@ -378,6 +380,7 @@ impl Runtime {
         definitions: &Definitions,
         contact: &Contact,
         outcome: &InboundOutcome,
+        provider_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), RuntimeError> {
         if !definitions.templates.contains(CONFIRMATION_TEMPLATE) {
@@ -425,8 +428,12 @@ impl Runtime {
             )
             .find(|(id, _)| *id == workflow)
             .map_or_else(String::new, |(_, title)| title.clone());
-        // One confirmation per reply: a webhook delivered twice is confirmed once.
-        let step = format!("reply@{}-{kind}", now.timestamp_millis());
+        // One confirmation per reply: a message the provider posts twice (same
+        // id) is confirmed once.
+        let step = match provider_id {
+            Some(id) => format!("reply@{id}"),
+            None => format!("reply@{}-{kind}", now.timestamp_millis()),
+        };
         let slot = Slot {
             due: now,
             zone: chrono_tz::UTC,

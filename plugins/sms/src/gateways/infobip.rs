@@ -100,7 +100,8 @@ pub(crate) fn inbound(body: &Value) -> Result<Vec<InboundSms>, WebhookError> {
             Ok(InboundSms::new(
                 format!("+{}", digits(&text_at(result, "/from")?)),
                 text_at(result, "/text")?,
-            ))
+            )
+            .with_id(text_at(result, "/messageId").ok()))
         })
         .collect()
 }

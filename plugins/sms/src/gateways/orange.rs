@@ -162,5 +162,6 @@ pub(crate) fn inbound(body: &Value) -> Result<InboundSms, WebhookError> {
     Ok(InboundSms::new(
         sender.trim_start_matches("tel:"),
         text_at(body, &format!("{message}/message"))?,
-    ))
+    )
+    .with_id(text_at(body, &format!("{message}/messageId")).ok()))
 }

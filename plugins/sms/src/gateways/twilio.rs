@@ -163,6 +163,7 @@ pub(crate) fn inbound(fields: &Fields) -> Result<InboundSms, WebhookError> {
     Ok(InboundSms {
         from: fields.required("From")?,
         text: fields.required("Body")?,
+        id: fields.get("MessageSid").map(str::to_owned),
         opt_out: match fields.get("OptOutType") {
             Some("STOP") => Some(true),
             Some("START") => Some(false),

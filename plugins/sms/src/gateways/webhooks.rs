@@ -76,8 +76,8 @@ impl Webhooks for ProviderWebhooks {
     fn inbound(&self, request: &WebhookRequest<'_>) -> Result<Vec<InboundSms>, WebhookError> {
         match &self.0 {
             Format::Plain | Format::AfricasTalking => {
-                let PlainInbound { from, text } = plain(request)?;
-                Ok(vec![InboundSms::new(from, text)])
+                let PlainInbound { from, text, id } = plain(request)?;
+                Ok(vec![InboundSms::new(from, text).with_id(id)])
             }
             Format::Twilio {
                 auth_token,
