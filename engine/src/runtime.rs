@@ -369,6 +369,7 @@ fn fire_milestone(
             reference: occurrence_reference(&def.id, plan.instant(about.due)),
             blocked_by,
             escalation: escalation.to_owned(),
+            done_by_sms: def.done_by_sms,
         };
         let slot = Slot {
             due: timer.due,

@@ -86,6 +86,8 @@ pub struct MilestoneFacts {
     pub blocked_by: String,
     /// Why it was escalated (escalation messages), or empty.
     pub escalation: String,
+    /// Whether its owner may report it done by SMS (`FAIT <reference>`).
+    pub done_by_sms: bool,
 }
 
 /// What changed about an occurrence (for the moved and cancelled notices).
@@ -226,6 +228,7 @@ impl MessageContext {
                 reference: "5127".into(),
                 blocked_by: "Logement des enseignants".into(),
                 escalation: "14 jours de retard".into(),
+                done_by_sms: true,
             }),
             case: Some(CaseFacts {
                 reference: "LT-0007".into(),
