@@ -255,6 +255,15 @@ impl Plan {
         self.definition.milestones.iter().find(|m| m.id == id)
     }
 
+    /// The short reference a milestone's messages carry and its owner quotes
+    /// (`FAIT 5127`): one per milestone, even for milestones due the same day.
+    pub fn reference(&self, milestone: &Milestone) -> String {
+        crate::plan::occurrence_reference(
+            &format!("{}/{}", self.definition.id, milestone.id),
+            self.instant(milestone.due),
+        )
+    }
+
     /// The instant a date's messages go out: `send_at` local time on that date.
     pub fn instant(&self, date: NaiveDate) -> DateTime<Utc> {
         date.and_time(self.send_at)

@@ -42,9 +42,7 @@ use crate::contacts::Contact;
 use crate::definitions::Definitions;
 use crate::ics::{self, CalendarEvent, CalendarMethod};
 use crate::milestones::{Milestone, MilestoneStep, Plan, Statuses};
-use crate::plan::{
-    Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, occurrence_reference, reach,
-};
+use crate::plan::{Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, reach};
 use crate::rules::{OverdueDecision, Rules, Subject, milestone_input};
 use crate::store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, Fallback, LedgerEntry,
@@ -121,6 +119,10 @@ pub struct RuntimeConfig {
     pub lease: TimeDelta,
     /// Timers or messages claimed at once.
     pub batch: i64,
+    /// How long (real time) deliveries keep starting from one claimed batch: a
+    /// slow channel must not hold messages past their lease, or another worker
+    /// sends them too. The rest is given back and claimed afresh. Half the lease.
+    pub batch_time: std::time::Duration,
     pub retry: RetryPolicy,
     /// The longest the loop sleeps without looking (other workers may add work).
     pub max_sleep: TimeDelta,
@@ -133,6 +135,7 @@ impl Default for RuntimeConfig {
             horizon: TimeDelta::days(40),
             lease: TimeDelta::seconds(60),
             batch: 500,
+            batch_time: std::time::Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_sleep: TimeDelta::seconds(60),
         }
@@ -366,7 +369,7 @@ fn fire_milestone(
             due: crate::calendars::format_iso_date(about.due),
             status: statuses.status(&def.id, &about.id).as_str().to_owned(),
             days_late: plan.days_late(about, now),
-            reference: occurrence_reference(&def.id, plan.instant(about.due)),
+            reference: plan.reference(about),
             blocked_by,
             escalation: escalation.to_owned(),
             done_by_sms: def.done_by_sms,
@@ -1153,6 +1156,10 @@ impl Runtime {
                 return Ok(());
             }
             let contacts = self.directory(directory, &self.definitions()).await?;
+            // Past `batch_time`, nothing more of this batch starts (but at least
+            // one message does, so that every batch makes progress).
+            let claimed_at = std::time::Instant::now();
+            let mut started = 0_usize;
             let mut pending = Vec::new();
             let mut opted_out = Vec::new();
             // Each channel's messages in claim order, up to its connector's limit
@@ -1169,7 +1176,8 @@ impl Runtime {
             loop {
                 // Claimed but not started when stopping: their leases expire, or
                 // are taken back when this worker starts again.
-                if !self.stopping.load(Ordering::SeqCst) {
+                let in_time = started == 0 || claimed_at.elapsed() < self.config.batch_time;
+                if !self.stopping.load(Ordering::SeqCst) && in_time {
                     for (channel, queue) in &mut waiting {
                         let limit = Channel::parse(channel)
                             .and_then(|c| self.connectors.get(c))
@@ -1179,6 +1187,7 @@ impl Runtime {
                             && let Some(message) = queue.pop_front()
                         {
                             *busy += 1;
+                            started += 1;
                             let span = info_span!("delivery", key = %message.id, channel = %message.channel);
                             running.push(self.deliver(contacts, message).instrument(span));
                         }
@@ -1199,12 +1208,33 @@ impl Runtime {
                 opted_out.extend(delivered.opted_out);
                 // A delivery that must not be repeated is recorded at once; repeatable
                 // ones (file outboxes) are recorded with the rest of the batch.
-                if !delivered.idempotent {
-                    self.record(&mut pending).await?;
+                if !delivered.idempotent
+                    && let Err(error) = self.record(&mut pending).await
+                {
+                    // Let the deliveries under way finish rather than cut them off
+                    // mid-request, and try once more to record what they did.
+                    while let Some(delivered) = running.next().await {
+                        pending.push(delivered.record);
+                    }
+                    if let Err(again) = self.record(&mut pending).await {
+                        warn!(%again, "delivery outcomes not recorded; their leases will expire");
+                    }
+                    return Err(error);
                 }
             }
             drop(running);
             self.record(&mut pending).await?;
+            let unstarted: Vec<String> = waiting
+                .into_values()
+                .flatten()
+                .map(|message| message.id)
+                .collect();
+            if !unstarted.is_empty() && !self.stopping.load(Ordering::SeqCst) {
+                // Out of time for this batch: give them back to be claimed afresh.
+                self.store
+                    .release_messages(&self.config.owner, &unstarted)
+                    .await?;
+            }
             // Recorded after the outcomes: a crash in between only means the next
             // message to them is refused by the provider again, and stops them then.
             if !opted_out.is_empty() {
@@ -1330,7 +1360,9 @@ impl Runtime {
                     DeliveryError::RateLimited {
                         retry_after: Some(after),
                         ..
-                    } => TimeDelta::from_std(*after).unwrap_or(self.config.retry.max_delay),
+                    } => TimeDelta::from_std(*after).map_or(self.config.retry.max_delay, |after| {
+                        after.min(self.config.retry.max_delay)
+                    }),
                     _ => self.config.retry.delay(&message.id, failures),
                 };
                 let at = now + delay;

@@ -421,6 +421,7 @@ send_at: \"08:00\"
 done_by_sms: true
 milestones:
   - { id: puits, title: Puits, owner: { role: leader, place: mopti/koro/koro }, due: 2026-12-20 }
+  - { id: ecole, title: Ecole, owner: { role: leader, place: mopti/koro/koro }, due: 2026-12-20 }
 ";
 
 /// A yes quoting a dispute's reference acknowledges it when the sender answers
@@ -502,24 +503,51 @@ async fn replies_acknowledge_disputes_and_close_milestones() {
 
         // Milestones: the owner closes one by SMS where the plan allows it.
         let definitions = runtime.definitions();
-        let due = chrono::NaiveDate::from_ymd_opt(2026, 12, 20).unwrap();
-        let reference =
-            |plan: &str| occurrence_reference(plan, definitions.plan(plan).unwrap().instant(due));
-        let outcome = reply("66445566", format!("FAIT {}", reference("plan-sms"))).await;
+        let reference = |plan: &str, milestone: &str| {
+            let plan = definitions.plan(plan).unwrap();
+            plan.reference(plan.milestone(milestone).unwrap())
+        };
+        assert_ne!(
+            reference("plan-sms", "puits"),
+            reference("plan-sms", "ecole"),
+            "due the same day, told apart"
+        );
+        let outcome = reply(
+            "66445566",
+            format!("FAIT {}", reference("plan-sms", "puits")),
+        )
+        .await;
         assert!(
             matches!(outcome, InboundOutcome::Unmatched { .. }),
             "c-2 does not own it"
         );
-        let outcome = reply("76112233", format!("FAIT {}", reference("plan-closed"))).await;
+        let outcome = reply(
+            "76112233",
+            format!("FAIT {}", reference("plan-closed", "puits")),
+        )
+        .await;
         assert!(
             matches!(outcome, InboundOutcome::Unmatched { .. }),
             "that plan does not allow it"
         );
-        let outcome = reply("76112233", format!("fait {}", reference("plan-sms"))).await;
+        let outcome = reply(
+            "76112233",
+            format!("fait {}", reference("plan-sms", "puits")),
+        )
+        .await;
         assert!(
             matches!(&outcome, InboundOutcome::MilestoneDone { plan, milestone, .. }
             if plan == "plan-sms" && milestone == "puits"),
             "{outcome:?}"
+        );
+        let outcome = reply(
+            "76112233",
+            format!("FAIT {}", reference("plan-sms", "puits")),
+        )
+        .await;
+        assert!(
+            matches!(&outcome, InboundOutcome::Unmatched { reason } if reason.contains("no open milestone")),
+            "already done: {outcome:?}"
         );
         let states = runtime.store().milestone_states().await.unwrap();
         let puits: Vec<_> = states.iter().filter(|s| s.milestone == "puits").collect();

@@ -823,11 +823,8 @@ impl Connector for Gauge {
     }
 }
 
-/// Each connector's `max_in_flight` bounds how many of its messages one worker
-/// sends at once; the default is one at a time.
-#[tokio::test]
-async fn deliveries_run_side_by_side_up_to_each_connectors_limit() {
-    use std::sync::atomic::Ordering::SeqCst;
+/// Thirty more leaders, half by SMS first and half by email first.
+async fn world_with_thirty_more_leaders() -> World {
     let world = World::new("once", None).await;
     let more: String = (10..40)
         .map(|n| {
@@ -840,15 +837,25 @@ async fn deliveries_run_side_by_side_up_to_each_connectors_limit() {
             "id,name,roles,place,phone,email,language,channels\n{more}"
         ))
         .await;
-    let gauge = |channel, limit| {
-        Arc::new(Gauge {
-            channel,
-            limit,
-            now: Default::default(),
-            most: Default::default(),
-            delivered: Default::default(),
-        })
-    };
+    world
+}
+
+fn gauge(channel: Channel, limit: usize) -> Arc<Gauge> {
+    Arc::new(Gauge {
+        channel,
+        limit,
+        now: Default::default(),
+        most: Default::default(),
+        delivered: Default::default(),
+    })
+}
+
+/// Each connector's `max_in_flight` bounds how many of its messages one worker
+/// sends at once; the default is one at a time.
+#[tokio::test]
+async fn deliveries_run_side_by_side_up_to_each_connectors_limit() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let world = world_with_thirty_more_leaders().await;
     let (sms, email) = (gauge(Channel::Sms, 4), gauge(Channel::Email, 1));
     let connectors = Connectors::default().with(sms.clone()).with(email.clone());
     let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
@@ -866,4 +873,38 @@ async fn deliveries_run_side_by_side_up_to_each_connectors_limit() {
         "15 new leaders and the mayor"
     );
     assert_eq!(email.most.load(SeqCst), 1, "one email at a time");
+}
+
+/// A batch that runs out of time (`batch_time`) gives its unstarted messages
+/// back instead of holding them to the end of their lease: with no time at all,
+/// each claim starts one message per channel, and one tick still delivers
+/// everything, each message once.
+#[tokio::test]
+async fn a_batch_out_of_time_gives_its_messages_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let world = world_with_thirty_more_leaders().await;
+    let (sms, email) = (gauge(Channel::Sms, 1), gauge(Channel::Email, 1));
+    let connectors = Connectors::default().with(sms.clone()).with(email.clone());
+    let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+    let config = RuntimeConfig {
+        owner: "a".to_owned(),
+        horizon: TimeDelta::days(14),
+        lease: TimeDelta::hours(1),
+        batch_time: std::time::Duration::ZERO,
+        ..RuntimeConfig::default()
+    };
+    let store = Store::connect(&world.url).await.unwrap();
+    let runtime = Runtime::new(
+        store,
+        world.definitions().0,
+        connectors,
+        clock.clone(),
+        config,
+    );
+    runtime.tick().await.unwrap();
+    clock.advance_to(at("2026-12-04T10:00:00Z"));
+    let report = runtime.tick().await.unwrap();
+    assert_eq!(report.sent, 33, "{report:?}");
+    assert_eq!(sms.delivered.load(SeqCst), 17);
+    assert_eq!(email.delivered.load(SeqCst), 16);
 }

@@ -222,6 +222,20 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         )
         .await;
         assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 0 }));
+        // Passing statuses neither end the wait for a receipt (Issa's `sent`) nor
+        // replace a final one (Fanta's `sent`, arriving after `delivered`).
+        for to in ["+22376000008", "+22376000009"] {
+            let done = twilio_posts(
+                &state,
+                "/receipts/sms/s3cret",
+                &[
+                    ("MessageSid", &sid(&accepted, to, "Invitation")),
+                    ("MessageStatus", "sent"),
+                ],
+            )
+            .await;
+            assert_eq!(done, serde_json::json!({ "recorded": 1, "unknown": 0 }));
+        }
 
         // Replies: yes, no, yes in Fulfulde, yes, then Issa changes his mind.
         let answers = [

@@ -15,12 +15,12 @@ use super::{Runtime, RuntimeError, queue_messages};
 use crate::contacts::{Contact, normalize_phone};
 use crate::definitions::Definitions;
 use crate::escalation::{Case, CaseState, Ladder};
-use crate::milestones::MilestoneStatus;
+use crate::milestones::{MilestoneStatus, Statuses};
 use crate::plan::{Planner, Slot, occurrence_reference, reach};
 use crate::redact;
 use crate::replies::Reply;
 use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
-use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject};
+use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject, RecordedReceipt};
 use crate::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
 use crate::webhooks::{InboundSms, Receipt};
 use crate::workflow::Channel;
@@ -163,7 +163,7 @@ impl Runtime {
                 Some(done) => done,
                 None => {
                     let reason = format!(
-                        "{}: no milestone they may close by SMS has the reference {reference}",
+                        "{}: no open milestone they may close by SMS has the reference {reference}",
                         contact.id
                     );
                     return self.unmatched(now, &masked, reason).await;
@@ -342,6 +342,7 @@ impl Runtime {
         reference: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<InboundOutcome>, RuntimeError> {
+        let statuses = Statuses::new(self.store.milestone_states().await?);
         let found = definitions
             .plans
             .iter()
@@ -351,7 +352,8 @@ impl Runtime {
                 def.milestones
                     .iter()
                     .find(|m| {
-                        occurrence_reference(&def.id, plan.instant(m.due)) == reference
+                        plan.reference(m) == reference
+                            && !statuses.status(&def.id, &m.id).is_closed()
                             && reach(std::slice::from_ref(&m.owner), &def.place, directory)
                                 .iter()
                                 .any(|c| c.id == contact.id)
@@ -428,12 +430,7 @@ impl Runtime {
             )
             .find(|(id, _)| *id == workflow)
             .map_or_else(String::new, |(_, title)| title.clone());
-        // One confirmation per reply: a message the provider posts twice (same
-        // id) is confirmed once.
-        let step = match provider_id {
-            Some(id) => format!("reply@{id}"),
-            None => format!("reply@{}-{kind}", now.timestamp_millis()),
-        };
+        let step = format!("reply@{}-{kind}", now.timestamp_millis());
         let slot = Slot {
             due: now,
             zone: chrono_tz::UTC,
@@ -465,7 +462,12 @@ impl Runtime {
         }
         .to(contact);
         let planned = Planner::new(definitions).prepare(&slot, contact, &context);
-        let key = format!("{workflow}|{}|{step}", occurrence.timestamp_millis());
+        // One confirmation per reply: a message the provider posts twice (same
+        // id) is confirmed once.
+        let key = match provider_id {
+            Some(id) => format!("reply|{id}"),
+            None => format!("{workflow}|{}|{step}", occurrence.timestamp_millis()),
+        };
         let (messages, unreachable) = queue_messages(vec![planned], &key, now, |_| None);
         self.store
             .queue_messages(&messages, &unreachable, now)
@@ -499,16 +501,18 @@ impl Runtime {
         let status = receipt.status.trim();
         let word = status.to_lowercase().replace(['_', ' ', '-'], "");
         let (recorded, event) = if DELIVERED.contains(&word.as_str()) {
-            ("delivered".to_owned(), LedgerEvent::Delivered)
+            (RecordedReceipt::Delivered, LedgerEvent::Delivered)
         } else if UNDELIVERED.contains(&word.as_str()) || receipt.opted_out {
-            ("failed".to_owned(), LedgerEvent::Undelivered)
+            (RecordedReceipt::Failed, LedgerEvent::Undelivered)
         } else {
-            (status.to_owned(), LedgerEvent::Receipt)
+            (
+                RecordedReceipt::Passing(status.to_owned()),
+                LedgerEvent::Receipt,
+            )
         };
-        let failed = event == LedgerEvent::Undelivered;
         let subject = self
             .store
-            .record_receipt(&receipt.provider_id, &recorded, failed, now, |about| {
+            .record_receipt(&receipt.provider_id, &recorded, now, |about| {
                 let detail = match &receipt.reason {
                     Some(reason) => format!("the provider reports: {status} ({reason})"),
                     None => format!("the provider reports: {status}"),

@@ -175,6 +175,25 @@ pub(crate) async fn queue_fallbacks(
 }
 
 impl Store {
+    /// Gives back the leases `owner` holds on these messages, unattempted.
+    pub async fn release_messages(&self, owner: &str, ids: &[String]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let mut params = Params::new(self.backend);
+            let owner_param = params.next();
+            let list = params.row(chunk.len());
+            let sql = format!(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner = {owner_param} AND id IN {list}"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Queues messages outside any timer (a reply's confirmation), with ledger
     /// entries, in one transaction.
     pub async fn queue_messages(

@@ -94,6 +94,34 @@ impl Store {
     }
 }
 
+/// What a delivery receipt says of a sent message, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    Delivered,
+    Failed,
+    /// A passing status, as the provider said it (`sent`, `Buffered` ...).
+    Passing(String),
+}
+
+impl Receipt {
+    /// The recorded words of the final receipts.
+    fn final_words() -> [&'static str; 2] {
+        ["delivered", "failed"]
+    }
+
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Receipt::Passing(_))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Receipt::Delivered => "delivered",
+            Receipt::Failed => "failed",
+            Receipt::Passing(word) => word,
+        }
+    }
+}
+
 /// The sent message a delivery receipt (or its absence) is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptSubject {
@@ -122,24 +150,24 @@ impl ReceiptSubject {
 }
 
 impl Store {
-    /// Records a provider's receipt (`receipt`, a word) for the message it knows
-    /// as `provider_id`; a `failed` one queues the message's fallback copy. The
-    /// message stops waiting for a receipt. `entry` makes the ledger entry.
-    /// `None` if no message has this id.
+    /// Records a provider's receipt for the message it knows as `provider_id`.
+    /// A final one (`delivered` or `failed`) ends the wait for a receipt, and a
+    /// failed one queues the message's fallback copy; a passing status (`sent`,
+    /// `buffered` ...) is kept only until a final one arrives, and never replaces
+    /// it (providers' callbacks can come out of order). `entry` makes the ledger
+    /// entry. `None` if no message has this id.
     pub async fn record_receipt(
         &self,
         provider_id: &str,
-        receipt: &str,
-        failed: bool,
+        receipt: &Receipt,
         now: DateTime<Utc>,
         entry: impl FnOnce(&ReceiptSubject) -> LedgerEntry,
     ) -> Result<Option<ReceiptSubject>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let row = sqlx::query(
-            "UPDATE outbox SET receipt = $1, awaiting_receipt_until = NULL WHERE provider_id = $2 \
-             RETURNING id, workflow, occurrence, step, contact_id, channel, fallback_channel",
+            "SELECT id, workflow, occurrence, step, contact_id, channel, fallback_channel, receipt \
+             FROM outbox WHERE provider_id = $1",
         )
-        .bind(receipt)
         .bind(provider_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -148,6 +176,26 @@ impl Store {
             return Ok(None);
         };
         let id: String = row.try_get("id")?;
+        let known: Option<String> = row.try_get("receipt")?;
+        let known_final = known
+            .as_deref()
+            .is_some_and(|r| Receipt::final_words().contains(&r));
+        if receipt.is_final() {
+            sqlx::query(
+                "UPDATE outbox SET receipt = $1, awaiting_receipt_until = NULL WHERE id = $2",
+            )
+            .bind(receipt.as_str())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        } else if !known_final {
+            sqlx::query("UPDATE outbox SET receipt = $1 WHERE id = $2")
+                .bind(receipt.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let failed = *receipt == Receipt::Failed;
         let fell_back = failed && queue_fallbacks(&mut tx, self.backend, &[&id], now).await? > 0;
         let mut subject = ReceiptSubject::read(&row)?;
         if !fell_back {

@@ -12,6 +12,11 @@ use palabre_engine::workflow::Channel;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// The longest a send waits for its turn; a channel paused for longer answers
+/// "rate limited" at once, and the runtime tries the message again after the pause
+/// (so that claimed messages do not wait out their leases).
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
 /// A connector sent through at a limited pace.
 pub struct Paced {
     inner: Arc<dyn Connector>,
@@ -44,6 +49,13 @@ impl Paced {
     async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
         {
             let mut next = self.next.lock().await;
+            let wait = next.saturating_duration_since(Instant::now());
+            if wait > MAX_WAIT {
+                return Err(DeliveryError::RateLimited {
+                    retry_after: Some(wait),
+                    reason: "the channel is paused: the provider asked to slow down".to_owned(),
+                });
+            }
             tokio::time::sleep_until(*next).await;
             *next = Instant::now() + self.spacing;
         }
@@ -96,6 +108,7 @@ mod tests {
     /// Answers each delivery with the next of `answers`, then with success.
     struct Scripted {
         answers: Mutex<Vec<Result<String, DeliveryError>>>,
+        calls: std::sync::atomic::AtomicUsize,
     }
 
     impl Connector for Scripted {
@@ -108,6 +121,7 @@ mod tests {
         }
 
         fn deliver<'a>(&'a self, _: &'a OutgoingMessage) -> Delivery<'a> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let answer = self.answers.lock().unwrap().pop();
             Box::pin(async move { answer.unwrap_or_else(|| Ok("ok".to_owned())) })
         }
@@ -127,7 +141,8 @@ mod tests {
     }
 
     /// On tokio's paused clock: sends are spaced by the rate, and a 429's
-    /// `Retry-After` holds back the whole channel, not just the message.
+    /// `Retry-After` holds back the whole channel, not just the message: the
+    /// next ones are not sent but answered "rate limited" until the pause ends.
     #[tokio::test(start_paused = true)]
     async fn sends_keep_the_pace_and_a_rate_limit_pauses_the_channel() {
         let limited = Err(DeliveryError::RateLimited {
@@ -141,8 +156,9 @@ mod tests {
                 Ok("b".into()),
                 Ok("c".into()),
             ]),
+            calls: Default::default(),
         });
-        let paced = Paced::new(inner, Some(4), Some(3), None);
+        let paced = Paced::new(inner.clone(), Some(4), Some(3), None);
         assert_eq!(paced.max_in_flight(), 3);
         let start = Instant::now();
         for _ in 0..3 {
@@ -153,16 +169,28 @@ mod tests {
             Duration::from_millis(500),
             "three sends at 4/s"
         );
-        let limited_at = Instant::now();
         assert!(matches!(
             paced.deliver(&message()).await,
             Err(DeliveryError::RateLimited { .. })
         ));
-        paced.deliver(&message()).await.unwrap();
+        let held = paced.deliver(&message()).await;
         assert!(
-            limited_at.elapsed() >= Duration::from_secs(120),
-            "{:?}",
-            limited_at.elapsed()
+            matches!(&held, Err(DeliveryError::RateLimited { retry_after: Some(after), reason })
+                if *after == Duration::from_secs(120) && reason.contains("paused")),
+            "{held:?}"
+        );
+        assert_eq!(
+            inner.calls.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "the held message never reached the provider"
+        );
+        tokio::time::advance(Duration::from_secs(118)).await;
+        let start = Instant::now();
+        assert_eq!(paced.deliver(&message()).await, Ok("ok".to_owned()));
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(2),
+            "waited out the pause's end"
         );
     }
 }
