@@ -94,7 +94,10 @@ impl Replies {
             return Replies::from_file(&RepliesFile::default());
         }
         match yaml::parse_file::<RepliesFile>(file) {
-            Ok(parsed) => Replies::from_file(&parsed.value),
+            Ok(parsed) => {
+                check_words(file, &parsed, diagnostics);
+                Replies::from_file(&parsed.value)
+            }
             Err(d) => {
                 diagnostics.push(*d);
                 Replies::default()
@@ -141,6 +144,53 @@ impl Replies {
             Reply::Done { reference }
         } else {
             Reply::NotUnderstood
+        }
+    }
+}
+
+/// Every word of the file with its meaning and its path in the file.
+fn words(file: &RepliesFile) -> Vec<(String, &'static str, &str)> {
+    let mut all = Vec::new();
+    for (meaning, map) in [("yes", &file.yes), ("no", &file.no), ("done", &file.done)] {
+        for (language, list) in map {
+            for (i, word) in list.iter().enumerate() {
+                all.push((format!("{meaning}.{language}[{i}]"), meaning, word.as_str()));
+            }
+        }
+    }
+    for (meaning, list) in [("stop", &file.stop), ("start", &file.start)] {
+        for (i, word) in list.iter().enumerate() {
+            all.push((format!("{meaning}[{i}]"), meaning, word.as_str()));
+        }
+    }
+    all
+}
+
+/// A word read as two things (`OUI` for yes and for done) could act on the wrong
+/// request; a word of punctuation alone can never be read.
+fn check_words(file: &Path, parsed: &yaml::Parsed<RepliesFile>, diagnostics: &mut Diagnostics) {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (path, meaning, word) in words(&parsed.value) {
+        let normalized = normalize(word);
+        let problem = if normalized.is_empty() {
+            Some(format!(
+                "'{word}' has no letter or digit: no reply can match it"
+            ))
+        } else {
+            match seen.insert(normalized, meaning) {
+                Some(other) if other != meaning => Some(format!(
+                    "'{word}' already means {other} (accents and case aside): a reply word means one thing"
+                )),
+                _ => None,
+            }
+        };
+        if let Some(message) = problem {
+            diagnostics.push(yaml::problem(
+                file,
+                &parsed.text,
+                parsed.map.value(&path),
+                message,
+            ));
         }
     }
 }
