@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use palabre_engine::escalation::{Case, CaseState};
 use palabre_engine::milestones::{MilestoneStatus, Statuses, TimelineRow};
 use palabre_engine::runtime::{CaseAction, NewCase};
-use palabre_engine::store::LedgerEntry;
+use palabre_engine::store::{LedgerEntry, StatusCounts};
 use palabre_engine::webhooks::{PlainInbound, PlainReceipt, WebhookError, WebhookRequest};
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
@@ -187,6 +187,16 @@ pub static ROUTES: &[RouteDoc] = &[
         response: schema::<ReceiptsDone>,
         success: 200,
         handler: || post(receipts),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/status",
+        summary: "What `palabre status` counts: timers by state, messages by state, and each channel's messages queued, sent, delivered, undelivered and dead",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<StatusCounts>,
+        success: 200,
+        handler: || get(status),
     },
     RouteDoc {
         method: "get",
@@ -740,6 +750,16 @@ async fn set_milestone(
 pub struct LedgerQuery {
     pub workflow: Option<String>,
     pub limit: Option<i64>,
+}
+
+async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<StatusCounts>, ApiError> {
+    caller(&state, &headers, Role::Observer).await?;
+    Ok(Json(
+        state.runtime.store().status(state.runtime.now()).await?,
+    ))
 }
 
 async fn ledger(

@@ -296,6 +296,18 @@ async fn cases_milestones_events_and_reports_through_the_api() {
             "{metrics}"
         );
         assert!(metrics.contains("palabre_rule_errors 0"), "{metrics}");
+        let (status, counts) = api.call("GET", "/status", Some(&observer), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let sms = counts["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == "sms")
+            .unwrap();
+        assert!(sms["queued"].as_i64().unwrap() > 0, "{counts}");
+        assert_eq!(sms["delivered"], 0, "{counts}");
+        let (status, _) = api.call("GET", "/status", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }
 

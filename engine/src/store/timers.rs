@@ -74,7 +74,7 @@ impl TimerOutcome {
 }
 
 /// What `palabre status` shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct StatusCounts {
     /// Timers planned and not yet due.
     pub due_later: i64,
@@ -95,7 +95,7 @@ pub struct StatusCounts {
 }
 
 /// Where the messages of one channel are: queued → sent → delivered or failed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChannelCounts {
     pub channel: String,
     /// Waiting for an attempt (first or retry).
