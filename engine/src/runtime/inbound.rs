@@ -66,6 +66,10 @@ pub enum InboundOutcome {
     Unmatched {
         reason: String,
     },
+    /// The provider posted a message already acted on: nothing is done again.
+    Repeated {
+        id: String,
+    },
 }
 
 /// How far ahead an answer's reference code is looked for.
@@ -83,6 +87,30 @@ impl Runtime {
             id,
             opt_out,
         } = message;
+        // Marked seen only once acted on: a reply that failed half-way is acted
+        // on when the provider posts it again.
+        if let Some(id) = id
+            && self.store.inbound_seen(id).await?
+        {
+            return Ok(InboundOutcome::Repeated { id: id.clone() });
+        }
+        let outcome = self
+            .act_on_reply(from, text, *opt_out, id.as_deref())
+            .await?;
+        if let Some(id) = id {
+            self.store.mark_inbound_seen(id, self.clock.now()).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// What [`Runtime::inbound_sms`] does with a message not seen before.
+    async fn act_on_reply(
+        &self,
+        from: &str,
+        text: &str,
+        opt_out: Option<bool>,
+        id: Option<&str>,
+    ) -> Result<InboundOutcome, RuntimeError> {
         let definitions = self.definitions();
         let now = self.clock.now();
         let number = normalize_phone(from);
@@ -170,7 +198,7 @@ impl Runtime {
                 }
             },
         };
-        self.confirm(&definitions, contact, &outcome, id.as_deref(), now)
+        self.confirm(&definitions, contact, &outcome, id, now)
             .await?;
         Ok(outcome)
     }
@@ -410,7 +438,9 @@ impl Runtime {
                 ("done", String::new(), plan.as_str(), now)
             }
             InboundOutcome::Restarted { .. } => ("restarted", String::new(), "replies", now),
-            InboundOutcome::Stopped { .. } | InboundOutcome::Unmatched { .. } => return Ok(()),
+            InboundOutcome::Stopped { .. }
+            | InboundOutcome::Unmatched { .. }
+            | InboundOutcome::Repeated { .. } => return Ok(()),
         };
         let title = definitions
             .meetings

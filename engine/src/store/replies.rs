@@ -1,4 +1,5 @@
-//! What people answer by SMS: opt-outs, and yes/no to meetings.
+//! What people answer by SMS: opt-outs, yes/no to meetings, the inbound messages
+//! already acted on; and what providers report of what we sent (receipts).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,34 @@ use super::outbox::queue_fallbacks;
 use super::{Store, StoreError, millis};
 
 impl Store {
+    /// Whether an inbound message with this provider id was already acted on.
+    pub async fn inbound_seen(&self, provider_id: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 AS seen FROM inbound_seen WHERE provider_id = $1")
+                .bind(provider_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Remembers that the inbound message with this provider id was acted on.
+    pub async fn mark_inbound_seen(
+        &self,
+        provider_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO inbound_seen (provider_id, received) VALUES ($1, $2) \
+             ON CONFLICT (provider_id) DO NOTHING",
+        )
+        .bind(provider_id)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Contacts who opted out of SMS.
     pub async fn sms_stopped(&self) -> Result<BTreeSet<String>, StoreError> {
         let rows = sqlx::query("SELECT contact_id FROM sms_stopped")
