@@ -171,7 +171,7 @@ pub static ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/inbound/sms/{secret}",
-        summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio",
+        summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio. Answers what each message did, or for Twilio the empty TwiML it expects",
         role: None,
         request: Some(schema::<PlainInbound>),
         response: schema::<Vec<palabre_engine::runtime::InboundOutcome>>,
@@ -912,7 +912,7 @@ async fn inbound_sms(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Vec<palabre_engine::runtime::InboundOutcome>>, ApiError> {
+) -> Result<Response, ApiError> {
     let messages = webhook(&state, &secret, &uri, &headers, &body, |request| {
         state.webhooks.inbound(request)
     })?;
@@ -920,5 +920,10 @@ async fn inbound_sms(
     for message in &messages {
         outcomes.push(state.runtime.inbound_sms(message).await?);
     }
-    Ok(Json(outcomes))
+    Ok(match state.webhooks.inbound_answer() {
+        Some(answer) => {
+            ([(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response()
+        }
+        None => Json(outcomes).into_response(),
+    })
 }

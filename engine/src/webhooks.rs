@@ -117,10 +117,23 @@ pub enum WebhookError {
     NotConfigured(String),
 }
 
+/// What a provider expects in answer to an inbound message, when it is not
+/// palabre's JSON (Twilio expects TwiML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundAnswer {
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
 /// Reads one provider's webhooks.
 pub trait Webhooks: Send + Sync {
     /// The delivery receipts in a request (one or several).
     fn receipts(&self, request: &WebhookRequest<'_>) -> Result<Vec<Receipt>, WebhookError>;
     /// The inbound messages in a request (one or several).
     fn inbound(&self, request: &WebhookRequest<'_>) -> Result<Vec<InboundSms>, WebhookError>;
+    /// The answer the provider expects to an inbound message; `None`: palabre's
+    /// JSON list of what each message did.
+    fn inbound_answer(&self) -> Option<InboundAnswer> {
+        None
+    }
 }

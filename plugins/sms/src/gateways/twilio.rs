@@ -6,7 +6,7 @@
 //! token), checked against the configured `public_url`.
 
 use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError, WebhookRequest};
+use palabre_engine::webhooks::{InboundAnswer, InboundSms, Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
 
 use super::webhooks::Fields;
@@ -15,6 +15,13 @@ use super::{GatewayError, client, exchange};
 pub(crate) fn default_base_url() -> String {
     "https://api.twilio.com".to_owned()
 }
+
+/// Twilio's answer to an inbound message that needs no reply from it (palabre
+/// confirms through the outbox, durably): empty TwiML.
+pub(crate) const EMPTY_TWIML: InboundAnswer = InboundAnswer {
+    content_type: "text/xml",
+    body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+};
 
 /// The error code of a recipient who replied STOP to our number.
 const STOPPED: i64 = 21610;

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use palabre_engine::webhooks::{
-    InboundSms, PlainInbound, PlainReceipt, Receipt, WebhookError, WebhookRequest, Webhooks,
+    InboundAnswer, InboundSms, PlainInbound, PlainReceipt, Receipt, WebhookError, WebhookRequest,
+    Webhooks,
 };
 use serde_json::Value;
 
@@ -89,6 +90,10 @@ impl Webhooks for ProviderWebhooks {
             Format::Infobip => super::infobip::inbound(&json(request)?),
             Format::Orange => super::orange::inbound(&json(request)?).map(|m| vec![m]),
         }
+    }
+
+    fn inbound_answer(&self) -> Option<InboundAnswer> {
+        matches!(self.0, Format::Twilio { .. }).then_some(super::twilio::EMPTY_TWIML)
     }
 }
 
