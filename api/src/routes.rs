@@ -321,28 +321,18 @@ async fn workflows(
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
     let definitions = state.runtime.definitions();
-    let view = |id: &str, kind: &str, title: &str, place: &str| WorkflowView {
-        id: id.to_owned(),
-        kind: kind.to_owned(),
-        title: title.to_owned(),
-        place: place.to_owned(),
-    };
-    let all = definitions
-        .meetings
-        .iter()
-        .map(|m| {
-            let d = &m.definition;
-            view(&d.id, "meeting", &d.title, &d.place)
-        })
-        .chain(definitions.plans.iter().map(|p| {
-            let d = &p.definition;
-            view(&d.id, "milestones", &d.title, &d.place)
-        }))
-        .chain(definitions.ladders.iter().map(|l| {
-            let d = &l.definition;
-            view(&d.id, "escalation", &d.title, &d.place)
-        }));
-    Ok(Json(all.filter(|w| caller.covers(&w.place)).collect()))
+    Ok(Json(
+        definitions
+            .workflows()
+            .filter(|w| caller.covers(w.place))
+            .map(|w| WorkflowView {
+                id: w.id.to_owned(),
+                kind: w.kind.to_owned(),
+                title: w.title.to_owned(),
+                place: w.place.to_owned(),
+            })
+            .collect(),
+    ))
 }
 
 /// A meeting occurrence, as the API lists it.
@@ -769,23 +759,7 @@ async fn ledger(
 ) -> Result<Json<Vec<LedgerEntry>>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
     let definitions = state.runtime.definitions();
-    let places: BTreeMap<&str, &str> = definitions
-        .meetings
-        .iter()
-        .map(|m| (m.definition.id.as_str(), m.definition.place.as_str()))
-        .chain(
-            definitions
-                .plans
-                .iter()
-                .map(|p| (p.definition.id.as_str(), p.definition.place.as_str())),
-        )
-        .chain(
-            definitions
-                .ladders
-                .iter()
-                .map(|l| (l.definition.id.as_str(), l.definition.place.as_str())),
-        )
-        .collect();
+    let places: BTreeMap<&str, &str> = definitions.workflows().map(|w| (w.id, w.place)).collect();
     let limit = query.limit.unwrap_or(200).clamp(1, 5_000);
     let entries = state
         .runtime

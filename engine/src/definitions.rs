@@ -189,6 +189,16 @@ pub fn folder_fingerprint(root: &Path) -> u64 {
     hash
 }
 
+/// What every kind of workflow has: a kind, an id, a title, a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkflowSummary<'d> {
+    /// `meeting`, `milestones` or `escalation`.
+    pub kind: &'static str,
+    pub id: &'d str,
+    pub title: &'d str,
+    pub place: &'d str,
+}
+
 impl Definitions {
     /// Loads the workflows folder `root`. With `only`, just those workflow files are
     /// checked (places, roles, templates, calendars and rules always come from
@@ -280,13 +290,45 @@ impl Definitions {
         }
     }
 
-    /// The ids of every workflow, of every kind.
-    pub fn workflow_ids(&self) -> impl Iterator<Item = &str> {
+    /// Every workflow, of every kind, as far as all kinds are alike.
+    pub fn workflows(&self) -> impl Iterator<Item = WorkflowSummary<'_>> {
+        fn summary<'d>(
+            kind: &'static str,
+            id: &'d str,
+            title: &'d str,
+            place: &'d str,
+        ) -> WorkflowSummary<'d> {
+            WorkflowSummary {
+                kind,
+                id,
+                title,
+                place,
+            }
+        }
         self.meetings
             .iter()
-            .map(|m| m.definition.id.as_str())
-            .chain(self.plans.iter().map(|p| p.definition.id.as_str()))
-            .chain(self.ladders.iter().map(|l| l.definition.id.as_str()))
+            .map(|m| {
+                let d = &m.definition;
+                summary("meeting", &d.id, &d.title, &d.place)
+            })
+            .chain(self.plans.iter().map(|p| {
+                let d = &p.definition;
+                summary("milestones", &d.id, &d.title, &d.place)
+            }))
+            .chain(self.ladders.iter().map(|l| {
+                let d = &l.definition;
+                summary("escalation", &d.id, &d.title, &d.place)
+            }))
+    }
+
+    /// The ids of every workflow, of every kind.
+    pub fn workflow_ids(&self) -> impl Iterator<Item = &str> {
+        self.workflows().map(|w| w.id)
+    }
+
+    /// The workflow with this id, of whatever kind.
+    pub fn workflow(&self, id: &str) -> Option<WorkflowSummary<'_>> {
+        self.workflows().find(|w| w.id == id)
     }
 
     pub fn ladder(&self, id: &str) -> Option<&Ladder> {

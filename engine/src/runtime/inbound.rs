@@ -443,23 +443,8 @@ impl Runtime {
             | InboundOutcome::Repeated { .. } => return Ok(()),
         };
         let title = definitions
-            .meetings
-            .iter()
-            .map(|m| (&m.definition.id, &m.definition.title))
-            .chain(
-                definitions
-                    .plans
-                    .iter()
-                    .map(|p| (&p.definition.id, &p.definition.title)),
-            )
-            .chain(
-                definitions
-                    .ladders
-                    .iter()
-                    .map(|l| (&l.definition.id, &l.definition.title)),
-            )
-            .find(|(id, _)| *id == workflow)
-            .map_or_else(String::new, |(_, title)| title.clone());
+            .workflow(workflow)
+            .map_or_else(String::new, |w| w.title.to_owned());
         let step = format!("reply@{}-{kind}", now.timestamp_millis());
         let slot = Slot {
             due: now,
