@@ -173,8 +173,8 @@ struct Delivered {
     record: DeliveryRecord,
     /// Whether repeating it is harmless.
     idempotent: bool,
-    /// The recipient's opt-out, when the provider reported one.
-    opted_out: Option<LedgerEntry>,
+    /// The recipient, when the provider reported they opted out.
+    opted_out: Option<String>,
 }
 
 /// The contact directory as one tick sees it: read once, indexed by id.
@@ -1238,12 +1238,9 @@ impl Runtime {
             // Recorded after the outcomes: a crash in between only means the next
             // message to them is refused by the provider again, and stops them then.
             if !opted_out.is_empty() {
-                for entry in opted_out {
-                    if let Some(contact) = &entry.contact_id {
-                        self.store
-                            .set_sms_stopped(contact, true, entry.at, &entry)
-                            .await?;
-                    }
+                for contact in &opted_out {
+                    self.switch_sms(contact, true, inbound::PROVIDER_OPT_OUT)
+                        .await?;
                 }
                 *directory = None;
             }
@@ -1394,14 +1391,7 @@ impl Runtime {
         let ledger = LedgerEntry::new(now, event, detail)
             .slot(&message.workflow, message.occurrence, &message.step)
             .recipient(&message.contact_id, Some(&message.channel));
-        let opted_out = opted_out.then(|| {
-            LedgerEntry::new(
-                now,
-                LedgerEvent::SmsStopped,
-                "the provider reports they opted out: no more SMS".to_owned(),
-            )
-            .recipient(&message.contact_id, Some("sms"))
-        });
+        let opted_out = opted_out.then(|| message.contact_id.clone());
         let record = DeliveryRecord {
             message_id: message.id,
             outcome,

@@ -132,16 +132,12 @@ impl Runtime {
         let outcome = match reply {
             reply @ (Reply::Stop | Reply::Start) => {
                 let stop = reply == Reply::Stop;
-                let (event, detail) = if stop {
-                    (LedgerEvent::SmsStopped, "asked to receive no more SMS")
+                let why = if stop {
+                    "asked to receive no more SMS"
                 } else {
-                    (LedgerEvent::SmsRestarted, "asked to receive SMS again")
+                    "asked to receive SMS again"
                 };
-                let entry = LedgerEntry::new(now, event, detail.to_owned())
-                    .recipient(&contact.id, Some("sms"));
-                self.store
-                    .set_sms_stopped(&contact.id, stop, now, &entry)
-                    .await?;
+                self.switch_sms(&contact.id, stop, why).await?;
                 let contact = contact.id.clone();
                 if stop {
                     InboundOutcome::Stopped { contact }
@@ -492,6 +488,31 @@ impl Runtime {
     }
 }
 
+/// Why SMS to a contact stop when their provider says they opted out.
+pub(super) const PROVIDER_OPT_OUT: &str = "the provider reports they opted out: no more SMS";
+
+impl Runtime {
+    /// Stops SMS to a contact (or starts them again), saying why in the ledger.
+    pub(super) async fn switch_sms(
+        &self,
+        contact: &str,
+        stop: bool,
+        why: &str,
+    ) -> Result<(), RuntimeError> {
+        let now = self.clock.now();
+        let event = if stop {
+            LedgerEvent::SmsStopped
+        } else {
+            LedgerEvent::SmsRestarted
+        };
+        let entry = LedgerEntry::new(now, event, why.to_owned()).recipient(contact, Some("sms"));
+        Ok(self
+            .store
+            .set_sms_stopped(contact, stop, now, &entry)
+            .await?)
+    }
+}
+
 /// Provider statuses that mean delivered, and that mean it never will be
 /// (Twilio, Infobip, Africa's Talking, Orange), compared without case.
 const DELIVERED: [&str; 4] = ["delivered", "success", "deliveredtoterminal", "read"];
@@ -539,14 +560,7 @@ impl Runtime {
             return Ok(false);
         };
         if receipt.opted_out && subject.channel == "sms" {
-            let entry = LedgerEntry::new(
-                now,
-                LedgerEvent::SmsStopped,
-                "the provider reports they opted out: no more SMS".to_owned(),
-            )
-            .recipient(&subject.contact_id, Some("sms"));
-            self.store
-                .set_sms_stopped(&subject.contact_id, true, now, &entry)
+            self.switch_sms(&subject.contact_id, true, PROVIDER_OPT_OUT)
                 .await?;
         }
         Ok(true)
