@@ -4,7 +4,9 @@
 //! forms, Infobip and Orange as JSON) and some sign them (Twilio's
 //! `X-Twilio-Signature`). A plugin implements [`Webhooks`] to check a request and
 //! read it into [`Receipt`]s and [`InboundSms`]; the API passes those to the
-//! runtime. Neither the engine nor the API knows a provider's format.
+//! runtime. Neither the engine nor the API knows a provider's format. What a
+//! receipt's word means (delivered, failed, still on its way) is decided here,
+//! once, as a [`DeliveryStatus`].
 
 /// One webhook request, as the API received it.
 #[derive(Debug, Clone)]
@@ -46,6 +48,71 @@ pub struct Receipt {
     /// The provider says the recipient opted out of our messages (Twilio error
     /// 21610, Africa's Talking `UserInBlacklist`).
     pub opted_out: bool,
+}
+
+/// Provider statuses that mean delivered, and that mean it never will be
+/// (Twilio, Infobip, Africa's Talking, Orange), compared without case, spaces,
+/// dashes or underscores.
+const DELIVERED: [&str; 4] = ["delivered", "success", "deliveredtoterminal", "read"];
+const UNDELIVERED: [&str; 8] = [
+    "failed",
+    "undelivered",
+    "undeliverable",
+    "rejected",
+    "expired",
+    "deliveryimpossible",
+    "absentsubscriber",
+    "deliveryfailure",
+];
+
+impl Receipt {
+    /// What this receipt says of the message.
+    pub fn delivery_status(&self) -> DeliveryStatus {
+        let status = self.status.trim();
+        let word = status.to_lowercase().replace(['_', ' ', '-'], "");
+        if DELIVERED.contains(&word.as_str()) {
+            DeliveryStatus::Delivered
+        } else if UNDELIVERED.contains(&word.as_str()) || self.opted_out {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Passing(status.to_owned())
+        }
+    }
+}
+
+/// What a receipt says of a sent message, as palabre records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Delivered,
+    Failed,
+    /// A passing status in the provider's own word (`sent`, `Buffered` ...), or
+    /// one palabre does not know: kept, never taken for final.
+    Passing(String),
+}
+
+impl DeliveryStatus {
+    /// As it was recorded (`delivered`, `failed`, or the provider's word).
+    pub fn from_recorded(word: &str) -> DeliveryStatus {
+        match word {
+            "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
+            other => DeliveryStatus::Passing(other.to_owned()),
+        }
+    }
+
+    /// The word recorded for it.
+    pub fn as_recorded(&self) -> &str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Passing(word) => word,
+        }
+    }
+
+    /// Delivered or failed: nothing later changes it.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, DeliveryStatus::Passing(_))
+    }
 }
 
 /// An SMS someone sent to palabre.

@@ -20,9 +20,9 @@ use crate::plan::{Planner, Slot, occurrence_reference, reach};
 use crate::redact;
 use crate::replies::Reply;
 use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
-use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject, RecordedReceipt};
+use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject};
 use crate::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
-use crate::webhooks::{InboundSms, Receipt};
+use crate::webhooks::{DeliveryStatus, InboundSms, Receipt};
 use crate::workflow::Channel;
 
 use super::cases::CaseAction;
@@ -513,20 +513,6 @@ impl Runtime {
     }
 }
 
-/// Provider statuses that mean delivered, and that mean it never will be
-/// (Twilio, Infobip, Africa's Talking, Orange), compared without case.
-const DELIVERED: [&str; 4] = ["delivered", "success", "deliveredtoterminal", "read"];
-const UNDELIVERED: [&str; 8] = [
-    "failed",
-    "undelivered",
-    "undeliverable",
-    "rejected",
-    "expired",
-    "deliveryimpossible",
-    "absentsubscriber",
-    "deliveryfailure",
-];
-
 impl Runtime {
     /// Records a delivery receipt: `delivered`, `failed`, or the provider's own
     /// word when it is neither (kept, not dropped). A failed message goes once
@@ -534,24 +520,19 @@ impl Runtime {
     /// the contact. False if no message has this provider id.
     pub async fn delivery_receipt(&self, receipt: &Receipt) -> Result<bool, RuntimeError> {
         let now = self.clock.now();
-        let status = receipt.status.trim();
-        let word = status.to_lowercase().replace(['_', ' ', '-'], "");
-        let (recorded, event) = if DELIVERED.contains(&word.as_str()) {
-            (RecordedReceipt::Delivered, LedgerEvent::Delivered)
-        } else if UNDELIVERED.contains(&word.as_str()) || receipt.opted_out {
-            (RecordedReceipt::Failed, LedgerEvent::Undelivered)
-        } else {
-            (
-                RecordedReceipt::Passing(status.to_owned()),
-                LedgerEvent::Receipt,
-            )
+        let status = receipt.delivery_status();
+        let event = match status {
+            DeliveryStatus::Delivered => LedgerEvent::Delivered,
+            DeliveryStatus::Failed => LedgerEvent::Undelivered,
+            DeliveryStatus::Passing(_) => LedgerEvent::Receipt,
         };
+        let said = receipt.status.trim();
         let subject = self
             .store
-            .record_receipt(&receipt.provider_id, &recorded, now, |about| {
+            .record_receipt(&receipt.provider_id, &status, now, |about| {
                 let detail = match &receipt.reason {
-                    Some(reason) => format!("the provider reports: {status} ({reason})"),
-                    None => format!("the provider reports: {status}"),
+                    Some(reason) => format!("the provider reports: {said} ({reason})"),
+                    None => format!("the provider reports: {said}"),
                 };
                 about_sent(now, event, detail, about)
             })

@@ -200,7 +200,7 @@ mod tokens;
 pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
-pub use replies::{Receipt as RecordedReceipt, ReceiptSubject};
+pub use replies::ReceiptSubject;
 pub use timers::{
     ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
 };

@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::ledger::{LedgerEntry, append};
 use super::outbox::queue_fallbacks;
 use super::{Store, StoreError, millis};
+use crate::webhooks::DeliveryStatus;
 
 impl Store {
     /// Whether an inbound message with this provider id was already acted on.
@@ -123,34 +124,6 @@ impl Store {
     }
 }
 
-/// What a delivery receipt says of a sent message, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Receipt {
-    Delivered,
-    Failed,
-    /// A passing status, as the provider said it (`sent`, `Buffered` ...).
-    Passing(String),
-}
-
-impl Receipt {
-    /// The recorded words of the final receipts.
-    fn final_words() -> [&'static str; 2] {
-        ["delivered", "failed"]
-    }
-
-    pub fn is_final(&self) -> bool {
-        !matches!(self, Receipt::Passing(_))
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            Receipt::Delivered => "delivered",
-            Receipt::Failed => "failed",
-            Receipt::Passing(word) => word,
-        }
-    }
-}
-
 /// The sent message a delivery receipt (or its absence) is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptSubject {
@@ -188,7 +161,7 @@ impl Store {
     pub async fn record_receipt(
         &self,
         provider_id: &str,
-        receipt: &Receipt,
+        status: &DeliveryStatus,
         now: DateTime<Utc>,
         entry: impl FnOnce(&ReceiptSubject) -> LedgerEntry,
     ) -> Result<Option<ReceiptSubject>, StoreError> {
@@ -208,23 +181,23 @@ impl Store {
         let known: Option<String> = row.try_get("receipt")?;
         let known_final = known
             .as_deref()
-            .is_some_and(|r| Receipt::final_words().contains(&r));
-        if receipt.is_final() {
+            .is_some_and(|word| DeliveryStatus::from_recorded(word).is_final());
+        if status.is_final() {
             sqlx::query(
                 "UPDATE outbox SET receipt = $1, awaiting_receipt_until = NULL WHERE id = $2",
             )
-            .bind(receipt.as_str())
+            .bind(status.as_recorded())
             .bind(&id)
             .execute(&mut *tx)
             .await?;
         } else if !known_final {
             sqlx::query("UPDATE outbox SET receipt = $1 WHERE id = $2")
-                .bind(receipt.as_str())
+                .bind(status.as_recorded())
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let failed = *receipt == Receipt::Failed;
+        let failed = *status == DeliveryStatus::Failed;
         let fell_back = failed && queue_fallbacks(&mut tx, self.backend, &[&id], now).await? > 0;
         let mut subject = ReceiptSubject::read(&row)?;
         if !fell_back {
