@@ -217,6 +217,18 @@ impl Store {
         now: DateTime<Utc>,
         entry: impl Fn(&ReceiptSubject) -> LedgerEntry,
     ) -> Result<usize, StoreError> {
+        // Asked at every tick: a read on the partial index first, so that a tick
+        // with nothing to do takes no write lock.
+        let due = sqlx::query(
+            "SELECT 1 AS due FROM outbox \
+             WHERE awaiting_receipt_until IS NOT NULL AND awaiting_receipt_until <= $1 LIMIT 1",
+        )
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write_transaction().await?;
         let rows = sqlx::query(
             "UPDATE outbox SET awaiting_receipt_until = NULL \
@@ -226,10 +238,6 @@ impl Store {
         .bind(millis(now))
         .fetch_all(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            tx.rollback().await?;
-            return Ok(0);
-        }
         let mut ids = Vec::with_capacity(rows.len());
         let mut ledger = Vec::with_capacity(rows.len());
         for row in &rows {
