@@ -166,6 +166,14 @@ pub struct TickReport {
     pub dead: usize,
 }
 
+/// One channel's messages of a claimed batch: those waiting, and how many may be
+/// (and are) in flight.
+struct Lane {
+    limit: usize,
+    busy: usize,
+    queue: VecDeque<ClaimedMessage>,
+}
+
 /// One delivery attempt, ready to record.
 struct Delivered {
     /// The channel it went on, as the outbox names it.
@@ -1164,29 +1172,30 @@ impl Runtime {
             let mut opted_out = Vec::new();
             // Each channel's messages in claim order, up to its connector's limit
             // in flight at once; channels go side by side.
-            let mut waiting: BTreeMap<String, VecDeque<ClaimedMessage>> = BTreeMap::new();
+            let mut waiting: BTreeMap<String, Lane> = BTreeMap::new();
             for message in claimed {
-                waiting
+                let lane = waiting
                     .entry(message.channel.clone())
-                    .or_default()
-                    .push_back(message);
+                    .or_insert_with(|| Lane {
+                        limit: Channel::parse(&message.channel)
+                            .and_then(|c| self.connectors.get(c))
+                            .map_or(1, |c| c.max_in_flight().max(1)),
+                        busy: 0,
+                        queue: VecDeque::new(),
+                    });
+                lane.queue.push_back(message);
             }
-            let mut in_flight: HashMap<String, usize> = HashMap::new();
             let mut running = FuturesUnordered::new();
             loop {
                 // Claimed but not started when stopping: their leases expire, or
                 // are taken back when this worker starts again.
                 let in_time = started == 0 || claimed_at.elapsed() < self.config.batch_time;
                 if !self.stopping.load(Ordering::SeqCst) && in_time {
-                    for (channel, queue) in &mut waiting {
-                        let limit = Channel::parse(channel)
-                            .and_then(|c| self.connectors.get(c))
-                            .map_or(1, |c| c.max_in_flight().max(1));
-                        let busy = in_flight.entry(channel.clone()).or_default();
-                        while *busy < limit
-                            && let Some(message) = queue.pop_front()
+                    for lane in waiting.values_mut() {
+                        while lane.busy < lane.limit
+                            && let Some(message) = lane.queue.pop_front()
                         {
-                            *busy += 1;
+                            lane.busy += 1;
                             started += 1;
                             let span = info_span!("delivery", key = %message.id, channel = %message.channel);
                             running.push(self.deliver(contacts, message).instrument(span));
@@ -1196,8 +1205,8 @@ impl Runtime {
                 let Some(delivered) = running.next().await else {
                     break;
                 };
-                if let Some(busy) = in_flight.get_mut(&delivered.channel) {
-                    *busy -= 1;
+                if let Some(lane) = waiting.get_mut(&delivered.channel) {
+                    lane.busy -= 1;
                 }
                 match delivered.record.outcome {
                     DeliveryOutcome::Sent { .. } => report.sent += 1,
@@ -1226,7 +1235,7 @@ impl Runtime {
             self.record(&mut pending).await?;
             let unstarted: Vec<String> = waiting
                 .into_values()
-                .flatten()
+                .flat_map(|lane| lane.queue)
                 .map(|message| message.id)
                 .collect();
             if !unstarted.is_empty() && !self.stopping.load(Ordering::SeqCst) {
