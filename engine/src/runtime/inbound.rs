@@ -228,20 +228,18 @@ impl Runtime {
     ) -> Result<Option<InboundOutcome>, RuntimeError> {
         let found = definitions.meetings.iter().find_map(|meeting| {
             let def = &meeting.definition;
-            reach(&def.recipients, &def.place, directory)
-                .iter()
-                .any(|c| c.id == contact.id)
-                .then(|| {
-                    meeting
-                        .recurrence
-                        .between(now - TimeDelta::days(1), now + ANSWER_WINDOW, 1_000)
-                        .into_iter()
-                        .find(|o| occurrence_reference(&def.id, *o) == reference)
-                        .map(|o| (meeting, o))
-                })
-                .flatten()
+            let invited = reach(&def.recipients, &def.place, directory);
+            if !invited.iter().any(|c| c.id == contact.id) {
+                return None;
+            }
+            meeting
+                .recurrence
+                .between(now - TimeDelta::days(1), now + ANSWER_WINDOW, 1_000)
+                .into_iter()
+                .find(|o| occurrence_reference(&def.id, *o) == reference)
+                .map(|o| (meeting, o, invited))
         });
-        let Some((meeting, occurrence)) = found else {
+        let Some((meeting, occurrence, invited)) = found else {
             return Ok(None);
         };
         let def = &meeting.definition;
@@ -257,7 +255,6 @@ impl Runtime {
             .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
             .await?;
         let answers = self.store.responses(&def.id, occurrence).await?;
-        let invited = reach(&def.recipients, &def.place, directory);
         let rules = &definitions.rules;
         let quorum = rules.decide::<QuorumDecision>(
             &def.place,
