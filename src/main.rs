@@ -1640,6 +1640,7 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                     &[
                         "channel",
                         "queued",
+                        "retrying",
                         "sent",
                         "delivered",
                         "undelivered",
@@ -1649,6 +1650,7 @@ async fn status(format: Format, sources: &Sources, out: &mut String) -> anyhow::
                         vec![
                             c.channel.clone(),
                             c.queued.to_string(),
+                            c.retrying.to_string(),
                             c.sent.to_string(),
                             c.delivered.to_string(),
                             c.undelivered.to_string(),

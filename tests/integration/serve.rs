@@ -182,7 +182,7 @@ async fn a_meetings_mails_arrive_on_schedule_through_smtp() {
         assert_eq!(counts["counts"]["fired"], 3, "{}", status.stdout);
         assert_eq!(
             counts["counts"]["channels"],
-            serde_json::json!([{ "channel": "email", "queued": 0, "sent": 9, "delivered": 0,
+            serde_json::json!([{ "channel": "email", "queued": 0, "retrying": 0, "sent": 9, "delivered": 0,
                 "undelivered": 0, "dead_lettered": 0 }]),
             "{}",
             status.stdout
@@ -192,7 +192,7 @@ async fn a_meetings_mails_arrive_on_schedule_through_smtp() {
             table
                 .lines()
                 .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                    == ["email", "0", "9", "0", "0", "0"]),
+                    == ["email", "0", "0", "9", "0", "0", "0"]),
             "{table}"
         );
     }

@@ -100,6 +100,8 @@ pub struct ChannelCounts {
     pub channel: String,
     /// Waiting for an attempt (first or retry).
     pub queued: i64,
+    /// Of those queued, the ones that failed before and will be retried.
+    pub retrying: i64,
     /// Accepted by the provider.
     pub sent: i64,
     /// Of those sent, confirmed delivered by a receipt.
@@ -468,26 +470,25 @@ impl Store {
                (SELECT COUNT(*) FROM timers WHERE state = 'pending' AND due <= $1) AS late, \
                (SELECT COUNT(*) FROM timers WHERE state = 'fired') AS fired, \
                (SELECT COUNT(*) FROM timers WHERE state = 'skipped') AS skipped, \
-               (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts = 0) AS queued, \
-               (SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts > 0) AS retrying, \
-               (SELECT COUNT(*) FROM outbox WHERE state = 'sent') AS sent, \
-               (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS dead_lettered, \
                (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error') AS rule_errors",
         )
         .bind(millis(now))
         .fetch_one(&self.pool)
         .await?;
+        // The outbox is read once, by channel; the totals are their sums.
+        let channels = self.channel_counts().await?;
+        let total = |count: fn(&ChannelCounts) -> i64| channels.iter().map(count).sum::<i64>();
         Ok(StatusCounts {
             due_later: row.try_get("due_later")?,
             late: row.try_get("late")?,
             fired: row.try_get("fired")?,
             skipped: row.try_get("skipped")?,
-            queued: row.try_get("queued")?,
-            retrying: row.try_get("retrying")?,
-            sent: row.try_get("sent")?,
-            dead_lettered: row.try_get("dead_lettered")?,
+            queued: total(|c| c.queued - c.retrying),
+            retrying: total(|c| c.retrying),
+            sent: total(|c| c.sent),
+            dead_lettered: total(|c| c.dead_lettered),
             rule_errors: row.try_get("rule_errors")?,
-            channels: self.channel_counts().await?,
+            channels,
         })
     }
 
@@ -496,6 +497,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT channel, \
                SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
+               SUM(CASE WHEN state = 'queued' AND attempts > 0 THEN 1 ELSE 0 END) AS retrying, \
                SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
                SUM(CASE WHEN state = 'sent' AND receipt = 'delivered' THEN 1 ELSE 0 END) AS delivered, \
                SUM(CASE WHEN state = 'sent' AND receipt = 'failed' THEN 1 ELSE 0 END) AS undelivered, \
@@ -509,6 +511,7 @@ impl Store {
                 Ok(ChannelCounts {
                     channel: r.try_get("channel")?,
                     queued: r.try_get("queued")?,
+                    retrying: r.try_get("retrying")?,
                     sent: r.try_get("sent")?,
                     delivered: r.try_get("delivered")?,
                     undelivered: r.try_get("undelivered")?,
