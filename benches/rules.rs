@@ -16,12 +16,15 @@
 //!
 //! Scripts are compiled once, at load; one thread.
 
+// A bench is a measurement harness: a broken set-up stops it with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use palabre_engine::definitions::{Definitions, Meeting};
-use palabre_engine::rules::{ScheduleDecision, Subject, meeting_input};
+use palabre_plan::definitions::{Definitions, Meeting};
+use palabre_rules::{ScheduleDecision, Subject, meeting_input};
 
 fn decide_all(definitions: &Definitions, meeting: &Meeting, calls: usize) -> (f64, usize) {
     let rules = &definitions.rules;
@@ -62,8 +65,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
-    let (definitions, diagnostics) =
-        Definitions::load(&root, None, &[&palabre_sms::SmsRuleFunctions]);
+    let (definitions, diagnostics) = Definitions::load(&root, None, palabre_sms::RULE_FUNCTIONS);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
     for (label, id) in [
         ("typical (Koro: national.rhai)", "dialogue-koro"),

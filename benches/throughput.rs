@@ -12,18 +12,21 @@
 //! last recorded delivery. *Idle*: M timers pending in the future; the serve loop
 //! runs for 10 s of wall time; CPU time and resident memory are read from /proc.
 
+// A bench is a measurement harness: a broken set-up stops it with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use palabre_engine::clock::{Clock, SystemClock, VirtualClock};
-use palabre_engine::connector::{Connector, Connectors, Delivery, OutgoingMessage};
-use palabre_engine::contacts::Contact;
-use palabre_engine::definitions::Definitions;
+use palabre_core::channel::Channel;
+use palabre_core::clock::{Clock, SystemClock, VirtualClock};
+use palabre_core::connector::{Connector, Connectors, Delivery, OutgoingMessage};
 use palabre_engine::runtime::{Runtime, RuntimeConfig};
-use palabre_engine::store::{PlannedTimer, Store};
-use palabre_engine::workflow::Channel;
+use palabre_lang::contacts::Contact;
+use palabre_plan::definitions::Definitions;
+use palabre_store::{PlannedTimer, Store};
 
 /// Accepts everything, instantly.
 struct NullConnector;
@@ -74,8 +77,7 @@ fn definitions(dir: &Path, with_workflow: bool) -> Definitions {
     if with_workflow {
         std::fs::write(root.join("bench.yaml"), WORKFLOW).unwrap();
     }
-    let (definitions, diagnostics) =
-        Definitions::load(&root, None, &[&palabre_sms::SmsRuleFunctions]);
+    let (definitions, diagnostics) = Definitions::load(&root, None, palabre_sms::RULE_FUNCTIONS);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
     definitions
 }

@@ -8,15 +8,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use palabre_engine::clock::{Clock, SystemClock};
-use palabre_engine::definitions::Definitions;
+use palabre_core::clock::{Clock, SystemClock};
+use palabre_plan::definitions::Definitions;
 
 fn main() -> ExitCode {
     let root = std::env::args()
         .nth(1)
         .map_or_else(|| PathBuf::from("workflows"), PathBuf::from);
-    let (definitions, diagnostics) =
-        Definitions::load(&root, None, &[&palabre_sms::SmsRuleFunctions]);
+    let (definitions, diagnostics) = Definitions::load(&root, None, palabre_sms::RULE_FUNCTIONS);
     if diagnostics.has_errors() {
         for d in diagnostics.sorted() {
             eprintln!("{d}\n");

@@ -2,6 +2,8 @@
 //! `palabre-engine`; this file parses arguments, calls the engine, prints, and
 //! maps outcomes to exit codes (0 ok, 1 invalid input, 2 usage or I/O error).
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,23 +14,29 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use palabre_core::channel::Channel;
+use palabre_core::clock::{Clock, SystemClock, VirtualClock};
+use palabre_core::connector::Connectors;
+use palabre_core::diagnostic::Diagnostics;
+use palabre_core::offset::Offset;
+use palabre_core::redact;
+use palabre_core::rule_function::RuleFunction;
 use palabre_email::{EmailConnector, Security, SmtpConfig};
-use palabre_engine::clock::{Clock, SystemClock, VirtualClock};
-use palabre_engine::connector::Connectors;
-use palabre_engine::contacts::{self, Contact, DirectoryRules};
-use palabre_engine::definitions::{self, Definitions};
-use palabre_engine::diagnostic::Diagnostics;
-use palabre_engine::offset::Offset;
-use palabre_engine::plan::{self, Changes, PlannedMessage, Planner};
-use palabre_engine::rules::{self as engine_rules, RuleExtension};
 use palabre_engine::runtime::{Runtime, RuntimeConfig, RuntimeError};
-use palabre_engine::store::{self, DEFAULT_URL, Store};
-use palabre_engine::{milestones, places, redact, workflow};
-use palabre_sms::{SmsOutbox, SmsRuleFunctions};
+use palabre_lang::contacts::{self, Contact, DirectoryRules};
+use palabre_lang::files::folder_fingerprint;
+use palabre_lang::occurrence::Changes;
+use palabre_lang::{milestones, places};
+use palabre_plan::definitions::Definitions;
+use palabre_plan::planner::{self, PlannedMessage, Planner};
+use palabre_plan::schema::{self, SchemaKind};
+use palabre_rules as engine_rules;
+use palabre_sms::SmsOutbox;
+use palabre_store::{self as store, DEFAULT_URL, Store};
 
 /// What plugins add to the rule language. Plugins are linked in, so their
 /// functions exist whether or not their connector is configured.
-const RULE_EXTENSIONS: &[&dyn RuleExtension] = &[&SmsRuleFunctions];
+const RULE_EXTENSIONS: &[RuleFunction] = palabre_sms::RULE_FUNCTIONS;
 
 #[derive(Parser)]
 #[command(
@@ -62,17 +70,17 @@ enum SchemaFor {
     Escalation,
 }
 
-impl From<SchemaFor> for workflow::SchemaKind {
+impl From<SchemaFor> for SchemaKind {
     fn from(kind: SchemaFor) -> Self {
         match kind {
-            SchemaFor::Workflow => workflow::SchemaKind::Workflow,
-            SchemaFor::Places => workflow::SchemaKind::Places,
-            SchemaFor::Roles => workflow::SchemaKind::Roles,
-            SchemaFor::Template => workflow::SchemaKind::Template,
-            SchemaFor::Calendar => workflow::SchemaKind::Calendar,
-            SchemaFor::RuleCases => workflow::SchemaKind::RuleCases,
-            SchemaFor::Milestones => workflow::SchemaKind::Milestones,
-            SchemaFor::Escalation => workflow::SchemaKind::Escalation,
+            SchemaFor::Workflow => SchemaKind::Workflow,
+            SchemaFor::Places => SchemaKind::Places,
+            SchemaFor::Roles => SchemaKind::Roles,
+            SchemaFor::Template => SchemaKind::Template,
+            SchemaFor::Calendar => SchemaKind::Calendar,
+            SchemaFor::RuleCases => SchemaKind::RuleCases,
+            SchemaFor::Milestones => SchemaKind::Milestones,
+            SchemaFor::Escalation => SchemaKind::Escalation,
         }
     }
 }
@@ -471,7 +479,7 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<Outcome> {
             writeln!(
                 out,
                 "{}",
-                serde_json::to_string_pretty(&workflow::schema(kind.into()))?
+                serde_json::to_string_pretty(&schema::schema(kind.into()))?
             )?;
             Ok(Outcome::Ok)
         }
@@ -659,7 +667,7 @@ async fn milestones(
         .collect();
     match format {
         TimelineFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        TimelineFormat::Ics => out.push_str(&palabre_engine::ics::todos(&rows, now)),
+        TimelineFormat::Ics => out.push_str(&palabre_lang::ics::todos(&rows, now)),
         TimelineFormat::Table => print_table(
             out,
             &[
@@ -1012,14 +1020,14 @@ fn sms_segments(
     root: &Path,
     diagnostics: &mut Diagnostics,
 ) -> anyhow::Result<()> {
-    let sample = palabre_engine::templates::MessageContext::sample();
+    let sample = palabre_lang::templates::MessageContext::sample();
     let mut err = std::io::stderr().lock();
     for template in definitions.templates.names() {
         for language in definitions.templates.sms_languages(template) {
             let Ok(rendered) =
                 definitions
                     .templates
-                    .render(template, workflow::Channel::Sms, language, &sample)
+                    .render(template, Channel::Sms, language, &sample)
             else {
                 continue;
             };
@@ -1036,9 +1044,9 @@ fn sms_segments(
                 ),
             )?;
             if size.segments > SMS_MAX_SEGMENTS {
-                diagnostics.push(palabre_engine::diagnostic::Diagnostic::warning(
+                diagnostics.push(palabre_core::diagnostic::Diagnostic::warning(
                     root.join("templates").join(format!("{template}.yaml")),
-                    palabre_engine::diagnostic::Position::START,
+                    palabre_core::diagnostic::Position::START,
                     format!(
                         "the {language} SMS is {} segments ({encoding}) with sample values; more than {SMS_MAX_SEGMENTS} costs more (shorten it, or set sms_gsm: true)",
                         size.segments
@@ -1198,7 +1206,7 @@ async fn preview(
     if !(1..=366).contains(&options.days) {
         bail!("--days must be between 1 and 366");
     }
-    let (start, until) = plan::window(
+    let (start, until) = planner::window(
         parse_from(options.from.as_deref(), &SystemClock)?,
         options.days,
     );
@@ -1251,7 +1259,7 @@ async fn preview(
 
 /// The segments an SMS is sent in; `None` for other channels.
 fn sms_segment_count(message: &PlannedMessage) -> Option<usize> {
-    (message.channel == Some(workflow::Channel::Sms))
+    (message.channel == Some(Channel::Sms))
         .then_some(message.body.as_deref())
         .flatten()
         .map(|body| palabre_sms::encoding::sms_size(body).segments)
@@ -1351,7 +1359,7 @@ fn sms_gateway_file(
     args.sms_gateway
         .as_ref()
         .map(|file| {
-            palabre_engine::yaml::parse_file::<palabre_sms::gateways::SmsGatewayFile>(file)
+            palabre_lang::yaml::parse_file::<palabre_sms::gateways::SmsGatewayFile>(file)
                 .map(|parsed| parsed.value)
                 .map_err(|d| anyhow::anyhow!("{d}"))
         })
@@ -1383,7 +1391,7 @@ fn connectors(
         })?,
         None => EmailConnector::files(args.outbox.clone(), &args.from)?,
     };
-    let sms: Arc<dyn palabre_engine::connector::Connector> = match gateway {
+    let sms: Arc<dyn palabre_core::connector::Connector> = match gateway {
         Some(file) => file.connector()?,
         None => Arc::new(SmsOutbox::new(args.outbox.join("sms"))?),
     };
@@ -1426,7 +1434,7 @@ async fn reload_on_change(
     }
     loop {
         tokio::time::sleep(every).await;
-        let fingerprint = definitions::folder_fingerprint(root);
+        let fingerprint = folder_fingerprint(root);
         if fingerprint == known {
             continue;
         }
@@ -1458,7 +1466,7 @@ async fn reload_on_change(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
-    let fingerprint = definitions::folder_fingerprint(&args.sources.workflows);
+    let fingerprint = folder_fingerprint(&args.sources.workflows);
     let mut definitions = match load_definitions(&args.sources.workflows)? {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),

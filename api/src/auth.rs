@@ -8,8 +8,8 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use palabre_engine::places::Places;
-use palabre_engine::store::{Store, StoreError, StoredToken};
+use palabre_lang::places::Places;
+use palabre_store::{Store, StoreError, StoredToken};
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// What a token may do. Each role may do what the ones before it may.

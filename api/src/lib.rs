@@ -20,8 +20,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use palabre_core::webhooks::Webhooks;
 use palabre_engine::runtime::Runtime;
-use palabre_engine::webhooks::Webhooks;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -76,8 +76,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<palabre_engine::store::StoreError> for ApiError {
-    fn from(error: palabre_engine::store::StoreError) -> ApiError {
+impl From<palabre_store::StoreError> for ApiError {
+    fn from(error: palabre_store::StoreError) -> ApiError {
         tracing::warn!(%error, "store error in an API call");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

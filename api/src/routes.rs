@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
-use palabre_engine::escalation::{Case, CaseState};
-use palabre_engine::milestones::{MilestoneStatus, Statuses, TimelineRow};
+use palabre_core::webhooks::{PlainInbound, PlainReceipt, WebhookError, WebhookRequest};
 use palabre_engine::runtime::{CaseAction, NewCase};
-use palabre_engine::store::{LedgerEntry, StatusCounts};
-use palabre_engine::webhooks::{PlainInbound, PlainReceipt, WebhookError, WebhookRequest};
+use palabre_lang::escalation::{Case, CaseState};
+use palabre_lang::milestones::{MilestoneStatus, Statuses, TimelineRow};
+use palabre_store::{LedgerEntry, StatusCounts};
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -372,7 +372,7 @@ async fn instances(
         if !caller.covers(&meeting.definition.place) {
             return Err(out_of_scope(&caller));
         }
-        let changes = palabre_engine::plan::Changes::new(store.occurrence_changes().await?);
+        let changes = palabre_lang::occurrence::Changes::new(store.occurrence_changes().await?);
         let mut next = Vec::new();
         let mut cursor = now;
         while next.len() < NEXT_OCCURRENCES {
@@ -672,7 +672,7 @@ async fn milestones(
         .filter(|p| caller.covers(&p.definition.place))
         .filter(|p| {
             query.place.as_deref().is_none_or(|place| {
-                palabre_engine::places::Places::contains(place, &p.definition.place)
+                palabre_lang::places::Places::contains(place, &p.definition.place)
             })
         })
         .flat_map(|p| p.timeline(&statuses, now))

@@ -36,20 +36,24 @@ mod inbound;
 pub use cases::{CaseAction, NewCase};
 pub use inbound::InboundOutcome;
 
-use crate::clock::Clock;
-use crate::connector::{Connectors, DeliveryError, OutgoingMessage};
-use crate::contacts::Contact;
-use crate::definitions::Definitions;
-use crate::ics::{self, CalendarEvent, CalendarMethod};
-use crate::milestones::{Milestone, MilestoneStep, Plan, Statuses};
-use crate::plan::{Changes, Fire, OccurrenceChange, PlannedMessage, Planner, Slot, reach};
-use crate::rules::{OverdueDecision, Rules, Subject, milestone_input};
-use crate::store::{
+use palabre_core::channel::Channel;
+use palabre_core::clock::Clock;
+use palabre_core::connector::{Connectors, DeliveryError, OutgoingMessage};
+use palabre_lang::contacts::Contact;
+use palabre_lang::ics::{self, CalendarEvent, CalendarMethod};
+use palabre_lang::meeting::{Misfire, RecipientGroup};
+use palabre_lang::milestones::{Milestone, MilestoneStep, Plan, Statuses};
+use palabre_lang::occurrence::Changes;
+use palabre_lang::occurrence::OccurrenceChange;
+use palabre_lang::templates::{MessageContext, MilestoneFacts};
+use palabre_plan::definitions::Definitions;
+use palabre_plan::planner::{Fire, PlannedMessage, Planner, Slot};
+use palabre_plan::recipients::reach;
+use palabre_rules::{OverdueDecision, Rules, Subject, milestone_input};
+use palabre_store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, Fallback, LedgerEntry,
     LedgerEvent, PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
 };
-use crate::templates::{MessageContext, MilestoneFacts};
-use crate::workflow::{Channel, Misfire, RecipientGroup};
 
 /// What can stop the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +106,8 @@ impl RetryPolicy {
             .checked_mul(2_i32.saturating_pow(exponent))
             .unwrap_or(self.max_delay)
             .min(self.max_delay);
-        let spread = crate::fingerprint::fnv1a([key.as_bytes(), &failures.to_le_bytes()]) % 401; // 0..=400
+        let spread =
+            palabre_core::fingerprint::fnv1a([key.as_bytes(), &failures.to_le_bytes()]) % 401; // 0..=400
         let permille = 800 + i64::try_from(spread).unwrap_or(200); // 800..=1200
         TimeDelta::milliseconds(base.num_milliseconds() * permille / 1000)
     }
@@ -270,7 +275,7 @@ fn definition_hash(definition: &impl serde::Serialize, place: &str, rules: &Rule
     let rules = rules.fingerprint(place).to_le_bytes();
     format!(
         "{:016x}",
-        crate::fingerprint::fnv1a([text.as_bytes(), &rules])
+        palabre_core::fingerprint::fnv1a([text.as_bytes(), &rules])
     )
 }
 
@@ -374,7 +379,7 @@ fn fire_milestone(
         let facts = MilestoneFacts {
             id: about.id.clone(),
             title: about.title.clone(),
-            due: crate::calendars::format_iso_date(about.due),
+            due: palabre_lang::calendars::format_iso_date(about.due),
             status: statuses.status(&def.id, &about.id).as_str().to_owned(),
             days_late: plan.days_late(about, now),
             reference: plan.reference(about),

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use palabre_api::auth::{Role, create_token};
 use palabre_api::{ApiState, router};
-use palabre_engine::clock::VirtualClock;
+use palabre_core::clock::VirtualClock;
 use palabre_engine::runtime::Runtime;
 use serde_json::{Value, json};
 use tower::ServiceExt;

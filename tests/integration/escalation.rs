@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use palabre_engine::clock::{Clock, VirtualClock};
+use palabre_core::clock::{Clock, VirtualClock};
 use palabre_engine::runtime::{CaseAction, NewCase};
 
 use crate::runtime::{Recorder, at, run_until, worlds};

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use palabre_engine::connector::{Connector, DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError, WebhookRequest};
-use palabre_engine::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_core::connector::{Connector, DeliveryError, OutgoingMessage};
+use palabre_core::webhooks::{InboundSms, Receipt, WebhookError, WebhookRequest};
 use palabre_sms::gateways::{
     AfricasTalking, GatewayConfig, Infobip, Orange, Twilio, valid_signature, webhooks,
 };

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use palabre_engine::clock::VirtualClock;
-use palabre_engine::milestones::MilestoneStatus;
+use palabre_core::clock::VirtualClock;
+use palabre_lang::milestones::MilestoneStatus;
 
 use crate::runtime::{Recorder, at, run_until, worlds};
 use crate::util::{palabre, workspace};
@@ -171,7 +171,7 @@ async fn a_plan_runs_a_quarter_with_reminders_escalation_slips_and_done() {
 }
 
 fn clock_now(clock: &VirtualClock) -> DateTime<Utc> {
-    use palabre_engine::clock::Clock;
+    use palabre_core::clock::Clock;
     clock.now()
 }
 

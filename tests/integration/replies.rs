@@ -8,10 +8,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use palabre_api::{ApiState, router};
-use palabre_engine::clock::VirtualClock;
-use palabre_engine::plan::occurrence_reference;
+use palabre_core::clock::VirtualClock;
+use palabre_core::webhooks::InboundSms;
 use palabre_engine::runtime::InboundOutcome;
-use palabre_engine::webhooks::InboundSms;
+use palabre_lang::occurrence::occurrence_reference;
 use tower::ServiceExt;
 
 use crate::runtime::{Recorder, at, run_until, worlds};
@@ -223,8 +223,8 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 /// contact has an address and the step allows email; the ledger says so.
 #[tokio::test]
 async fn a_permanently_refused_sms_goes_by_email_once() {
-    use palabre_engine::connector::{Connectors, DeliveryError};
-    use palabre_engine::workflow::Channel;
+    use palabre_core::channel::Channel;
+    use palabre_core::connector::{Connectors, DeliveryError};
     for world in worlds("fallback", "once").await {
         world
             .add_csv("id,name,roles,place,phone,email,language,channels\nc-7,Binta Sow,leader,mopti/koro/koro,76 00 00 07,binta@example.org,fra,sms;email\n")
@@ -372,8 +372,8 @@ fn urlencode(text: &str) -> String {
 /// not attempted.
 #[tokio::test]
 async fn an_opt_out_reported_by_the_provider_stops_sms_to_the_contact() {
-    use palabre_engine::connector::{Connectors, DeliveryError};
-    use palabre_engine::workflow::Channel;
+    use palabre_core::channel::Channel;
+    use palabre_core::connector::{Connectors, DeliveryError};
     for world in worlds("provider_opt_out", "once").await {
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
         let sms = Recorder::new(
@@ -430,9 +430,9 @@ milestones:
 /// Anyone else's reply is unmatched; every reply acted on is confirmed.
 #[tokio::test]
 async fn replies_acknowledge_disputes_and_close_milestones() {
-    use palabre_engine::escalation::CaseState;
-    use palabre_engine::milestones::MilestoneStatus;
     use palabre_engine::runtime::NewCase;
+    use palabre_lang::escalation::CaseState;
+    use palabre_lang::milestones::MilestoneStatus;
     for world in worlds("replies_cases", "once").await {
         std::fs::write(
             world.workflows.join("ladder.yaml"),

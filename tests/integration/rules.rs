@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use palabre_engine::calendars::Calendars;
-use palabre_engine::clock::{Clock, VirtualClock};
-use palabre_engine::definitions::Definitions;
-use palabre_engine::diagnostic::Diagnostics;
-use palabre_engine::rules::{
+use palabre_core::clock::{Clock, VirtualClock};
+use palabre_core::diagnostic::Diagnostics;
+use palabre_lang::calendars::Calendars;
+use palabre_plan::definitions::Definitions;
+use palabre_rules::{
     Answer, InviteesDecision, Limits, MeetingFacts, Rules, ScheduleDecision, World, meeting_input,
 };
 
 use crate::runtime::{Recorder, at, events, run_until, worlds};
 use crate::util::{palabre, repo, workspace};
 
-const EXTENSIONS: &[&dyn palabre_engine::rules::RuleExtension] = &[&palabre_sms::SmsRuleFunctions];
+const EXTENSIONS: &[palabre_core::rule_function::RuleFunction] = palabre_sms::RULE_FUNCTIONS;
 
 #[test]
 fn the_shipped_rules_pass_their_cases() {
@@ -582,9 +582,10 @@ fn plugins_register_rule_functions() {
         .unwrap();
     let start = at("2026-12-07T09:00:00Z");
     let input = meeting_input(definitions.rules.world(), &meeting.facts, start, start);
-    let answer = definitions
-        .rules
-        .ask::<palabre_engine::rules::RemindersDecision>("mopti/koro", None, input);
+    let answer =
+        definitions
+            .rules
+            .ask::<palabre_rules::RemindersDecision>("mopti/koro", None, input);
     assert!(answer.failure.is_none(), "{:?}", answer.failure);
     assert_eq!(
         answer.decision.0.len(),

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use palabre_engine::clock::{Clock, VirtualClock};
-use palabre_engine::connector::{Connector, Connectors, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::definitions::Definitions;
+use palabre_core::channel::Channel;
+use palabre_core::clock::{Clock, VirtualClock};
+use palabre_core::connector::{Connector, Connectors, Delivery, DeliveryError, OutgoingMessage};
 use palabre_engine::runtime::{Runtime, RuntimeConfig};
-use palabre_engine::store::Store;
-use palabre_engine::workflow::Channel;
+use palabre_plan::definitions::Definitions;
+use palabre_store::Store;
 
 use crate::util::{copy_dir, fresh_postgres_schema, postgres_url, repo};
 
@@ -143,12 +143,12 @@ impl World {
             url,
         };
         let (definitions, _) = world.definitions();
-        let rules = palabre_engine::contacts::DirectoryRules {
+        let rules = palabre_lang::contacts::DirectoryRules {
             places: &definitions.places,
             roles: &definitions.roles,
         };
         let mut diagnostics = Default::default();
-        let contacts = palabre_engine::contacts::parse_csv(
+        let contacts = palabre_lang::contacts::parse_csv(
             Path::new("d.csv"),
             DIRECTORY.as_bytes(),
             &rules,
@@ -162,11 +162,11 @@ impl World {
     /// Imports more contacts, written as directory CSV rows (with the header).
     pub(crate) async fn add_csv(&self, csv: &str) {
         let (definitions, _) = self.definitions();
-        let rules = palabre_engine::contacts::DirectoryRules {
+        let rules = palabre_lang::contacts::DirectoryRules {
             places: &definitions.places,
             roles: &definitions.roles,
         };
-        let contacts = palabre_engine::contacts::parse_csv(
+        let contacts = palabre_lang::contacts::parse_csv(
             Path::new("more.csv"),
             csv.as_bytes(),
             &rules,
@@ -176,7 +176,7 @@ impl World {
         self.add_contacts(&contacts).await;
     }
 
-    pub(crate) async fn add_contacts(&self, contacts: &[palabre_engine::contacts::Contact]) {
+    pub(crate) async fn add_contacts(&self, contacts: &[palabre_lang::contacts::Contact]) {
         Store::connect(&self.url)
             .await
             .unwrap()
@@ -185,9 +185,9 @@ impl World {
             .unwrap();
     }
 
-    pub(crate) fn definitions(&self) -> (Definitions, palabre_engine::diagnostic::Diagnostics) {
+    pub(crate) fn definitions(&self) -> (Definitions, palabre_core::diagnostic::Diagnostics) {
         let (definitions, diagnostics) =
-            Definitions::load(&self.workflows, None, &[&palabre_sms::SmsRuleFunctions]);
+            Definitions::load(&self.workflows, None, palabre_sms::RULE_FUNCTIONS);
         assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
         (definitions, diagnostics)
     }

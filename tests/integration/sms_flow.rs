@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use palabre_api::{ApiState, router};
+use palabre_core::clock::VirtualClock;
+use palabre_core::connector::Connectors;
 use palabre_email::{EmailConnector, Security, SmtpConfig};
-use palabre_engine::clock::VirtualClock;
-use palabre_engine::connector::Connectors;
-use palabre_engine::plan::occurrence_reference;
+use palabre_lang::occurrence::occurrence_reference;
 use palabre_sms::gateways::SmsGatewayFile;
 use tower::ServiceExt;
 use wiremock::matchers::{method, path};
@@ -155,7 +155,7 @@ receipt_timeout: 1h
     );
     let file = folder.join("gateway.yaml");
     std::fs::write(&file, yaml).unwrap();
-    palabre_engine::yaml::parse_file::<SmsGatewayFile>(&file)
+    palabre_lang::yaml::parse_file::<SmsGatewayFile>(&file)
         .unwrap()
         .value
 }

@@ -1,9 +1,9 @@
 //! The store's conformance suite: the same assertions on a SQLite file and on
 //! PostgreSQL, through the engine's API and through the binary.
 
-use palabre_engine::contacts::Contact;
-use palabre_engine::store::{Backend, ImportSummary, Store};
-use palabre_engine::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_lang::contacts::Contact;
+use palabre_store::{Backend, ImportSummary, Store};
 
 use crate::util::{fresh_postgres_schema, palabre, postgres_url, repo, workspace};
 
@@ -126,7 +126,7 @@ mod runtime {
     //! Timers, outbox and ledger: the same assertions on both backends.
 
     use chrono::{DateTime, TimeDelta, Utc};
-    use palabre_engine::store::{
+    use palabre_store::{
         DeliveryOutcome, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage, Store, TimerOutcome,
     };
 

@@ -11,16 +11,17 @@ use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::{Fired, FollowUp, Runtime, RuntimeError, queue_messages};
-use crate::contacts::Contact;
-use crate::definitions::{CASE_TEMPLATE, Definitions};
-use crate::escalation::{Case, CaseState, Deadline, Ladder};
-use crate::plan::{Planner, Slot, reach};
-use crate::rules::{DeadlinesDecision, EntryDecision, MissedDecision, Subject, case_input};
-use crate::store::{
+use palabre_lang::contacts::Contact;
+use palabre_lang::escalation::{Case, CaseState, Deadline, Ladder};
+use palabre_lang::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
+use palabre_plan::definitions::{CASE_TEMPLATE, Definitions};
+use palabre_plan::planner::{Planner, Slot};
+use palabre_plan::recipients::reach;
+use palabre_rules::{DeadlinesDecision, EntryDecision, MissedDecision, Subject, case_input};
+use palabre_store::{
     CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
     TimerCompletion, TimerOutcome,
 };
-use crate::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 
 /// A dispute to open.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ impl Runtime {
         if definitions.places.get(&new.place).is_none() {
             return Runtime::refuse(definitions.places.unknown_message(&new.place));
         }
-        if !crate::places::Places::contains(&def.place, &new.place) {
+        if !palabre_lang::places::Places::contains(&def.place, &new.place) {
             return Runtime::refuse(format!(
                 "'{}' is outside this ladder's place '{}'",
                 new.place, def.place
@@ -376,7 +377,7 @@ impl Runtime {
                 },
             )
             .decision;
-        let calendars = &rules.world().calendars;
+        let calendars = rules.world().calendars();
         let acknowledge_by = ladder.add_working_time(
             now,
             deadlines.acknowledge.unwrap_or(level.acknowledge_within),

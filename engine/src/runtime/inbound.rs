@@ -12,18 +12,20 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::{Runtime, RuntimeError, queue_messages};
-use crate::contacts::{Contact, normalize_phone};
-use crate::definitions::Definitions;
-use crate::escalation::{Case, CaseState, Ladder};
-use crate::milestones::{MilestoneStatus, Statuses};
-use crate::plan::{Planner, Slot, occurrence_reference, reach};
-use crate::redact;
-use crate::replies::Reply;
-use crate::rules::{QuorumDecision, Subject, meeting_input, with_responses};
-use crate::store::{LedgerEntry, LedgerEvent, ReceiptSubject};
-use crate::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
-use crate::webhooks::{DeliveryStatus, InboundSms, Receipt};
-use crate::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_core::redact;
+use palabre_core::webhooks::{DeliveryStatus, InboundSms, Receipt};
+use palabre_lang::contacts::{Contact, normalize_phone};
+use palabre_lang::escalation::{Case, CaseState, Ladder};
+use palabre_lang::milestones::{MilestoneStatus, Statuses};
+use palabre_lang::occurrence::occurrence_reference;
+use palabre_lang::reply_words::Reply;
+use palabre_lang::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
+use palabre_plan::definitions::Definitions;
+use palabre_plan::planner::{Planner, Slot};
+use palabre_plan::recipients::reach;
+use palabre_rules::{QuorumDecision, Subject, meeting_input, with_responses};
+use palabre_store::{LedgerEntry, LedgerEvent, ReceiptSubject};
 
 use super::cases::CaseAction;
 

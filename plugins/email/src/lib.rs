@@ -17,8 +17,8 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ fn scrub(text: &str) -> String {
             if word.contains('@') {
                 let trimmed = word
                     .trim_matches(|c: char| matches!(c, '<' | '>' | ',' | ';' | ':' | '(' | ')'));
-                word.replace(trimmed, &palabre_engine::redact::email(trimmed))
+                word.replace(trimmed, &palabre_core::redact::email(trimmed))
             } else {
                 word.to_owned()
             }

@@ -3,17 +3,16 @@
 //! and text), so the embedded default loses nothing and shows exactly what would
 //! have been sent. Gateways (Orange, Twilio, Infobip, Africa's Talking, generic
 //! HTTP) will sit beside it behind the same connector trait. [`encoding`] counts
-//! what an SMS costs, and [`SmsRuleFunctions`] lets rules ask it.
+//! what an SMS costs, and [`RULE_FUNCTIONS`] lets rules ask it.
 
 pub mod encoding;
 pub mod gateways;
 
 use std::path::PathBuf;
 
-use palabre_engine::rules::{RuleExtension, RuleFunctions};
-
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_core::rule_function::{RuleFunction, RuleFunctionBody};
 
 /// Why the SMS outbox could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -24,21 +23,17 @@ pub struct SmsOutboxError {
 }
 
 /// The SMS plugin's functions in the rule language.
-pub struct SmsRuleFunctions;
+pub const RULE_FUNCTIONS: &[RuleFunction] = &[RuleFunction {
+    name: "sms_segments",
+    doc: "How many SMS segments `text` is sent in: GSM-7 (160, then 153 per segment,\n\
+          extension characters counting double) or UCS-2 (70, then 67) as soon as one\n\
+          character is outside the GSM alphabet.",
+    body: RuleFunctionBody::TextToInteger(segments),
+}];
 
-impl RuleExtension for SmsRuleFunctions {
-    fn register(&self, functions: &mut RuleFunctions<'_>) {
-        functions.register(
-            "sms_segments",
-            "How many SMS segments `text` is sent in: GSM-7 (160, then 153 per segment,\n\
-             extension characters counting double) or UCS-2 (70, then 67) as soon as one\n\
-             character is outside the GSM alphabet.",
-            &["text: &str", "i64"],
-            |text: &str| -> i64 {
-                i64::try_from(encoding::sms_size(text).segments).unwrap_or(i64::MAX)
-            },
-        );
-    }
+/// `sms_segments` in the rule language.
+fn segments(text: &str) -> i64 {
+    i64::try_from(encoding::sms_size(text).segments).unwrap_or(i64::MAX)
 }
 
 /// Writes each SMS to a file instead of a gateway.

@@ -5,8 +5,8 @@
 //! out. Delivery reports and inbound messages are forms (`id`, `status`,
 //! `failureReason`; `from`, `text`).
 
-use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{Receipt, WebhookError};
+use palabre_core::connector::{DeliveryError, OutgoingMessage};
+use palabre_core::webhooks::{Receipt, WebhookError};
 use serde::Deserialize;
 
 use super::webhooks::Fields;

@@ -5,7 +5,7 @@
 //! id is read from the answer by a JSON pointer, or is the answer's first line.
 
 use minijinja::Environment;
-use palabre_engine::connector::{DeliveryError, OutgoingMessage};
+use palabre_core::connector::{DeliveryError, OutgoingMessage};
 use serde::Deserialize;
 
 use super::{GatewayError, Headers, digits, exchange};

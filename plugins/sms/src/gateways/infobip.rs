@@ -3,8 +3,8 @@
 //! Delivery reports and inbound messages arrive as JSON `results` lists; numbers
 //! in them are international digits without `+`.
 
-use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError};
+use palabre_core::connector::{DeliveryError, OutgoingMessage};
+use palabre_core::webhooks::{InboundSms, Receipt, WebhookError};
 use serde_json::{Value, json};
 
 use super::webhooks::text_at;

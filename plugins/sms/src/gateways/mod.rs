@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palabre_engine::connector::{Connector, DeliveryError};
+use palabre_core::connector::{Connector, DeliveryError};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
@@ -50,7 +50,7 @@ pub struct SmsGatewayFile {
     /// undelivered and goes once more on the contact's next channel. Set it only
     /// when the provider's receipts reach palabre's receipt webhook.
     #[serde(default)]
-    pub receipt_timeout: Option<palabre_engine::offset::Offset>,
+    pub receipt_timeout: Option<palabre_core::offset::Offset>,
 }
 
 impl SmsGatewayFile {
@@ -259,9 +259,9 @@ impl Answer {
 /// The `Connector` of an SMS gateway whose `send` delivers one message.
 macro_rules! sms_connector {
     ($gateway:ty, $name:literal) => {
-        impl palabre_engine::connector::Connector for $gateway {
-            fn channel(&self) -> palabre_engine::workflow::Channel {
-                palabre_engine::workflow::Channel::Sms
+        impl palabre_core::connector::Connector for $gateway {
+            fn channel(&self) -> palabre_core::channel::Channel {
+                palabre_core::channel::Channel::Sms
             }
 
             fn name(&self) -> &str {
@@ -270,8 +270,8 @@ macro_rules! sms_connector {
 
             fn deliver<'a>(
                 &'a self,
-                message: &'a palabre_engine::connector::OutgoingMessage,
-            ) -> palabre_engine::connector::Delivery<'a> {
+                message: &'a palabre_core::connector::OutgoingMessage,
+            ) -> palabre_core::connector::Delivery<'a> {
                 Box::pin(self.send(message))
             }
         }
@@ -334,7 +334,7 @@ fn mask_numbers(text: &str) -> String {
     let flush = |run: &mut String, out: &mut String| {
         let digits = run.chars().filter(char::is_ascii_digit).count();
         if digits >= 8 {
-            out.push_str(&palabre_engine::redact::phone(run));
+            out.push_str(&palabre_core::redact::phone(run));
         } else {
             out.push_str(run);
         }

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{InboundSms, Receipt, WebhookError};
+use palabre_core::connector::{DeliveryError, OutgoingMessage};
+use palabre_core::webhooks::{InboundSms, Receipt, WebhookError};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use palabre_engine::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
-use palabre_engine::workflow::Channel;
+use palabre_core::channel::Channel;
+use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 

@@ -5,8 +5,8 @@
 //! (HMAC-SHA1 of the full URL and the sorted parameters, keyed by the auth
 //! token), checked against the configured `public_url`.
 
-use palabre_engine::connector::{DeliveryError, OutgoingMessage};
-use palabre_engine::webhooks::{InboundAnswer, InboundSms, Receipt, WebhookError, WebhookRequest};
+use palabre_core::connector::{DeliveryError, OutgoingMessage};
+use palabre_core::webhooks::{InboundAnswer, InboundSms, Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
 
 use super::webhooks::Fields;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use palabre_engine::webhooks::{
+use palabre_core::webhooks::{
     InboundAnswer, InboundSms, PlainInbound, PlainReceipt, Receipt, WebhookError, WebhookRequest,
     Webhooks,
 };

@@ -1,0 +1,28 @@
+//! The workflow language: what coordinators and administrators write, read
+//! safely and typed.
+//!
+//! [`yaml`] reads one file with positions ([`source_map`]) and turns every
+//! mistake into a [`palabre_core::diagnostic::Diagnostic`]; one module per
+//! workflow kind holds its model ([`meeting`], [`milestones`], [`escalation`]);
+//! around them sit the shared files: [`places`], [`calendars`], [`contacts`] and
+//! their CSV, [`templates`] per language, [`reply_words`], and the time pieces
+//! ([`recurrence`], [`occurrence`], [`ics`]). Nothing here touches a
+//! database, runs a script or plans a timer: checks that need several files
+//! together live in `palabre-plan`.
+
+pub mod calendars;
+pub mod contacts;
+pub mod escalation;
+pub mod files;
+pub mod gsm;
+pub mod ics;
+pub mod language;
+pub mod meeting;
+pub mod milestones;
+pub mod occurrence;
+pub mod places;
+pub mod recurrence;
+pub mod reply_words;
+pub mod source_map;
+pub mod templates;
+pub mod yaml;

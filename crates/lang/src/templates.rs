@@ -1,0 +1,489 @@
+//! Message templates: one file per template, texts keyed by language, rendered
+//! with minijinja in strict mode.
+//!
+//! `templates/<name>.yaml` maps ISO 639-3 codes (`fra`, `eng`, `bam`, `ffm` ...)
+//! to texts per channel (`subject` + `email`, `sms`). A message is rendered in the
+//! contact's language when the template has that text, otherwise in French, the
+//! working language, which every template must provide. Undefined variables are
+//! errors, never empty strings, and every render runs on a fuel budget.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::gsm::to_gsm_lookalikes;
+use crate::language::is_language_code;
+use crate::meeting::{TemplateFile, TemplateText};
+use crate::yaml;
+use palabre_core::channel::Channel;
+use palabre_core::diagnostic::Diagnostics;
+
+/// The language every template must have, used when the contact's is missing.
+pub const FALLBACK_LANGUAGE: &str = "fra";
+
+/// Instructions one render may spend: generous for a message, fatal for a runaway loop.
+const RENDER_FUEL: u64 = 50_000;
+
+/// What a template can use: the same shape in preview, validation and delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageContext {
+    pub workflow: WorkflowFacts,
+    pub occurrence: OccurrenceFacts,
+    pub step: StepFacts,
+    pub recipient: RecipientFacts,
+    /// Set only in the notices sent when an occurrence is moved or cancelled.
+    pub change: Option<ChangeFacts>,
+    /// Set only in milestone messages.
+    pub milestone: Option<MilestoneFacts>,
+    /// Set only in dispute messages.
+    pub case: Option<CaseFacts>,
+    /// Set only in the confirmation of an SMS reply.
+    pub reply: Option<ReplyFacts>,
+}
+
+/// An SMS reply palabre acted on, as its confirmation names it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplyFacts {
+    /// What was recorded: `yes`, `no` (a meeting), `acknowledged`, `declined` (a
+    /// dispute), `done` (a milestone), `restarted` (SMS again after STOP).
+    pub kind: String,
+    /// The reference the reply quoted, or empty.
+    pub reference: String,
+}
+
+/// A dispute, as its messages name it: never its description or parties.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaseFacts {
+    pub reference: String,
+    pub category: String,
+    pub place_name: String,
+    /// The level's title.
+    pub level: String,
+    pub severity: i64,
+    /// Local date and time, `YYYY-MM-DD HH:MM`.
+    pub acknowledge_by: String,
+    pub resolve_by: String,
+    /// Why it reached this level.
+    pub reason: String,
+}
+
+/// A milestone, as its messages name it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MilestoneFacts {
+    pub id: String,
+    pub title: String,
+    /// Local due date, `YYYY-MM-DD`.
+    pub due: String,
+    pub status: String,
+    pub days_late: i64,
+    /// A short reference people quote in replies.
+    pub reference: String,
+    /// Titles of the milestones it waits for (or the one that slipped), or empty.
+    pub blocked_by: String,
+    /// Why it was escalated (escalation messages), or empty.
+    pub escalation: String,
+    /// Whether its owner may report it done by SMS (`FAIT <reference>`).
+    pub done_by_sms: bool,
+}
+
+/// What changed about an occurrence (for the moved and cancelled notices).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeFacts {
+    /// The local date and time the occurrence had before this change.
+    pub previous_date: String,
+    pub previous_time: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowFacts {
+    pub id: String,
+    pub title: String,
+    pub venue: String,
+    pub place: String,
+    pub place_name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OccurrenceFacts {
+    /// Local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Local time, `HH:MM`.
+    pub time: String,
+    pub timezone: String,
+    /// RFC 3339 in UTC.
+    pub starts_at: String,
+    /// A short reference people quote in replies.
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFacts {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecipientFacts {
+    pub id: String,
+    pub name: String,
+}
+
+impl MessageContext {
+    /// What a milestone message's template sees: the plan as `workflow`, the
+    /// milestone's due date as `occurrence`.
+    pub fn about_milestone(
+        plan: &str,
+        title: &str,
+        place: &str,
+        place_name: &str,
+        step: &str,
+        milestone: MilestoneFacts,
+    ) -> MessageContext {
+        let workflow = WorkflowFacts {
+            id: plan.to_owned(),
+            title: title.to_owned(),
+            venue: String::new(),
+            place: place.to_owned(),
+            place_name: place_name.to_owned(),
+        };
+        let occurrence = OccurrenceFacts {
+            date: milestone.due.clone(),
+            reference: milestone.reference.clone(),
+            ..OccurrenceFacts::default()
+        };
+        MessageContext {
+            milestone: Some(milestone),
+            ..MessageContext::new(workflow, occurrence, step)
+        }
+    }
+
+    /// What every recipient of one message shares; [`MessageContext::to`] adds the
+    /// recipient. The change, milestone and case parts are set by the messages that
+    /// have them.
+    pub fn new(workflow: WorkflowFacts, occurrence: OccurrenceFacts, step: &str) -> MessageContext {
+        MessageContext {
+            workflow,
+            occurrence,
+            step: StepFacts {
+                id: step.to_owned(),
+            },
+            recipient: RecipientFacts::default(),
+            change: None,
+            milestone: None,
+            case: None,
+            reply: None,
+        }
+    }
+
+    /// This context for one recipient.
+    pub fn to(&self, recipient: &crate::contacts::Contact) -> MessageContext {
+        MessageContext {
+            recipient: RecipientFacts {
+                id: recipient.id.clone(),
+                name: recipient.name.clone(),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// An invented context that every template must render against in validation.
+    pub fn sample() -> MessageContext {
+        MessageContext {
+            workflow: WorkflowFacts {
+                id: "sample".into(),
+                title: "Cadre de concertation".into(),
+                venue: "Salle de la mairie".into(),
+                place: "mopti/mopti".into(),
+                place_name: "Mopti".into(),
+            },
+            occurrence: OccurrenceFacts {
+                date: "2027-01-05".into(),
+                time: "09:00".into(),
+                timezone: "Africa/Bamako".into(),
+                starts_at: "2027-01-05T09:00:00Z".into(),
+                reference: "4821".into(),
+            },
+            step: StepFacts {
+                id: "invitation".into(),
+            },
+            recipient: RecipientFacts {
+                id: "c-0001".into(),
+                name: "Awa Traoré".into(),
+            },
+            change: Some(ChangeFacts {
+                previous_date: "2027-01-04".into(),
+                previous_time: "09:00".into(),
+                reason: "jour de marché".into(),
+            }),
+            milestone: Some(MilestoneFacts {
+                id: "ecole".into(),
+                title: "Réouverture de l'école".into(),
+                due: "2027-01-15".into(),
+                status: "in_progress".into(),
+                days_late: 3,
+                reference: "5127".into(),
+                blocked_by: "Logement des enseignants".into(),
+                escalation: "14 jours de retard".into(),
+                done_by_sms: true,
+            }),
+            case: Some(CaseFacts {
+                reference: "LT-0007".into(),
+                category: "foncier".into(),
+                place_name: "Koro".into(),
+                level: "Maire".into(),
+                severity: 2,
+                acknowledge_by: "2027-01-06 12:00".into(),
+                resolve_by: "2027-01-11 17:00".into(),
+                reason: "délai dépassé au niveau précédent".into(),
+            }),
+            reply: Some(ReplyFacts {
+                kind: "yes".into(),
+                reference: "4821".into(),
+            }),
+        }
+    }
+}
+
+/// A rendered message, ready for a connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendered {
+    /// The language actually used (the contact's, or the fallback).
+    pub language: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+/// Why a message could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("no template named '{0}'")]
+    UnknownTemplate(String),
+    #[error(
+        "template '{template}' has no {channel} text in '{language}' nor in the fallback '{FALLBACK_LANGUAGE}'"
+    )]
+    MissingText {
+        template: String,
+        language: String,
+        channel: Channel,
+    },
+    #[error("template '{name}': {source}")]
+    Render {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// All templates, compiled.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    /// template name → languages it has.
+    texts: BTreeMap<String, TemplateFile>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(RENDER_FUEL));
+        Templates {
+            env,
+            texts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The parts a channel needs, with the name each part has in the YAML.
+fn parts(channel: Channel) -> &'static [&'static str] {
+    match channel {
+        Channel::Sms => &["sms"],
+        Channel::Email => &["subject", "email"],
+    }
+}
+
+fn part<'t>(text: &'t TemplateText, name: &str) -> Option<&'t str> {
+    match name {
+        "sms" => text.sms.as_deref(),
+        "email" => text.email.as_deref(),
+        "subject" => text.subject.as_deref(),
+        _ => None,
+    }
+}
+
+fn key(template: &str, language: &str, part: &str) -> String {
+    format!("{template}/{language}/{part}")
+}
+
+impl Templates {
+    /// Loads every `*.yaml` of `dir`; each file is one template named after the file.
+    pub fn load(dir: &Path, diagnostics: &mut Diagnostics) -> Templates {
+        let mut templates = Templates::default();
+        for file in crate::files::yaml_files(dir, diagnostics) {
+            let Some(name) = file.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let parsed = match yaml::parse_file::<TemplateFile>(&file) {
+                Ok(parsed) => parsed,
+                Err(d) => {
+                    diagnostics.push(*d);
+                    continue;
+                }
+            };
+            if !parsed.value.contains_key(FALLBACK_LANGUAGE) {
+                diagnostics.push(yaml::problem(
+                    &file,
+                    &parsed.text,
+                    parsed.map.value(""),
+                    format!("template '{name}' has no '{FALLBACK_LANGUAGE}' text; French is the fallback for every language"),
+                ));
+            }
+            for (language, text) in &parsed.value {
+                if !is_language_code(language) {
+                    diagnostics.push(yaml::problem(
+                        &file,
+                        &parsed.text,
+                        parsed.map.key(language),
+                        format!("'{language}' is not an ISO 639-3 language code (three lower-case letters: fra, eng, bam, ffm)"),
+                    ));
+                    continue;
+                }
+                for part_name in ["subject", "email", "sms"] {
+                    let Some(source) = part(text, part_name) else {
+                        continue;
+                    };
+                    let result = templates
+                        .env
+                        .add_template_owned(key(&name, language, part_name), source.to_owned())
+                        .and_then(|()| {
+                            let compiled = templates
+                                .env
+                                .get_template(&key(&name, language, part_name))?;
+                            compiled
+                                .render(minijinja::value::Serde(MessageContext::sample()))
+                                .map(|_| ())
+                        });
+                    if let Err(e) = result {
+                        let line = e
+                            .line()
+                            .map(|l| format!(" (line {l} of the text)"))
+                            .unwrap_or_default();
+                        diagnostics.push(yaml::problem(
+                            &file,
+                            &parsed.text,
+                            parsed.map.value(&format!("{language}.{part_name}")),
+                            format!("{part_name} text in '{language}'{line}: {}", describe(&e)),
+                        ));
+                    }
+                }
+                if text.email.is_some() != text.subject.is_some() {
+                    diagnostics.push(yaml::problem(
+                        &file,
+                        &parsed.text,
+                        parsed.map.key(language),
+                        format!(
+                            "'{language}' needs both 'subject' and 'email' for email, or neither"
+                        ),
+                    ));
+                }
+            }
+            templates.texts.insert(name, parsed.value);
+        }
+        templates
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.texts.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.texts.keys().map(String::as_str)
+    }
+
+    /// Whether `template` can be sent on `channel` (its fallback text has that channel's parts).
+    pub fn supports(&self, template: &str, channel: Channel) -> bool {
+        self.texts
+            .get(template)
+            .and_then(|t| t.get(FALLBACK_LANGUAGE))
+            .is_some_and(|text| parts(channel).iter().all(|p| part(text, p).is_some()))
+    }
+
+    /// The languages `template` has an SMS text in.
+    pub fn sms_languages(&self, template: &str) -> Vec<&str> {
+        self.texts.get(template).map_or_else(Vec::new, |file| {
+            file.iter()
+                .filter(|(_, t)| t.sms.is_some())
+                .map(|(l, _)| l.as_str())
+                .collect()
+        })
+    }
+
+    /// The language a message to a `preferred`-language contact is written in.
+    pub fn language_for(&self, template: &str, channel: Channel, preferred: &str) -> Option<&str> {
+        let file = self.texts.get(template)?;
+        [preferred, FALLBACK_LANGUAGE]
+            .into_iter()
+            .find_map(|language| {
+                let (code, text) = file.get_key_value(language)?;
+                parts(channel)
+                    .iter()
+                    .all(|p| part(text, p).is_some())
+                    .then_some(code.as_str())
+            })
+    }
+
+    /// Renders `template` for `channel` in `preferred` language (or the fallback).
+    pub fn render(
+        &self,
+        template: &str,
+        channel: Channel,
+        preferred: &str,
+        context: &MessageContext,
+    ) -> Result<Rendered, RenderError> {
+        if !self.contains(template) {
+            return Err(RenderError::UnknownTemplate(template.to_owned()));
+        }
+        let language = self
+            .language_for(template, channel, preferred)
+            .ok_or_else(|| RenderError::MissingText {
+                template: template.to_owned(),
+                language: preferred.to_owned(),
+                channel,
+            })?
+            .to_owned();
+        let render = |part_name: &str| -> Result<String, RenderError> {
+            let name = key(template, &language, part_name);
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(minijinja::value::Serde(context)))
+                .map_err(|source| RenderError::Render { name, source })
+        };
+        let (subject, body) = match channel {
+            Channel::Sms => {
+                let text = render("sms")?;
+                let gsm = self
+                    .texts
+                    .get(template)
+                    .and_then(|t| t.get(&language))
+                    .is_some_and(|t| t.sms_gsm);
+                (None, if gsm { to_gsm_lookalikes(&text) } else { text })
+            }
+            Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
+        };
+        Ok(Rendered {
+            language,
+            subject,
+            body: body.trim_end().to_owned(),
+        })
+    }
+}
+
+/// minijinja's error, on one line, without its template-name prefix noise.
+fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    }
+}

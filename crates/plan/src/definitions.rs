@@ -1,0 +1,891 @@
+//! Loading and validating a workflows folder into typed, checked definitions.
+//!
+//! A workflows folder holds `places.yaml` (the map), `roles.yaml` (the roles
+//! contacts can hold), `templates/*.yaml` (message texts) and, anywhere else
+//! below it, workflow files. [`Definitions::load`] reads all of it and checks
+//! everything that can be checked without the contact directory: syntax, types,
+//! unknown fields, duplicate keys and ids, places, time zones, recurrences,
+//! offsets, templates (they must render against a sample), roles. Every problem
+//! of the run is collected, not only the first. [`Definitions::check_directory`]
+//! adds the checks that need the directory (contact ids exist, groups are not
+//! empty).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
+use palabre_core::rule_function::RuleFunction;
+use palabre_core::suggest::did_you_mean;
+use palabre_lang::calendars::Calendars;
+use palabre_lang::contacts::Contact;
+use palabre_lang::escalation::{EscalationWorkflow, Ladder};
+use palabre_lang::files::yaml_files;
+use palabre_lang::meeting::{KINDS, KindProbe, MeetingWorkflow, RecipientGroup, RolesFile};
+use palabre_lang::milestones::{MilestonePlan, Plan, find_cycle};
+use palabre_lang::places::{Places, is_slug};
+use palabre_lang::recurrence::{Recurrence, parse_time_zone};
+use palabre_lang::reply_words::Replies;
+use palabre_lang::source_map::SourceMap;
+use palabre_lang::templates::Templates;
+use palabre_lang::yaml;
+use palabre_rules::{HOOKS, Limits, MeetingFacts, RULES_DIR, Rules, World};
+
+/// Files and folders of a workflows folder that are not workflows.
+const PLACES_FILE: &str = "places.yaml";
+const ROLES_FILE: &str = "roles.yaml";
+const TEMPLATES_DIR: &str = "templates";
+const CALENDARS_DIR: &str = "calendars";
+const REPLIES_FILE: &str = "replies.yaml";
+
+/// The template sent to a level's responders when a case reaches them.
+pub const CASE_TEMPLATE: &str = "case-assigned";
+
+/// The templates milestone plans send.
+pub const MILESTONE_TEMPLATES: [&str; 4] = [
+    "milestone-reminder",
+    "milestone-overdue",
+    "milestone-escalated",
+    "milestone-slipped",
+];
+
+/// A meeting workflow that passed validation, with what it was compiled to.
+#[derive(Debug)]
+pub struct Meeting {
+    pub definition: MeetingWorkflow,
+    pub recurrence: Recurrence,
+    /// What its rules are told about it, built once.
+    pub facts: MeetingFacts,
+    pub file: PathBuf,
+    text: String,
+    map: SourceMap,
+}
+
+impl Meeting {
+    fn problem(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        yaml::problem(&self.file, &self.text, self.map.value(path), message)
+    }
+}
+
+/// Everything loaded from a workflows folder.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    pub root: PathBuf,
+    pub places: Places,
+    pub roles: BTreeSet<String>,
+    pub templates: Templates,
+    /// The compiled rule scripts, with the calendars they read.
+    pub rules: Rules,
+    pub meetings: Vec<Meeting>,
+    /// Milestone plans (`kind: milestones`).
+    pub plans: Vec<Plan>,
+    /// Escalation ladders (`kind: escalation`).
+    pub ladders: Vec<Ladder>,
+    /// The words SMS replies are read with.
+    pub replies: Replies,
+}
+
+/// A milestone plan that passed validation, with what locates its problems.
+struct LoadedPlan {
+    plan: Plan,
+    text: String,
+    map: SourceMap,
+}
+
+/// An escalation ladder that passed validation, with what locates its problems.
+struct LoadedLadder {
+    ladder: Ladder,
+    text: String,
+    map: SourceMap,
+}
+
+/// One workflow file, loaded.
+enum Loaded {
+    Meeting(Meeting),
+    Milestones(LoadedPlan),
+    Escalation(LoadedLadder),
+}
+
+impl Loaded {
+    fn id(&self) -> &str {
+        match self {
+            Loaded::Meeting(m) => &m.definition.id,
+            Loaded::Milestones(p) => &p.plan.definition.id,
+            Loaded::Escalation(l) => &l.ladder.definition.id,
+        }
+    }
+
+    fn problem(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        match self {
+            Loaded::Meeting(m) => m.problem(path, message),
+            Loaded::Milestones(p) => {
+                yaml::problem(&p.plan.file, &p.text, p.map.value(path), message)
+            }
+            Loaded::Escalation(l) => {
+                yaml::problem(&l.ladder.file, &l.text, l.map.value(path), message)
+            }
+        }
+    }
+}
+
+/// What every kind of workflow has: a kind, an id, a title, a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkflowSummary<'d> {
+    /// `meeting`, `milestones` or `escalation`.
+    pub kind: &'static str,
+    pub id: &'d str,
+    pub title: &'d str,
+    pub place: &'d str,
+}
+
+impl Definitions {
+    /// Loads the workflows folder `root`. With `only`, just those workflow files are
+    /// checked (places, roles, templates, calendars and rules always come from
+    /// `root`). `extensions` add their functions to the rule language.
+    pub fn load(
+        root: &Path,
+        only: Option<&[PathBuf]>,
+        extensions: &[RuleFunction],
+    ) -> (Definitions, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let places = Places::load(&root.join(PLACES_FILE), &mut diagnostics);
+        let roles = load_roles(&root.join(ROLES_FILE), &mut diagnostics);
+        let templates_dir = root.join(TEMPLATES_DIR);
+        let templates = if templates_dir.is_dir() {
+            Templates::load(&templates_dir, &mut diagnostics)
+        } else {
+            diagnostics.push(Diagnostic::error(
+                &templates_dir,
+                Position::START,
+                "templates folder is missing",
+            ));
+            Templates::default()
+        };
+        let calendars = Calendars::load(&root.join(CALENDARS_DIR), &places, &mut diagnostics);
+        let world = World::new(
+            places.clone(),
+            calendars,
+            roles.clone(),
+            templates.names().map(str::to_owned).collect(),
+        );
+        let rules = Rules::load(root, world, extensions, Limits::default(), &mut diagnostics);
+        let mut definitions = Definitions {
+            root: root.to_path_buf(),
+            places,
+            roles,
+            templates,
+            rules,
+            meetings: Vec::new(),
+            plans: Vec::new(),
+            ladders: Vec::new(),
+            replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
+        };
+        let files = match only {
+            Some(files) => files.to_vec(),
+            None => yaml_files(root, &mut diagnostics)
+                .into_iter()
+                .filter(|f| is_workflow_file(root, f))
+                .collect(),
+        };
+        let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            if let Some(loaded) = definitions.load_workflow(&file, &mut diagnostics) {
+                let id = loaded.id().to_owned();
+                if let Some(first) = ids.get(&id) {
+                    diagnostics.push(loaded.problem(
+                        "id",
+                        format!("workflow id '{id}' is already used by {}", first.display()),
+                    ));
+                    continue;
+                }
+                ids.insert(id, file);
+                definitions.add(loaded);
+            }
+        }
+        (definitions, diagnostics)
+    }
+
+    /// Loads one more workflow file against the places, roles and templates already
+    /// loaded (e.g. a generated demo meeting). Its problems are returned.
+    pub fn add_workflow_file(&mut self, file: &Path) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        if let Some(loaded) = self.load_workflow(file, &mut diagnostics) {
+            let id = loaded.id();
+            if self.workflow_ids().any(|known| known == id) {
+                diagnostics
+                    .push(loaded.problem("id", format!("workflow id '{id}' is already used")));
+            } else {
+                self.add(loaded);
+            }
+        }
+        diagnostics
+    }
+
+    fn add(&mut self, loaded: Loaded) {
+        match loaded {
+            Loaded::Meeting(meeting) => self.meetings.push(meeting),
+            Loaded::Milestones(plan) => self.plans.push(plan.plan),
+            Loaded::Escalation(ladder) => self.ladders.push(ladder.ladder),
+        }
+    }
+
+    /// Every workflow, of every kind, as far as all kinds are alike.
+    pub fn workflows(&self) -> impl Iterator<Item = WorkflowSummary<'_>> {
+        fn summary<'d>(
+            kind: &'static str,
+            id: &'d str,
+            title: &'d str,
+            place: &'d str,
+        ) -> WorkflowSummary<'d> {
+            WorkflowSummary {
+                kind,
+                id,
+                title,
+                place,
+            }
+        }
+        self.meetings
+            .iter()
+            .map(|m| {
+                let d = &m.definition;
+                summary("meeting", &d.id, &d.title, &d.place)
+            })
+            .chain(self.plans.iter().map(|p| {
+                let d = &p.definition;
+                summary("milestones", &d.id, &d.title, &d.place)
+            }))
+            .chain(self.ladders.iter().map(|l| {
+                let d = &l.definition;
+                summary("escalation", &d.id, &d.title, &d.place)
+            }))
+    }
+
+    /// The ids of every workflow, of every kind.
+    pub fn workflow_ids(&self) -> impl Iterator<Item = &str> {
+        self.workflows().map(|w| w.id)
+    }
+
+    /// The workflow with this id, of whatever kind.
+    pub fn workflow(&self, id: &str) -> Option<WorkflowSummary<'_>> {
+        self.workflows().find(|w| w.id == id)
+    }
+
+    pub fn ladder(&self, id: &str) -> Option<&Ladder> {
+        self.ladders.iter().find(|l| l.definition.id == id)
+    }
+
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.definition.id == id)
+    }
+
+    fn load_workflow(&self, file: &Path, diagnostics: &mut Diagnostics) -> Option<Loaded> {
+        let text = match std::fs::read(file)
+            .map_err(|e| {
+                Box::new(Diagnostic::error(
+                    file,
+                    Position::START,
+                    format!("cannot read file: {e}"),
+                ))
+            })
+            .and_then(|bytes| yaml::decode(file, bytes))
+        {
+            Ok(text) => text,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let probe = match yaml::parse_text::<KindProbe>(file, text.clone()) {
+            Ok(probe) => probe,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        match probe.value.kind.as_deref() {
+            Some("meeting") => self
+                .load_meeting(file, text, diagnostics)
+                .map(Loaded::Meeting),
+            Some("milestones") => self
+                .load_milestones(file, text, diagnostics)
+                .map(Loaded::Milestones),
+            Some("escalation") => self
+                .load_escalation(file, text, diagnostics)
+                .map(Loaded::Escalation),
+            other => {
+                let message = match other {
+                    None => format!("missing 'kind': one of {}", KINDS.join(", ")),
+                    Some(kind) => format!(
+                        "unknown kind '{kind}'{}: one of {}",
+                        did_you_mean(kind, KINDS),
+                        KINDS.join(", ")
+                    ),
+                };
+                diagnostics.push(yaml::problem(
+                    file,
+                    &probe.text,
+                    probe.map.value("kind"),
+                    message,
+                ));
+                None
+            }
+        }
+    }
+
+    fn load_meeting(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Meeting> {
+        let parsed = match yaml::parse_text::<MeetingWorkflow>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let definition = &parsed.value;
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
+        if !is_slug(&definition.id) {
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    definition.id
+                ),
+            ));
+        }
+        if self.places.get(&definition.place).is_none() {
+            diagnostics.push(problem(
+                "place",
+                self.places.unknown_message(&definition.place),
+            ));
+        }
+        let zone = parse_time_zone(&definition.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        // The recurrence is checked even when the zone is wrong, so both are reported.
+        let recurrence =
+            Recurrence::parse(&definition.recurrence, zone.unwrap_or(chrono_tz::Tz::UTC))
+                .map_err(|e| diagnostics.push(problem("recurrence", e.to_string())))
+                .ok()
+                .filter(|_| zone.is_some());
+        if definition.duration.seconds() <= 0 {
+            diagnostics.push(problem("duration", "duration must be positive".to_owned()));
+        }
+        if definition.misfire_grace.is_negative() {
+            diagnostics.push(problem(
+                "misfire_grace",
+                "misfire_grace cannot be negative".to_owned(),
+            ));
+        }
+        if definition.recipients.is_empty() {
+            diagnostics.push(problem(
+                "recipients",
+                "recipients is empty: nobody would be invited".to_owned(),
+            ));
+        }
+        self.check_groups(&definition.recipients, "recipients", &problem, diagnostics);
+        if definition.steps.is_empty() {
+            diagnostics.push(problem(
+                "steps",
+                "steps is empty: nothing would be sent".to_owned(),
+            ));
+        }
+        let mut step_ids = BTreeSet::new();
+        for (i, step) in definition.steps.iter().enumerate() {
+            let at = |field: &str| format!("steps[{i}].{field}");
+            if !is_slug(&step.id) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "step id '{}' must be lower-case letters, digits and dashes",
+                        step.id
+                    ),
+                ));
+            } else if !step_ids.insert(step.id.as_str()) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("step id '{}' is used twice in this workflow", step.id),
+                ));
+            }
+            if !self.templates.contains(&step.template) {
+                diagnostics.push(problem(
+                    &at("template"),
+                    format!(
+                        "no template '{}'{} (expected templates/{}.yaml)",
+                        step.template,
+                        did_you_mean(&step.template, self.templates.names()),
+                        step.template
+                    ),
+                ));
+            } else {
+                for (c, channel) in step.channels.iter().enumerate() {
+                    if !self.templates.supports(&step.template, *channel) {
+                        diagnostics.push(problem(
+                            &format!("steps[{i}].channels[{c}]"),
+                            format!(
+                                "template '{}' has no {channel} text in 'fra'",
+                                step.template
+                            ),
+                        ));
+                    }
+                }
+            }
+            if step.channels.is_empty() {
+                diagnostics.push(problem(
+                    &at("channels"),
+                    "channels is empty: list sms, email or both".to_owned(),
+                ));
+            }
+            if let Some(groups) = &step.recipients {
+                self.check_groups(groups, &at("recipients"), &problem, diagnostics);
+            }
+        }
+        for hook in &HOOKS {
+            let Some(function) = definition.rules.named(hook.slot) else {
+                continue;
+            };
+            let path = format!("rules.{}", hook.slot);
+            match self.rules.defined_along(&definition.place, function) {
+                None => diagnostics.push(problem(
+                    &path,
+                    format!(
+                        "no rule script along '{}' defines '{function}' (looked in {RULES_DIR}/ from the place up to national.rhai)",
+                        definition.place
+                    ),
+                )),
+                Some((script, f)) if f.params != 1 => diagnostics.push(problem(
+                    &path,
+                    format!(
+                        "'{function}' in {} takes {} argument(s); a hook takes one (the input map)",
+                        script.display(),
+                        f.params
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        let recurrence = recurrence?;
+        Some(Meeting {
+            facts: MeetingFacts::of(&parsed.value, recurrence.zone()),
+            recurrence,
+            definition: parsed.value,
+            file: file.to_path_buf(),
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn load_milestones(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LoadedPlan> {
+        let parsed = match yaml::parse_text::<MilestonePlan>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let plan = &parsed.value;
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
+        if !is_slug(&plan.id) {
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    plan.id
+                ),
+            ));
+        }
+        if self.places.get(&plan.place).is_none() {
+            diagnostics.push(problem("place", self.places.unknown_message(&plan.place)));
+        }
+        let zone = parse_time_zone(&plan.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        let send_at = chrono::NaiveTime::parse_from_str(&plan.send_at, "%H:%M")
+            .map_err(|_| {
+                diagnostics.push(problem(
+                    "send_at",
+                    format!("'{}' is not a time of day: write HH:MM", plan.send_at),
+                ));
+            })
+            .ok();
+        if plan.overdue_every.seconds() <= 0 {
+            diagnostics.push(problem(
+                "overdue_every",
+                "overdue_every must be positive".to_owned(),
+            ));
+        }
+        if plan.channels.is_empty() {
+            diagnostics.push(problem(
+                "channels",
+                "channels is empty: list sms, email or both".to_owned(),
+            ));
+        }
+        for template in MILESTONE_TEMPLATES {
+            if !self.templates.contains(template) {
+                diagnostics.push(problem(
+                    "kind",
+                    format!("milestone plans need templates/{template}.yaml"),
+                ));
+            }
+        }
+        let check_reminders = |path: &str,
+                               reminders: &[palabre_core::offset::Offset],
+                               diagnostics: &mut Diagnostics| {
+            for (r, at) in reminders.iter().enumerate() {
+                if !at.is_negative() {
+                    diagnostics.push(problem(
+                        &format!("{path}[{r}]"),
+                        format!("reminder {at} is not before the due date (write -7d)"),
+                    ));
+                }
+            }
+        };
+        check_reminders("reminders", &plan.reminders, diagnostics);
+        if plan.milestones.is_empty() {
+            diagnostics.push(problem(
+                "milestones",
+                "milestones is empty: nothing to follow".to_owned(),
+            ));
+        }
+        let ids: Vec<&str> = plan.milestones.iter().map(|m| m.id.as_str()).collect();
+        let mut seen = BTreeSet::new();
+        for (i, milestone) in plan.milestones.iter().enumerate() {
+            let at = |field: &str| format!("milestones[{i}].{field}");
+            if !is_slug(&milestone.id) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "milestone id '{}' must be lower-case letters, digits and dashes",
+                        milestone.id
+                    ),
+                ));
+            } else if !seen.insert(milestone.id.as_str()) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("milestone id '{}' is used twice in this plan", milestone.id),
+                ));
+            }
+            self.check_groups(
+                std::slice::from_ref(&milestone.owner),
+                &at("owner"),
+                &problem,
+                diagnostics,
+            );
+            if milestone.start.is_some_and(|start| start > milestone.due) {
+                diagnostics.push(problem(&at("due"), "due before its start".to_owned()));
+            }
+            if let Some(reminders) = &milestone.reminders {
+                check_reminders(&at("reminders"), reminders, diagnostics);
+            }
+            for (d, dep) in milestone.depends_on.iter().enumerate() {
+                if !ids.contains(&dep.as_str()) {
+                    diagnostics.push(problem(
+                        &format!("milestones[{i}].depends_on[{d}]"),
+                        format!(
+                            "no milestone '{dep}' in this plan{}",
+                            did_you_mean(dep, ids.iter().copied())
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&plan.milestones) {
+            let first = plan
+                .milestones
+                .iter()
+                .position(|m| m.id == cycle[0])
+                .unwrap_or(0);
+            diagnostics.push(problem(
+                &format!("milestones[{first}].depends_on"),
+                format!("dependency cycle: {}", cycle.join(" → ")),
+            ));
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        Some(LoadedPlan {
+            plan: Plan {
+                zone: zone?,
+                send_at: send_at?,
+                definition: parsed.value,
+                file: file.to_path_buf(),
+            },
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn load_escalation(
+        &self,
+        file: &Path,
+        text: String,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<LoadedLadder> {
+        let parsed = match yaml::parse_text::<EscalationWorkflow>(file, text) {
+            Ok(parsed) => parsed,
+            Err(d) => {
+                diagnostics.push(*d);
+                return None;
+            }
+        };
+        let before = diagnostics.error_count();
+        let ladder = &parsed.value;
+        let problem = |path: &str, message: String| {
+            yaml::problem(file, &parsed.text, parsed.map.value(path), message)
+        };
+        if !is_slug(&ladder.id) {
+            diagnostics.push(problem(
+                "id",
+                format!(
+                    "id '{}' must be lower-case letters, digits and dashes",
+                    ladder.id
+                ),
+            ));
+        }
+        if self.places.get(&ladder.place).is_none() {
+            diagnostics.push(problem("place", self.places.unknown_message(&ladder.place)));
+        }
+        let zone = parse_time_zone(&ladder.timezone)
+            .map_err(|e| diagnostics.push(problem("timezone", e.to_string())))
+            .ok();
+        let time = |field: &str, value: &str, diagnostics: &mut Diagnostics| {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M")
+                .map_err(|_| {
+                    diagnostics.push(problem(
+                        &format!("working_hours.{field}"),
+                        format!("'{value}' is not a time of day: write HH:MM"),
+                    ));
+                })
+                .ok()
+        };
+        let day_start = time("from", &ladder.working_hours.from, diagnostics);
+        let day_end = time("to", &ladder.working_hours.to, diagnostics);
+        if let (Some(start), Some(end)) = (day_start, day_end)
+            && end <= start
+        {
+            diagnostics.push(problem(
+                "working_hours.to",
+                "the working day ends before it starts".to_owned(),
+            ));
+        }
+        if ladder.working_hours.days.is_empty() {
+            diagnostics.push(problem(
+                "working_hours.days",
+                "no working day: deadlines would never pass".to_owned(),
+            ));
+        }
+        if ladder.categories.is_empty() {
+            diagnostics.push(problem(
+                "categories",
+                "categories is empty: list the kinds of dispute".to_owned(),
+            ));
+        }
+        for (c, category) in ladder.categories.iter().enumerate() {
+            if !is_slug(category) {
+                diagnostics.push(problem(
+                    &format!("categories[{c}]"),
+                    format!("category '{category}' must be lower-case letters, digits and dashes"),
+                ));
+            }
+        }
+        if !self.templates.contains(CASE_TEMPLATE) {
+            diagnostics.push(problem(
+                "kind",
+                format!("escalation ladders need templates/{CASE_TEMPLATE}.yaml"),
+            ));
+        }
+        if ladder.levels.is_empty() {
+            diagnostics.push(problem(
+                "levels",
+                "levels is empty: nobody to escalate to".to_owned(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, level) in ladder.levels.iter().enumerate() {
+            let at = |field: &str| format!("levels[{i}].{field}");
+            if !is_slug(&level.id) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!(
+                        "level id '{}' must be lower-case letters, digits and dashes",
+                        level.id
+                    ),
+                ));
+            } else if !seen.insert(level.id.as_str()) {
+                diagnostics.push(problem(
+                    &at("id"),
+                    format!("level id '{}' is used twice in this ladder", level.id),
+                ));
+            }
+            if level.responders.is_empty() {
+                diagnostics.push(problem(
+                    &at("responders"),
+                    "responders is empty: nobody would be told".to_owned(),
+                ));
+            }
+            self.check_groups(&level.responders, &at("responders"), &problem, diagnostics);
+            for (field, within) in [
+                ("acknowledge_within", level.acknowledge_within),
+                ("resolve_within", level.resolve_within),
+            ] {
+                if within.seconds() <= 0 {
+                    diagnostics.push(problem(&at(field), format!("{field} must be positive")));
+                }
+            }
+        }
+        if diagnostics.error_count() > before {
+            return None;
+        }
+        Some(LoadedLadder {
+            ladder: Ladder {
+                zone: zone?,
+                day_start: day_start?,
+                day_end: day_end?,
+                definition: parsed.value,
+                file: file.to_path_buf(),
+            },
+            text: parsed.text,
+            map: parsed.map,
+        })
+    }
+
+    fn check_groups(
+        &self,
+        groups: &[RecipientGroup],
+        path: &str,
+        problem: &dyn Fn(&str, String) -> Diagnostic,
+        diagnostics: &mut Diagnostics,
+    ) {
+        for (g, group) in groups.iter().enumerate() {
+            let at = format!("{path}[{g}]");
+            if group.role.is_none() && group.contacts.is_empty() {
+                diagnostics.push(problem(
+                    &at,
+                    "a recipient group needs a 'role' or 'contacts'".to_owned(),
+                ));
+            }
+            if let Some(role) = &group.role
+                && !self.roles.contains(role)
+            {
+                diagnostics.push(problem(
+                    &format!("{at}.role"),
+                    format!(
+                        "unknown role '{role}'{}; roles are listed in roles.yaml",
+                        did_you_mean(role, self.roles.iter().map(String::as_str))
+                    ),
+                ));
+            }
+            if let Some(place) = &group.place
+                && self.places.get(place).is_none()
+            {
+                diagnostics.push(problem(
+                    &format!("{at}.place"),
+                    self.places.unknown_message(place),
+                ));
+            }
+            for (c, id) in group.contacts.iter().enumerate() {
+                if !is_slug(id) {
+                    diagnostics.push(problem(
+                        &format!("{at}.contacts[{c}]"),
+                        format!("'{id}' is not a contact id"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Checks recipients against the imported directory: every contact id exists,
+    /// every group reaches somebody.
+    pub fn check_directory(&self, directory: &[Contact]) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        let known: BTreeSet<&str> = directory.iter().map(|c| c.id.as_str()).collect();
+        for meeting in &self.meetings {
+            let def = &meeting.definition;
+            let mut lists = vec![("recipients".to_owned(), &def.recipients)];
+            for (i, step) in def.steps.iter().enumerate() {
+                if let Some(groups) = &step.recipients {
+                    lists.push((format!("steps[{i}].recipients"), groups));
+                }
+            }
+            for (path, groups) in lists {
+                for (g, group) in groups.iter().enumerate() {
+                    for (c, id) in group.contacts.iter().enumerate() {
+                        if !known.contains(id.as_str()) {
+                            diagnostics.push(meeting.problem(
+                                &format!("{path}[{g}].contacts[{c}]"),
+                                format!(
+                                    "no contact '{id}' in the directory{}",
+                                    did_you_mean(id, known.iter().copied())
+                                ),
+                            ));
+                        }
+                    }
+                    if crate::recipients::resolve_group(group, &def.place, directory)
+                        .next()
+                        .is_none()
+                    {
+                        let mut warning = meeting.problem(
+                            &format!("{path}[{g}]"),
+                            "this group reaches nobody in the directory",
+                        );
+                        warning.severity = palabre_core::diagnostic::Severity::Warning;
+                        diagnostics.push(warning);
+                    }
+                }
+            }
+        }
+        diagnostics
+    }
+}
+
+fn is_workflow_file(root: &Path, file: &Path) -> bool {
+    let Ok(relative) = file.strip_prefix(root) else {
+        return true;
+    };
+    let first = relative
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str());
+    !matches!(
+        first,
+        Some(PLACES_FILE | ROLES_FILE | REPLIES_FILE | TEMPLATES_DIR | CALENDARS_DIR | RULES_DIR)
+    )
+}
+
+fn load_roles(file: &Path, diagnostics: &mut Diagnostics) -> BTreeSet<String> {
+    match yaml::parse_file::<RolesFile>(file) {
+        Ok(parsed) => {
+            for role in parsed.value.roles.keys() {
+                if !is_slug(role) {
+                    diagnostics.push(yaml::problem(
+                        file,
+                        &parsed.text,
+                        parsed.map.key(&format!("roles.{role}")),
+                        format!("role '{role}' must be lower-case letters, digits and dashes"),
+                    ));
+                }
+            }
+            parsed.value.roles.into_keys().collect()
+        }
+        Err(d) => {
+            diagnostics.push(*d);
+            BTreeSet::new()
+        }
+    }
+}

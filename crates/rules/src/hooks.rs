@@ -1,0 +1,918 @@
+//! The hooks: the questions the engine asks rules, what it gives them, and what
+//! it accepts back.
+//!
+//! A hook is a Rhai function of one argument, a plain map (see [`meeting_input`]),
+//! named after the hook (`meeting_schedule`) unless a workflow names another
+//! function for it. What the function returns is checked here, on return, into a
+//! typed decision: a wrong shape or type is a rule error that names the script,
+//! never a panic, and the decision then falls back to the hook's built-in default
+//! (written in [`HookSpec::default`] and implemented by [`Decision::default_value`]).
+
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Timelike, Utc,
+};
+use chrono_tz::Tz;
+use rhai::{Array, Dynamic, Map};
+use serde::Serialize;
+
+use super::World;
+use palabre_core::channel::Channel;
+use palabre_core::offset::Offset;
+use palabre_lang::calendars::{Weekday, format_iso_date};
+use palabre_lang::contacts::Contact;
+use palabre_lang::escalation::{Case, Ladder};
+use palabre_lang::meeting::{MeetingWorkflow, RecipientGroup};
+use palabre_lang::milestones::{Milestone, MilestoneStatus, Plan};
+
+/// What the reference says about one hook.
+#[derive(Debug, Clone, Copy)]
+pub struct HookSpec {
+    /// The function name rules define (`meeting_schedule`).
+    pub name: &'static str,
+    /// The key a workflow uses to name another function for it (`rules: { schedule: ... }`).
+    pub slot: &'static str,
+    /// When the engine asks.
+    pub when: &'static str,
+    /// What the input map holds beyond the common fields.
+    pub input: &'static str,
+    /// What the function may return.
+    pub returns: &'static str,
+    /// What holds when no script defines the hook, or a rule fails.
+    pub default: &'static str,
+}
+
+/// Every hook, in the order of the reference.
+pub const HOOKS: [HookSpec; 8] = [
+    HookSpec {
+        name: "meeting_schedule",
+        slot: "schedule",
+        when: "when a step of an occurrence is due, until a rule or a coordinator has changed that occurrence",
+        input: "the common fields",
+        returns: "`()` to hold the meeting; `#{ skip: \"reason\" }` to cancel it; \
+                  `#{ move_to: \"YYYY-MM-DD HH:MM\", reason: \"...\" }` (or a date alone, same time) to move it, \
+                  in the meeting's time zone and in the future. The reason goes to the ledger and, \
+                  through the meeting-cancelled or meeting-moved notice, to every participant.",
+        default: "hold the meeting",
+    },
+    HookSpec {
+        name: "meeting_invitees",
+        slot: "invitees",
+        when: "when a step's recipients are resolved, and for change notices",
+        input: "`participants`: the contacts the YAML groups reach (id, name, roles, place, language)",
+        returns: "an array of extra groups: a contact id (`\"c-0042\"`), or `#{ role: \"mayor\", place: \"mopti/koro\" }` \
+                  (place defaults to the meeting's). `()` adds nobody.",
+        default: "nobody beyond the YAML groups",
+    },
+    HookSpec {
+        name: "meeting_quorum",
+        slot: "quorum",
+        when: "when the confirmations of an occurrence are weighed",
+        input: "`participants` with each one's `response` (`yes`, `no` or `none`); \
+                `invited`, `yes`, `no` (counts)",
+        returns: "`true`/`false`, or `#{ reached: bool, reason: \"...\" }`",
+        default: "reached when more than half of the invited said yes",
+    },
+    HookSpec {
+        name: "meeting_reminders",
+        slot: "reminders",
+        when: "when an occurrence is planned, and again when each extra reminder is due \
+               (a reminder the rule no longer returns is dropped)",
+        input: "the common fields",
+        returns: "an array of extra reminders `#{ at: \"-3h\", template: \"meeting-reminder\", channels: [\"sms\"] }`; \
+                  `at` is before the start, `channels` defaults to `[\"sms\", \"email\"]`. `()` adds none.",
+        default: "no extra reminder",
+    },
+    HookSpec {
+        name: "milestone_overdue",
+        slot: "overdue",
+        when: "when a milestone is past its due date and not done: at the due date, then every `overdue_every` of its plan",
+        input: "`plan` (id, title, place), `place`, `now`, and `milestone`: id, title, due, start, status, \
+                `days_late`, `check` (1 at the due date, then 2, 3 ...), `owner` (role, place, contacts), \
+                `depends_on` and `dependants` (ids)",
+        returns: "`#{ action: \"remind\", reason }` (the owner gets the overdue message), \
+                  `#{ action: \"escalate\", to: #{ role, place }, reason }` (that group gets the escalation message), \
+                  or `#{ action: \"wait\", reason }` (nothing is sent). The decision and its reason go to the ledger. \
+                  At the first check the owners of the milestones that depend on it are told it slipped, whatever the decision.",
+        default: "remind the owner",
+    },
+    HookSpec {
+        name: "escalation_entry",
+        slot: "entry",
+        when: "when a dispute is opened",
+        input: CASE_INPUT,
+        returns: "`#{ level: \"prefet\", reason }` to open the case at that level (a level id of the ladder); `()` for the first level",
+        default: "the first level",
+    },
+    HookSpec {
+        name: "escalation_deadlines",
+        slot: "deadlines",
+        when: "whenever a case reaches a level (opened, climbed, reopened)",
+        input: CASE_INPUT,
+        returns: "`#{ acknowledge: \"2h\", resolve: \"1d\" }` (either may be left out) in working time; `()` keeps the level's",
+        default: "the level's `acknowledge_within` and `resolve_within`",
+    },
+    HookSpec {
+        name: "escalation_missed",
+        slot: "missed",
+        when: "when a level lets a deadline pass (`dispute.deadline` says which)",
+        input: CASE_INPUT,
+        returns: "`#{ climb: 1, reason }`: how many levels up the case goes (0 keeps it there and tells its responders again; past the top it stays at the top)",
+        default: "climb one level",
+    },
+];
+
+/// What the escalation hooks receive.
+pub const CASE_INPUT: &str = "`ladder` (id, title, levels: the level ids in order), \
+    `dispute` (the case: id, category, severity, place, level: the current level id, state, \
+    opened, deadline: `acknowledge` or `resolve` for a missed deadline), `place` (the case's), `now`";
+
+/// The common fields every meeting hook receives.
+pub const COMMON_INPUT: &str = "`workflow` (id, title, place, venue, timezone), \
+    `place` (path, name, level, region, cercle, commune), \
+    `occurrence` (start in UTC RFC 3339, local `date` YYYY-MM-DD, local `time` HH:MM, `weekday`), \
+    `now` (the engine clock, UTC RFC 3339)";
+
+pub fn spec(name: &str) -> Option<&'static HookSpec> {
+    HOOKS.iter().find(|h| h.name == name)
+}
+
+/// A decision a hook returns, checked on return.
+pub trait Decision: Sized + Serialize {
+    /// The hook this decision answers.
+    const HOOK: &'static HookSpec;
+    /// Whether the default depends on the input (else, with no script to ask, the
+    /// input is not even built).
+    const DEFAULT_READS_INPUT: bool = false;
+    /// The built-in default, as a script would return it (what `parent()` gives at the top).
+    fn default_value(input: &Map) -> Dynamic;
+    /// The built-in default as a decision.
+    fn fallback(input: &Map) -> Self;
+    /// Checks a returned value.
+    fn parse(value: Dynamic, world: &World) -> Result<Self, String>;
+}
+
+fn type_name(value: &Dynamic) -> &'static str {
+    if value.is_unit() {
+        "()"
+    } else if value.is_string() {
+        "a string"
+    } else if value.is_int() {
+        "an integer"
+    } else if value.is_float() {
+        "a number"
+    } else if value.is_bool() {
+        "a boolean"
+    } else if value.is_array() {
+        "an array"
+    } else if value.is_map() {
+        "a map"
+    } else {
+        "a value of another type"
+    }
+}
+
+fn wrong(expected: &str, value: &Dynamic) -> String {
+    format!("expected {expected}, got {}", type_name(value))
+}
+
+fn take_map(value: Dynamic, expected: &str) -> Result<Map, String> {
+    let shown = wrong(expected, &value);
+    value.try_cast::<Map>().ok_or(shown)
+}
+
+fn take_array(value: Dynamic, expected: &str) -> Result<Array, String> {
+    let shown = wrong(expected, &value);
+    value.try_cast::<Array>().ok_or(shown)
+}
+
+fn string_field(map: &Map, key: &str) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
+        Some(v) => v
+            .clone()
+            .into_string()
+            .map(Some)
+            .map_err(|_| format!("'{key}': {}", wrong("a string", v))),
+    }
+}
+
+fn refuse_unknown_keys(map: &Map, known: &[&str]) -> Result<(), String> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(format!(
+            "unknown key '{key}'{}; expected {}",
+            palabre_core::suggest::did_you_mean(key, known.iter().copied()),
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `meeting_schedule`: hold, skip or move one occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleDecision {
+    Hold,
+    Skip {
+        reason: String,
+    },
+    Move {
+        /// Local date in the meeting's zone.
+        date: NaiveDate,
+        /// Local time; the occurrence's own time when the rule gave a date alone.
+        time: Option<NaiveTime>,
+        reason: String,
+    },
+}
+
+impl ScheduleDecision {
+    /// A move's local date and time: `YYYY-MM-DD HH:MM`, or a date alone.
+    fn parse_local(text: &str) -> Option<(NaiveDate, Option<NaiveTime>)> {
+        let text = text.trim();
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M")
+            .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
+            .map(|t| (t.date(), Some(t.time())))
+            .ok()
+            .or_else(|| {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()
+                    .map(|d| (d, None))
+            })
+    }
+}
+
+impl Decision for ScheduleDecision {
+    const HOOK: &'static HookSpec = &HOOKS[0];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        ScheduleDecision::Hold
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        const EXPECTED: &str = "() to hold, #{ skip: \"reason\" } or #{ move_to: \"YYYY-MM-DD HH:MM\", reason: \"...\" }";
+        if value.is_unit() {
+            return Ok(ScheduleDecision::Hold);
+        }
+        let map = take_map(value, EXPECTED)?;
+        refuse_unknown_keys(&map, &["skip", "move_to", "reason"])?;
+        let skip = string_field(&map, "skip")?;
+        let move_to = string_field(&map, "move_to")?;
+        let reason = string_field(&map, "reason")?;
+        match (skip, move_to) {
+            (None, None) if map.is_empty() => Ok(ScheduleDecision::Hold),
+            (None, None) => Err(format!("expected {EXPECTED}")),
+            (Some(_), Some(_)) => Err("'skip' and 'move_to' cannot both be given".to_owned()),
+            (Some(skip), None) => {
+                let reason = reason.unwrap_or(skip);
+                if reason.trim().is_empty() {
+                    return Err("'skip' needs a reason people can read".to_owned());
+                }
+                Ok(ScheduleDecision::Skip { reason })
+            }
+            (None, Some(to)) => {
+                let (date, time) = ScheduleDecision::parse_local(&to).ok_or_else(|| {
+                    format!("'move_to': '{to}' is not YYYY-MM-DD HH:MM or YYYY-MM-DD")
+                })?;
+                let reason = reason
+                    .filter(|r| !r.trim().is_empty())
+                    .ok_or("'move_to' needs a 'reason' people can read")?;
+                Ok(ScheduleDecision::Move { date, time, reason })
+            }
+        }
+    }
+}
+
+/// `meeting_invitees`: groups invited beyond the YAML ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteesDecision(pub Vec<RecipientGroup>);
+
+impl Decision for InviteesDecision {
+    const HOOK: &'static HookSpec = &HOOKS[1];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::from_array(Array::new())
+    }
+
+    fn fallback(_: &Map) -> Self {
+        InviteesDecision(Vec::new())
+    }
+
+    fn parse(value: Dynamic, world: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(InviteesDecision(Vec::new()));
+        }
+        let items = take_array(value, "an array of contact ids and #{ role, place } maps")?;
+        let mut groups = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let group = if item.is_string() {
+                RecipientGroup {
+                    role: None,
+                    place: None,
+                    contacts: vec![item.into_string().unwrap_or_default()],
+                }
+            } else {
+                let map = take_map(item, "a contact id or a #{ role, place } map")
+                    .map_err(|e| format!("item {i}: {e}"))?;
+                refuse_unknown_keys(&map, &["role", "place", "contact"])
+                    .map_err(|e| format!("item {i}: {e}"))?;
+                let field = |key| string_field(&map, key).map_err(|e| format!("item {i}: {e}"));
+                let (role, place, contact) = (field("role")?, field("place")?, field("contact")?);
+                if role.is_none() && contact.is_none() {
+                    return Err(format!("item {i}: give a 'role' or a 'contact'"));
+                }
+                RecipientGroup {
+                    role,
+                    place,
+                    contacts: contact.into_iter().collect(),
+                }
+            };
+            if let Some(role) = &group.role
+                && !world.roles.contains(role)
+            {
+                return Err(format!(
+                    "item {i}: unknown role '{role}'{}",
+                    palabre_core::suggest::did_you_mean(
+                        role,
+                        world.roles.iter().map(String::as_str)
+                    )
+                ));
+            }
+            if let Some(place) = &group.place
+                && world.places.get(place).is_none()
+            {
+                return Err(format!("item {i}: {}", world.places.unknown_message(place)));
+            }
+            groups.push(group);
+        }
+        Ok(InviteesDecision(groups))
+    }
+}
+
+/// `meeting_quorum`: whether the confirmations make a quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuorumDecision {
+    pub reached: bool,
+    pub reason: String,
+}
+
+fn count(input: &Map, key: &str) -> i64 {
+    input.get(key).and_then(|v| v.as_int().ok()).unwrap_or(0)
+}
+
+impl Decision for QuorumDecision {
+    const HOOK: &'static HookSpec = &HOOKS[2];
+    const DEFAULT_READS_INPUT: bool = true;
+
+    fn default_value(input: &Map) -> Dynamic {
+        let decision = QuorumDecision::fallback(input);
+        let mut map = Map::new();
+        map.insert("reached".into(), Dynamic::from_bool(decision.reached));
+        map.insert("reason".into(), Dynamic::from(decision.reason));
+        Dynamic::from_map(map)
+    }
+
+    fn fallback(input: &Map) -> Self {
+        let (invited, yes) = (count(input, "invited"), count(input, "yes"));
+        QuorumDecision {
+            reached: invited > 0 && yes * 2 > invited,
+            reason: format!("{yes} of {invited} invited confirmed; more than half needed"),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if let Ok(reached) = value.as_bool() {
+            return Ok(QuorumDecision {
+                reached,
+                reason: String::new(),
+            });
+        }
+        let map = take_map(value, "true, false or #{ reached: bool, reason: \"...\" }")?;
+        refuse_unknown_keys(&map, &["reached", "reason"])?;
+        let reached = map
+            .get("reached")
+            .ok_or("'reached' is missing")?
+            .as_bool()
+            .map_err(|t| format!("'reached': expected a boolean, got {t}"))?;
+        Ok(QuorumDecision {
+            reached,
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// `milestone_overdue`: what to do about an overdue milestone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OverdueDecision {
+    Remind { reason: String },
+    Escalate { to: RecipientGroup, reason: String },
+    Wait { reason: String },
+}
+
+impl Decision for OverdueDecision {
+    const HOOK: &'static HookSpec = &HOOKS[4];
+
+    fn default_value(_: &Map) -> Dynamic {
+        let mut map = Map::new();
+        map.insert("action".into(), text("remind"));
+        map.insert("reason".into(), text("the owner is reminded"));
+        Dynamic::from_map(map)
+    }
+
+    fn fallback(_: &Map) -> Self {
+        OverdueDecision::Remind {
+            reason: "the owner is reminded".to_owned(),
+        }
+    }
+
+    fn parse(value: Dynamic, world: &World) -> Result<Self, String> {
+        const EXPECTED: &str = "#{ action: \"remind\" | \"escalate\" | \"wait\", reason: \"...\" }";
+        let map = take_map(value, EXPECTED)?;
+        refuse_unknown_keys(&map, &["action", "to", "reason"])?;
+        let reason = string_field(&map, "reason")?.unwrap_or_default();
+        match string_field(&map, "action")?.as_deref() {
+            Some("remind") => Ok(OverdueDecision::Remind { reason }),
+            Some("wait") => Ok(OverdueDecision::Wait { reason }),
+            Some("escalate") => {
+                let to = map
+                    .get("to")
+                    .cloned()
+                    .ok_or("'escalate' needs 'to': #{ role, place }")?;
+                let groups = InviteesDecision::parse(Dynamic::from_array(vec![to]), world)
+                    .map_err(|e| format!("'to': {}", e.trim_start_matches("item 0: ")))?;
+                let to = groups.0.into_iter().next().ok_or("'to' is empty")?;
+                Ok(OverdueDecision::Escalate { to, reason })
+            }
+            Some(other) => Err(format!("unknown action '{other}': expected {EXPECTED}")),
+            None => Err(format!("'action' is missing: expected {EXPECTED}")),
+        }
+    }
+}
+
+/// `escalation_entry`: the level a new case starts at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryDecision {
+    /// A level id; `None` for the first level.
+    pub level: Option<String>,
+    pub reason: String,
+}
+
+impl Decision for EntryDecision {
+    const HOOK: &'static HookSpec = &HOOKS[5];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        EntryDecision {
+            level: None,
+            reason: String::new(),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(EntryDecision::fallback(&Map::new()));
+        }
+        let map = take_map(value, "() or #{ level: \"...\", reason: \"...\" }")?;
+        refuse_unknown_keys(&map, &["level", "reason"])?;
+        Ok(EntryDecision {
+            level: string_field(&map, "level")?,
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// `escalation_deadlines`: the deadlines of the level a case reaches, when not the level's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadlinesDecision {
+    pub acknowledge: Option<Offset>,
+    pub resolve: Option<Offset>,
+}
+
+impl Decision for DeadlinesDecision {
+    const HOOK: &'static HookSpec = &HOOKS[6];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        DeadlinesDecision {
+            acknowledge: None,
+            resolve: None,
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(DeadlinesDecision::fallback(&Map::new()));
+        }
+        let map = take_map(value, "() or #{ acknowledge: \"4h\", resolve: \"2d\" }")?;
+        refuse_unknown_keys(&map, &["acknowledge", "resolve"])?;
+        let offset = |key: &str| -> Result<Option<Offset>, String> {
+            string_field(&map, key)?
+                .map(|text| {
+                    let at: Offset = text.parse().map_err(|e| format!("'{key}': {e}"))?;
+                    if at.seconds() <= 0 {
+                        return Err(format!("'{key}': {at} is not a positive duration"));
+                    }
+                    Ok(at)
+                })
+                .transpose()
+        };
+        Ok(DeadlinesDecision {
+            acknowledge: offset("acknowledge")?,
+            resolve: offset("resolve")?,
+        })
+    }
+}
+
+/// `escalation_missed`: how far a case climbs when a deadline passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissedDecision {
+    pub climb: u32,
+    pub reason: String,
+}
+
+impl Decision for MissedDecision {
+    const HOOK: &'static HookSpec = &HOOKS[7];
+
+    fn default_value(_: &Map) -> Dynamic {
+        let mut map = Map::new();
+        map.insert("climb".into(), Dynamic::from_int(1));
+        map.insert("reason".into(), text("deadline missed"));
+        Dynamic::from_map(map)
+    }
+
+    fn fallback(_: &Map) -> Self {
+        MissedDecision {
+            climb: 1,
+            reason: "deadline missed".to_owned(),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        let map = take_map(value, "#{ climb: 1, reason: \"...\" }")?;
+        refuse_unknown_keys(&map, &["climb", "reason"])?;
+        let climb = map
+            .get("climb")
+            .ok_or("'climb' is missing")?
+            .as_int()
+            .map_err(|t| format!("'climb': expected an integer, got {t}"))?;
+        let climb = u32::try_from(climb).map_err(|_| format!("'climb' is {climb}: 0 or more"))?;
+        Ok(MissedDecision {
+            climb,
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// One reminder a rule adds to an occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtraReminder {
+    pub at: Offset,
+    pub template: String,
+    pub channels: Vec<Channel>,
+}
+
+impl ExtraReminder {
+    /// The id of the step it becomes: `rule-reminder-3h`.
+    pub fn step_id(&self) -> String {
+        format!("rule-reminder{}", self.at)
+    }
+}
+
+/// `meeting_reminders`: reminders added to an occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemindersDecision(pub Vec<ExtraReminder>);
+
+impl Decision for RemindersDecision {
+    const HOOK: &'static HookSpec = &HOOKS[3];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::from_array(Array::new())
+    }
+
+    fn fallback(_: &Map) -> Self {
+        RemindersDecision(Vec::new())
+    }
+
+    fn parse(value: Dynamic, world: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(RemindersDecision(Vec::new()));
+        }
+        let items = take_array(value, "an array of #{ at, template, channels } maps")?;
+        let mut reminders: Vec<ExtraReminder> = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let at_item = |e: String| format!("item {i}: {e}");
+            let map = take_map(item, "a #{ at, template, channels } map").map_err(at_item)?;
+            refuse_unknown_keys(&map, &["at", "template", "channels"]).map_err(at_item)?;
+            let at_text = string_field(&map, "at")
+                .map_err(at_item)?
+                .ok_or_else(|| at_item("'at' is missing".to_owned()))?;
+            let at: Offset = at_text.parse().map_err(|e| at_item(format!("'at': {e}")))?;
+            if !at.is_negative() {
+                return Err(at_item(format!(
+                    "'at' is {at}: a reminder comes before the meeting (like -3h)"
+                )));
+            }
+            let template = string_field(&map, "template")
+                .map_err(at_item)?
+                .unwrap_or_else(|| "meeting-reminder".to_owned());
+            if !world.templates.contains(&template) {
+                return Err(at_item(format!(
+                    "unknown template '{template}'{}",
+                    palabre_core::suggest::did_you_mean(
+                        &template,
+                        world.templates.iter().map(String::as_str)
+                    )
+                )));
+            }
+            let channels = match map.get("channels") {
+                None => Channel::ALL.to_vec(),
+                Some(list) => take_array(list.clone(), "an array of channel names")
+                    .map_err(|e| at_item(format!("'channels': {e}")))?
+                    .into_iter()
+                    .map(|c| {
+                        let name = c.into_string().unwrap_or_default();
+                        Channel::parse(&name).ok_or_else(|| {
+                            at_item(format!(
+                                "'channels': unknown channel '{name}' (sms or email)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            let reminder = ExtraReminder {
+                at,
+                template,
+                channels,
+            };
+            if !reminders.iter().any(|r| r.at == reminder.at) {
+                reminders.push(reminder);
+            }
+        }
+        Ok(RemindersDecision(reminders))
+    }
+}
+
+fn text(value: impl Into<String>) -> Dynamic {
+    Dynamic::from(value.into())
+}
+
+/// A contact as rules see it: no phone, no email.
+pub fn contact_facts(contact: &Contact) -> Map {
+    let mut map = Map::new();
+    map.insert("id".into(), text(&contact.id));
+    map.insert("name".into(), text(&contact.name));
+    map.insert(
+        "roles".into(),
+        Dynamic::from_array(contact.roles.iter().map(text).collect()),
+    );
+    map.insert("place".into(), text(&contact.place));
+    map.insert("language".into(), text(&contact.language));
+    map
+}
+
+/// What a meeting hook is told about the meeting itself, built once per meeting
+/// (the strings are shared, not copied, into every input).
+#[derive(Debug, Clone)]
+pub struct MeetingFacts {
+    place: String,
+    zone: Tz,
+    workflow: Dynamic,
+}
+
+impl MeetingFacts {
+    pub fn new(id: &str, title: &str, place: &str, venue: &str, zone: Tz) -> MeetingFacts {
+        let mut workflow = Map::new();
+        workflow.insert("id".into(), text(id));
+        workflow.insert("title".into(), text(title));
+        workflow.insert("place".into(), text(place));
+        workflow.insert("venue".into(), text(venue));
+        workflow.insert("timezone".into(), text(zone.name()));
+        MeetingFacts {
+            place: place.to_owned(),
+            zone,
+            workflow: Dynamic::from_map(workflow),
+        }
+    }
+
+    pub fn of(meeting: &MeetingWorkflow, zone: Tz) -> MeetingFacts {
+        MeetingFacts::new(
+            &meeting.id,
+            &meeting.title,
+            &meeting.place,
+            &meeting.venue,
+            zone,
+        )
+    }
+}
+
+/// The names of the days of the week, shared by every input.
+static WEEKDAYS: std::sync::LazyLock<[Dynamic; 7]> = std::sync::LazyLock::new(|| {
+    [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ]
+    .map(|d| text(d.as_str()))
+});
+
+/// The common input of every meeting hook, for the occurrence starting at `start`.
+pub fn meeting_input(
+    world: &World,
+    meeting: &MeetingFacts,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Map {
+    let local = start.with_timezone(&meeting.zone);
+    let date = local.date_naive();
+    let mut occurrence = Map::new();
+    occurrence.insert(
+        "start".into(),
+        text(start.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    occurrence.insert("date".into(), text(format_iso_date(date)));
+    occurrence.insert(
+        "time".into(),
+        text(format!("{:02}:{:02}", local.hour(), local.minute())),
+    );
+    occurrence.insert(
+        "weekday".into(),
+        WEEKDAYS[date.weekday().num_days_from_monday() as usize].clone(),
+    );
+    let mut input = Map::new();
+    input.insert("workflow".into(), meeting.workflow.clone());
+    input.insert("place".into(), world.place_facts(&meeting.place));
+    input.insert("occurrence".into(), Dynamic::from_map(occurrence));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    input
+}
+
+/// Adds `participants` (as rules see contacts) to a hook's input.
+pub fn with_participants<'c>(
+    mut input: Map,
+    participants: impl IntoIterator<Item = &'c Contact>,
+) -> Map {
+    let list: Array = participants
+        .into_iter()
+        .map(|c| Dynamic::from_map(contact_facts(c)))
+        .collect();
+    input.insert("participants".into(), Dynamic::from_array(list));
+    input
+}
+
+/// Adds `participants` with each one's `response` (`yes`, `no`, `none`) and the
+/// counts `invited`, `yes`, `no`: the input of the quorum hook.
+pub fn with_responses<'c>(
+    mut input: Map,
+    responses: impl IntoIterator<Item = (&'c Contact, &'c str)>,
+) -> Map {
+    let (mut invited, mut yes, mut no) = (0_i64, 0_i64, 0_i64);
+    let list: Array = responses
+        .into_iter()
+        .map(|(contact, response)| {
+            invited += 1;
+            match response {
+                "yes" => yes += 1,
+                "no" => no += 1,
+                _ => {}
+            }
+            let mut facts = contact_facts(contact);
+            facts.insert("response".into(), text(response));
+            Dynamic::from_map(facts)
+        })
+        .collect();
+    input.insert("participants".into(), Dynamic::from_array(list));
+    input.insert("invited".into(), Dynamic::from_int(invited));
+    input.insert("yes".into(), Dynamic::from_int(yes));
+    input.insert("no".into(), Dynamic::from_int(no));
+    input
+}
+
+/// The input of `milestone_overdue` for the `check`-th look at an overdue milestone.
+pub fn milestone_input(
+    world: &World,
+    plan: &Plan,
+    milestone: &Milestone,
+    status: MilestoneStatus,
+    check: u32,
+    now: DateTime<Utc>,
+) -> Map {
+    let def = &plan.definition;
+    let mut plan_facts = Map::new();
+    plan_facts.insert("id".into(), text(&def.id));
+    plan_facts.insert("title".into(), text(&def.title));
+    plan_facts.insert("place".into(), text(&def.place));
+    let mut owner = Map::new();
+    owner.insert(
+        "role".into(),
+        milestone.owner.role.as_deref().map_or(Dynamic::UNIT, text),
+    );
+    owner.insert(
+        "place".into(),
+        text(milestone.owner.place.as_deref().unwrap_or(&def.place)),
+    );
+    owner.insert(
+        "contacts".into(),
+        Dynamic::from_array(milestone.owner.contacts.iter().map(text).collect()),
+    );
+    let ids = |list: Vec<&str>| Dynamic::from_array(list.into_iter().map(text).collect());
+    let mut facts = Map::new();
+    facts.insert("id".into(), text(&milestone.id));
+    facts.insert("title".into(), text(&milestone.title));
+    facts.insert("due".into(), text(format_iso_date(milestone.due)));
+    facts.insert(
+        "start".into(),
+        milestone
+            .start
+            .map_or(Dynamic::UNIT, |d| text(format_iso_date(d))),
+    );
+    facts.insert("status".into(), text(status.as_str()));
+    facts.insert(
+        "days_late".into(),
+        Dynamic::from_int(plan.days_late(milestone, now)),
+    );
+    facts.insert("check".into(), Dynamic::from_int(i64::from(check)));
+    facts.insert("owner".into(), Dynamic::from_map(owner));
+    facts.insert(
+        "depends_on".into(),
+        ids(milestone.depends_on.iter().map(String::as_str).collect()),
+    );
+    facts.insert(
+        "dependants".into(),
+        ids(plan
+            .dependants(&milestone.id)
+            .map(|m| m.id.as_str())
+            .collect()),
+    );
+    let mut input = Map::new();
+    input.insert("plan".into(), Dynamic::from_map(plan_facts));
+    input.insert("place".into(), world.place_facts(&def.place));
+    input.insert("milestone".into(), Dynamic::from_map(facts));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    input
+}
+
+/// The input of the escalation hooks for `case` on `ladder` (`deadline`: the one
+/// missed, for `escalation_missed`).
+pub fn case_input(
+    world: &World,
+    ladder: &Ladder,
+    case: &Case,
+    deadline: Option<&str>,
+    now: DateTime<Utc>,
+) -> Map {
+    let def = &ladder.definition;
+    let mut ladder_facts = Map::new();
+    ladder_facts.insert("id".into(), text(&def.id));
+    ladder_facts.insert("title".into(), text(&def.title));
+    ladder_facts.insert(
+        "levels".into(),
+        Dynamic::from_array(def.levels.iter().map(|l| text(&l.id)).collect()),
+    );
+    let mut facts = Map::new();
+    facts.insert("id".into(), text(&case.id));
+    facts.insert("category".into(), text(&case.category));
+    facts.insert("severity".into(), Dynamic::from_int(case.severity));
+    facts.insert("place".into(), text(&case.place));
+    facts.insert(
+        "level".into(),
+        ladder
+            .level(case.level)
+            .map_or(Dynamic::UNIT, |l| text(&l.id)),
+    );
+    facts.insert("state".into(), text(case.state.as_str()));
+    facts.insert(
+        "opened".into(),
+        text(case.opened.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    facts.insert("deadline".into(), deadline.map_or(Dynamic::UNIT, text));
+    let mut input = Map::new();
+    input.insert("ladder".into(), Dynamic::from_map(ladder_facts));
+    // `case` is a Rhai keyword: scripts read `input.dispute`.
+    input.insert("dispute".into(), Dynamic::from_map(facts));
+    input.insert("place".into(), world.place_facts(&case.place));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    input
+}

@@ -1,0 +1,790 @@
+//! Local rules in Rhai: loading the scripts along the place hierarchy, resolving
+//! a hook to the most local script that defines it, calling it in the sandbox,
+//! and checking what it returns.
+//!
+//! Scripts live in `workflows/rules/`: `national.rhai`, then one per place named
+//! after its path (`mopti.rhai`, `mopti/djenne.rhai`, `mopti/djenne/fakala.rhai`).
+//! A hook asked at a place is answered by the most local script that defines the
+//! hook's function; that function may call `parent(input)` for the answer of the
+//! next script up, and at the top `parent` gives the built-in default. A rule that
+//! fails (an error, a limit, a wrong return type) does not stop anything: the
+//! decision falls back to the hook's default and the failure is kept for the
+//! ledger ([`Rules::take_failures`]).
+//!
+//! Scripts are compiled once, when the definitions are loaded; a call costs a
+//! function call, not a compilation.
+
+mod check;
+mod functions;
+mod hooks;
+mod rule_tests;
+mod sandbox;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
+
+pub use hooks::{
+    COMMON_INPUT, DeadlinesDecision, Decision, EntryDecision, ExtraReminder, HOOKS, HookSpec,
+    InviteesDecision, MeetingFacts, MissedDecision, OverdueDecision, QuorumDecision,
+    RemindersDecision, ScheduleDecision, case_input, contact_facts, meeting_input, milestone_input,
+    spec, with_participants, with_responses,
+};
+pub use rule_tests::{CaseFailure, CaseFile, CaseReport, RuleCase, run_cases};
+pub use sandbox::Limits;
+
+use palabre_core::diagnostic::Diagnostics;
+use palabre_core::rule_function::{RuleFunction, RuleFunctionBody};
+use palabre_lang::calendars::Calendars;
+use palabre_lang::contacts::Contact;
+use palabre_lang::places::{Level, Places};
+
+/// The folder of rule scripts, below the workflows folder.
+pub const RULES_DIR: &str = "rules";
+/// The script that answers for every place.
+pub const NATIONAL: &str = "national";
+
+/// Registers the functions plugins add to the rule language, with their doc
+/// comment and signature for `palabre rules docs` and for the script checks.
+fn register_plugin_functions(engine: &mut Engine, functions: &[RuleFunction]) {
+    for function in functions {
+        let comment = function
+            .doc
+            .lines()
+            .map(|l| format!("/// {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let registration = rhai::FuncRegistration::new(function.name)
+            .with_comments([comment])
+            .with_params_info(function.body.signature());
+        match function.body {
+            RuleFunctionBody::TextToInteger(body) => {
+                registration.register_into_engine(engine, move |text: &str| body(text));
+            }
+        }
+    }
+}
+
+/// What rules can read: the map, the calendars, roles and templates, and the
+/// contact directory as the engine last saw it.
+#[derive(Debug, Default)]
+pub struct World {
+    pub(crate) places: Places,
+    pub(crate) calendars: Calendars,
+    pub(crate) roles: BTreeSet<String>,
+    pub(crate) templates: BTreeSet<String>,
+    directory: RwLock<Arc<Vec<Contact>>>,
+    /// The `place` input field of every place, built once.
+    place_facts: BTreeMap<String, Dynamic>,
+}
+
+impl World {
+    pub fn new(
+        places: Places,
+        calendars: Calendars,
+        roles: BTreeSet<String>,
+        templates: BTreeSet<String>,
+    ) -> World {
+        let place_facts = places
+            .paths()
+            .map(|path| {
+                (
+                    path.to_owned(),
+                    Dynamic::from_map(World::facts_of(&places, path)),
+                )
+            })
+            .collect();
+        World {
+            places,
+            calendars,
+            roles,
+            templates,
+            directory: RwLock::default(),
+            place_facts,
+        }
+    }
+
+    /// The calendars rules read (working time for deadlines reads them too).
+    pub fn calendars(&self) -> &Calendars {
+        &self.calendars
+    }
+
+    fn directory(&self) -> Arc<Vec<Contact>> {
+        self.directory
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |d| d.clone())
+    }
+
+    /// `place` input field: path, name, level and the region/cercle/commune it sits in.
+    pub(crate) fn place_facts(&self, path: &str) -> Dynamic {
+        self.place_facts
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| Dynamic::from_map(World::facts_of(&self.places, path)))
+    }
+
+    fn facts_of(places: &Places, path: &str) -> Map {
+        let mut map = Map::new();
+        let segments: Vec<&str> = path.split('/').collect();
+        let level = places.get(path).map(|p| match p.level {
+            Level::Region => "region",
+            Level::Cercle => "cercle",
+            Level::Commune => "commune",
+        });
+        let upto = |n: usize| {
+            Dynamic::from(if segments.len() >= n {
+                segments[..n].join("/")
+            } else {
+                String::new()
+            })
+        };
+        map.insert("path".into(), Dynamic::from(path.to_owned()));
+        map.insert(
+            "name".into(),
+            Dynamic::from(places.get(path).map_or(path, |p| &p.name).to_owned()),
+        );
+        map.insert(
+            "level".into(),
+            Dynamic::from(level.unwrap_or_default().to_owned()),
+        );
+        map.insert("region".into(), upto(1));
+        map.insert("cercle".into(), upto(2));
+        map.insert("commune".into(), upto(3));
+        map
+    }
+}
+
+/// One function a script defines.
+#[derive(Debug, Clone)]
+pub struct ScriptFunction {
+    pub params: usize,
+    pub line: usize,
+    /// Whether its body calls `parent(...)`.
+    pub calls_parent: bool,
+}
+
+/// One compiled rule script.
+#[derive(Debug)]
+pub struct Script {
+    /// The place it answers for; `""` for the national script.
+    pub place: String,
+    pub file: PathBuf,
+    pub functions: BTreeMap<String, ScriptFunction>,
+    ast: AST,
+    fingerprint: u64,
+}
+
+impl Script {
+    fn display(&self) -> String {
+        self.file.display().to_string()
+    }
+}
+
+/// A rule that failed, located in its script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {function}: {message}")]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub function: String,
+    pub message: String,
+}
+
+/// A failure kept for the ledger, with what the engine did instead.
+#[derive(Debug, Clone)]
+pub struct RuleFailure {
+    pub workflow: String,
+    pub occurrence: Option<DateTime<Utc>>,
+    pub hook: &'static str,
+    pub error: RuleError,
+    /// The default that was applied instead.
+    pub fallback: &'static str,
+}
+
+/// What a decision is about, for the ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub workflow: &'a str,
+    pub occurrence: Option<DateTime<Utc>>,
+}
+
+/// A decision, who took it, and the failure if the default had to be used.
+#[derive(Debug, Clone)]
+pub struct Answer<D> {
+    pub decision: D,
+    /// The script whose function answered; `None` for the built-in default.
+    pub by: Option<String>,
+    pub failure: Option<RuleError>,
+}
+
+/// The scripts that answer one function at one place, most local first.
+type Chain = Arc<[Arc<Script>]>;
+
+/// The chain of scripts a call walks, carried in Rhai's call tag so that
+/// `parent()` knows where it stands.
+#[derive(Clone)]
+pub(crate) struct ChainTag {
+    chain: Chain,
+    level: usize,
+    function: rhai::ImmutableString,
+    default: fn(&Map) -> Dynamic,
+}
+
+thread_local! {
+    /// The innermost script a failing decision failed in. Rhai re-positions a limit
+    /// error at each call it crosses, so the error alone cannot say which script of
+    /// the chain hit the limit.
+    static FAILED_IN: RefCell<Option<Arc<Script>>> = const { RefCell::new(None) };
+}
+
+impl ChainTag {
+    fn call(&self, engine: &Engine, input: Map) -> Result<Dynamic, Box<EvalAltResult>> {
+        let script = &self.chain[self.level];
+        let options = CallFnOptions::new()
+            .eval_ast(false)
+            .rewind_scope(true)
+            .with_tag(self.clone());
+        engine
+            .call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &script.ast,
+                &self.function,
+                (Dynamic::from_map(input),),
+            )
+            .inspect_err(|_| {
+                FAILED_IN.with(|f| {
+                    f.borrow_mut().get_or_insert_with(|| script.clone());
+                });
+            })
+    }
+
+    /// The next script up, or the built-in default when there is none.
+    pub(crate) fn call_next(
+        self,
+        engine: &Engine,
+        input: Map,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        if self.level + 1 >= self.chain.len() {
+            return Ok((self.default)(&input));
+        }
+        ChainTag {
+            level: self.level + 1,
+            ..self
+        }
+        .call(engine, input)
+    }
+}
+
+/// Every level a hook is looked up at, for `palabre rules explain`.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub place: String,
+    pub function: String,
+    /// From the most local place up to the national script.
+    pub levels: Vec<ExplainedLevel>,
+    pub default: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExplainedLevel {
+    /// `""` for national.
+    pub place: String,
+    pub file: PathBuf,
+    pub exists: bool,
+    pub defines: Option<ScriptFunction>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} at {}:", self.function, self.place)?;
+        let mut answered = false;
+        let mut reached = true;
+        for level in &self.levels {
+            let file = level.file.display();
+            let note = match (&level.defines, level.exists) {
+                (_, false) => "no such script".to_owned(),
+                (None, true) => format!("does not define {}", self.function),
+                (Some(f), true) => {
+                    let role = if !answered {
+                        "answers"
+                    } else if reached {
+                        "reached through parent()"
+                    } else {
+                        "not reached (the rule below does not call parent())"
+                    };
+                    format!("line {}: defines it; {role}", f.line)
+                }
+            };
+            writeln!(f, "  {file}: {note}")?;
+            if let Some(defined) = &level.defines {
+                reached = (!answered || reached) && defined.calls_parent;
+                answered = true;
+            }
+        }
+        let default = self.default.unwrap_or("none: this is not a hook name");
+        let role = if !answered {
+            "answers"
+        } else if reached {
+            "reached through parent()"
+        } else {
+            "not reached"
+        };
+        write!(f, "  built-in default ({role}): {default}")
+    }
+}
+
+/// Every rule script of a workflows folder, compiled, with the engine that runs them.
+pub struct Rules {
+    engine: Engine,
+    world: Arc<World>,
+    limits: Limits,
+    root: PathBuf,
+    scripts: BTreeMap<String, Arc<Script>>,
+    /// For every place (and `""`) and every function some script defines: the
+    /// scripts that answer, most local first. Built once at load.
+    chains: HashMap<String, HashMap<String, Chain>>,
+    failures: Mutex<Vec<RuleFailure>>,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("scripts", &self.scripts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules::new(
+            World::default(),
+            &[],
+            Limits::default(),
+            PathBuf::from(RULES_DIR),
+        )
+    }
+}
+
+impl Rules {
+    fn new(world: World, extensions: &[RuleFunction], limits: Limits, root: PathBuf) -> Rules {
+        let world = Arc::new(world);
+        let mut engine = sandbox::engine(limits);
+        functions::register(&mut engine, &world);
+        register_plugin_functions(&mut engine, extensions);
+        Rules {
+            engine,
+            world,
+            limits,
+            root,
+            scripts: BTreeMap::new(),
+            chains: HashMap::new(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Compiles every script below `workflows/rules/`, reporting problems with positions.
+    pub fn load(
+        workflows: &Path,
+        world: World,
+        extensions: &[RuleFunction],
+        limits: Limits,
+        diagnostics: &mut Diagnostics,
+    ) -> Rules {
+        let root = workflows.join(RULES_DIR);
+        let mut rules = Rules::new(world, extensions, limits, root.clone());
+        if !root.is_dir() {
+            return rules;
+        }
+        let known = check::known_functions(&rules.engine);
+        for file in check::script_files(&root, diagnostics) {
+            if let Some(script) = check::compile(
+                &rules.engine,
+                &rules.world,
+                &known,
+                &root,
+                &file,
+                diagnostics,
+            ) {
+                rules.scripts.insert(script.place.clone(), Arc::new(script));
+            }
+        }
+        let functions: BTreeSet<&String> = rules
+            .scripts
+            .values()
+            .flat_map(|s| s.functions.keys())
+            .collect();
+        let places = rules.world.places.paths().chain([""]);
+        rules.chains = places
+            .map(|place| {
+                let by_function = functions
+                    .iter()
+                    .map(|f| ((*f).clone(), rules.resolve(place, f).into()))
+                    .collect();
+                (place.to_owned(), by_function)
+            })
+            .collect();
+        rules
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn scripts(&self) -> impl Iterator<Item = &Script> {
+        self.scripts.values().map(|s| &**s)
+    }
+
+    /// Gives rules the current contact directory (`contacts_with_role`).
+    pub fn set_directory(&self, contacts: Vec<Contact>) {
+        let mut slot = self
+            .world
+            .directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(contacts);
+    }
+
+    /// The places a hook is looked up at, most local first, national last.
+    fn levels(place: &str) -> Vec<String> {
+        let mut levels = Vec::new();
+        let mut current = place;
+        while !current.is_empty() {
+            levels.push(current.to_owned());
+            current = current.rsplit_once('/').map_or("", |(up, _)| up);
+        }
+        levels.push(String::new());
+        levels
+    }
+
+    /// The scripts along `place` that define `function`, most local first.
+    fn chain(&self, place: &str, function: &str) -> Chain {
+        match self.chains.get(place) {
+            Some(by_function) => by_function.get(function).cloned().unwrap_or_default(),
+            None => self.resolve(place, function).into(),
+        }
+    }
+
+    fn resolve(&self, place: &str, function: &str) -> Vec<Arc<Script>> {
+        Rules::levels(place)
+            .iter()
+            .filter_map(|level| self.scripts.get(level))
+            .filter(|s| s.functions.contains_key(function))
+            .cloned()
+            .collect()
+    }
+
+    /// The file a level's script is (or would be) in.
+    fn file_of(&self, level: &str) -> PathBuf {
+        let name = if level.is_empty() { NATIONAL } else { level };
+        self.root.join(format!("{name}.rhai"))
+    }
+
+    /// Whether any script along `place` defines `function`, and with how many parameters.
+    pub fn defined_along(&self, place: &str, function: &str) -> Option<(PathBuf, &ScriptFunction)> {
+        Rules::levels(place).iter().find_map(|level| {
+            let script = self.scripts.get(level)?;
+            script
+                .functions
+                .get(function)
+                .map(|f| (script.file.clone(), f))
+        })
+    }
+
+    /// A fingerprint of the scripts `place` can reach and of the calendars:
+    /// when it changes, that place's plans are redone.
+    pub fn fingerprint(&self, place: &str) -> u64 {
+        let parts: Vec<[u8; 8]> = Rules::levels(place)
+            .iter()
+            .filter_map(|level| self.scripts.get(level))
+            .map(|s| s.fingerprint.to_le_bytes())
+            .chain([self.world.calendars.fingerprint().to_le_bytes()])
+            .collect();
+        palabre_core::fingerprint::fnv1a(parts.iter().map(|p| p.as_slice()))
+    }
+
+    /// How `function` is resolved at `place`.
+    pub fn explain(&self, place: &str, function: &str) -> Explanation {
+        let levels = Rules::levels(place)
+            .into_iter()
+            .map(|level| {
+                let script = self.scripts.get(&level);
+                ExplainedLevel {
+                    file: script.map_or_else(|| self.file_of(&level), |s| s.file.clone()),
+                    exists: script.is_some(),
+                    defines: script.and_then(|s| s.functions.get(function).cloned()),
+                    place: level,
+                }
+            })
+            .collect();
+        Explanation {
+            place: place.to_owned(),
+            function: function.to_owned(),
+            levels,
+            default: spec(function).map(|h| h.default),
+        }
+    }
+
+    /// Asks the hook `D` at `place` (through `function` when a workflow names
+    /// another one). `input` is only built when a script will read it. Never
+    /// fails: a failing rule gives the default, and the failure is both returned
+    /// and kept for [`Rules::take_failures`].
+    pub fn decide<D: Decision>(
+        &self,
+        place: &str,
+        function: Option<&str>,
+        input: impl FnOnce() -> Map,
+        subject: Subject<'_>,
+    ) -> Answer<D> {
+        let answer = self.ask_with::<D>(place, function, input);
+        if let Some(error) = &answer.failure {
+            self.keep::<D>(subject, error.clone(), "rule failed; default applied");
+        }
+        answer
+    }
+
+    /// Records that the engine could not use what `script` decided (a move to a
+    /// time that is not in the future ...): a failure like any other.
+    pub fn reject<D: Decision>(&self, script: &str, subject: Subject<'_>, message: String) {
+        let function = D::HOOK.name;
+        let line = self
+            .scripts
+            .values()
+            .find(|s| s.display() == script)
+            .and_then(|s| s.functions.get(function))
+            .map_or(1, |f| f.line);
+        let error = RuleError {
+            file: script.to_owned(),
+            line,
+            column: 1,
+            function: function.to_owned(),
+            message,
+        };
+        self.keep::<D>(subject, error, "rule decision refused; default applied");
+    }
+
+    fn keep<D: Decision>(&self, subject: Subject<'_>, error: RuleError, what: &str) {
+        tracing::warn!(workflow = subject.workflow, hook = D::HOOK.name, %error, "{what}");
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RuleFailure {
+                workflow: subject.workflow.to_owned(),
+                occurrence: subject.occurrence,
+                hook: D::HOOK.name,
+                error,
+                fallback: D::HOOK.default,
+            });
+    }
+
+    /// [`Rules::decide`] without keeping the failure (rule tests).
+    pub fn ask<D: Decision>(&self, place: &str, function: Option<&str>, input: Map) -> Answer<D> {
+        self.ask_with(place, function, || input)
+    }
+
+    fn ask_with<D: Decision>(
+        &self,
+        place: &str,
+        function: Option<&str>,
+        input: impl FnOnce() -> Map,
+    ) -> Answer<D> {
+        let function = function.unwrap_or(D::HOOK.name);
+        let chain = self.chain(place, function);
+        if chain.is_empty() && !D::DEFAULT_READS_INPUT {
+            return Answer {
+                decision: D::fallback(&Map::new()),
+                by: None,
+                failure: None,
+            };
+        }
+        let input = input();
+        let fallback = D::fallback(&input);
+        let Some(first) = chain.first().cloned() else {
+            return Answer {
+                decision: fallback,
+                by: None,
+                failure: None,
+            };
+        };
+        let tag = ChainTag {
+            chain,
+            level: 0,
+            function: function.into(),
+            default: D::default_value,
+        };
+        FAILED_IN.with(|f| f.borrow_mut().take());
+        let result = sandbox::with_deadline(self.limits.time, || tag.call(&self.engine, input));
+        let failure = match result {
+            Ok(value) => match D::parse(value, &self.world) {
+                Ok(decision) => {
+                    return Answer {
+                        decision,
+                        by: Some(first.display()),
+                        failure: None,
+                    };
+                }
+                Err(message) => {
+                    let line = first.functions.get(function).map_or(0, |f| f.line);
+                    RuleError {
+                        file: first.display(),
+                        line,
+                        column: 1,
+                        function: function.to_owned(),
+                        message: format!("returned a wrong value: {message}"),
+                    }
+                }
+            },
+            Err(error) => {
+                let origin = FAILED_IN.with(|f| f.borrow_mut().take()).unwrap_or(first);
+                self.locate(&origin, function, &error)
+            }
+        };
+        Answer {
+            decision: fallback,
+            by: None,
+            failure: Some(failure),
+        }
+    }
+
+    /// Turns a Rhai error into a rule error at the innermost script position; an
+    /// error without one (a limit) is placed at the line of the function that
+    /// `origin`, the innermost failing script, defines.
+    fn locate(&self, origin: &Script, function: &str, error: &EvalAltResult) -> RuleError {
+        let mut source = origin.display();
+        let mut current = error;
+        while let EvalAltResult::ErrorInFunctionCall(_, src, inner, _) = current {
+            if !src.is_empty() {
+                source.clone_from(src);
+            }
+            current = inner;
+        }
+        let position = current.position();
+        let message = match current {
+            EvalAltResult::ErrorTooManyOperations(_) => format!(
+                "stopped after {} operations (an endless loop?)",
+                self.limits.operations
+            ),
+            EvalAltResult::ErrorStackOverflow(_) => {
+                "too many nested calls (endless recursion?)".to_owned()
+            }
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                format!("{what} grew past its limit")
+            }
+            EvalAltResult::ErrorTerminated(token, _)
+                if token.clone().into_string().ok().as_deref() == Some(sandbox::OUT_OF_TIME) =>
+            {
+                format!("took longer than {} ms", self.limits.time.as_millis())
+            }
+            other => {
+                let text = other.to_string();
+                let suffix = format!(" ({position})");
+                text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+            }
+        };
+        let fallback_line = origin.functions.get(function).map_or(0, |f| f.line);
+        RuleError {
+            file: source,
+            line: position.line().unwrap_or(fallback_line),
+            column: position.position().unwrap_or(1),
+            function: function.to_owned(),
+            message,
+        }
+    }
+
+    /// The failures since the last call, oldest first.
+    pub fn take_failures(&self) -> Vec<RuleFailure> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Every registered function's signature and doc, for `palabre rules docs`.
+    pub fn function_docs(&self) -> Vec<FunctionDoc> {
+        check::function_docs(&self.engine)
+    }
+}
+
+/// One registered function, as the reference shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDoc {
+    pub signature: String,
+    pub doc: String,
+}
+
+/// The rule language reference (Markdown): layout, hooks, every function the
+/// engine and `extensions` register, and the limits. `palabre rules docs` prints it.
+pub fn reference(extensions: &[RuleFunction]) -> String {
+    use std::fmt::Write as _;
+    let rules = Rules::new(
+        World::default(),
+        extensions,
+        Limits::default(),
+        PathBuf::from(RULES_DIR),
+    );
+    let limits = rules.limits;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "# palabre rule reference\n\n\
+         Generated by `palabre rules docs`; a test keeps this file current.\n\n\
+         ## Where rules live\n\n\
+         Scripts are in `workflows/rules/`: `national.rhai`, then one per place named after\n\
+         its path: `mopti.rhai` (region), `mopti/djenne.rhai` (cercle),\n\
+         `mopti/djenne/djenne.rhai` (commune). A hook asked at a place is answered by the\n\
+         most local script that defines its function; that function may call\n\
+         `parent(input)` for the answer of the next script up, and above the national\n\
+         script `parent` gives the built-in default. `palabre rules explain PLACE HOOK`\n\
+         shows the chain. Only `fn` definitions belong in a script.\n\n\
+         Rule tests are `*.test.yaml` files beside the scripts, run by `palabre test`.\n\n\
+         ## Hooks\n\n\
+         Each hook is a function of one argument, a map. Every meeting hook gets {COMMON_INPUT}.\n\
+         What a hook returns is checked: a wrong shape is a rule error (script and line\n\
+         in the ledger and in `palabre status`) and the default applies.\n"
+    );
+    for hook in &HOOKS {
+        let _ = write!(
+            out,
+            "\n### `{name}(input)`\n\n\
+             - **Asked** {when}.\n\
+             - **Input**: {input}.\n\
+             - **Returns** {returns}\n\
+             - **Default**: {default}.\n\
+             - A workflow may name another function for it: `rules: {{ {slot}: my_function }}`.\n",
+            name = hook.name,
+            when = hook.when,
+            input = hook.input,
+            returns = hook.returns,
+            default = hook.default,
+            slot = hook.slot,
+        );
+    }
+    out.push_str(
+        "\n## Functions\n\nBesides Rhai's own (strings, arrays, maps, arithmetic), rules can call:\n",
+    );
+    for function in rules.function_docs() {
+        let _ = write!(out, "\n### `{}`\n\n{}\n", function.signature, function.doc);
+    }
+    let _ = write!(
+        out,
+        "\n## Limits\n\n\
+         Every decision runs in a sandbox: at most {ops} operations, {calls} nested calls,\n\
+         expressions {depth} deep ({fdepth} inside functions), strings of {string} bytes,\n\
+         arrays of {array} items, maps of {map} entries, and {ms} ms of wall-clock time\n\
+         (`parent()` calls included). There is no `eval`, no `import`, no clock, no file\n\
+         and no network: a rule sees only its input and the functions above. A rule that\n\
+         hits a limit fails; its hook's default applies and the ledger says why.\n",
+        ops = limits.operations,
+        calls = limits.call_levels,
+        depth = limits.expression_depth,
+        fdepth = limits.function_expression_depth,
+        string = limits.string_bytes,
+        array = limits.array_items,
+        map = limits.map_entries,
+        ms = limits.time.as_millis(),
+    );
+    out
+}

@@ -1,0 +1,172 @@
+//! Cases (disputes): their rows, and every change to one applied with its
+//! timers, messages and ledger entries in one transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::ledger::{LedgerEntry, append};
+use super::outbox::{QueuedMessage, enqueue};
+use super::timers::{PlannedTimer, insert_timers};
+use super::{Store, StoreError, instant, millis};
+use palabre_lang::escalation::{Case, CaseState};
+
+/// What a case change does to the case's pending deadline timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropTimers {
+    None,
+    /// The acknowledgement deadline of the current level only.
+    Acknowledge,
+    /// Every pending deadline of the case.
+    All,
+}
+
+/// Everything one case change writes.
+#[derive(Debug, Default)]
+pub struct CaseWrite<'a> {
+    pub timers: &'a [PlannedTimer],
+    pub messages: &'a [QueuedMessage],
+    pub ledger: &'a [LedgerEntry],
+}
+
+const COLUMNS: &str =
+    "id, workflow, category, place, parties, severity, description, level, state, opened, updated";
+
+fn case_of(row: &AnyRow) -> Result<Case, StoreError> {
+    let parties: String = row.try_get("parties")?;
+    let state: String = row.try_get("state")?;
+    Ok(Case {
+        id: row.try_get("id")?,
+        workflow: row.try_get("workflow")?,
+        category: row.try_get("category")?,
+        place: row.try_get("place")?,
+        parties: serde_json::from_str(&parties).unwrap_or_default(),
+        severity: row.try_get("severity")?,
+        description: row.try_get("description")?,
+        level: usize::try_from(row.try_get::<i64, _>("level")?).unwrap_or(0),
+        state: CaseState::parse(&state).unwrap_or(CaseState::Open),
+        opened: instant(row.try_get("opened")?),
+        updated: instant(row.try_get("updated")?),
+    })
+}
+
+impl Store {
+    /// Inserts a new case under the next free id `PREFIX-0001`, `PREFIX-0002` ...
+    /// (the id given in `case` is replaced), with what opening it writes; the ledger
+    /// and timer entries name the case by `{case}` until the id is known.
+    pub async fn open_case(
+        &self,
+        case: &Case,
+        prefix: &str,
+        write: impl FnOnce(&str) -> (Vec<PlannedTimer>, Vec<QueuedMessage>, Vec<LedgerEntry>),
+    ) -> Result<String, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        // The next free number under the prefix. Two ladders may share a prefix,
+        // and two workers may open cases at once: an id already taken (or being
+        // taken by a transaction that commits first) moves on to the next number.
+        let taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE id LIKE $1")
+            .bind(format!("{prefix}-%"))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        let mut number = taken + 1;
+        let id = loop {
+            let id = format!("{prefix}-{number:04}");
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO cases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (id) DO NOTHING"
+            )))
+            .bind(&id)
+            .bind(&case.workflow)
+            .bind(&case.category)
+            .bind(&case.place)
+            .bind(serde_json::to_string(&case.parties).unwrap_or_else(|_| "[]".to_owned()))
+            .bind(case.severity)
+            .bind(&case.description)
+            .bind(i64::try_from(case.level).unwrap_or(0))
+            .bind(case.state.as_str())
+            .bind(millis(case.opened))
+            .bind(millis(case.updated))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                break id;
+            }
+            number += 1;
+        };
+        let (timers, messages, ledger) = write(&id);
+        insert_timers(&mut tx, self.backend, &timers, case.opened).await?;
+        enqueue(&mut tx, self.backend, &messages, case.opened).await?;
+        append(&mut tx, self.backend, &ledger).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn case(&self, id: &str) -> Result<Option<Case>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM cases WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case_of).transpose()
+    }
+
+    /// Cases of a ladder, oldest first.
+    pub async fn cases(&self, workflow: &str) -> Result<Vec<Case>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM cases WHERE workflow = $1 ORDER BY opened, id"
+        )))
+        .bind(workflow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case_of).collect()
+    }
+
+    /// Saves `case` (level, state) if nobody changed it since `seen` (its `updated`
+    /// when read), with its timers, messages and ledger entries; false if refused.
+    pub async fn update_case(
+        &self,
+        case: &Case,
+        seen: DateTime<Utc>,
+        drop: DropTimers,
+        write: CaseWrite<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let updated = sqlx::query(
+            "UPDATE cases SET level = $1, state = $2, updated = $3 WHERE id = $4 AND updated = $5",
+        )
+        .bind(i64::try_from(case.level).unwrap_or(0))
+        .bind(case.state.as_str())
+        .bind(millis(case.updated))
+        .bind(&case.id)
+        .bind(millis(seen))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let pattern = match drop {
+            DropTimers::None => None,
+            DropTimers::Acknowledge => Some(format!("{}/L{}-%/ack", case.id, case.level)),
+            DropTimers::All => Some(format!("{}/%", case.id)),
+        };
+        if let Some(pattern) = pattern {
+            sqlx::query(
+                "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND step LIKE $2",
+            )
+            .bind(&case.workflow)
+            .bind(pattern)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_timers(&mut tx, self.backend, write.timers, case.updated).await?;
+        enqueue(&mut tx, self.backend, write.messages, case.updated).await?;
+        append(&mut tx, self.backend, write.ledger).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
