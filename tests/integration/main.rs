@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 mod api;
+mod architecture;
 mod contacts;
 mod escalation;
 mod gateways;

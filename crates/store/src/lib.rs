@@ -194,6 +194,7 @@ impl Store {
 mod cases;
 mod changes;
 mod contacts;
+mod lease;
 mod ledger;
 mod milestones;
 mod outbox;
@@ -203,8 +204,8 @@ mod tokens;
 
 pub use cases::{CaseWrite, DropTimers};
 pub use ledger::{LedgerEntry, LedgerEvent};
+pub use outbox::ReceiptSubject;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
-pub use replies::ReceiptSubject;
 pub use timers::{
     ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
 };

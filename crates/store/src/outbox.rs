@@ -10,9 +10,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
+use super::lease::Claim;
 use super::ledger::{LedgerEntry, append};
-use super::replies::ReceiptSubject;
-use super::timers::Claim;
 use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// A message to put in the outbox.
@@ -409,5 +408,32 @@ impl Store {
             .record_deliveries(owner, std::slice::from_ref(&record), now)
             .await?
             == 1)
+    }
+}
+
+/// The sent message a delivery receipt (or its absence) is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSubject {
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub contact_id: String,
+    pub channel: String,
+    /// The channel its fallback copy was queued on, when the receipt said it
+    /// failed and it had one.
+    pub fell_back_to: Option<String>,
+}
+
+impl ReceiptSubject {
+    /// From an outbox row with these columns; `fell_back_to` is its fallback channel.
+    pub(crate) fn read(row: &sqlx::any::AnyRow) -> Result<ReceiptSubject, StoreError> {
+        Ok(ReceiptSubject {
+            workflow: row.try_get("workflow")?,
+            occurrence: super::instant(row.try_get("occurrence")?),
+            step: row.try_get("step")?,
+            contact_id: row.try_get("contact_id")?,
+            channel: row.try_get("channel")?,
+            fell_back_to: row.try_get("fallback_channel")?,
+        })
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
-use super::outbox::queue_fallbacks;
+use super::outbox::{ReceiptSubject, queue_fallbacks};
 use super::{Store, StoreError, millis};
 use palabre_core::webhooks::DeliveryStatus;
 
@@ -121,33 +121,6 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("contact_id")?, r.try_get("response")?)))
             .collect()
-    }
-}
-
-/// The sent message a delivery receipt (or its absence) is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptSubject {
-    pub workflow: String,
-    pub occurrence: DateTime<Utc>,
-    pub step: String,
-    pub contact_id: String,
-    pub channel: String,
-    /// The channel its fallback copy was queued on, when the receipt said it
-    /// failed and it had one.
-    pub fell_back_to: Option<String>,
-}
-
-impl ReceiptSubject {
-    /// From an outbox row with these columns; `fell_back_to` is its fallback channel.
-    pub(crate) fn read(row: &sqlx::any::AnyRow) -> Result<ReceiptSubject, StoreError> {
-        Ok(ReceiptSubject {
-            workflow: row.try_get("workflow")?,
-            occurrence: super::instant(row.try_get("occurrence")?),
-            step: row.try_get("step")?,
-            contact_id: row.try_get("contact_id")?,
-            channel: row.try_get("channel")?,
-            fell_back_to: row.try_get("fallback_channel")?,
-        })
     }
 }
 
