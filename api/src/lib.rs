@@ -97,6 +97,11 @@ impl From<palabre_engine::runtime::RuntimeError> for ApiError {
     }
 }
 
+/// `GET /openapi.json`.
+async fn openapi_document() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

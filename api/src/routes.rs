@@ -76,7 +76,7 @@ pub static ROUTES: &[RouteDoc] = &[
         request: None,
         response: || schemars::json_schema!({ "type": "object" }),
         success: 200,
-        handler: || get(openapi_document),
+        handler: || get(crate::openapi_document),
     },
     RouteDoc {
         method: "get",
@@ -299,10 +299,6 @@ async fn healthz(State(state): State<ApiState>) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn openapi_document() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
 }
 
 /// A workflow, as listed.

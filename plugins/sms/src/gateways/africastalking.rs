@@ -9,7 +9,7 @@ use palabre_core::connector::{DeliveryError, OutgoingMessage};
 use palabre_core::webhooks::{Receipt, WebhookError};
 use serde::Deserialize;
 
-use super::webhooks::Fields;
+use super::parse::Fields;
 use super::{GatewayError, client, exchange};
 
 pub(crate) fn default_base_url() -> String {

@@ -7,7 +7,7 @@ use palabre_core::connector::{DeliveryError, OutgoingMessage};
 use palabre_core::webhooks::{InboundSms, Receipt, WebhookError};
 use serde_json::{Value, json};
 
-use super::webhooks::text_at;
+use super::parse::text_at;
 use super::{GatewayError, client, digits, exchange};
 
 pub struct Infobip {

@@ -14,6 +14,7 @@ mod generic;
 mod infobip;
 mod orange;
 mod paced;
+mod parse;
 mod twilio;
 mod webhooks;
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::webhooks::text_at;
+use super::parse::text_at;
 use super::{GatewayError, client, digits, exchange};
 
 pub(crate) fn default_base_url() -> String {
