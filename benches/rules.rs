@@ -32,6 +32,8 @@ fn decide_all(definitions: &Definitions, meeting: &Meeting, calls: usize) -> (f6
     let first: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().expect("an instant");
     let starts: Vec<DateTime<Utc>> = (0..364).map(|d| first + TimeDelta::days(d)).collect();
     let mut changed = 0_usize;
+    let mut failed = 0_usize;
+    let directory = std::sync::Arc::new(Vec::new());
     let started = Instant::now();
     for i in 0..calls {
         let start = starts[i % starts.len()];
@@ -43,16 +45,15 @@ fn decide_all(definitions: &Definitions, meeting: &Meeting, calls: usize) -> (f6
                 workflow: &def.id,
                 occurrence: Some(start),
             },
+            &directory,
         );
+        failed += usize::from(answer.failure.is_some());
         if answer.decision != ScheduleDecision::Hold {
             changed += 1;
         }
     }
     let rate = calls as f64 / started.elapsed().as_secs_f64();
-    assert!(
-        rules.take_failures().is_empty(),
-        "the shipped rules never fail"
-    );
+    assert_eq!(failed, 0, "the shipped rules never fail");
     (rate, changed)
 }
 

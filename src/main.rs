@@ -1236,7 +1236,7 @@ async fn preview(
         Changes::default()
     };
     let clock = VirtualClock::new(start);
-    let planned = Planner::new(&definitions).preview(&clock, until, &directory, &changes);
+    let planned = Planner::new(&definitions, Arc::new(directory)).preview(&clock, until, &changes);
     match options.format {
         Format::Json => {
             // Each SMS with its size in segments.

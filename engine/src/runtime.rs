@@ -49,7 +49,7 @@ use palabre_lang::templates::{MessageContext, MilestoneFacts};
 use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::{Fire, PlannedMessage, Planner, Slot};
 use palabre_plan::recipients::reach;
-use palabre_rules::{OverdueDecision, Rules, Subject, milestone_input};
+use palabre_rules::{OverdueDecision, RuleFailure, Rules, Subject, milestone_input};
 use palabre_store::{
     ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, Fallback, LedgerEntry,
     LedgerEvent, PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
@@ -192,7 +192,8 @@ struct Delivered {
 
 /// The contact directory as one tick sees it: read once, indexed by id.
 struct Directory {
-    contacts: Vec<Contact>,
+    /// Shared with the planner and the rules of this tick.
+    contacts: Arc<Vec<Contact>>,
     by_id: HashMap<String, usize>,
     /// Contacts who opted out of SMS.
     stopped: std::collections::BTreeSet<String>,
@@ -206,7 +207,7 @@ impl Directory {
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         Directory {
-            contacts,
+            contacts: Arc::new(contacts),
             by_id,
             stopped,
         }
@@ -329,10 +330,10 @@ fn queue_messages(
 /// check the owners of dependent milestones are told it slipped). Nothing for a
 /// milestone done or cancelled.
 fn fire_milestone(
+    planner: &Planner<'_>,
     definitions: &Definitions,
     plan: &Plan,
     statuses: &Statuses,
-    directory: &[Contact],
     timer: ClaimedTimer,
     now: DateTime<Utc>,
 ) -> Fired {
@@ -364,7 +365,7 @@ fn fire_milestone(
             format!("the milestone is {status}"),
         ));
     }
-    let planner = Planner::new(definitions);
+    let directory = planner.directory();
     let place_name = definitions
         .places
         .get(&def.place)
@@ -431,7 +432,9 @@ fn fire_milestone(
                     workflow: &def.id,
                     occurrence: Some(timer.occurrence),
                 },
+                directory,
             );
+            ledger.extend(answer.failure.clone().map(|f| rule_failure_entry(f, now)));
             let by = answer.by.as_deref().unwrap_or("the built-in default");
             let (what, planned) = match &answer.decision {
                 OverdueDecision::Remind { reason } => (
@@ -498,22 +501,25 @@ fn fire_milestone(
     }
 }
 
-/// Ledger entries for the rule failures since the last look.
-fn rule_failure_entries(rules: &Rules, now: DateTime<Utc>) -> Vec<LedgerEntry> {
-    rules
+/// The ledger entry of a rule that failed (its default was applied).
+fn rule_failure_entry(failure: RuleFailure, now: DateTime<Utc>) -> LedgerEntry {
+    let mut entry = LedgerEntry::new(
+        now,
+        LedgerEvent::RuleError,
+        format!("{}; applied instead: {}", failure.error, failure.fallback),
+    );
+    entry.workflow = Some(failure.workflow);
+    entry.occurrence = failure.occurrence;
+    entry.step = Some(failure.hook.to_owned());
+    entry
+}
+
+/// The ledger entries of the rule failures a planning pass met.
+fn rule_failure_entries(planner: &Planner<'_>, now: DateTime<Utc>) -> Vec<LedgerEntry> {
+    planner
         .take_failures()
         .into_iter()
-        .map(|failure| {
-            let mut entry = LedgerEntry::new(
-                now,
-                LedgerEvent::RuleError,
-                format!("{}; applied instead: {}", failure.error, failure.fallback),
-            );
-            entry.workflow = Some(failure.workflow);
-            entry.occurrence = failure.occurrence;
-            entry.step = Some(failure.hook.to_owned());
-            entry
-        })
+        .map(|failure| rule_failure_entry(failure, now))
         .collect()
 }
 
@@ -631,7 +637,8 @@ impl Runtime {
                 "the template '{template}' is missing from templates/"
             ));
         }
-        let planner = Planner::new(&definitions);
+        let directory = Arc::new(self.store.contacts().await?);
+        let planner = Planner::new(&definitions, directory);
         let timers: Vec<PlannedTimer> = new_start
             .map(|start| {
                 planner
@@ -647,16 +654,7 @@ impl Runtime {
             })
             .unwrap_or_default();
         let timer_key = PlannedTimer::key(workflow, occurrence, &notice_id);
-        let directory = self.store.contacts().await?;
-        let planned = planner.notice(
-            meeting,
-            &change,
-            previous_start,
-            template,
-            &notice_id,
-            now,
-            &directory,
-        );
+        let planned = planner.notice(meeting, &change, previous_start, template, &notice_id, now);
         let slot = |event, detail: String| {
             LedgerEntry::new(now, event, detail).slot(workflow, occurrence, &notice_id)
         };
@@ -669,7 +667,7 @@ impl Runtime {
             None => format!("cancelled (was {})", previous_start.to_rfc3339()),
         };
         let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
-        ledger.extend(rule_failure_entries(&definitions.rules, now));
+        ledger.extend(rule_failure_entries(&planner, now));
         let calendar = |channel: Channel| {
             (channel == Channel::Email).then(|| {
                 let event = CalendarEvent {
@@ -714,37 +712,44 @@ impl Runtime {
     }
 
     /// Does everything due now: plan, fire due timers, deliver ready messages.
+    ///
+    /// A tick works on one snapshot of the definitions from start to end: a hot
+    /// reload meanwhile takes effect at the next tick, and every rule failure of
+    /// this one is written with what it concerns.
     pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
+        let definitions = self.definitions();
         let state = TickState {
             changes: Changes::new(self.store.occurrence_changes().await?),
             statuses: Statuses::new(self.store.milestone_states().await?),
         };
+        // The directory is read once per tick (again after opt-outs during delivery).
+        let mut directory = None;
         let mut report = TickReport {
-            planned: self.plan(&state).await?,
+            planned: self.plan(&definitions, &state, &mut directory).await?,
             ..TickReport::default()
         };
         if report.planned > BURST {
             self.store.refresh_statistics().await?;
         }
-        // The directory is read at most once per tick, and only if something is due.
-        let mut directory = None;
-        self.fire_due(&state, &mut directory, &mut report).await?;
+        self.fire_due(&definitions, &state, &mut directory, &mut report)
+            .await?;
         self.deliver_ready(&mut directory, &mut report).await?;
         self.fall_back_unconfirmed().await?;
-        let failures = rule_failure_entries(&self.definitions().rules, self.clock.now());
-        if !failures.is_empty() {
-            self.store.append_ledger(&failures).await?;
-        }
         Ok(report)
     }
 
     /// Plans every workflow up to `now + horizon`; returns how many timers are new.
-    async fn plan(&self, state: &TickState) -> Result<u64, RuntimeError> {
+    async fn plan(
+        &self,
+        definitions: &Definitions,
+        state: &TickState,
+        directory: &mut Option<Directory>,
+    ) -> Result<u64, RuntimeError> {
         let now = self.clock.now();
-        let definitions = self.definitions();
         let until = now + self.config.horizon;
         let mut planned = 0;
-        let planner = Planner::new(&definitions);
+        let contacts = self.directory(directory).await?.contacts.clone();
+        let planner = Planner::new(definitions, contacts);
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
             let hash = definition_hash(
@@ -795,6 +800,10 @@ impl Runtime {
                 self.store.forget_schedule(&workflow).await?;
             }
         }
+        let failures = rule_failure_entries(&planner, now);
+        if !failures.is_empty() {
+            self.store.append_ledger(&failures).await?;
+        }
         if planned > 0 {
             info!(planned, "timers planned");
         }
@@ -834,11 +843,11 @@ impl Runtime {
 
     async fn fire_due(
         &self,
+        definitions: &Definitions,
         state: &TickState,
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
-        let definitions = self.definitions();
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
@@ -856,15 +865,21 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            let contacts = self.directory(directory, &definitions).await?;
+            let contacts = self.directory(directory).await?;
+            let planner = Planner::new(definitions, contacts.contacts.clone());
             let mut completions = Vec::with_capacity(claimed.len());
             let mut follow_ups: Vec<FollowUp> = Vec::new();
             for timer in claimed {
                 let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
-                let fired = self
-                    .fire(&definitions, state, &contacts.contacts, timer, now)
+                let mut fired = self
+                    .fire(&planner, definitions, state, timer, now)
                     .instrument(span)
                     .await?;
+                // A rule's failure is written with the timer whose firing met it.
+                fired
+                    .completion
+                    .ledger
+                    .extend(rule_failure_entries(&planner, now));
                 completions.push(fired.completion);
                 if let Some(follow_up) = fired.follow_up
                     && !follow_ups
@@ -948,17 +963,14 @@ impl Runtime {
         }
     }
 
-    /// The tick's directory, read from the store the first time it is needed (and
-    /// handed to the rules, for `contacts_with_role`).
+    /// The tick's directory, read from the store the first time it is needed.
     async fn directory<'c>(
         &self,
         cache: &'c mut Option<Directory>,
-        definitions: &Definitions,
     ) -> Result<&'c Directory, RuntimeError> {
         if cache.is_none() {
             let contacts = self.store.contacts().await?;
             let stopped = self.store.sms_stopped().await?;
-            definitions.rules.set_directory(contacts.clone());
             *cache = Some(Directory::new(contacts, stopped));
         }
         Ok(cache.get_or_insert_with(|| Directory::new(Vec::new(), Default::default())))
@@ -995,23 +1007,23 @@ impl Runtime {
     /// is dropped; and the change a schedule rule asks for, if any.
     async fn fire(
         &self,
+        planner: &Planner<'_>,
         definitions: &Definitions,
         state: &TickState,
-        directory: &[Contact],
         timer: ClaimedTimer,
         now: DateTime<Utc>,
     ) -> Result<Fired, RuntimeError> {
         if let Some(ladder) = definitions.ladder(&timer.workflow) {
             return self
-                .fire_case_deadline(definitions, ladder, timer, now)
+                .fire_case_deadline(planner, definitions, ladder, timer, now)
                 .await;
         }
         if let Some(plan) = definitions.plan(&timer.workflow) {
             return Ok(fire_milestone(
+                planner,
                 definitions,
                 plan,
                 &state.statuses,
-                directory,
                 timer,
                 now,
             ));
@@ -1042,7 +1054,6 @@ impl Runtime {
             return Ok(dropped(TimerOutcome::Cancelled, entry));
         }
         let start = change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence);
-        let planner = Planner::new(definitions);
         let meeting = definitions
             .meetings
             .iter()
@@ -1114,12 +1125,8 @@ impl Runtime {
                 ics::render(&event, now)
             })
         };
-        let (messages, mut ledger) = queue_messages(
-            planner.messages(&fire, directory, now),
-            &timer.id,
-            now,
-            calendar,
-        );
+        let (messages, mut ledger) =
+            queue_messages(planner.messages(&fire, now), &timer.id, now, calendar);
         let (event, when) = if late {
             (
                 LedgerEvent::FiredLate,
@@ -1168,7 +1175,7 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            let contacts = self.directory(directory, &self.definitions()).await?;
+            let contacts = self.directory(directory).await?;
             // Past `batch_time`, nothing more of this batch starts (but at least
             // one message does, so that every batch makes progress).
             let claimed_at = std::time::Instant::now();

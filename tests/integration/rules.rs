@@ -204,7 +204,7 @@ fn rules_with(scripts: &[(&str, &str)], limits: Limits) -> (tempfile::TempDir, R
 fn schedule_at(rules: &Rules, place: &str, start: DateTime<Utc>) -> Answer<ScheduleDecision> {
     let facts = MeetingFacts::new("test", "Test", place, "", chrono_tz::Africa::Bamako);
     let input = meeting_input(rules.world(), &facts, start, start);
-    rules.ask::<ScheduleDecision>(place, None, input)
+    rules.ask::<ScheduleDecision>(place, None, input, &Default::default())
 }
 
 /// Each hostile script is stopped, the decision is the default, and the error
@@ -342,9 +342,10 @@ fn a_failure_in_the_script_above_is_located_there() {
     );
     let start = at("2026-12-07T09:00:00Z");
     let input = meeting_input(rules.world(), &facts, start, start);
-    let answer = rules.ask::<InviteesDecision>("mopti/koro/bondo", None, input);
+    let answer =
+        rules.ask::<InviteesDecision>("mopti/koro/bondo", None, input, &Default::default());
     assert_eq!(answer.decision, InviteesDecision(Vec::new()));
-    let error = answer.failure.unwrap();
+    let error = answer.failure.unwrap().error;
     assert!(error.file.ends_with("rules/mopti/koro.rhai"), "{error}");
     assert_eq!(error.line, 1, "the cercle's function: {error}");
 }
@@ -582,10 +583,12 @@ fn plugins_register_rule_functions() {
         .unwrap();
     let start = at("2026-12-07T09:00:00Z");
     let input = meeting_input(definitions.rules.world(), &meeting.facts, start, start);
-    let answer =
-        definitions
-            .rules
-            .ask::<palabre_rules::RemindersDecision>("mopti/koro", None, input);
+    let answer = definitions.rules.ask::<palabre_rules::RemindersDecision>(
+        "mopti/koro",
+        None,
+        input,
+        &Default::default(),
+    );
     assert!(answer.failure.is_none(), "{:?}", answer.failure);
     assert_eq!(
         answer.decision.0.len(),
@@ -651,4 +654,109 @@ fn preview_shows_what_the_rules_decide() {
             .contains("Jour de foire à Djenné"),
         "{notice:#?}"
     );
+}
+
+/// An SMS connector that reloads the definitions from disk while it delivers,
+/// that is, in the middle of a tick, as `serve`'s hot reload can.
+struct ReloadingConnector {
+    workflows: std::path::PathBuf,
+    runtime: std::sync::OnceLock<std::sync::Weak<palabre_engine::runtime::Runtime>>,
+    reloads: std::sync::atomic::AtomicUsize,
+}
+
+impl palabre_core::connector::Connector for ReloadingConnector {
+    fn channel(&self) -> palabre_core::channel::Channel {
+        palabre_core::channel::Channel::Sms
+    }
+
+    fn name(&self) -> &str {
+        "reloading"
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        message: &'a palabre_core::connector::OutgoingMessage,
+    ) -> palabre_core::connector::Delivery<'a> {
+        Box::pin(async move {
+            if let Some(runtime) = self.runtime.get().and_then(std::sync::Weak::upgrade) {
+                let (reloaded, diagnostics) = Definitions::load(&self.workflows, None, EXTENSIONS);
+                assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+                runtime.replace_definitions(reloaded);
+                self.reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(format!("reloading-{}", message.key_hash()))
+        })
+    }
+}
+
+/// A hot reload in the middle of a tick loses no rule failure: the tick works on
+/// one snapshot of the definitions, and each failure travels with the answer that
+/// met it into the ledger. (Before, failures waited in the rules of the snapshot
+/// that met them, and the tick's end collected them from whatever definitions
+/// were current then: a reload during delivery dropped them.)
+#[tokio::test]
+async fn a_reload_during_a_tick_keeps_its_rule_failures() {
+    for world in worlds("reload_failures", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let sms = Arc::new(ReloadingConnector {
+            workflows: world.workflows.clone(),
+            runtime: std::sync::OnceLock::new(),
+            reloads: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let email = Recorder::new(
+            palabre_core::channel::Channel::Email,
+            0,
+            palabre_core::connector::DeliveryError::Transient(String::new()),
+        );
+        let connectors = palabre_core::connector::Connectors::default()
+            .with(sms.clone())
+            .with(email);
+        let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
+        sms.runtime.set(Arc::downgrade(&runtime)).unwrap();
+        runtime.tick().await.unwrap();
+        // A coordinator's move queues notices now: the next tick delivers them.
+        runtime
+            .change_occurrence(
+                "weekly-koro",
+                at("2026-12-07T09:00:00Z"),
+                Some(at("2026-12-08T09:00:00Z")),
+                "salle occupée",
+            )
+            .await
+            .unwrap();
+        // A broken reminders rule arrives: the next tick re-plans with it and it fails.
+        let rules = world.workflows.join("rules");
+        std::fs::create_dir_all(&rules).unwrap();
+        std::fs::write(
+            rules.join("national.rhai"),
+            "fn meeting_reminders(input) {\n    throw \"cassé exprès\";\n}\n",
+        )
+        .unwrap();
+        runtime.replace_definitions(world.definitions().0);
+        let report = runtime.tick().await.unwrap();
+        assert!(report.planned > 0, "the changed rules re-plan the meeting");
+        assert!(
+            sms.reloads.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the definitions were reloaded while the tick delivered"
+        );
+        let errors: Vec<_> = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == "rule-error")
+            .collect();
+        // One per occurrence planned in the 14-day horizon (7 or 8, 14 December).
+        assert!(errors.len() >= 2, "{errors:#?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.step.as_deref() == Some("meeting_reminders")
+                    && e.detail.contains("rules/national.rhai:2")
+                    && e.detail.contains("cassé exprès")),
+            "{errors:#?}"
+        );
+    }
 }

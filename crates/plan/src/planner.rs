@@ -8,6 +8,7 @@
 //! so what the preview shows is what the server does.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -19,10 +20,12 @@ use palabre_core::clock::{Clock, VirtualClock};
 use palabre_lang::contacts::Contact;
 use palabre_lang::meeting::{RecipientGroup, Step};
 use palabre_lang::occurrence::{Changes, OccurrenceChange, occurrence_reference};
-use palabre_lang::templates::{ChangeFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
+use palabre_lang::templates::{
+    ChangeFacts, MessageContext, OccurrenceFacts, Templates, WorkflowFacts,
+};
 use palabre_rules::{
-    InviteesDecision, RemindersDecision, ScheduleDecision, Subject, meeting_input,
-    with_participants,
+    Answer, InviteesDecision, RemindersDecision, RuleFailure, ScheduleDecision, Subject,
+    meeting_input, with_participants,
 };
 
 /// The most occurrences one workflow may produce in one planning window; a
@@ -97,14 +100,48 @@ pub struct PlannedMessage {
     pub fallback: Option<(Channel, Option<String>, String)>,
 }
 
-/// Plans fires and messages from loaded definitions.
+/// One planning pass: fires and messages from one snapshot of the definitions
+/// and one of the contact directory. The rule failures met along the way are
+/// kept for the pass's caller ([`Planner::take_failures`]), which writes them to
+/// the ledger with what the pass produced.
 pub struct Planner<'d> {
     definitions: &'d Definitions,
+    directory: Arc<Vec<Contact>>,
+    failures: Mutex<Vec<RuleFailure>>,
 }
 
 impl<'d> Planner<'d> {
-    pub fn new(definitions: &'d Definitions) -> Planner<'d> {
-        Planner { definitions }
+    pub fn new(definitions: &'d Definitions, directory: Arc<Vec<Contact>>) -> Planner<'d> {
+        Planner {
+            definitions,
+            directory,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The contact directory this pass reads.
+    pub fn directory(&self) -> &Arc<Vec<Contact>> {
+        &self.directory
+    }
+
+    /// The rule failures of this pass so far, oldest first.
+    pub fn take_failures(&self) -> Vec<RuleFailure> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Keeps an answer's failure for the pass and gives its decision.
+    fn kept<D>(&self, answer: Answer<D>) -> (D, Option<String>) {
+        if let Some(failure) = answer.failure {
+            self.keep(failure);
+        }
+        (answer.decision, answer.by)
+    }
+
+    fn keep(&self, failure: RuleFailure) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(failure);
     }
 
     /// Every fire due in `[from, to)`, ordered by due time, then workflow, then step.
@@ -142,7 +179,7 @@ impl<'d> Planner<'d> {
     ) -> Vec<Cow<'d, Step>> {
         let def = &meeting.definition;
         let rules = &self.definitions.rules;
-        let answer = rules.decide::<RemindersDecision>(
+        let (decision, _) = self.kept(rules.decide::<RemindersDecision>(
             &def.place,
             def.rules.reminders.as_deref(),
             || meeting_input(rules.world(), &meeting.facts, start, now),
@@ -150,9 +187,9 @@ impl<'d> Planner<'d> {
                 workflow: &def.id,
                 occurrence: Some(occurrence),
             },
-        );
-        let extra = answer
-            .decision
+            &self.directory,
+        ));
+        let extra = decision
             .0
             .into_iter()
             .filter(|r| -r.at.as_delta() <= MAX_RULE_REMINDER_LEAD)
@@ -259,14 +296,15 @@ impl<'d> Planner<'d> {
             workflow: &def.id,
             occurrence: Some(occurrence),
         };
-        let answer = rules.decide::<ScheduleDecision>(
+        let (decision, by) = self.kept(rules.decide::<ScheduleDecision>(
             &def.place,
             def.rules.schedule.as_deref(),
             || meeting_input(rules.world(), &meeting.facts, start, now),
             subject,
-        );
-        let by = answer.by.unwrap_or_default();
-        let (starts_at, reason) = match answer.decision {
+            &self.directory,
+        ));
+        let by = by.unwrap_or_default();
+        let (starts_at, reason) = match decision {
             ScheduleDecision::Hold => return None,
             ScheduleDecision::Skip { reason } => (None, reason),
             ScheduleDecision::Move { date, time, reason } => {
@@ -279,14 +317,14 @@ impl<'d> Planner<'d> {
                 match target {
                     Some(target) if target > now => (Some(target), reason),
                     _ => {
-                        rules.reject::<ScheduleDecision>(
+                        self.keep(rules.reject::<ScheduleDecision>(
                             &by,
                             subject,
                             format!(
                                 "moved the meeting to {date} {local_time}, which is not a future time in {}",
                                 zone.name()
                             ),
-                        );
+                        ));
                         return None;
                     }
                 }
@@ -304,12 +342,7 @@ impl<'d> Planner<'d> {
     /// The messages a fire sends at `now`, one per distinct recipient, ordered by
     /// contact id. A step without its own recipients goes to the workflow's groups
     /// and to those the invitees rule adds.
-    pub fn messages(
-        &self,
-        fire: &Fire<'_>,
-        directory: &[Contact],
-        now: DateTime<Utc>,
-    ) -> Vec<PlannedMessage> {
+    pub fn messages(&self, fire: &Fire<'_>, now: DateTime<Utc>) -> Vec<PlannedMessage> {
         let def = &fire.meeting.definition;
         let sending = Sending {
             step_id: &fire.step.id,
@@ -325,7 +358,6 @@ impl<'d> Planner<'d> {
             (fire.due, now),
             &sending,
             None,
-            directory,
         )
     }
 
@@ -340,7 +372,6 @@ impl<'d> Planner<'d> {
         template: &str,
         notice_id: &str,
         now: DateTime<Utc>,
-        directory: &[Contact],
     ) -> Vec<PlannedMessage> {
         let def = &meeting.definition;
         let mut channels: Vec<Channel> = Vec::new();
@@ -370,22 +401,20 @@ impl<'d> Planner<'d> {
             (now, now),
             &sending,
             Some(facts),
-            directory,
         )
     }
 
     /// Everyone a sending reaches: its groups, plus what the invitees rule adds.
-    fn recipients<'c>(
+    fn recipients(
         &self,
         meeting: &Meeting,
         occurrence: DateTime<Utc>,
         start: DateTime<Utc>,
         now: DateTime<Utc>,
         sending: &Sending<'_>,
-        directory: &'c [Contact],
-    ) -> Vec<&'c Contact> {
+    ) -> Vec<&Contact> {
         let def = &meeting.definition;
-        let mut recipients = reach(sending.groups, &def.place, directory);
+        let mut recipients = reach(sending.groups, &def.place, &self.directory);
         if sending.invitees {
             let rules = &self.definitions.rules;
             let input = || {
@@ -394,7 +423,7 @@ impl<'d> Planner<'d> {
                     recipients.iter().copied(),
                 )
             };
-            let answer = rules.decide::<InviteesDecision>(
+            let (decision, _) = self.kept(rules.decide::<InviteesDecision>(
                 &def.place,
                 def.rules.invitees.as_deref(),
                 input,
@@ -402,9 +431,10 @@ impl<'d> Planner<'d> {
                     workflow: &def.id,
                     occurrence: Some(occurrence),
                 },
-            );
-            if !answer.decision.0.is_empty() {
-                recipients.extend(reach(&answer.decision.0, &def.place, directory));
+                &self.directory,
+            ));
+            if !decision.0.is_empty() {
+                recipients.extend(reach(&decision.0, &def.place, &self.directory));
                 recipients.sort_by(|a, b| a.id.cmp(&b.id));
                 recipients.dedup_by(|a, b| a.id == b.id);
             }
@@ -422,10 +452,9 @@ impl<'d> Planner<'d> {
         (due, now): (DateTime<Utc>, DateTime<Utc>),
         sending: &Sending<'_>,
         change: Option<ChangeFacts>,
-        directory: &[Contact],
     ) -> Vec<PlannedMessage> {
         let def = &meeting.definition;
-        let recipients = self.recipients(meeting, occurrence, start, now, sending, directory);
+        let recipients = self.recipients(meeting, occurrence, start, now, sending);
         let zone = meeting.recurrence.zone();
         let local_start = start.with_timezone(&zone);
         let place_name = self
@@ -478,59 +507,7 @@ impl<'d> Planner<'d> {
         contact: &Contact,
         context: &MessageContext,
     ) -> PlannedMessage {
-        let channel = choose_channel(contact, slot.channels);
-        let mut message = PlannedMessage {
-            due_utc: slot.due,
-            due_local: slot.due.with_timezone(&slot.zone).to_rfc3339(),
-            workflow: slot.workflow.to_owned(),
-            occurrence: slot.occurrence,
-            step: slot.step.to_owned(),
-            contact_id: contact.id.clone(),
-            contact_name: contact.name.clone(),
-            channel,
-            language: None,
-            subject: None,
-            body: None,
-            problem: None,
-            fallback: None,
-        };
-        let Some(channel) = channel else {
-            message.problem = Some(format!(
-                "no address on {}",
-                slot.channels
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ));
-            return message;
-        };
-        match self
-            .definitions
-            .templates
-            .render(slot.template, channel, &contact.language, context)
-        {
-            Ok(rendered) => {
-                message.language = Some(rendered.language);
-                message.subject = rendered.subject;
-                message.body = Some(rendered.body);
-            }
-            Err(e) => message.problem = Some(e.to_string()),
-        }
-        message.fallback = slot
-            .channels
-            .iter()
-            .copied()
-            .find(|c| *c != channel && contact.address(*c).is_some())
-            .and_then(|next| {
-                let rendered = self
-                    .definitions
-                    .templates
-                    .render(slot.template, next, &contact.language, context)
-                    .ok()?;
-                Some((next, rendered.subject, rendered.body))
-            });
-        message
+        prepare_message(&self.definitions.templates, slot, contact, context)
     }
 
     /// Runs the plan from the clock's present to `until` on a virtual clock: the clock
@@ -541,10 +518,8 @@ impl<'d> Planner<'d> {
         &self,
         clock: &VirtualClock,
         until: DateTime<Utc>,
-        directory: &[Contact],
         changes: &Changes,
     ) -> Vec<PlannedMessage> {
-        self.definitions.rules.set_directory(directory.to_vec());
         let mut changes = changes.clone();
         let mut planned = Vec::new();
         let mut fires = self.fires_between(clock.now(), until, &changes, clock.now());
@@ -574,7 +549,7 @@ impl<'d> Planner<'d> {
                 .then(|| self.schedule_change(fire.meeting, fire.occurrence, fire.start, now))
                 .flatten();
             let Some(change) = change else {
-                planned.extend(self.messages(fire, directory, now));
+                planned.extend(self.messages(fire, now));
                 continue;
             };
             let (template, notice_id) = change.notice();
@@ -585,7 +560,6 @@ impl<'d> Planner<'d> {
                 template,
                 &notice_id,
                 now,
-                directory,
             ));
             changes.insert(change);
             fires = self.fires_between(now, until, &changes, now);
@@ -594,6 +568,64 @@ impl<'d> Planner<'d> {
         clock.advance_to(until);
         planned
     }
+}
+
+/// The message `slot` sends `contact`: the first of the slot's channels they can
+/// be reached on, the template rendered in their language; or why it cannot be
+/// sent. `context` is what the template sees.
+pub fn prepare_message(
+    templates: &Templates,
+    slot: &Slot<'_>,
+    contact: &Contact,
+    context: &MessageContext,
+) -> PlannedMessage {
+    let channel = choose_channel(contact, slot.channels);
+    let mut message = PlannedMessage {
+        due_utc: slot.due,
+        due_local: slot.due.with_timezone(&slot.zone).to_rfc3339(),
+        workflow: slot.workflow.to_owned(),
+        occurrence: slot.occurrence,
+        step: slot.step.to_owned(),
+        contact_id: contact.id.clone(),
+        contact_name: contact.name.clone(),
+        channel,
+        language: None,
+        subject: None,
+        body: None,
+        problem: None,
+        fallback: None,
+    };
+    let Some(channel) = channel else {
+        message.problem = Some(format!(
+            "no address on {}",
+            slot.channels
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+        return message;
+    };
+    match templates.render(slot.template, channel, &contact.language, context) {
+        Ok(rendered) => {
+            message.language = Some(rendered.language);
+            message.subject = rendered.subject;
+            message.body = Some(rendered.body);
+        }
+        Err(e) => message.problem = Some(e.to_string()),
+    }
+    message.fallback = slot
+        .channels
+        .iter()
+        .copied()
+        .find(|c| *c != channel && contact.address(*c).is_some())
+        .and_then(|next| {
+            let rendered = templates
+                .render(slot.template, next, &contact.language, context)
+                .ok()?;
+            Some((next, rendered.subject, rendered.body))
+        });
+    message
 }
 
 /// The length of a preview window in days, bounded to keep a preview a preview.

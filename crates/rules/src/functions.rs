@@ -38,7 +38,7 @@ pub(super) fn register(engine: &mut Engine, world: &Arc<World>) {
     register_dates(engine);
     register_calendars(engine, world);
     register_places(engine, world);
-    register_contacts(engine, world);
+    register_contacts(engine);
     documented(
         "parent",
         "What the next rule up decides for the same input: the same hook in the script of\n\
@@ -177,19 +177,24 @@ fn register_places(engine: &mut Engine, world: &Arc<World>) {
     });
 }
 
-fn register_contacts(engine: &mut Engine, world: &Arc<World>) {
-    let w = world.clone();
+fn register_contacts(engine: &mut Engine) {
     documented(
         "contacts_with_role",
         "The contacts holding `role` at `place` or below, as maps of id, name, roles, place\n\
          and language (never a phone number or an address).",
         &["role: &str", "place: &str", "Array"],
     )
-    .register_into_engine(engine, move |role: &str, place: &str| -> Array {
-        w.directory()
-            .iter()
-            .filter(|c| c.roles.iter().any(|r| r == role) && Places::contains(place, &c.place))
-            .map(|c| Dynamic::from_map(super::hooks::contact_facts(c)))
-            .collect()
-    });
+    .register_into_engine(engine, contacts_with_role);
+}
+
+fn contacts_with_role(context: NativeCallContext, role: &str, place: &str) -> Fallible<Array> {
+    let Some(tag) = context.tag().and_then(|t| t.clone().try_cast::<ChainTag>()) else {
+        return Err("contacts_with_role() can only be called from a hook".into());
+    };
+    Ok(tag
+        .directory
+        .iter()
+        .filter(|c| c.roles.iter().any(|r| r == role) && Places::contains(place, &c.place))
+        .map(|c| Dynamic::from_map(super::hooks::contact_facts(c)))
+        .collect())
 }

@@ -8,8 +8,9 @@
 //! hook's function; that function may call `parent(input)` for the answer of the
 //! next script up, and at the top `parent` gives the built-in default. A rule that
 //! fails (an error, a limit, a wrong return type) does not stop anything: the
-//! decision falls back to the hook's default and the failure is kept for the
-//! ledger ([`Rules::take_failures`]).
+//! decision falls back to the hook's default, and the answer carries the failure
+//! ([`Answer::failure`]) for the caller's ledger. Rules hold no state between
+//! decisions: the contact directory a decision reads is given with it.
 //!
 //! Scripts are compiled once, when the definitions are loaded; a call costs a
 //! function call, not a compilation.
@@ -24,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
@@ -70,15 +71,15 @@ fn register_plugin_functions(engine: &mut Engine, functions: &[RuleFunction]) {
     }
 }
 
-/// What rules can read: the map, the calendars, roles and templates, and the
-/// contact directory as the engine last saw it.
+/// What rules can read that comes with the definitions: the map, the calendars,
+/// roles and templates. The contact directory is not part of it: each decision is
+/// given the directory of its caller's snapshot.
 #[derive(Debug, Default)]
 pub struct World {
     pub(crate) places: Places,
     pub(crate) calendars: Calendars,
     pub(crate) roles: BTreeSet<String>,
     pub(crate) templates: BTreeSet<String>,
-    directory: RwLock<Arc<Vec<Contact>>>,
     /// The `place` input field of every place, built once.
     place_facts: BTreeMap<String, Dynamic>,
 }
@@ -104,7 +105,6 @@ impl World {
             calendars,
             roles,
             templates,
-            directory: RwLock::default(),
             place_facts,
         }
     }
@@ -112,12 +112,6 @@ impl World {
     /// The calendars rules read (working time for deadlines reads them too).
     pub fn calendars(&self) -> &Calendars {
         &self.calendars
-    }
-
-    fn directory(&self) -> Arc<Vec<Contact>> {
-        self.directory
-            .read()
-            .map_or_else(|p| p.into_inner().clone(), |d| d.clone())
     }
 
     /// `place` input field: path, name, level and the region/cercle/commune it sits in.
@@ -207,6 +201,24 @@ pub struct RuleFailure {
     pub fallback: &'static str,
 }
 
+impl RuleFailure {
+    fn new<D: Decision>(subject: Subject<'_>, error: RuleError) -> RuleFailure {
+        RuleFailure {
+            workflow: subject.workflow.to_owned(),
+            occurrence: subject.occurrence,
+            hook: D::HOOK.name,
+            error,
+            fallback: D::HOOK.default,
+        }
+    }
+}
+
+impl fmt::Display for RuleFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
 /// What a decision is about, for the ledger.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -220,7 +232,7 @@ pub struct Answer<D> {
     pub decision: D,
     /// The script whose function answered; `None` for the built-in default.
     pub by: Option<String>,
-    pub failure: Option<RuleError>,
+    pub failure: Option<RuleFailure>,
 }
 
 /// The scripts that answer one function at one place, most local first.
@@ -234,6 +246,8 @@ pub(crate) struct ChainTag {
     level: usize,
     function: rhai::ImmutableString,
     default: fn(&Map) -> Dynamic,
+    /// The contact directory this decision reads (`contacts_with_role`).
+    pub(crate) directory: Arc<Vec<Contact>>,
 }
 
 thread_local! {
@@ -350,7 +364,6 @@ pub struct Rules {
     /// For every place (and `""`) and every function some script defines: the
     /// scripts that answer, most local first. Built once at load.
     chains: HashMap<String, HashMap<String, Chain>>,
-    failures: Mutex<Vec<RuleFailure>>,
 }
 
 impl fmt::Debug for Rules {
@@ -385,7 +398,6 @@ impl Rules {
             root,
             scripts: BTreeMap::new(),
             chains: HashMap::new(),
-            failures: Mutex::default(),
         }
     }
 
@@ -439,16 +451,6 @@ impl Rules {
 
     pub fn scripts(&self) -> impl Iterator<Item = &Script> {
         self.scripts.values().map(|s| &**s)
-    }
-
-    /// Gives rules the current contact directory (`contacts_with_role`).
-    pub fn set_directory(&self, contacts: Vec<Contact>) {
-        let mut slot = self
-            .world
-            .directory
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        *slot = Arc::new(contacts);
     }
 
     /// The places a hook is looked up at, most local first, national last.
@@ -532,26 +534,37 @@ impl Rules {
     }
 
     /// Asks the hook `D` at `place` (through `function` when a workflow names
-    /// another one). `input` is only built when a script will read it. Never
-    /// fails: a failing rule gives the default, and the failure is both returned
-    /// and kept for [`Rules::take_failures`].
+    /// another one), reading `directory` for `contacts_with_role`. `input` is only
+    /// built when a script will read it. Never fails: a failing rule gives the
+    /// default, and the answer carries the failure, about `subject`, for the
+    /// caller's ledger.
     pub fn decide<D: Decision>(
         &self,
         place: &str,
         function: Option<&str>,
         input: impl FnOnce() -> Map,
         subject: Subject<'_>,
+        directory: &Arc<Vec<Contact>>,
     ) -> Answer<D> {
-        let answer = self.ask_with::<D>(place, function, input);
-        if let Some(error) = &answer.failure {
-            self.keep::<D>(subject, error.clone(), "rule failed; default applied");
+        let (decision, by, error) = self.ask_with::<D>(place, function, input, directory);
+        if let Some(error) = &error {
+            tracing::warn!(workflow = subject.workflow, hook = D::HOOK.name, %error, "rule failed; default applied");
         }
-        answer
+        Answer {
+            decision,
+            by,
+            failure: error.map(|error| RuleFailure::new::<D>(subject, error)),
+        }
     }
 
-    /// Records that the engine could not use what `script` decided (a move to a
-    /// time that is not in the future ...): a failure like any other.
-    pub fn reject<D: Decision>(&self, script: &str, subject: Subject<'_>, message: String) {
+    /// The failure of a decision the engine could not use (a move to a time that
+    /// is not in the future ...), placed at the line of `script`'s function.
+    pub fn reject<D: Decision>(
+        &self,
+        script: &str,
+        subject: Subject<'_>,
+        message: String,
+    ) -> RuleFailure {
         let function = D::HOOK.name;
         let line = self
             .scripts
@@ -566,26 +579,28 @@ impl Rules {
             function: function.to_owned(),
             message,
         };
-        self.keep::<D>(subject, error, "rule decision refused; default applied");
+        tracing::warn!(workflow = subject.workflow, hook = function, %error, "rule decision refused; default applied");
+        RuleFailure::new::<D>(subject, error)
     }
 
-    fn keep<D: Decision>(&self, subject: Subject<'_>, error: RuleError, what: &str) {
-        tracing::warn!(workflow = subject.workflow, hook = D::HOOK.name, %error, "{what}");
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(RuleFailure {
-                workflow: subject.workflow.to_owned(),
-                occurrence: subject.occurrence,
-                hook: D::HOOK.name,
-                error,
-                fallback: D::HOOK.default,
-            });
-    }
-
-    /// [`Rules::decide`] without keeping the failure (rule tests).
-    pub fn ask<D: Decision>(&self, place: &str, function: Option<&str>, input: Map) -> Answer<D> {
-        self.ask_with(place, function, || input)
+    /// [`Rules::decide`] about nothing in particular (rule tests).
+    pub fn ask<D: Decision>(
+        &self,
+        place: &str,
+        function: Option<&str>,
+        input: Map,
+        directory: &Arc<Vec<Contact>>,
+    ) -> Answer<D> {
+        let subject = Subject {
+            workflow: "",
+            occurrence: None,
+        };
+        let (decision, by, error) = self.ask_with::<D>(place, function, || input, directory);
+        Answer {
+            decision,
+            by,
+            failure: error.map(|error| RuleFailure::new::<D>(subject, error)),
+        }
     }
 
     fn ask_with<D: Decision>(
@@ -593,42 +608,30 @@ impl Rules {
         place: &str,
         function: Option<&str>,
         input: impl FnOnce() -> Map,
-    ) -> Answer<D> {
+        directory: &Arc<Vec<Contact>>,
+    ) -> (D, Option<String>, Option<RuleError>) {
         let function = function.unwrap_or(D::HOOK.name);
         let chain = self.chain(place, function);
         if chain.is_empty() && !D::DEFAULT_READS_INPUT {
-            return Answer {
-                decision: D::fallback(&Map::new()),
-                by: None,
-                failure: None,
-            };
+            return (D::fallback(&Map::new()), None, None);
         }
         let input = input();
         let fallback = D::fallback(&input);
         let Some(first) = chain.first().cloned() else {
-            return Answer {
-                decision: fallback,
-                by: None,
-                failure: None,
-            };
+            return (fallback, None, None);
         };
         let tag = ChainTag {
             chain,
             level: 0,
             function: function.into(),
             default: D::default_value,
+            directory: directory.clone(),
         };
         FAILED_IN.with(|f| f.borrow_mut().take());
         let result = sandbox::with_deadline(self.limits.time, || tag.call(&self.engine, input));
         let failure = match result {
             Ok(value) => match D::parse(value, &self.world) {
-                Ok(decision) => {
-                    return Answer {
-                        decision,
-                        by: Some(first.display()),
-                        failure: None,
-                    };
-                }
+                Ok(decision) => return (decision, Some(first.display()), None),
                 Err(message) => {
                     let line = first.functions.get(function).map_or(0, |f| f.line);
                     RuleError {
@@ -645,11 +648,7 @@ impl Rules {
                 self.locate(&origin, function, &error)
             }
         };
-        Answer {
-            decision: fallback,
-            by: None,
-            failure: Some(failure),
-        }
+        (fallback, None, Some(failure))
     }
 
     /// Turns a Rhai error into a rule error at the innermost script position; an
@@ -695,11 +694,6 @@ impl Rules {
             function: function.to_owned(),
             message,
         }
-    }
-
-    /// The failures since the last call, oldest first.
-    pub fn take_failures(&self) -> Vec<RuleFailure> {
-        std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Every registered function's signature and doc, for `palabre rules docs`.

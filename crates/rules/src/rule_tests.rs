@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -243,7 +245,7 @@ fn run_case(
             channels: Channel::ALL.to_vec(),
         })
         .collect();
-    rules.set_directory(contacts.clone());
+    let directory = Arc::new(contacts.clone());
     let facts = MeetingFacts::new("rule-test", &case.name, place, "", zone);
     let mut input = hooks::meeting_input(&rules.world, &facts, start, now);
     for (key, value) in &case.input {
@@ -253,10 +255,12 @@ fn run_case(
     }
     let function = case.function.as_deref();
     match case.hook.as_str() {
-        "meeting_schedule" => check::<ScheduleDecision>(rules, case, place, function, input),
+        "meeting_schedule" => {
+            check::<ScheduleDecision>(rules, case, place, function, input, &directory)
+        }
         "meeting_invitees" => {
             let input = hooks::with_participants(input, &contacts);
-            check::<InviteesDecision>(rules, case, place, function, input)
+            check::<InviteesDecision>(rules, case, place, function, input, &directory)
         }
         "meeting_quorum" => {
             let responses = contacts
@@ -264,13 +268,23 @@ fn run_case(
                 .zip(&case.participants)
                 .map(|(c, p)| (c, p.response.as_str()));
             let input = hooks::with_responses(input, responses);
-            check::<QuorumDecision>(rules, case, place, function, input)
+            check::<QuorumDecision>(rules, case, place, function, input, &directory)
         }
-        "meeting_reminders" => check::<RemindersDecision>(rules, case, place, function, input),
-        "milestone_overdue" => check::<OverdueDecision>(rules, case, place, function, input),
-        "escalation_entry" => check::<EntryDecision>(rules, case, place, function, input),
-        "escalation_deadlines" => check::<DeadlinesDecision>(rules, case, place, function, input),
-        "escalation_missed" => check::<MissedDecision>(rules, case, place, function, input),
+        "meeting_reminders" => {
+            check::<RemindersDecision>(rules, case, place, function, input, &directory)
+        }
+        "milestone_overdue" => {
+            check::<OverdueDecision>(rules, case, place, function, input, &directory)
+        }
+        "escalation_entry" => {
+            check::<EntryDecision>(rules, case, place, function, input, &directory)
+        }
+        "escalation_deadlines" => {
+            check::<DeadlinesDecision>(rules, case, place, function, input, &directory)
+        }
+        "escalation_missed" => {
+            check::<MissedDecision>(rules, case, place, function, input, &directory)
+        }
         other => Err(problem(
             "hook",
             format!(
@@ -315,8 +329,9 @@ fn check<D: Decision + PartialEq>(
     place: &str,
     function: Option<&str>,
     input: rhai::Map,
+    directory: &Arc<Vec<Contact>>,
 ) -> Result<Option<CaseFailure>, CaseProblem> {
-    let answer = rules.ask::<D>(place, function, input);
+    let answer = rules.ask::<D>(place, function, input, directory);
     if let Some(wanted) = &case.expect_error {
         return Ok(match &answer.failure {
             Some(error) if error.to_string().contains(wanted.as_str()) => None,

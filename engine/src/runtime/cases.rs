@@ -7,17 +7,20 @@
 //! `escalation_deadlines` for that level's deadlines, counted in working time; a
 //! missed deadline asks `escalation_missed` how far to climb.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::{Fired, FollowUp, Runtime, RuntimeError, queue_messages};
-use palabre_lang::contacts::Contact;
 use palabre_lang::escalation::{Case, CaseState, Deadline, Ladder};
 use palabre_lang::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 use palabre_plan::definitions::{CASE_TEMPLATE, Definitions};
 use palabre_plan::planner::{Planner, Slot};
 use palabre_plan::recipients::reach;
-use palabre_rules::{DeadlinesDecision, EntryDecision, MissedDecision, Subject, case_input};
+use palabre_rules::{
+    DeadlinesDecision, EntryDecision, MissedDecision, RuleFailure, Subject, case_input,
+};
 use palabre_store::{
     CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
     TimerCompletion, TimerOutcome,
@@ -96,7 +99,8 @@ impl Runtime {
                 "a description is needed, at most {MAX_DESCRIPTION} bytes"
             ));
         }
-        let directory = self.store.contacts().await?;
+        let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
+        let directory = planner.directory();
         if let Some(unknown) = new
             .parties
             .iter()
@@ -127,15 +131,17 @@ impl Runtime {
             None,
             || case_input(rules.world(), ladder, &case, None, now),
             subject,
+            directory,
         );
+        let mut failures: Vec<RuleFailure> = entry.failure.into_iter().collect();
         if let Some(level) = &entry.decision.level {
             match ladder.level_index(level) {
                 Some(index) => case.level = index,
-                None => rules.reject::<EntryDecision>(
+                None => failures.push(rules.reject::<EntryDecision>(
                     entry.by.as_deref().unwrap_or_default(),
                     subject,
                     format!("no level '{level}' in the ladder '{}'", def.id),
-                ),
+                )),
             }
         }
         let reason = if entry.decision.reason.is_empty() {
@@ -155,7 +161,7 @@ impl Runtime {
                 let mut opened = case.clone();
                 opened.id = id.to_owned();
                 let reached =
-                    self.reach_level(&definitions, ladder, &opened, &reason, &directory, now);
+                    self.reach_level(&planner, &definitions, ladder, &opened, &reason, now);
                 let mut ledger = vec![
                     LedgerEntry::new(
                         now,
@@ -171,11 +177,15 @@ impl Runtime {
                     .about(&opened.workflow, id),
                 ];
                 ledger.extend(reached.ledger);
+                ledger.extend(
+                    failures
+                        .iter()
+                        .map(|f| super::rule_failure_entry(f.clone(), now)),
+                );
                 (reached.timers, reached.messages, ledger)
             })
             .await?;
         case.id = id;
-        self.record_rule_failures(&definitions, now).await?;
         info!(case = %case.id, level = case.level, "case opened");
         self.wake();
         Ok(case)
@@ -241,10 +251,9 @@ impl Runtime {
                     return Runtime::refuse(format!("the case is {}, not resolved", case.state));
                 }
                 case.state = CaseState::Open;
-                let directory = self.store.contacts().await?;
+                let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
                 let reason = format!("reopened by {actor}: {note}");
-                let reached =
-                    self.reach_level(&definitions, ladder, &case, &reason, &directory, now);
+                let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
                 (
                     DropTimers::All,
                     Some(reached),
@@ -263,7 +272,6 @@ impl Runtime {
             }
         };
         self.save_case(&case, seen, drop, reached, ledger).await?;
-        self.record_rule_failures(&definitions, now).await?;
         self.wake();
         Ok(case)
     }
@@ -295,13 +303,12 @@ impl Runtime {
         case.level = (case.level + usize::try_from(climb).unwrap_or(usize::MAX)).min(top);
         case.state = CaseState::Open;
         case.updated = now;
-        let directory = self.store.contacts().await?;
+        let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
         let from = ladder.level(from).map_or("?", |l| l.id.as_str());
         let reason = format!("from level {from} ({how}): {reason}");
-        let reached = self.reach_level(&definitions, ladder, &case, &reason, &directory, now);
+        let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
         self.save_case(&case, seen, DropTimers::All, Some(reached), Vec::new())
             .await?;
-        self.record_rule_failures(&definitions, now).await?;
         info!(case = %id, level = case.level, "case escalated");
         self.wake();
         Ok(Some(case))
@@ -333,28 +340,16 @@ impl Runtime {
         Ok(())
     }
 
-    async fn record_rule_failures(
-        &self,
-        definitions: &Definitions,
-        now: DateTime<Utc>,
-    ) -> Result<(), RuntimeError> {
-        let failures = super::rule_failure_entries(&definitions.rules, now);
-        if !failures.is_empty() {
-            self.store.append_ledger(&failures).await?;
-        }
-        Ok(())
-    }
-
     /// What `case` reaching its current level writes: the level's deadlines (as the
     /// deadlines rule sets them, in working time), the message to its responders,
     /// the ledger entry.
     fn reach_level(
         &self,
+        planner: &Planner<'_>,
         definitions: &Definitions,
         ladder: &Ladder,
         case: &Case,
         reason: &str,
-        directory: &[Contact],
         now: DateTime<Utc>,
     ) -> Reached {
         let def = &ladder.definition;
@@ -366,17 +361,18 @@ impl Runtime {
             };
         };
         let rules = &definitions.rules;
-        let deadlines = rules
-            .decide::<DeadlinesDecision>(
-                &case.place,
-                None,
-                || case_input(rules.world(), ladder, case, None, now),
-                Subject {
-                    workflow: &def.id,
-                    occurrence: Some(case.opened),
-                },
-            )
-            .decision;
+        let answer = rules.decide::<DeadlinesDecision>(
+            &case.place,
+            None,
+            || case_input(rules.world(), ladder, case, None, now),
+            Subject {
+                workflow: &def.id,
+                occurrence: Some(case.opened),
+            },
+            planner.directory(),
+        );
+        let failure = answer.failure.map(|f| super::rule_failure_entry(f, now));
+        let deadlines = answer.decision;
         let calendars = rules.world().calendars();
         let acknowledge_by = ladder.add_working_time(
             now,
@@ -429,8 +425,7 @@ impl Runtime {
             channels: &def.channels,
         };
         let scope = Ladder::scope_place(level, &case.place);
-        let responders = reach(&level.responders, &scope, directory);
-        let planner = Planner::new(definitions);
+        let responders = reach(&level.responders, &scope, planner.directory());
         let shared = MessageContext {
             case: Some(facts),
             ..MessageContext::new(
@@ -471,6 +466,7 @@ impl Runtime {
             .about(&def.id, &case.id),
         ];
         ledger.extend(unreachable);
+        ledger.extend(failure);
         Reached {
             timers,
             messages,
@@ -483,6 +479,7 @@ impl Runtime {
     /// far it climbs, applied once the batch is recorded.
     pub(super) async fn fire_case_deadline(
         &self,
+        planner: &Planner<'_>,
         definitions: &Definitions,
         ladder: &Ladder,
         timer: ClaimedTimer,
@@ -531,7 +528,12 @@ impl Runtime {
                 workflow: &ladder.definition.id,
                 occurrence: Some(case.opened),
             },
+            planner.directory(),
         );
+        let failure = answer
+            .failure
+            .clone()
+            .map(|f| super::rule_failure_entry(f, now));
         let by = answer.by.as_deref().unwrap_or("the built-in default");
         let MissedDecision { climb, reason } = answer.decision;
         let level_id = ladder.level(level).map_or("?", |l| l.id.as_str());
@@ -550,6 +552,8 @@ impl Runtime {
                 deadline.as_str()
             ),
         };
-        Ok(done(TimerOutcome::Fired, ledger, Some(follow_up)))
+        let mut fired = done(TimerOutcome::Fired, ledger, Some(follow_up));
+        fired.completion.ledger.extend(failure);
+        Ok(fired)
     }
 }

@@ -8,6 +8,8 @@
 //! (`templates/reply-confirmation`). What cannot be matched goes to the ledger
 //! for a coordinator, with the number masked.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -22,7 +24,7 @@ use palabre_lang::occurrence::occurrence_reference;
 use palabre_lang::reply_words::Reply;
 use palabre_lang::templates::{MessageContext, OccurrenceFacts, ReplyFacts, WorkflowFacts};
 use palabre_plan::definitions::Definitions;
-use palabre_plan::planner::{Planner, Slot};
+use palabre_plan::planner::{Slot, prepare_message};
 use palabre_plan::recipients::reach;
 use palabre_rules::{QuorumDecision, Subject, meeting_input, with_responses};
 use palabre_store::{LedgerEntry, LedgerEvent, ReceiptSubject};
@@ -116,7 +118,7 @@ impl Runtime {
         let definitions = self.definitions();
         let now = self.clock.now();
         let number = normalize_phone(from);
-        let directory = self.store.contacts().await?;
+        let directory = Arc::new(self.store.contacts().await?);
         let contact = number
             .as_deref()
             .and_then(|n| directory.iter().find(|c| c.phone.as_deref() == Some(n)));
@@ -223,7 +225,7 @@ impl Runtime {
         &self,
         definitions: &Definitions,
         contact: &Contact,
-        directory: &[Contact],
+        directory: &Arc<Vec<Contact>>,
         yes: bool,
         reference: &str,
         now: DateTime<Utc>,
@@ -273,7 +275,9 @@ impl Runtime {
                 workflow: &def.id,
                 occurrence: Some(occurrence),
             },
+            directory,
         );
+        let failure = quorum.failure.map(|f| super::rule_failure_entry(f, now));
         let QuorumDecision { reached, reason } = quorum.decision;
         let by = quorum
             .by
@@ -287,7 +291,7 @@ impl Runtime {
             )
             .slot(&def.id, occurrence, "quorum"),
         ];
-        ledger.extend(super::rule_failure_entries(rules, now));
+        ledger.extend(failure);
         self.store.append_ledger(&ledger).await?;
         Ok(Some(InboundOutcome::Answered {
             contact: contact.id.clone(),
@@ -471,7 +475,7 @@ impl Runtime {
             )
         }
         .to(contact);
-        let planned = Planner::new(definitions).prepare(&slot, contact, &context);
+        let planned = prepare_message(&definitions.templates, &slot, contact, &context);
         // One confirmation per reply: a message the provider posts twice (same
         // id) is confirmed once.
         let key = match provider_id {
