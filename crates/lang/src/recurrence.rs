@@ -552,4 +552,488 @@ mod tests {
         assert!(parse_time_zone("Africa/Bamak").is_err());
         assert!(parse_time_zone("Europe/Zurich").is_ok());
     }
+
+    // ---- DST unit tests (2026 transitions in Zurich) --------------------------
+
+    fn local(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn zurich_spring_forward_2026_fires_a_gap_slot_at_the_jump() {
+        // 2026-03-29: Zurich jumps from 02:00 CET to 03:00 CEST at 01:00 UTC, so 02:30 never happens.
+        assert_eq!(
+            fires(
+                "30 2 * * *",
+                "Europe/Zurich",
+                "2026-03-28T00:00:00Z",
+                "2026-03-31T00:00:00Z"
+            ),
+            [
+                "2026-03-28T01:30:00+00:00",
+                "2026-03-29T01:00:00+00:00",
+                "2026-03-30T00:30:00+00:00",
+            ]
+        );
+        let r = Recurrence::parse("30 2 * * *", zone("Europe/Zurich")).unwrap();
+        // Asking from just before, at, or after the jump.
+        assert_eq!(
+            r.next_after(utc("2026-03-29T00:59:59Z")),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+        assert_eq!(
+            r.next_after(utc("2026-03-29T01:00:00Z")),
+            Some(utc("2026-03-30T00:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn zurich_fall_back_2026_fires_a_repeated_slot_once_at_the_first() {
+        // 2026-10-25: 02:30 local happens at 00:30 UTC (CEST) and again at 01:30 UTC (CET).
+        let r = Recurrence::parse("30 2 * * *", zone("Europe/Zurich")).unwrap();
+        assert_eq!(
+            r.between(utc("2026-10-24T00:00:00Z"), utc("2026-10-27T00:00:00Z"), 10),
+            [
+                utc("2026-10-24T00:30:00Z"),
+                utc("2026-10-25T00:30:00Z"),
+                utc("2026-10-26T01:30:00Z"),
+            ]
+        );
+        for asked in [
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T01:29:59Z",
+            "2026-10-25T01:30:00Z",
+        ] {
+            assert_eq!(
+                r.next_after(utc(asked)),
+                Some(utc("2026-10-26T01:30:00Z")),
+                "asked after {asked}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_local_follows_the_dst_policy() {
+        for (tz, wall, expected) in [
+            // Spring gaps: the first instant after the gap, the moment the clocks jumped.
+            (
+                "Europe/Zurich",
+                "2026-03-29 02:30:00",
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-03-29 02:00:00",
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-03-29 02:59:59",
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-03-29 01:59:59",
+                "2026-03-29T00:59:59Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-03-29 03:00:00",
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-08 02:30:00",
+                "2026-03-08T07:00:00Z",
+            ),
+            // Fall-back overlaps: the first of the two instants.
+            (
+                "Europe/Zurich",
+                "2026-10-25 02:30:00",
+                "2026-10-25T00:30:00Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-10-25 02:00:00",
+                "2026-10-25T00:00:00Z",
+            ),
+            (
+                "Europe/Zurich",
+                "2026-10-25 03:00:00",
+                "2026-10-25T02:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-11-01 01:30:00",
+                "2026-11-01T05:30:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-11-01 02:00:00",
+                "2026-11-01T07:00:00Z",
+            ),
+            // No DST at all.
+            (
+                "Africa/Bamako",
+                "2026-03-29 02:30:00",
+                "2026-03-29T02:30:00Z",
+            ),
+            ("UTC", "2026-10-25 02:30:00", "2026-10-25T02:30:00Z"),
+        ] {
+            let r = Recurrence::parse("@daily", zone(tz)).unwrap();
+            assert_eq!(r.resolve_local(local(wall)), utc(expected), "{tz} {wall}");
+        }
+    }
+
+    #[test]
+    fn new_york_2026_transitions() {
+        // 2026-03-08 02:00 EST -> 03:00 EDT at 07:00 UTC; 2026-11-01 02:00 EDT -> 01:00 EST at 06:00 UTC.
+        assert_eq!(
+            fires(
+                "15 1-3 * * 0",
+                "America/New_York",
+                "2026-03-08T00:00:00Z",
+                "2026-03-09T00:00:00Z"
+            ),
+            [
+                "2026-03-08T06:15:00+00:00", // 01:15 EST
+                "2026-03-08T07:00:00+00:00", // 02:15 does not exist: the jump
+                "2026-03-08T07:15:00+00:00", // 03:15 EDT
+            ]
+        );
+        assert_eq!(
+            fires(
+                "15 1-3 * * 0",
+                "America/New_York",
+                "2026-11-01T00:00:00Z",
+                "2026-11-02T00:00:00Z"
+            ),
+            [
+                "2026-11-01T05:15:00+00:00", // 01:15 EDT, not again at 06:15 (01:15 EST)
+                "2026-11-01T07:15:00+00:00", // 02:15 EST
+                "2026-11-01T08:15:00+00:00", // 03:15 EST
+            ]
+        );
+    }
+
+    // ---- Day-of-week parsing ---------------------------------------------------
+
+    /// The weekdays (0 = Sunday) a day-of-week field selects, `None` for "every day".
+    fn days_of(field: &str) -> Option<Vec<usize>> {
+        match parse_days_of_week(field) {
+            Ok(DaysOfWeek::All) => None,
+            Ok(DaysOfWeek::Set(bits)) => Some((0..7).filter(|d| bits & (1 << d) != 0).collect()),
+            Ok(DaysOfWeek::Nth { .. }) => panic!("{field}: unexpected #n"),
+            Err(e) => panic!("{field}: {e}"),
+        }
+    }
+
+    #[test]
+    fn day_of_week_fields() {
+        for (field, expected) in [
+            ("0", Some(vec![0])),
+            ("7", Some(vec![0])),
+            ("sun", Some(vec![0])),
+            ("SAT", Some(vec![6])),
+            ("1-5", Some(vec![1, 2, 3, 4, 5])),
+            ("MON-FRI", Some(vec![1, 2, 3, 4, 5])),
+            ("5-7", Some(vec![0, 5, 6])),
+            ("6-7", Some(vec![0, 6])),
+            ("0,7", Some(vec![0])),
+            ("1-5/2", Some(vec![1, 3, 5])),
+            ("*/2", Some(vec![0, 2, 4, 6])),
+            ("*/3", Some(vec![0, 3, 6])),
+            ("5/2", Some(vec![5])),
+            ("1/2", Some(vec![1, 3, 5])),
+            ("MON,wed,5", Some(vec![1, 3, 5])),
+            ("*", None),
+            ("?", None),
+            ("0-6", None),
+            ("0-7", None),
+            ("1-7", None),
+        ] {
+            assert_eq!(days_of(field), expected, "{field}");
+        }
+        for (field, nth_weekday, nth) in [("TUE#1", 2, 1), ("4#3", 4, 3), ("7#5", 0, 5)] {
+            match parse_days_of_week(field) {
+                Ok(DaysOfWeek::Nth { weekday, nth: n }) => {
+                    assert_eq!((weekday, n), (nth_weekday, nth), "{field}");
+                }
+                _ => panic!("{field} is not an n-th weekday"),
+            }
+        }
+        for bad in [
+            "8", "MON#0", "1#x", "5-2", "*/0", "1/x", "FUNDAY", "1--2", "",
+        ] {
+            assert!(parse_days_of_week(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    #[ignore = "bug: day-of-week '7-7' selects every day instead of Sunday (a parses 7 as 0, b keeps 7)"]
+    fn a_sunday_to_sunday_range_is_sunday() {
+        // Documented: 0 or 7 = Sunday, and 7 closes the week in a range.
+        assert_eq!(days_of("7-7"), Some(vec![0]));
+    }
+
+    // ---- Properties ------------------------------------------------------------
+
+    use chrono::{NaiveDate, Timelike};
+    use proptest::prelude::*;
+
+    /// A cron line and an oracle for it, written independently of the parser:
+    /// whether a local wall-clock time is one of its slots.
+    struct Line {
+        expression: &'static str,
+        matches: fn(NaiveDateTime) -> bool,
+    }
+
+    fn hms(t: NaiveDateTime) -> (u32, u32, u32) {
+        (t.hour(), t.minute(), t.second())
+    }
+
+    /// Every line's slots have seconds 0 or 30 (the oracle scans those only).
+    const LINES: &[Line] = &[
+        Line {
+            expression: "30 2 * * *",
+            matches: |t| hms(t) == (2, 30, 0),
+        },
+        Line {
+            expression: "*/15 * * * *",
+            matches: |t| t.minute() % 15 == 0 && t.second() == 0,
+        },
+        Line {
+            expression: "0 2 * 3,10,11 0",
+            matches: |t| {
+                hms(t) == (2, 0, 0)
+                    && [3, 10, 11].contains(&t.month())
+                    && t.weekday() == Weekday::Sun
+            },
+        },
+        Line {
+            expression: "15 1-3 * * 7",
+            matches: |t| {
+                t.minute() == 15
+                    && t.second() == 0
+                    && (1..=3).contains(&t.hour())
+                    && t.weekday() == Weekday::Sun
+            },
+        },
+        Line {
+            expression: "30 30 2 * * SUN",
+            matches: |t| hms(t) == (2, 30, 30) && t.weekday() == Weekday::Sun,
+        },
+        Line {
+            expression: "30 59 1 * * 0",
+            matches: |t| hms(t) == (1, 59, 30) && t.weekday() == Weekday::Sun,
+        },
+        Line {
+            expression: "0 9 1 * MON",
+            matches: |t| hms(t) == (9, 0, 0) && (t.day() == 1 || t.weekday() == Weekday::Mon),
+        },
+        Line {
+            expression: "0 9 * * TUE#1",
+            matches: |t| hms(t) == (9, 0, 0) && t.weekday() == Weekday::Tue && t.day() <= 7,
+        },
+        Line {
+            expression: "0 0 * * 5-7",
+            matches: |t| {
+                hms(t) == (0, 0, 0)
+                    && matches!(t.weekday(), Weekday::Fri | Weekday::Sat | Weekday::Sun)
+            },
+        },
+        Line {
+            expression: "@hourly",
+            matches: |t| t.minute() == 0 && t.second() == 0,
+        },
+    ];
+
+    const ZONES: [&str; 4] = ["Europe/Zurich", "America/New_York", "Africa/Bamako", "UTC"];
+
+    fn has_dst(tz: &str) -> bool {
+        matches!(tz, "Europe/Zurich" | "America/New_York")
+    }
+
+    fn last_sunday(year: i32, month: u32) -> NaiveDate {
+        let (y, m) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        let mut day = NaiveDate::from_ymd_opt(y, m, 1)
+            .unwrap()
+            .pred_opt()
+            .unwrap();
+        while day.weekday() != Weekday::Sun {
+            day = day.pred_opt().unwrap();
+        }
+        day
+    }
+
+    fn nth_sunday(year: i32, month: u32, n: u32) -> NaiveDate {
+        NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Sun, n as u8).unwrap()
+    }
+
+    /// The spring and fall DST changes of `tz` in `year` (2007 and later), as UTC instants.
+    /// Zones without DST get the European instants, just as places to look at.
+    fn transitions(tz: &str, year: i32) -> [DateTime<Utc>; 2] {
+        let at = |day: NaiveDate, hour: u32| day.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+        if tz == "America/New_York" {
+            [
+                at(nth_sunday(year, 3, 2), 7),
+                at(nth_sunday(year, 11, 1), 6),
+            ]
+        } else {
+            [at(last_sunday(year, 3), 1), at(last_sunday(year, 10), 1)]
+        }
+    }
+
+    #[test]
+    fn the_test_transitions_are_real() {
+        for tz in ["Europe/Zurich", "America/New_York"] {
+            let z = zone(tz);
+            let offset = |t: DateTime<Utc>| t.with_timezone(&z).naive_local() - t.naive_utc();
+            for year in 2008..2040 {
+                let [spring, fall] = transitions(tz, year);
+                let second = TimeDelta::seconds(1);
+                assert_eq!(
+                    offset(spring) - offset(spring - second),
+                    TimeDelta::hours(1),
+                    "{tz} {spring}"
+                );
+                assert_eq!(
+                    offset(fall) - offset(fall - second),
+                    TimeDelta::hours(-1),
+                    "{tz} {fall}"
+                );
+            }
+        }
+    }
+
+    fn local_at(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&tz).naive_local()
+    }
+
+    /// Whether `t` is a firing instant of `line` under the documented policy, and why not.
+    /// A slot that exists fires at its first (or only) instant; the first instant after a
+    /// spring-forward gap fires if the gap swallowed any slot.
+    fn firing(line: &Line, tz: Tz, t: DateTime<Utc>) -> Result<(), String> {
+        let second = TimeDelta::seconds(1);
+        let wall = local_at(tz, t);
+        if (line.matches)(wall) {
+            let first = tz
+                .from_local_datetime(&wall)
+                .earliest()
+                .map(|x| x.with_timezone(&Utc));
+            return if first == Some(t) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{t} is local {wall}, whose first instant is {first:?}"
+                ))
+            };
+        }
+        let before = local_at(tz, t - second);
+        if wall - before <= second {
+            return Err(format!(
+                "{t} is local {wall}, not a slot and not after a gap"
+            ));
+        }
+        let mut slot = before + second;
+        while slot < wall {
+            if (line.matches)(slot) {
+                return Ok(());
+            }
+            slot += second;
+        }
+        Err(format!(
+            "{t} ends the gap {before}..{wall}, which holds no slot"
+        ))
+    }
+
+    /// Every firing instant in `[from, to)` by brute force over the seconds 0 and 30 of each minute.
+    fn oracle(line: &Line, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut minute = from.timestamp().div_euclid(60) * 60;
+        while minute < to.timestamp() {
+            for s in [0, 30] {
+                let t = DateTime::from_timestamp(minute + s, 0).unwrap();
+                if from <= t && t < to && firing(line, tz, t).is_ok() {
+                    out.push(t);
+                }
+            }
+            minute += 60;
+        }
+        out
+    }
+
+    /// A line, a zone (mostly one with DST) and a start: uniform over 2000-2040 (a
+    /// quarter of the cases), or `near` seconds from a spring or fall DST change.
+    fn case(near: std::ops::Range<i64>) -> impl Strategy<Value = (usize, usize, DateTime<Utc>)> {
+        (
+            0..LINES.len(),
+            prop_oneof![3 => Just(0usize), 3 => Just(1), 1 => Just(2), 1 => Just(3)],
+            2008i32..2038,
+            prop_oneof![1 => Just(0u8), 3 => 1u8..3],
+            near,
+            946_684_800i64..2_208_988_800,
+        )
+            .prop_map(|(line, z, year, which, near, uniform)| {
+                let start = match which {
+                    0 => DateTime::from_timestamp(uniform, 0).unwrap(),
+                    w => transitions(ZONES[z], year)[usize::from(w - 1)] + TimeDelta::seconds(near),
+                };
+                (line, z, start)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Occurrences are strictly after the start and strictly increasing; each is a
+        /// slot at its first instant or the end of a gap that swallowed a slot; and
+        /// asking from anywhere between two occurrences (or one second before one)
+        /// gives the same next occurrence.
+        #[test]
+        fn occurrences_follow_the_fields_and_the_dst_policy(
+            (l, z, start) in case(-3 * 3_600..3_600),
+            per_mille in proptest::collection::vec(0i64..1_000, 12),
+        ) {
+            let line = &LINES[l];
+            let tz = zone(ZONES[z]);
+            let r = Recurrence::parse(line.expression, tz).unwrap();
+            let mut previous = start;
+            for per_mille in per_mille {
+                let next = r.next_after(previous);
+                prop_assert!(next.is_some(), "{} never fires after {previous}", line.expression);
+                let next = next.unwrap();
+                prop_assert!(next > previous, "{}: {next} is not after {previous}", line.expression);
+                if let Err(why) = firing(line, tz, next) {
+                    return Err(TestCaseError::fail(format!("{} in {}: {why}", line.expression, ZONES[z])));
+                }
+                if !has_dst(ZONES[z]) {
+                    prop_assert!((line.matches)(local_at(tz, next)), "{next} in {}", ZONES[z]);
+                }
+                prop_assert_eq!(r.next_after(next - TimeDelta::seconds(1)), Some(next));
+                let gap = (next - previous).num_seconds();
+                let between = previous + TimeDelta::seconds(gap * per_mille / 1_000);
+                prop_assert_eq!(r.next_after(between), Some(next), "asked after {}", between);
+                previous = next;
+            }
+        }
+
+        /// Over a day and a half (across the DST change, when there is one), the firings
+        /// are exactly those a brute-force scan finds.
+        #[test]
+        fn between_finds_every_firing_and_nothing_else((l, z, start) in case(-30 * 3_600..-3_600)) {
+            let line = &LINES[l];
+            let tz = zone(ZONES[z]);
+            let r = Recurrence::parse(line.expression, tz).unwrap();
+            let end = start + TimeDelta::hours(36);
+            let got = r.between(start, end, 10_000);
+            let expected = oracle(line, tz, start, end);
+            prop_assert_eq!(got, expected, "{} in {}", line.expression, ZONES[z]);
+        }
+    }
 }
