@@ -22,7 +22,8 @@ use palabre_core::offset::Offset;
 use palabre_core::redact;
 use palabre_core::rule_function::RuleFunction;
 use palabre_email::{EmailConnector, Security, SmtpConfig};
-use palabre_engine::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use palabre_engine::commands::{CommandError, Commands};
+use palabre_engine::runtime::{Runtime, RuntimeConfig};
 use palabre_lang::contacts::{self, Contact, DirectoryRules};
 use palabre_lang::files::folder_fingerprint;
 use palabre_lang::occurrence::Changes;
@@ -738,7 +739,7 @@ async fn set_milestone(
             .collect(),
     };
     let (plan, milestone) = match candidates.as_slice() {
-        [one] => *one,
+        [(plan, milestone)] => ((*plan).to_owned(), (*milestone).to_owned()),
         [] => bail!("no milestone '{id}' in any plan (write PLAN/MILESTONE)"),
         _ => bail!("'{id}' is in several plans: write PLAN/MILESTONE"),
     };
@@ -748,10 +749,17 @@ async fn set_milestone(
     let store = Store::connect(sources.database_url())
         .await
         .context("opening the database")?;
-    let previous = store
-        .set_milestone_status(plan, milestone, status, note, SystemClock.now())
-        .await?;
-    store.close().await;
+    let commands = Commands::new(store, definitions, Arc::new(SystemClock));
+    let changed = refused(
+        commands
+            .set_milestone_status(&plan, &milestone, status, note)
+            .await,
+    );
+    commands.store().close().await;
+    let previous = match changed? {
+        Ok(change) => change.previous,
+        Err(outcome) => return Ok(outcome),
+    };
     writeln!(out, "{plan}/{milestone}: {previous} → {status}")?;
     Ok(Outcome::Ok)
 }
@@ -798,9 +806,9 @@ fn actor() -> String {
         .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
 }
 
-/// A runtime over the database, for commands that change things and leave the
-/// sending to `serve`.
-async fn offline_runtime(sources: &Sources) -> anyhow::Result<Result<Runtime, Outcome>> {
+/// The engine's commands over the database, for CLI commands that change
+/// things and leave the sending to `serve`.
+async fn offline_commands(sources: &Sources) -> anyhow::Result<Result<Commands, Outcome>> {
     let definitions = match load_definitions(&sources.workflows)? {
         Ok(d) => d,
         Err(outcome) => return Ok(Err(outcome)),
@@ -808,17 +816,24 @@ async fn offline_runtime(sources: &Sources) -> anyhow::Result<Result<Runtime, Ou
     let store = Store::connect(sources.database_url())
         .await
         .context("opening the database")?;
-    Ok(Ok(Runtime::new(
-        store,
-        definitions,
-        Connectors::default(),
-        Arc::new(SystemClock),
-        RuntimeConfig::default(),
-    )))
+    Ok(Ok(Commands::new(store, definitions, Arc::new(SystemClock))))
+}
+
+/// A command's refusal is the user's to mend (the reason on stderr, exit code
+/// 1); a database error is an error.
+fn refused<T>(result: Result<T, CommandError>) -> anyhow::Result<Result<T, Outcome>> {
+    match result {
+        Ok(done) => Ok(Ok(done)),
+        Err(CommandError::Store(error)) => Err(error.into()),
+        Err(refusal) => {
+            eprintln!("error: {refusal}");
+            Ok(Err(Outcome::Invalid))
+        }
+    }
 }
 
 async fn case_command(command: CaseCommand, out: &mut String) -> anyhow::Result<Outcome> {
-    use palabre_engine::runtime::{CaseAction, NewCase};
+    use palabre_engine::commands::{CaseAction, NewCase};
     let (sources, act) = match command {
         CaseCommand::Open {
             workflow,
@@ -829,8 +844,8 @@ async fn case_command(command: CaseCommand, out: &mut String) -> anyhow::Result<
             description,
             sources,
         } => {
-            let runtime = match offline_runtime(&sources).await? {
-                Ok(r) => r,
+            let commands = match offline_commands(&sources).await? {
+                Ok(c) => c,
                 Err(outcome) => return Ok(outcome),
             };
             let new = NewCase {
@@ -841,15 +856,12 @@ async fn case_command(command: CaseCommand, out: &mut String) -> anyhow::Result<
                 severity,
                 description,
             };
-            let case = match runtime.open_case(new, &actor()).await {
+            let opened = refused(commands.open_case(new, &actor()).await);
+            commands.store().close().await;
+            let case = match opened? {
                 Ok(case) => case,
-                Err(RuntimeError::Change(refusal)) => {
-                    eprintln!("error: {refusal}");
-                    return Ok(Outcome::Invalid);
-                }
-                Err(e) => return Err(e.into()),
+                Err(outcome) => return Ok(outcome),
             };
-            runtime.store().close().await;
             writeln!(out, "{} opened at level {}", case.id, case.level)?;
             return Ok(Outcome::Ok);
         }
@@ -865,22 +877,18 @@ async fn case_command(command: CaseCommand, out: &mut String) -> anyhow::Result<
         CaseCommand::Escalate(n) => (n.sources, (n.id, CaseAction::Escalate(n.note))),
     };
     let (id, action) = act;
-    let runtime = match offline_runtime(&sources).await? {
-        Ok(r) => r,
+    let commands = match offline_commands(&sources).await? {
+        Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
-    let result = runtime.act_on_case(&id, action, &actor()).await;
-    runtime.store().close().await;
-    match result {
+    let result = refused(commands.act_on_case(&id, action, &actor()).await);
+    commands.store().close().await;
+    match result? {
         Ok(case) => {
             writeln!(out, "{}: {} at level {}", case.id, case.state, case.level)?;
             Ok(Outcome::Ok)
         }
-        Err(RuntimeError::Change(refusal)) => {
-            eprintln!("error: {refusal}");
-            Ok(Outcome::Invalid)
-        }
-        Err(e) => Err(e.into()),
+        Err(outcome) => Ok(outcome),
     }
 }
 
@@ -1460,7 +1468,7 @@ async fn reload_on_change(
                 rule_scripts = loaded.rules.scripts().count(),
                 "definitions reloaded"
             );
-            runtime.replace_definitions(loaded);
+            runtime.commands().replace_definitions(loaded);
         }
     }
 }
@@ -1535,7 +1543,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("listening on {} for the HTTP API", args.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
         let state = palabre_api::ApiState {
-            runtime: runtime.clone(),
+            commands: runtime.commands().clone(),
             inbound_secret: std::env::var(&args.inbound_secret_env)
                 .ok()
                 .filter(|s| !s.is_empty()),
@@ -1719,24 +1727,17 @@ async fn change_occurrence(
 ) -> anyhow::Result<Outcome> {
     let occurrence = parse_instant("at", at)?;
     let new_start = to.map(|to| parse_instant("to", to)).transpose()?;
-    let definitions = match load_definitions(&sources.workflows)? {
-        Ok(d) => d,
+    let commands = match offline_commands(sources).await? {
+        Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
-    let store = Store::connect(sources.database_url())
-        .await
-        .context("opening the database")?;
-    let runtime = Runtime::new(
-        store,
-        definitions,
-        Connectors::default(),
-        Arc::new(SystemClock),
-        RuntimeConfig::default(),
+    let changed = refused(
+        commands
+            .change_occurrence(workflow, occurrence, new_start, reason)
+            .await,
     );
-    match runtime
-        .change_occurrence(workflow, occurrence, new_start, reason)
-        .await
-    {
+    commands.store().close().await;
+    match changed? {
         Ok(report) => {
             let what = if new_start.is_some() {
                 "moved"
@@ -1753,10 +1754,6 @@ async fn change_occurrence(
             )?;
             Ok(Outcome::Ok)
         }
-        Err(RuntimeError::Change(reason)) => {
-            eprintln!("error: {reason}");
-            Ok(Outcome::Invalid)
-        }
-        Err(e) => Err(e.into()),
+        Err(outcome) => Ok(outcome),
     }
 }

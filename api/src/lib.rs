@@ -21,7 +21,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palabre_core::webhooks::Webhooks;
-use palabre_engine::runtime::Runtime;
+use palabre_engine::commands::{CommandError, Commands};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -34,7 +34,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    pub runtime: Arc<Runtime>,
+    /// Everything the API changes goes through the engine's commands; what it
+    /// reads comes from their store and definitions.
+    pub commands: Commands,
     /// The secret inbound SMS webhooks put in their URL (`/inbound/sms/{secret}`);
     /// `None`: inbound SMS are not taken.
     pub inbound_secret: Option<String>,
@@ -86,13 +88,16 @@ impl From<palabre_store::StoreError> for ApiError {
     }
 }
 
-impl From<palabre_engine::runtime::RuntimeError> for ApiError {
-    fn from(error: palabre_engine::runtime::RuntimeError) -> ApiError {
+/// The one place a command's refusal becomes an HTTP status.
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> ApiError {
         match error {
-            palabre_engine::runtime::RuntimeError::Change(refusal) => {
+            CommandError::NotFound(refusal) => ApiError::new(StatusCode::NOT_FOUND, refusal),
+            CommandError::Conflict(refusal) => ApiError::new(StatusCode::CONFLICT, refusal),
+            CommandError::Invalid(refusal) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal)
             }
-            palabre_engine::runtime::RuntimeError::Store(store) => store.into(),
+            CommandError::Store(store) => store.into(),
         }
     }
 }

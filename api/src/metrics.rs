@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use crate::ApiState;
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    let store = state.runtime.store();
-    let Ok(counts) = store.status(state.runtime.now()).await else {
+    let store = state.commands.store();
+    let Ok(counts) = store.status(state.commands.now()).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
     };
     let mut out = String::new();

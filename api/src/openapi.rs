@@ -45,6 +45,15 @@ fn operation(route: &RouteDoc) -> Value {
             "content": { "application/json": { "schema": request() } }
         });
         op["responses"]["400"] = error_response("malformed body: the error names the field");
+        if route.role.is_some() {
+            // Bodies with a role are commands: their refusals.
+            op["responses"]["409"] = error_response(
+                "the thing's state does not allow it now (already started, resolved, changed meanwhile)",
+            );
+            op["responses"]["422"] = error_response(
+                "well formed, but it cannot be done (a start in the past, an unknown category)",
+            );
+        }
         op["responses"]["413"] = json!({ "description": "body over 64 KiB" });
     }
     let parameters: Vec<Value> = route

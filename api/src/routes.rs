@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use palabre_core::webhooks::{PlainInbound, PlainReceipt, WebhookError, WebhookRequest};
-use palabre_engine::runtime::{CaseAction, NewCase};
+use palabre_engine::commands::{CaseAction, InboundOutcome, NewCase};
 use palabre_lang::escalation::{Case, CaseState};
 use palabre_lang::milestones::{MilestoneStatus, Statuses, TimelineRow};
 use palabre_store::{LedgerEntry, StatusCounts};
@@ -174,7 +174,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio. Answers what each message did, or for Twilio the empty TwiML it expects",
         role: None,
         request: Some(schema::<PlainInbound>),
-        response: schema::<Vec<palabre_engine::runtime::InboundOutcome>>,
+        response: schema::<Vec<InboundOutcome>>,
         success: 200,
         handler: || post(inbound_sms),
     },
@@ -238,7 +238,7 @@ async fn caller(state: &ApiState, headers: &HeaderMap, need: Role) -> Result<Cal
         .and_then(|v| v.strip_prefix("Bearer "));
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
     let bearer = bearer.ok_or_else(unauthorized)?;
-    let caller = auth::check(state.runtime.store(), bearer.trim())
+    let caller = auth::check(state.commands.store(), bearer.trim())
         .await?
         .ok_or_else(unauthorized)?;
     if caller.role < need {
@@ -286,7 +286,7 @@ pub struct Health {
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
-    match state.runtime.store().status(state.runtime.now()).await {
+    match state.commands.store().status(state.commands.now()).await {
         Ok(_) => Json(Health {
             status: "ok".to_owned(),
         })
@@ -316,7 +316,7 @@ async fn workflows(
     headers: HeaderMap,
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
-    let definitions = state.runtime.definitions();
+    let definitions = state.commands.definitions();
     Ok(Json(
         definitions
             .workflows()
@@ -361,9 +361,9 @@ async fn instances(
     headers: HeaderMap,
 ) -> Result<Json<Instances>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
-    let definitions = state.runtime.definitions();
-    let store = state.runtime.store();
-    let now = state.runtime.now();
+    let definitions = state.commands.definitions();
+    let store = state.commands.store();
+    let now = state.commands.now();
     if let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) {
         if !caller.covers(&meeting.definition.place) {
             return Err(out_of_scope(&caller));
@@ -439,7 +439,7 @@ async fn fire_event(
     body: Bytes,
 ) -> Result<Json<EventDone>, ApiError> {
     let caller = caller(&state, &headers, Role::Coordinator).await?;
-    let definitions = state.runtime.definitions();
+    let definitions = state.commands.definitions();
     let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -465,7 +465,7 @@ async fn fire_event(
     };
     let reason = format!("{} (via the API, token {})", body.reason, caller.token);
     let report = state
-        .runtime
+        .commands
         .change_occurrence(&id, body.occurrence, new_start, &reason)
         .await?;
     Ok(Json(EventDone {
@@ -522,7 +522,7 @@ pub struct CaseView {
 
 fn case_view(state: &ApiState, case: Case, caller: &Caller) -> CaseView {
     let level_id = state
-        .runtime
+        .commands
         .definitions()
         .ladder(&case.workflow)
         .and_then(|l| l.level(case.level).map(|level| level.id.clone()))
@@ -562,7 +562,7 @@ async fn open_case(
         description: body.description,
     };
     let case = state
-        .runtime
+        .commands
         .open_case(new, &format!("api:{}", caller.token))
         .await?;
     Ok((StatusCode::CREATED, Json(case_view(&state, case, &caller))))
@@ -570,7 +570,7 @@ async fn open_case(
 
 /// A case the caller may see, or why not.
 async fn visible_case(state: &ApiState, caller: &Caller, id: &str) -> Result<Case, ApiError> {
-    let case = state.runtime.store().case(id).await?;
+    let case = state.commands.store().case(id).await?;
     match case {
         Some(case) if caller.covers(&case.place) => Ok(case),
         Some(_) => Err(out_of_scope(caller)),
@@ -600,7 +600,7 @@ async fn case_history(
     let case = visible_case(&state, &caller, &id).await?;
     Ok(Json(
         state
-            .runtime
+            .commands
             .store()
             .ledger_about(&case.workflow, &case.id)
             .await?,
@@ -642,7 +642,7 @@ async fn act_on_case(
         }
     };
     let case = state
-        .runtime
+        .commands
         .act_on_case(&id, action, &format!("api:{}", caller.token))
         .await?;
     Ok(Json(case_view(&state, case, &caller)))
@@ -659,9 +659,9 @@ async fn milestones(
     headers: HeaderMap,
 ) -> Result<Json<Vec<TimelineRow>>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
-    let definitions = state.runtime.definitions();
-    let statuses = Statuses::new(state.runtime.store().milestone_states().await?);
-    let now = state.runtime.now();
+    let definitions = state.commands.definitions();
+    let statuses = Statuses::new(state.commands.store().milestone_states().await?);
+    let now = state.commands.now();
     let rows = definitions
         .plans
         .iter()
@@ -700,7 +700,7 @@ async fn set_milestone(
     body: Bytes,
 ) -> Result<Json<MilestoneChange>, ApiError> {
     let caller = caller(&state, &headers, Role::Coordinator).await?;
-    let definitions = state.runtime.definitions();
+    let definitions = state.commands.definitions();
     let Some(found) = definitions
         .plan(&plan)
         .filter(|p| p.milestone(&id).is_some())
@@ -718,17 +718,15 @@ async fn set_milestone(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a note is needed").field("note"));
     }
     let note = format!("{} (via the API, token {})", body.note, caller.token);
-    let previous = state
-        .runtime
-        .store()
-        .set_milestone_status(&plan, &id, body.status, &note, state.runtime.now())
+    let change = state
+        .commands
+        .set_milestone_status(&plan, &id, body.status, &note)
         .await?;
-    state.runtime.wake();
     Ok(Json(MilestoneChange {
         plan,
         milestone: id,
-        previous,
-        status: body.status,
+        previous: change.previous,
+        status: change.status,
     }))
 }
 
@@ -744,7 +742,7 @@ async fn status(
 ) -> Result<Json<StatusCounts>, ApiError> {
     caller(&state, &headers, Role::Observer).await?;
     Ok(Json(
-        state.runtime.store().status(state.runtime.now()).await?,
+        state.commands.store().status(state.commands.now()).await?,
     ))
 }
 
@@ -754,11 +752,11 @@ async fn ledger(
     headers: HeaderMap,
 ) -> Result<Json<Vec<LedgerEntry>>, ApiError> {
     let caller = caller(&state, &headers, Role::Observer).await?;
-    let definitions = state.runtime.definitions();
+    let definitions = state.commands.definitions();
     let places: BTreeMap<&str, &str> = definitions.workflows().map(|w| (w.id, w.place)).collect();
     let limit = query.limit.unwrap_or(200).clamp(1, 5_000);
     let entries = state
-        .runtime
+        .commands
         .store()
         .ledger(query.workflow.as_deref(), limit)
         .await?;
@@ -781,7 +779,7 @@ async fn ledger(
                 .unwrap_or_default()
                 .to_owned();
             if !case_places.contains_key(&id) {
-                let place = state.runtime.store().case(&id).await?.map(|c| c.place);
+                let place = state.commands.store().case(&id).await?.map(|c| c.place);
                 case_places.insert(id.clone(), place);
             }
             case_places.get(&id).cloned().flatten()
@@ -867,7 +865,7 @@ async fn receipts(
         unknown: 0,
     };
     for receipt in &receipts {
-        if state.runtime.delivery_receipt(receipt).await? {
+        if state.commands.delivery_receipt(receipt).await? {
             done.recorded += 1;
         } else {
             done.unknown += 1;
@@ -888,7 +886,7 @@ async fn inbound_sms(
     })?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in &messages {
-        outcomes.push(state.runtime.inbound_sms(message).await?);
+        outcomes.push(state.commands.inbound_sms(message).await?);
     }
     Ok(match state.webhooks.inbound_answer() {
         Some(answer) => {

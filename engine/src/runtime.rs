@@ -22,19 +22,14 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::Notify;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-mod cases;
-mod inbound;
-
-pub use cases::{CaseAction, NewCase};
-pub use inbound::InboundOutcome;
+mod deadlines;
 
 use palabre_core::channel::Channel;
 use palabre_core::clock::Clock;
@@ -47,33 +42,24 @@ use palabre_lang::occurrence::Changes;
 use palabre_lang::occurrence::OccurrenceChange;
 use palabre_lang::templates::{MessageContext, MilestoneFacts};
 use palabre_plan::definitions::Definitions;
-use palabre_plan::planner::{Fire, PlannedMessage, Planner, Slot};
+use palabre_plan::planner::{Fire, Planner, Slot};
 use palabre_plan::recipients::reach;
-use palabre_rules::{OverdueDecision, RuleFailure, Rules, Subject, milestone_input};
+use palabre_rules::{OverdueDecision, Rules, Subject, milestone_input};
+
+use crate::commands::{CommandError, Commands, PROVIDER_OPT_OUT, about_sent};
+use crate::messages::{queue_messages, rule_failure_entries, rule_failure_entry};
 use palabre_store::{
-    ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, Fallback, LedgerEntry,
-    LedgerEvent, PlannedTimer, QueuedMessage, Store, StoreError, TimerCompletion, TimerOutcome,
+    ClaimedMessage, ClaimedTimer, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent,
+    PlannedTimer, Store, StoreError, TimerCompletion, TimerOutcome,
 };
 
-/// What can stop the runtime.
+/// What can stop the worker: the database. (Refusals of the commands it gives
+/// itself, a schedule rule's move or a missed deadline's climb, are written to
+/// the ledger, not raised.)
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A coordinator's change that cannot be applied, with the reason.
-    #[error("{0}")]
-    Change(String),
-}
-
-/// What changing an occurrence did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChangeReport {
-    /// The iCalendar SEQUENCE the occurrence now has.
-    pub sequence: u32,
-    /// Participants a notice was queued for.
-    pub notified: usize,
-    /// Participants with no address on the workflow's channels.
-    pub unreachable: usize,
 }
 
 /// When and how often a failed delivery is tried again.
@@ -259,12 +245,11 @@ const BURST: u64 = 5_000;
 
 /// One worker of the durable engine.
 pub struct Runtime {
-    store: Store,
-    definitions: RwLock<Arc<Definitions>>,
+    /// The store, the definitions, the clock and the wake-up bell, shared with
+    /// whoever changes things meanwhile (the API, inbound webhooks).
+    commands: Commands,
     connectors: Connectors,
-    clock: Arc<dyn Clock>,
     config: RuntimeConfig,
-    wake: Notify,
     /// Set when a shutdown was asked for: work stops at the next safe point.
     stopping: AtomicBool,
 }
@@ -278,51 +263,6 @@ fn definition_hash(definition: &impl serde::Serialize, place: &str, rules: &Rule
         "{:016x}",
         palabre_core::fingerprint::fnv1a([text.as_bytes(), &rules])
     )
-}
-
-/// Turns prepared messages into outbox rows of the timer `timer_key`; a message
-/// that cannot be sent becomes an `unreachable` ledger entry instead.
-fn queue_messages(
-    planned: Vec<PlannedMessage>,
-    timer_key: &str,
-    now: DateTime<Utc>,
-    calendar: impl Fn(Channel) -> Option<String>,
-) -> (Vec<QueuedMessage>, Vec<LedgerEntry>) {
-    let mut queued = Vec::with_capacity(planned.len());
-    let mut unreachable = Vec::new();
-    for message in planned {
-        let (Some(channel), Some(body)) = (message.channel, message.body) else {
-            unreachable.push(
-                LedgerEntry::new(
-                    now,
-                    LedgerEvent::Unreachable,
-                    message.problem.unwrap_or_default(),
-                )
-                .slot(&message.workflow, message.occurrence, &message.step)
-                .recipient(&message.contact_id, None),
-            );
-            continue;
-        };
-        queued.push(QueuedMessage {
-            id: QueuedMessage::key(timer_key, &message.contact_id, channel.as_str()),
-            timer_id: timer_key.to_owned(),
-            workflow: message.workflow,
-            occurrence: message.occurrence,
-            step: message.step,
-            contact_id: message.contact_id,
-            channel: channel.as_str().to_owned(),
-            language: message.language.unwrap_or_default(),
-            subject: message.subject,
-            body,
-            calendar: calendar(channel),
-            fallback: message.fallback.map(|(channel, subject, body)| Fallback {
-                channel: channel.as_str().to_owned(),
-                subject,
-                body,
-            }),
-        });
-    }
-    (queued, unreachable)
 }
 
 /// What a milestone timer does: a reminder to the owner, or an overdue check
@@ -501,28 +441,6 @@ fn fire_milestone(
     }
 }
 
-/// The ledger entry of a rule that failed (its default was applied).
-fn rule_failure_entry(failure: RuleFailure, now: DateTime<Utc>) -> LedgerEntry {
-    let mut entry = LedgerEntry::new(
-        now,
-        LedgerEvent::RuleError,
-        format!("{}; applied instead: {}", failure.error, failure.fallback),
-    );
-    entry.workflow = Some(failure.workflow);
-    entry.occurrence = failure.occurrence;
-    entry.step = Some(failure.hook.to_owned());
-    entry
-}
-
-/// The ledger entries of the rule failures a planning pass met.
-fn rule_failure_entries(planner: &Planner<'_>, now: DateTime<Utc>) -> Vec<LedgerEntry> {
-    planner
-        .take_failures()
-        .into_iter()
-        .map(|failure| rule_failure_entry(failure, now))
-        .collect()
-}
-
 impl Runtime {
     pub fn new(
         store: Store,
@@ -532,183 +450,29 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Runtime {
         Runtime {
-            store,
-            definitions: RwLock::new(Arc::new(definitions)),
+            commands: Commands::new(store, definitions, clock),
             connectors,
-            clock,
             config,
-            wake: Notify::new(),
             stopping: AtomicBool::new(false),
         }
     }
 
+    /// The command service this worker shares: changes given to it are planned,
+    /// fired and delivered by this worker.
+    pub fn commands(&self) -> &Commands {
+        &self.commands
+    }
+
     pub fn store(&self) -> &Store {
-        &self.store
+        self.commands.store()
     }
 
-    /// The engine's clock's present.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+    fn now(&self) -> DateTime<Utc> {
+        self.commands.now()
     }
 
-    /// The definitions in force (hot reload may replace them).
-    pub fn definitions(&self) -> Arc<Definitions> {
-        self.definitions
-            .read()
-            .map_or_else(|poisoned| poisoned.into_inner().clone(), |d| d.clone())
-    }
-
-    /// Swaps in new definitions (already validated); the next tick re-plans what changed.
-    pub fn replace_definitions(&self, definitions: Definitions) {
-        let mut slot = self
-            .definitions
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = Arc::new(definitions);
-        drop(slot);
-        self.wake.notify_one();
-    }
-
-    /// Wakes a sleeping [`Runtime::run`] loop (something changed).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Moves one occurrence to `new_start`, or cancels it when `new_start` is `None`:
-    /// its pending steps are re-planned relative to the new start (or dropped),
-    /// steps already sent stay sent, and every participant is sent the
-    /// `meeting-moved` or `meeting-cancelled` notice, by email with the updated
-    /// calendar entry (same UID, next SEQUENCE). All in one transaction, in the ledger.
-    pub async fn change_occurrence(
-        &self,
-        workflow: &str,
-        occurrence: DateTime<Utc>,
-        new_start: Option<DateTime<Utc>>,
-        reason: &str,
-    ) -> Result<ChangeReport, RuntimeError> {
-        let now = self.clock.now();
-        let definitions = self.definitions();
-        let refuse = |message: String| Err(RuntimeError::Change(message));
-        let Some(meeting) = definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == workflow)
-        else {
-            return refuse(format!("no workflow '{workflow}'"));
-        };
-        let nominal = meeting
-            .recurrence
-            .between(occurrence, occurrence + TimeDelta::seconds(1), 1);
-        if nominal.first() != Some(&occurrence) {
-            let next = meeting
-                .recurrence
-                .next_after(occurrence)
-                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339());
-            return refuse(format!(
-                "{} is not an occurrence of '{workflow}' (the next one after it is {next})",
-                occurrence.to_rfc3339()
-            ));
-        }
-        let changes = Changes::new(self.store.occurrence_changes().await?);
-        let previous = changes.get(workflow, occurrence);
-        let Some(previous_start) = previous.map_or(Some(occurrence), |c| c.starts_at) else {
-            return refuse("this occurrence is already cancelled".to_owned());
-        };
-        if previous_start <= now {
-            return refuse("this occurrence has already started".to_owned());
-        }
-        if new_start.is_some_and(|start| start <= now) {
-            return refuse("the new start is in the past".to_owned());
-        }
-        let change = OccurrenceChange {
-            workflow: workflow.to_owned(),
-            occurrence,
-            starts_at: new_start,
-            sequence: previous.map_or(1, |c| c.sequence + 1),
-            reason: reason.to_owned(),
-        };
-        let (template, notice_id) = change.notice();
-        let (kind, event) = match new_start {
-            Some(_) => ("moved", LedgerEvent::Moved),
-            None => ("cancelled", LedgerEvent::Cancelled),
-        };
-        if !definitions.templates.contains(template) {
-            return refuse(format!(
-                "the template '{template}' is missing from templates/"
-            ));
-        }
-        let directory = Arc::new(self.store.contacts().await?);
-        let planner = Planner::new(&definitions, directory);
-        let timers: Vec<PlannedTimer> = new_start
-            .map(|start| {
-                planner
-                    .steps_of(meeting, occurrence, start, now)
-                    .iter()
-                    .map(|step| PlannedTimer {
-                        workflow: workflow.to_owned(),
-                        occurrence,
-                        step: step.id.clone(),
-                        due: start + step.at.as_delta(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let timer_key = PlannedTimer::key(workflow, occurrence, &notice_id);
-        let planned = planner.notice(meeting, &change, previous_start, template, &notice_id, now);
-        let slot = |event, detail: String| {
-            LedgerEntry::new(now, event, detail).slot(workflow, occurrence, &notice_id)
-        };
-        let what = match new_start {
-            Some(start) => format!(
-                "moved from {} to {}",
-                previous_start.to_rfc3339(),
-                start.to_rfc3339()
-            ),
-            None => format!("cancelled (was {})", previous_start.to_rfc3339()),
-        };
-        let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
-        ledger.extend(rule_failure_entries(&planner, now));
-        let calendar = |channel: Channel| {
-            (channel == Channel::Email).then(|| {
-                let event = CalendarEvent {
-                    workflow,
-                    occurrence,
-                    start: new_start.unwrap_or(previous_start),
-                    duration: meeting.definition.duration.as_delta(),
-                    title: &meeting.definition.title,
-                    venue: &meeting.definition.venue,
-                    sequence: change.sequence,
-                    method: if new_start.is_some() {
-                        CalendarMethod::Request
-                    } else {
-                        CalendarMethod::Cancel
-                    },
-                };
-                ics::render(&event, now)
-            })
-        };
-        let (notices, unreachable) = queue_messages(planned, &timer_key, now, calendar);
-        ledger.extend(unreachable);
-        if !self
-            .store
-            .apply_occurrence_change(&change, &timers, &notices, &ledger, now)
-            .await?
-        {
-            return refuse(
-                "another change of this occurrence was applied at the same time; try again"
-                    .to_owned(),
-            );
-        }
-        info!(workflow, %occurrence, kind, notified = notices.len(), "occurrence changed");
-        self.wake();
-        Ok(ChangeReport {
-            sequence: change.sequence,
-            notified: notices.len(),
-            unreachable: ledger
-                .iter()
-                .filter(|e| e.event == LedgerEvent::Unreachable.as_str())
-                .count(),
-        })
+    fn definitions(&self) -> Arc<Definitions> {
+        self.commands.definitions()
     }
 
     /// Does everything due now: plan, fire due timers, deliver ready messages.
@@ -719,8 +483,8 @@ impl Runtime {
     pub async fn tick(&self) -> Result<TickReport, RuntimeError> {
         let definitions = self.definitions();
         let state = TickState {
-            changes: Changes::new(self.store.occurrence_changes().await?),
-            statuses: Statuses::new(self.store.milestone_states().await?),
+            changes: Changes::new(self.store().occurrence_changes().await?),
+            statuses: Statuses::new(self.store().milestone_states().await?),
         };
         // The directory is read once per tick (again after opt-outs during delivery).
         let mut directory = None;
@@ -729,7 +493,7 @@ impl Runtime {
             ..TickReport::default()
         };
         if report.planned > BURST {
-            self.store.refresh_statistics().await?;
+            self.store().refresh_statistics().await?;
         }
         self.fire_due(&definitions, &state, &mut directory, &mut report)
             .await?;
@@ -745,7 +509,7 @@ impl Runtime {
         state: &TickState,
         directory: &mut Option<Directory>,
     ) -> Result<u64, RuntimeError> {
-        let now = self.clock.now();
+        let now = self.now();
         let until = now + self.config.horizon;
         let mut planned = 0;
         let contacts = self.directory(directory).await?.contacts.clone();
@@ -790,19 +554,19 @@ impl Runtime {
                 })
                 .await?;
         }
-        for workflow in self.store.scheduled_workflows().await? {
+        for workflow in self.store().scheduled_workflows().await? {
             if definitions.workflow_ids().all(|id| id != workflow) {
                 let entry =
                     LedgerEntry::new(now, LedgerEvent::Replanned, "the workflow was removed");
-                self.store
+                self.store()
                     .unplan_pending(&workflow, DateTime::<Utc>::MIN_UTC, &entry)
                     .await?;
-                self.store.forget_schedule(&workflow).await?;
+                self.store().forget_schedule(&workflow).await?;
             }
         }
         let failures = rule_failure_entries(&planner, now);
         if !failures.is_empty() {
-            self.store.append_ledger(&failures).await?;
+            self.store().append_ledger(&failures).await?;
         }
         if planned > 0 {
             info!(planned, "timers planned");
@@ -819,8 +583,8 @@ impl Runtime {
         until: DateTime<Utc>,
         timers: impl FnOnce(DateTime<Utc>) -> Vec<PlannedTimer>,
     ) -> Result<u64, RuntimeError> {
-        let now = self.clock.now();
-        let from = match self.store.schedule(id).await? {
+        let now = self.now();
+        let from = match self.store().schedule(id).await? {
             None => now,
             Some((known, watermark)) if known == hash => watermark,
             Some((_, watermark)) => {
@@ -829,15 +593,15 @@ impl Runtime {
                     LedgerEvent::Replanned,
                     "the workflow definition changed",
                 );
-                self.store.unplan_pending(id, now, &entry).await?;
+                self.store().unplan_pending(id, now, &entry).await?;
                 watermark.min(now)
             }
         };
         if from >= until {
             return Ok(0);
         }
-        let planned = self.store.plan_timers(&timers(from), now).await?;
-        self.store.set_schedule(id, hash, until).await?;
+        let planned = self.store().plan_timers(&timers(from), now).await?;
+        self.store().set_schedule(id, hash, until).await?;
         Ok(planned)
     }
 
@@ -852,9 +616,9 @@ impl Runtime {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let now = self.clock.now();
+            let now = self.now();
             let claimed = self
-                .store
+                .store()
                 .claim_due_timers(
                     now,
                     &self.config.owner,
@@ -891,7 +655,7 @@ impl Runtime {
             }
             // One transaction for the whole batch: timers, outbox rows and ledger together.
             let completed = self
-                .store
+                .store()
                 .complete_timers(&self.config.owner, &completions, now)
                 .await?;
             if completed < completions.len() {
@@ -912,7 +676,7 @@ impl Runtime {
                 }
             }
             if queued_before <= BURST as usize && report.queued > BURST as usize {
-                self.store.refresh_statistics().await?;
+                self.store().refresh_statistics().await?;
             }
             for follow_up in follow_ups {
                 match follow_up {
@@ -922,14 +686,15 @@ impl Runtime {
                         climb,
                         reason,
                     } => match self
+                        .commands
                         .climb_case(&case, climb, &reason, "missed deadline")
                         .await
                     {
                         Ok(_) => {}
-                        Err(RuntimeError::Change(refusal)) => {
+                        Err(CommandError::Store(error)) => return Err(error.into()),
+                        Err(refusal) => {
                             warn!(%case, %refusal, "a missed deadline could not move the case");
                         }
-                        Err(other) => return Err(other),
                     },
                 }
             }
@@ -939,6 +704,7 @@ impl Runtime {
     /// Applies what a schedule rule decided, as a coordinator's change would be.
     async fn apply_rule_change(&self, change: &OccurrenceChange) -> Result<(), RuntimeError> {
         match self
+            .commands
             .change_occurrence(
                 &change.workflow,
                 change.occurrence,
@@ -948,18 +714,18 @@ impl Runtime {
             .await
         {
             Ok(_) => Ok(()),
-            Err(RuntimeError::Change(refusal)) => {
+            Err(CommandError::Store(error)) => Err(error.into()),
+            Err(refusal) => {
                 warn!(workflow = %change.workflow, %refusal, "a rule's change could not be applied");
                 let entry = LedgerEntry::new(
-                    self.clock.now(),
+                    self.now(),
                     LedgerEvent::RuleError,
                     format!("the schedule rule's decision could not be applied: {refusal}"),
                 )
                 .slot(&change.workflow, change.occurrence, "meeting_schedule");
-                self.store.append_ledger(&[entry]).await?;
+                self.store().append_ledger(&[entry]).await?;
                 Ok(())
             }
-            Err(other) => Err(other),
         }
     }
 
@@ -969,8 +735,8 @@ impl Runtime {
         cache: &'c mut Option<Directory>,
     ) -> Result<&'c Directory, RuntimeError> {
         if cache.is_none() {
-            let contacts = self.store.contacts().await?;
-            let stopped = self.store.sms_stopped().await?;
+            let contacts = self.store().contacts().await?;
+            let stopped = self.store().sms_stopped().await?;
             *cache = Some(Directory::new(contacts, stopped));
         }
         Ok(cache.get_or_insert_with(|| Directory::new(Vec::new(), Default::default())))
@@ -995,7 +761,7 @@ impl Runtime {
             Misfire::All => None,
             Misfire::Once => {
                 let later = self
-                    .store
+                    .store()
                     .later_slot_due(&def.id, &fire.step.id, fire.due, now)
                     .await?;
                 later.then_some("a later slot of the same step runs instead (misfire: once)")
@@ -1162,9 +928,9 @@ impl Runtime {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let now = self.clock.now();
+            let now = self.now();
             let claimed = self
-                .store
+                .store()
                 .claim_messages(
                     now,
                     &self.config.owner,
@@ -1252,7 +1018,7 @@ impl Runtime {
                 .collect();
             if !unstarted.is_empty() && !self.stopping.load(Ordering::SeqCst) {
                 // Out of time for this batch: give them back to be claimed afresh.
-                self.store
+                self.store()
                     .release_messages(&self.config.owner, &unstarted)
                     .await?;
             }
@@ -1260,7 +1026,8 @@ impl Runtime {
             // message to them is refused by the provider again, and stops them then.
             if !opted_out.is_empty() {
                 for contact in &opted_out {
-                    self.switch_sms(contact, true, inbound::PROVIDER_OPT_OUT)
+                    self.commands
+                        .switch_sms(contact, true, PROVIDER_OPT_OUT)
                         .await?;
                 }
                 *directory = None;
@@ -1274,8 +1041,8 @@ impl Runtime {
             return Ok(());
         }
         let recorded = self
-            .store
-            .record_deliveries(&self.config.owner, pending, self.clock.now())
+            .store()
+            .record_deliveries(&self.config.owner, pending, self.now())
             .await?;
         if recorded < pending.len() {
             warn!(
@@ -1331,7 +1098,7 @@ impl Runtime {
                 message.channel
             ))),
         };
-        let now = self.clock.now();
+        let now = self.now();
         let failures = message.attempts + 1;
         let fallback = message
             .fallback
@@ -1427,11 +1194,24 @@ impl Runtime {
         }
     }
 
+    /// Sends again on their fallback channel the messages whose delivery receipt
+    /// did not come in time.
+    async fn fall_back_unconfirmed(&self) -> Result<usize, RuntimeError> {
+        let now = self.now();
+        Ok(self
+            .store()
+            .fall_back_unconfirmed(now, |about| {
+                let detail = "no delivery receipt in time".to_owned();
+                about_sent(now, LedgerEvent::Undelivered, detail, about)
+            })
+            .await?)
+    }
+
     /// Runs ticks until `shutdown` completes, sleeping until the next due instant,
     /// a change, or `max_sleep`. A tick in progress finishes before the loop ends.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
         tokio::pin!(shutdown);
-        let released = self.store.release_leases(&self.config.owner).await?;
+        let released = self.store().release_leases(&self.config.owner).await?;
         if released > 0 {
             info!(released, owner = %self.config.owner, "took back the leases of a previous run");
         }
@@ -1447,9 +1227,9 @@ impl Runtime {
                     return Ok(());
                 }
             }
-            let now = self.clock.now();
+            let now = self.now();
             let next = self
-                .store
+                .store()
                 .next_wakeup()
                 .await?
                 .unwrap_or(now + self.config.max_sleep);
@@ -1458,7 +1238,7 @@ impl Runtime {
             debug!(?sleep, "sleeping");
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                () = self.wake.notified() => {}
+                () = self.commands.woken() => {}
                 () = tokio::time::sleep(sleep) => {}
             }
         }

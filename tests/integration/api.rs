@@ -73,7 +73,7 @@ impl Api {
             .body(body.map_or_else(Body::empty, Body::from))
             .unwrap();
         let response = router(ApiState {
-            runtime: self.runtime.clone(),
+            commands: self.runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         })
@@ -191,7 +191,8 @@ async fn cases_milestones_events_and_reports_through_the_api() {
         let (status, refused) = api
             .call("POST", "/cases/LT-0001/reopen", Some(&coordinator), None)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        // The case exists but is not resolved: a conflict with its state.
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
         let (status, _) = api
             .call(
                 "POST",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use palabre_core::clock::{Clock, VirtualClock};
-use palabre_engine::runtime::{CaseAction, NewCase};
+use palabre_engine::commands::{CaseAction, NewCase};
 
 use crate::runtime::{Recorder, at, run_until, worlds};
 use crate::util::{palabre, workspace_with_directory};
@@ -66,10 +66,12 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         let (sms, _email, connectors) = Recorder::pair();
         let runtime = world.runtime(&clock, connectors, "a").await;
         let climbing = runtime
+            .commands()
             .open_case(dispute("Deux familles se disputent un champ"), "test")
             .await
             .unwrap();
         let quiet = runtime
+            .commands()
             .open_case(dispute("Un puits partagé"), "test")
             .await
             .unwrap();
@@ -80,12 +82,14 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         // Another ladder with the same prefix continues the numbering.
         let mut other = dispute("un autre litige");
         other.workflow = "litiges-tessit".into();
-        let other = runtime.open_case(other, "test").await.unwrap();
+        let other = runtime.commands().open_case(other, "test").await.unwrap();
         assert_eq!(other.id, "LT-0003");
         // Cases opened at the same moment each get their own id.
-        let at_once = futures::future::join_all(
-            (0..6).map(|i| runtime.open_case(dispute(&format!("litige {i}")), "test")),
-        )
+        let at_once = futures::future::join_all((0..6).map(|i| {
+            runtime
+                .commands()
+                .open_case(dispute(&format!("litige {i}")), "test")
+        }))
         .await;
         let mut ids: Vec<String> = at_once.into_iter().map(|c| c.unwrap().id).collect();
         ids.sort();
@@ -97,6 +101,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         );
         for id in ids.iter().chain([&other.id]) {
             runtime
+                .commands()
                 .act_on_case(id, CaseAction::Resolve("test".into()), "test")
                 .await
                 .unwrap();
@@ -105,6 +110,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         // Monday 28, 09:00: the second case is acknowledged before its deadline.
         run_until(&runtime, &clock, at("2026-12-28T09:00:00Z")).await;
         runtime
+            .commands()
             .act_on_case(
                 "LT-0002",
                 CaseAction::Acknowledge("vu par le chef".into()),
@@ -183,6 +189,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         let pending = || async { store.status(clock.now()).await.unwrap().due_later };
         let before = pending().await;
         runtime
+            .commands()
             .act_on_case(
                 "LT-0001",
                 CaseAction::Resolve("accord signé".into()),
@@ -192,6 +199,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
             .unwrap();
         assert_eq!(pending().await, before - 2);
         runtime
+            .commands()
             .act_on_case(
                 "LT-0001",
                 CaseAction::Reopen("l'accord n'est pas appliqué".into()),
@@ -201,6 +209,7 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
             .unwrap();
         assert_eq!(pending().await, before);
         let refused = runtime
+            .commands()
             .act_on_case("LT-0001", CaseAction::Reopen("encore".into()), "test")
             .await;
         assert!(refused.is_err(), "an open case cannot be reopened");

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use palabre_api::{ApiState, router};
 use palabre_core::clock::VirtualClock;
 use palabre_core::webhooks::InboundSms;
-use palabre_engine::runtime::InboundOutcome;
+use palabre_engine::commands::InboundOutcome;
 use palabre_lang::occurrence::occurrence_reference;
 use tower::ServiceExt;
 
@@ -30,6 +30,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // c-1 says yes (1 of 3 invited: no quorum yet), c-2 says yes in Fulfulde (2 of 3).
         let first = runtime
+            .commands()
             .inbound_sms(&InboundSms::new(
                 "+223 76 11 22 33",
                 format!("oui {reference}"),
@@ -42,6 +43,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             "{first:?}"
         );
         let second = runtime
+            .commands()
             .inbound_sms(&InboundSms::new("66445566", format!("Eey {reference}")))
             .await
             .unwrap();
@@ -52,6 +54,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         );
         // Changing one's mind counts: the latest answer wins.
         let third = runtime
+            .commands()
             .inbound_sms(&InboundSms::new("66445566", format!("AYI {reference}")))
             .await
             .unwrap();
@@ -68,6 +71,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // What cannot be matched is kept for a coordinator, the number masked.
         let unknown = runtime
+            .commands()
             .inbound_sms(&InboundSms::new("+22399887766", "OUI 1234"))
             .await
             .unwrap();
@@ -78,6 +82,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             }
         );
         let wrong = runtime
+            .commands()
             .inbound_sms(&InboundSms::new("76112233", "OUI 0000"))
             .await
             .unwrap();
@@ -111,6 +116,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         // STOP: the invitation (Friday 09:00) is not sent to c-1 by SMS, and says why.
         assert!(matches!(
             runtime
+                .commands()
                 .inbound_sms(&InboundSms::new("76112233", "Arrêt"))
                 .await
                 .unwrap(),
@@ -141,6 +147,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
         // START: the reminder (Monday 07:00) reaches c-1 again.
         assert!(matches!(
             runtime
+                .commands()
                 .inbound_sms(&InboundSms::new("76112233", "start"))
                 .await
                 .unwrap(),
@@ -180,7 +187,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
 
         // The webhook: the secret in the URL, a form in the plain format.
         let state = ApiState {
-            runtime: runtime.clone(),
+            commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         };
@@ -287,7 +294,7 @@ async fn delivery_receipts_are_recorded_against_their_message() {
         let keys = sms.keys();
         assert_eq!(keys.len(), 2, "two invitations by SMS");
         let state = ApiState {
-            runtime: runtime.clone(),
+            commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
         };
@@ -430,7 +437,7 @@ milestones:
 /// Anyone else's reply is unmatched; every reply acted on is confirmed.
 #[tokio::test]
 async fn replies_acknowledge_disputes_and_close_milestones() {
-    use palabre_engine::runtime::NewCase;
+    use palabre_engine::commands::NewCase;
     use palabre_lang::escalation::CaseState;
     use palabre_lang::milestones::MilestoneStatus;
     for world in worlds("replies_cases", "once").await {
@@ -452,6 +459,7 @@ async fn replies_acknowledge_disputes_and_close_milestones() {
         let (sms, _email, connectors) = Recorder::pair();
         let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
         let case = runtime
+            .commands()
             .open_case(
                 NewCase {
                     workflow: "litiges-test".into(),
@@ -469,6 +477,7 @@ async fn replies_acknowledge_disputes_and_close_milestones() {
             let runtime = runtime.clone();
             async move {
                 runtime
+                    .commands()
                     .inbound_sms(&InboundSms::new(from, text))
                     .await
                     .unwrap()
@@ -502,7 +511,7 @@ async fn replies_acknowledge_disputes_and_close_milestones() {
         );
 
         // Milestones: the owner closes one by SMS where the plan allows it.
-        let definitions = runtime.definitions();
+        let definitions = runtime.commands().definitions();
         let reference = |plan: &str, milestone: &str| {
             let plan = definitions.plan(plan).unwrap();
             plan.reference(plan.milestone(milestone).unwrap())

@@ -681,7 +681,7 @@ impl palabre_core::connector::Connector for ReloadingConnector {
             if let Some(runtime) = self.runtime.get().and_then(std::sync::Weak::upgrade) {
                 let (reloaded, diagnostics) = Definitions::load(&self.workflows, None, EXTENSIONS);
                 assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
-                runtime.replace_definitions(reloaded);
+                runtime.commands().replace_definitions(reloaded);
                 self.reloads
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -717,6 +717,7 @@ async fn a_reload_during_a_tick_keeps_its_rule_failures() {
         runtime.tick().await.unwrap();
         // A coordinator's move queues notices now: the next tick delivers them.
         runtime
+            .commands()
             .change_occurrence(
                 "weekly-koro",
                 at("2026-12-07T09:00:00Z"),
@@ -733,7 +734,9 @@ async fn a_reload_during_a_tick_keeps_its_rule_failures() {
             "fn meeting_reminders(input) {\n    throw \"cassé exprès\";\n}\n",
         )
         .unwrap();
-        runtime.replace_definitions(world.definitions().0);
+        runtime
+            .commands()
+            .replace_definitions(world.definitions().0);
         let report = runtime.tick().await.unwrap();
         assert!(report.planned > 0, "the changed rules re-plan the meeting");
         assert!(

@@ -527,7 +527,9 @@ async fn editing_a_workflow_replans_the_future_and_never_resends_the_past() {
             .unwrap()
             .replace("at: -2h", "at: -1d");
         std::fs::write(&file, text).unwrap();
-        runtime.replace_definitions(world.definitions().0);
+        runtime
+            .commands()
+            .replace_definitions(world.definitions().0);
         runtime.tick().await.unwrap();
         assert_eq!(
             runtime.store().next_wakeup().await.unwrap(),
@@ -593,6 +595,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
         clock.advance_to(at("2026-12-05T10:00:00Z"));
         let monday = at("2026-12-07T09:00:00Z");
         let report = runtime
+            .commands()
             .change_occurrence(
                 "weekly-koro",
                 monday,
@@ -672,6 +675,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
 
         // Moved again: the next sequence. Refused: what is not an occurrence, or already past.
         let report = runtime
+            .commands()
             .change_occurrence(
                 "weekly-koro",
                 at("2026-12-14T09:00:00Z"),
@@ -685,6 +689,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
             "another occurrence starts its own sequence"
         );
         let again = runtime
+            .commands()
             .change_occurrence(
                 "weekly-koro",
                 at("2026-12-14T09:00:00Z"),
@@ -712,6 +717,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
             ),
         ] {
             let error = runtime
+                .commands()
                 .change_occurrence("weekly-koro", at(occurrence), to.map(at), "z")
                 .await
                 .unwrap_err()
@@ -729,6 +735,7 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
         let runtime = world.runtime(&clock, connectors, "a").await;
         runtime.tick().await.unwrap();
         let report = runtime
+            .commands()
             .change_occurrence(
                 "weekly-koro",
                 at("2026-12-14T09:00:00Z"),
@@ -768,6 +775,7 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
             "the invitation for the 21st"
         );
         let error = runtime
+            .commands()
             .change_occurrence("weekly-koro", at("2026-12-14T09:00:00Z"), None, "again")
             .await
             .unwrap_err()

@@ -216,7 +216,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
         let runtime = Arc::new(world.runtime(&clock, connectors, "a").await);
         let state = ApiState {
-            runtime: runtime.clone(),
+            commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(Some(&gateway.gateway)).unwrap(),
         };
@@ -434,7 +434,11 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         );
 
         // Each channel's lifecycle, as `palabre status` and /metrics show it.
-        let counts = runtime.store().status(runtime.now()).await.unwrap();
+        let counts = runtime
+            .store()
+            .status(runtime.commands().now())
+            .await
+            .unwrap();
         let sms = counts.channels.iter().find(|c| c.channel == "sms").unwrap();
         assert_eq!(
             (sms.sent, sms.delivered, sms.undelivered, sms.dead_lettered),

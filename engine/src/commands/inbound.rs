@@ -13,7 +13,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{Runtime, RuntimeError, queue_messages};
+use super::{CommandError, Commands};
+use crate::messages::{queue_messages, rule_failure_entry};
 use palabre_core::channel::Channel;
 use palabre_core::redact;
 use palabre_core::webhooks::{DeliveryStatus, InboundSms, Receipt};
@@ -27,7 +28,7 @@ use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::{Slot, prepare_message};
 use palabre_plan::recipients::reach;
 use palabre_rules::{QuorumDecision, Subject, meeting_input, with_responses};
-use palabre_store::{LedgerEntry, LedgerEvent, ReceiptSubject};
+use palabre_store::{LedgerEntry, LedgerEvent, ReceiptSubject, StoreError};
 
 use super::cases::CaseAction;
 
@@ -82,9 +83,9 @@ const ANSWER_WINDOW: TimeDelta = TimeDelta::days(60);
 /// The template of the confirmation a sender gets.
 const CONFIRMATION_TEMPLATE: &str = "reply-confirmation";
 
-impl Runtime {
+impl Commands {
     /// Reads one SMS reply and acts on it.
-    pub async fn inbound_sms(&self, message: &InboundSms) -> Result<InboundOutcome, RuntimeError> {
+    pub async fn inbound_sms(&self, message: &InboundSms) -> Result<InboundOutcome, CommandError> {
         let InboundSms {
             from,
             text,
@@ -94,7 +95,7 @@ impl Runtime {
         // Marked seen only once acted on: a reply that failed half-way is acted
         // on when the provider posts it again.
         if let Some(id) = id
-            && self.store.inbound_seen(id).await?
+            && self.store().inbound_seen(id).await?
         {
             return Ok(InboundOutcome::Repeated { id: id.clone() });
         }
@@ -102,7 +103,7 @@ impl Runtime {
             .act_on_reply(from, text, *opt_out, id.as_deref())
             .await?;
         if let Some(id) = id {
-            self.store.mark_inbound_seen(id, self.clock.now()).await?;
+            self.store().mark_inbound_seen(id, self.now()).await?;
         }
         Ok(outcome)
     }
@@ -114,11 +115,11 @@ impl Runtime {
         text: &str,
         opt_out: Option<bool>,
         id: Option<&str>,
-    ) -> Result<InboundOutcome, RuntimeError> {
+    ) -> Result<InboundOutcome, CommandError> {
         let definitions = self.definitions();
-        let now = self.clock.now();
+        let now = self.now();
         let number = normalize_phone(from);
-        let directory = Arc::new(self.store.contacts().await?);
+        let directory = Arc::new(self.store().contacts().await?);
         let contact = number
             .as_deref()
             .and_then(|n| directory.iter().find(|c| c.phone.as_deref() == Some(n)));
@@ -185,7 +186,7 @@ impl Runtime {
             Reply::Done {
                 reference: Some(reference),
             } => match self
-                .milestone_done(&definitions, contact, &directory, &reference, now)
+                .milestone_done(&definitions, contact, &directory, &reference)
                 .await?
             {
                 Some(done) => done,
@@ -209,13 +210,13 @@ impl Runtime {
         now: DateTime<Utc>,
         masked: &str,
         reason: String,
-    ) -> Result<InboundOutcome, RuntimeError> {
+    ) -> Result<InboundOutcome, CommandError> {
         let entry = LedgerEntry::new(
             now,
             LedgerEvent::ReplyUnmatched,
             format!("from {masked}: {reason}"),
         );
-        self.store.append_ledger(&[entry]).await?;
+        self.store().append_ledger(&[entry]).await?;
         Ok(InboundOutcome::Unmatched { reason })
     }
 
@@ -229,7 +230,7 @@ impl Runtime {
         yes: bool,
         reference: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<InboundOutcome>, RuntimeError> {
+    ) -> Result<Option<InboundOutcome>, CommandError> {
         let found = definitions.meetings.iter().find_map(|meeting| {
             let def = &meeting.definition;
             let invited = reach(&def.recipients, &def.place, directory);
@@ -255,10 +256,10 @@ impl Runtime {
         )
         .slot(&def.id, occurrence, "reply")
         .recipient(&contact.id, Some("sms"));
-        self.store
+        self.store()
             .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
             .await?;
-        let answers = self.store.responses(&def.id, occurrence).await?;
+        let answers = self.store().responses(&def.id, occurrence).await?;
         let rules = &definitions.rules;
         let quorum = rules.decide::<QuorumDecision>(
             &def.place,
@@ -277,7 +278,7 @@ impl Runtime {
             },
             directory,
         );
-        let failure = quorum.failure.map(|f| super::rule_failure_entry(f, now));
+        let failure = quorum.failure.map(|f| rule_failure_entry(f, now));
         let QuorumDecision { reached, reason } = quorum.decision;
         let by = quorum
             .by
@@ -292,7 +293,7 @@ impl Runtime {
             .slot(&def.id, occurrence, "quorum"),
         ];
         ledger.extend(failure);
-        self.store.append_ledger(&ledger).await?;
+        self.store().append_ledger(&ledger).await?;
         Ok(Some(InboundOutcome::Answered {
             contact: contact.id.clone(),
             workflow: def.id.clone(),
@@ -311,10 +312,10 @@ impl Runtime {
         contact: &Contact,
         directory: &[Contact],
         reference: &str,
-    ) -> Result<Option<Case>, RuntimeError> {
-        let case = match self.store.case(reference).await? {
+    ) -> Result<Option<Case>, CommandError> {
+        let case = match self.store().case(reference).await? {
             Some(case) => Some(case),
-            None => self.store.case(&reference.to_uppercase()).await?,
+            None => self.store().case(&reference.to_uppercase()).await?,
         };
         Ok(case.filter(|case| {
             let level = definitions
@@ -336,7 +337,7 @@ impl Runtime {
         case: Case,
         contact: &Contact,
         yes: bool,
-    ) -> Result<InboundOutcome, RuntimeError> {
+    ) -> Result<InboundOutcome, CommandError> {
         let action = if yes {
             CaseAction::Acknowledge("by SMS".to_owned())
         } else {
@@ -367,9 +368,8 @@ impl Runtime {
         contact: &Contact,
         directory: &[Contact],
         reference: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<InboundOutcome>, RuntimeError> {
-        let statuses = Statuses::new(self.store.milestone_states().await?);
+    ) -> Result<Option<InboundOutcome>, CommandError> {
+        let statuses = Statuses::new(self.store().milestone_states().await?);
         let found = definitions
             .plans
             .iter()
@@ -391,10 +391,8 @@ impl Runtime {
             return Ok(None);
         };
         let note = format!("reported done by SMS by {}", contact.id);
-        self.store
-            .set_milestone_status(&plan.id, &milestone.id, MilestoneStatus::Done, &note, now)
+        self.set_milestone_status(&plan.id, &milestone.id, MilestoneStatus::Done, &note)
             .await?;
-        self.wake();
         Ok(Some(InboundOutcome::MilestoneDone {
             contact: contact.id.clone(),
             plan: plan.id.clone(),
@@ -411,7 +409,7 @@ impl Runtime {
         outcome: &InboundOutcome,
         provider_id: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), CommandError> {
         if !definitions.templates.contains(CONFIRMATION_TEMPLATE) {
             return Ok(());
         }
@@ -483,7 +481,7 @@ impl Runtime {
             None => format!("{workflow}|{}|{step}", occurrence.timestamp_millis()),
         };
         let (messages, unreachable) = queue_messages(vec![planned], &key, now, |_| None);
-        self.store
+        self.store()
             .queue_messages(&messages, &unreachable, now)
             .await?;
         self.wake();
@@ -492,37 +490,36 @@ impl Runtime {
 }
 
 /// Why SMS to a contact stop when their provider says they opted out.
-pub(super) const PROVIDER_OPT_OUT: &str = "the provider reports they opted out: no more SMS";
+pub(crate) const PROVIDER_OPT_OUT: &str = "the provider reports they opted out: no more SMS";
 
-impl Runtime {
+impl Commands {
     /// Stops SMS to a contact (or starts them again), saying why in the ledger.
-    pub(super) async fn switch_sms(
+    pub(crate) async fn switch_sms(
         &self,
         contact: &str,
         stop: bool,
         why: &str,
-    ) -> Result<(), RuntimeError> {
-        let now = self.clock.now();
+    ) -> Result<(), StoreError> {
+        let now = self.now();
         let event = if stop {
             LedgerEvent::SmsStopped
         } else {
             LedgerEvent::SmsRestarted
         };
         let entry = LedgerEntry::new(now, event, why.to_owned()).recipient(contact, Some("sms"));
-        Ok(self
-            .store
+        self.store()
             .set_sms_stopped(contact, stop, now, &entry)
-            .await?)
+            .await
     }
 }
 
-impl Runtime {
+impl Commands {
     /// Records a delivery receipt: `delivered`, `failed`, or the provider's own
     /// word when it is neither (kept, not dropped). A failed message goes once
     /// more on its fallback channel; an opt-out the provider reports stops SMS to
     /// the contact. False if no message has this provider id.
-    pub async fn delivery_receipt(&self, receipt: &Receipt) -> Result<bool, RuntimeError> {
-        let now = self.clock.now();
+    pub async fn delivery_receipt(&self, receipt: &Receipt) -> Result<bool, CommandError> {
+        let now = self.now();
         let status = receipt.delivery_status();
         let event = match status {
             DeliveryStatus::Delivered => LedgerEvent::Delivered,
@@ -531,7 +528,7 @@ impl Runtime {
         };
         let said = receipt.status.trim();
         let subject = self
-            .store
+            .store()
             .record_receipt(&receipt.provider_id, &status, now, |about| {
                 let detail = match &receipt.reason {
                     Some(reason) => format!("the provider reports: {said} ({reason})"),
@@ -549,23 +546,10 @@ impl Runtime {
         }
         Ok(true)
     }
-
-    /// Sends again on their fallback channel the messages whose delivery receipt
-    /// did not come in time.
-    pub(super) async fn fall_back_unconfirmed(&self) -> Result<usize, RuntimeError> {
-        let now = self.clock.now();
-        Ok(self
-            .store
-            .fall_back_unconfirmed(now, |about| {
-                let detail = "no delivery receipt in time".to_owned();
-                about_sent(now, LedgerEvent::Undelivered, detail, about)
-            })
-            .await?)
-    }
 }
 
 /// The ledger entry about a sent message, saying where it went next if anywhere.
-fn about_sent(
+pub(crate) fn about_sent(
     now: DateTime<Utc>,
     event: LedgerEvent,
     mut detail: String,

@@ -12,19 +12,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::info;
 
-use super::{Fired, FollowUp, Runtime, RuntimeError, queue_messages};
+use super::{CommandError, Commands};
+use crate::messages::{queue_messages, rule_failure_entry};
 use palabre_lang::escalation::{Case, CaseState, Deadline, Ladder};
 use palabre_lang::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 use palabre_plan::definitions::{CASE_TEMPLATE, Definitions};
 use palabre_plan::planner::{Planner, Slot};
 use palabre_plan::recipients::reach;
-use palabre_rules::{
-    DeadlinesDecision, EntryDecision, MissedDecision, RuleFailure, Subject, case_input,
-};
-use palabre_store::{
-    CaseWrite, ClaimedTimer, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage,
-    TimerCompletion, TimerOutcome,
-};
+use palabre_rules::{DeadlinesDecision, EntryDecision, RuleFailure, Subject, case_input};
+use palabre_store::{CaseWrite, DropTimers, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage};
 
 /// A dispute to open.
 #[derive(Debug, Clone)]
@@ -62,51 +58,47 @@ struct Reached {
     ledger: Vec<LedgerEntry>,
 }
 
-impl Runtime {
-    fn refuse<T>(message: impl Into<String>) -> Result<T, RuntimeError> {
-        Err(RuntimeError::Change(message.into()))
-    }
-
+impl Commands {
     /// Opens a dispute at the level the entry rule chooses; its responders are told.
-    pub async fn open_case(&self, new: NewCase, actor: &str) -> Result<Case, RuntimeError> {
+    pub async fn open_case(&self, new: NewCase, actor: &str) -> Result<Case, CommandError> {
         let definitions = self.definitions();
-        let now = self.clock.now();
+        let now = self.now();
         let Some(ladder) = definitions.ladder(&new.workflow) else {
-            return Runtime::refuse(format!("no escalation ladder '{}'", new.workflow));
+            return CommandError::not_found(format!("no escalation ladder '{}'", new.workflow));
         };
         let def = &ladder.definition;
         if !def.categories.contains(&new.category) {
-            return Runtime::refuse(format!(
+            return CommandError::invalid(format!(
                 "unknown category '{}': one of {}",
                 new.category,
                 def.categories.join(", ")
             ));
         }
         if definitions.places.get(&new.place).is_none() {
-            return Runtime::refuse(definitions.places.unknown_message(&new.place));
+            return CommandError::invalid(definitions.places.unknown_message(&new.place));
         }
         if !palabre_lang::places::Places::contains(&def.place, &new.place) {
-            return Runtime::refuse(format!(
+            return CommandError::invalid(format!(
                 "'{}' is outside this ladder's place '{}'",
                 new.place, def.place
             ));
         }
         if !(1..=5).contains(&new.severity) {
-            return Runtime::refuse("severity goes from 1 (low) to 5 (grave)");
+            return CommandError::invalid("severity goes from 1 (low) to 5 (grave)");
         }
         if new.description.trim().is_empty() || new.description.len() > MAX_DESCRIPTION {
-            return Runtime::refuse(format!(
+            return CommandError::invalid(format!(
                 "a description is needed, at most {MAX_DESCRIPTION} bytes"
             ));
         }
-        let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
+        let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
         let directory = planner.directory();
         if let Some(unknown) = new
             .parties
             .iter()
             .find(|p| directory.iter().all(|c| &c.id != *p))
         {
-            return Runtime::refuse(format!("no contact '{unknown}' in the directory"));
+            return CommandError::invalid(format!("no contact '{unknown}' in the directory"));
         }
         let mut case = Case {
             id: String::new(),
@@ -156,7 +148,7 @@ impl Runtime {
             .collect::<String>()
             .to_uppercase();
         let id = self
-            .store
+            .store()
             .open_case(&case, &prefix, |id| {
                 let mut opened = case.clone();
                 opened.id = id.to_owned();
@@ -177,11 +169,7 @@ impl Runtime {
                     .about(&opened.workflow, id),
                 ];
                 ledger.extend(reached.ledger);
-                ledger.extend(
-                    failures
-                        .iter()
-                        .map(|f| super::rule_failure_entry(f.clone(), now)),
-                );
+                ledger.extend(failures.iter().map(|f| rule_failure_entry(f.clone(), now)));
                 (reached.timers, reached.messages, ledger)
             })
             .await?;
@@ -197,14 +185,14 @@ impl Runtime {
         id: &str,
         action: CaseAction,
         actor: &str,
-    ) -> Result<Case, RuntimeError> {
+    ) -> Result<Case, CommandError> {
         let definitions = self.definitions();
-        let now = self.clock.now();
-        let Some(mut case) = self.store.case(id).await? else {
-            return Runtime::refuse(format!("no case '{id}'"));
+        let now = self.now();
+        let Some(mut case) = self.store().case(id).await? else {
+            return CommandError::not_found(format!("no case '{id}'"));
         };
         let Some(ladder) = definitions.ladder(&case.workflow) else {
-            return Runtime::refuse(format!(
+            return CommandError::not_found(format!(
                 "the ladder '{}' is no longer defined",
                 case.workflow
             ));
@@ -216,7 +204,7 @@ impl Runtime {
         let (drop, reached, ledger) = match action {
             CaseAction::Acknowledge(note) => {
                 if case.state != CaseState::Open {
-                    return Runtime::refuse(format!("the case is {}", case.state));
+                    return CommandError::conflict(format!("the case is {}", case.state));
                 }
                 case.state = CaseState::Acknowledged;
                 let level = ladder.level(case.level).map_or("?", |l| l.id.as_str());
@@ -234,7 +222,7 @@ impl Runtime {
             ),
             CaseAction::Resolve(note) => {
                 if case.state == CaseState::Resolved {
-                    return Runtime::refuse("the case is already resolved");
+                    return CommandError::conflict("the case is already resolved");
                 }
                 case.state = CaseState::Resolved;
                 (
@@ -248,10 +236,13 @@ impl Runtime {
             }
             CaseAction::Reopen(note) => {
                 if case.state != CaseState::Resolved {
-                    return Runtime::refuse(format!("the case is {}, not resolved", case.state));
+                    return CommandError::conflict(format!(
+                        "the case is {}, not resolved",
+                        case.state
+                    ));
                 }
                 case.state = CaseState::Open;
-                let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
+                let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
                 let reason = format!("reopened by {actor}: {note}");
                 let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
                 (
@@ -267,7 +258,7 @@ impl Runtime {
                 let reason = format!("{reason} (by {actor})");
                 return match self.climb_case(id, 1, &reason, "by hand").await? {
                     Some(case) => Ok(case),
-                    None => Runtime::refuse("the case is resolved: reopen it first"),
+                    None => CommandError::conflict("the case is resolved: reopen it first"),
                 };
             }
         };
@@ -279,16 +270,16 @@ impl Runtime {
     /// Moves a case `climb` levels up (0: its level is told again; the top level
     /// stays the top), planning that level's deadlines. `None` if there is no such
     /// case, or it is resolved (then nothing happens).
-    pub(super) async fn climb_case(
+    pub(crate) async fn climb_case(
         &self,
         id: &str,
         climb: u32,
         reason: &str,
         how: &str,
-    ) -> Result<Option<Case>, RuntimeError> {
+    ) -> Result<Option<Case>, CommandError> {
         let definitions = self.definitions();
-        let now = self.clock.now();
-        let Some(mut case) = self.store.case(id).await? else {
+        let now = self.now();
+        let Some(mut case) = self.store().case(id).await? else {
             return Ok(None);
         };
         let Some(ladder) = definitions.ladder(&case.workflow) else {
@@ -303,7 +294,7 @@ impl Runtime {
         case.level = (case.level + usize::try_from(climb).unwrap_or(usize::MAX)).min(top);
         case.state = CaseState::Open;
         case.updated = now;
-        let planner = Planner::new(&definitions, Arc::new(self.store.contacts().await?));
+        let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
         let from = ladder.level(from).map_or("?", |l| l.id.as_str());
         let reason = format!("from level {from} ({how}): {reason}");
         let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
@@ -321,7 +312,7 @@ impl Runtime {
         drop: DropTimers,
         reached: Option<Reached>,
         mut ledger: Vec<LedgerEntry>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), CommandError> {
         let (timers, messages) = match reached {
             Some(reached) => {
                 ledger.extend(reached.ledger);
@@ -334,8 +325,8 @@ impl Runtime {
             messages: &messages,
             ledger: &ledger,
         };
-        if !self.store.update_case(case, seen, drop, write).await? {
-            return Runtime::refuse("the case was changed at the same time; try again");
+        if !self.store().update_case(case, seen, drop, write).await? {
+            return CommandError::conflict("the case was changed at the same time; try again");
         }
         Ok(())
     }
@@ -371,7 +362,7 @@ impl Runtime {
             },
             planner.directory(),
         );
-        let failure = answer.failure.map(|f| super::rule_failure_entry(f, now));
+        let failure = answer.failure.map(|f| rule_failure_entry(f, now));
         let deadlines = answer.decision;
         let calendars = rules.world().calendars();
         let acknowledge_by = ladder.add_working_time(
@@ -472,88 +463,5 @@ impl Runtime {
             messages,
             ledger,
         }
-    }
-
-    /// A case deadline came: nothing if the case moved on, was acknowledged (for
-    /// the acknowledgement deadline) or resolved; else the missed rule decides how
-    /// far it climbs, applied once the batch is recorded.
-    pub(super) async fn fire_case_deadline(
-        &self,
-        planner: &Planner<'_>,
-        definitions: &Definitions,
-        ladder: &Ladder,
-        timer: ClaimedTimer,
-        now: DateTime<Utc>,
-    ) -> Result<Fired, RuntimeError> {
-        let entry = |event, detail: String| {
-            LedgerEntry::new(now, event, detail).slot(
-                &timer.workflow,
-                timer.occurrence,
-                &timer.step,
-            )
-        };
-        let done = |outcome, ledger: LedgerEntry, follow_up| Fired {
-            completion: TimerCompletion {
-                timer_id: timer.id.clone(),
-                outcome,
-                messages: Vec::new(),
-                ledger: vec![ledger],
-            },
-            follow_up,
-        };
-        let Some((id, level, deadline)) = Deadline::parse(&timer.step) else {
-            let ledger = entry(LedgerEvent::Replanned, "not a case deadline".to_owned());
-            return Ok(done(TimerOutcome::Cancelled, ledger, None));
-        };
-        let case = self.store.case(id).await?;
-        let moved_on = match &case {
-            None => Some("no such case".to_owned()),
-            Some(c) if c.state == CaseState::Resolved => Some("the case is resolved".to_owned()),
-            Some(c) if c.level != level => Some(format!("the case is at level {} now", c.level)),
-            Some(c) if deadline == Deadline::Acknowledge && c.state == CaseState::Acknowledged => {
-                Some("the case was acknowledged".to_owned())
-            }
-            Some(_) => None,
-        };
-        let (Some(case), None) = (case, moved_on.clone()) else {
-            let ledger = entry(LedgerEvent::Replanned, moved_on.unwrap_or_default());
-            return Ok(done(TimerOutcome::Cancelled, ledger, None));
-        };
-        let rules = &definitions.rules;
-        let answer = rules.decide::<MissedDecision>(
-            &case.place,
-            None,
-            || case_input(rules.world(), ladder, &case, Some(deadline.as_str()), now),
-            Subject {
-                workflow: &ladder.definition.id,
-                occurrence: Some(case.opened),
-            },
-            planner.directory(),
-        );
-        let failure = answer
-            .failure
-            .clone()
-            .map(|f| super::rule_failure_entry(f, now));
-        let by = answer.by.as_deref().unwrap_or("the built-in default");
-        let MissedDecision { climb, reason } = answer.decision;
-        let level_id = ladder.level(level).map_or("?", |l| l.id.as_str());
-        let ledger = entry(
-            LedgerEvent::DeadlineMissed,
-            format!(
-                "{} deadline missed at level {level_id}: climb {climb}: {reason} ({by})",
-                deadline.as_str()
-            ),
-        );
-        let follow_up = FollowUp::Climb {
-            case: case.id.clone(),
-            climb,
-            reason: format!(
-                "{} deadline missed at level {level_id}: {reason}",
-                deadline.as_str()
-            ),
-        };
-        let mut fired = done(TimerOutcome::Fired, ledger, Some(follow_up));
-        fired.completion.ledger.extend(failure);
-        Ok(fired)
     }
 }

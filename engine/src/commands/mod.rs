@@ -1,0 +1,128 @@
+//! Commands: every change that people or messages ask of the engine, in one
+//! service. A coordinator's move or cancellation of an occurrence, a milestone's
+//! status, a dispute's actions, an inbound SMS and a delivery receipt all go
+//! through [`Commands`], whether they come from the CLI, the API or a gateway's
+//! webhook: the checks are made once, here. Each refusal is a typed
+//! [`CommandError`], which the API maps once to an HTTP status and the CLI to its
+//! exit code. A command writes through the store in one transaction and wakes
+//! the worker; it never delivers anything itself.
+
+mod cases;
+mod inbound;
+mod milestones;
+mod occurrences;
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use palabre_core::clock::Clock;
+use palabre_plan::definitions::Definitions;
+use palabre_store::{Store, StoreError};
+use tokio::sync::Notify;
+
+pub use cases::{CaseAction, NewCase};
+pub use inbound::InboundOutcome;
+pub(crate) use inbound::{PROVIDER_OPT_OUT, about_sent};
+pub use milestones::MilestoneChange;
+pub use occurrences::ChangeReport;
+
+/// Why a command was refused, or could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// What the command names does not exist: a workflow, an occurrence, a case,
+    /// a milestone.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists, but its state does not allow this now: already started,
+    /// resolved, changed by someone else at the same time.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong: a start in the past, an unknown category, an
+    /// empty note.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CommandError {
+    pub(crate) fn not_found<T>(message: impl Into<String>) -> Result<T, CommandError> {
+        Err(CommandError::NotFound(message.into()))
+    }
+
+    pub(crate) fn conflict<T>(message: impl Into<String>) -> Result<T, CommandError> {
+        Err(CommandError::Conflict(message.into()))
+    }
+
+    pub(crate) fn invalid<T>(message: impl Into<String>) -> Result<T, CommandError> {
+        Err(CommandError::Invalid(message.into()))
+    }
+}
+
+/// The engine's command service: the store, the definitions in force (hot reload
+/// replaces them), the clock, and the bell that wakes the worker. Cheap to clone;
+/// every clone is the same service.
+#[derive(Clone)]
+pub struct Commands {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    definitions: RwLock<Arc<Definitions>>,
+    clock: Arc<dyn Clock>,
+    wake: Notify,
+}
+
+impl Commands {
+    pub fn new(store: Store, definitions: Definitions, clock: Arc<dyn Clock>) -> Commands {
+        Commands {
+            shared: Arc::new(Shared {
+                store,
+                definitions: RwLock::new(Arc::new(definitions)),
+                clock,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The engine's clock's present.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
+    /// The definitions in force (hot reload may replace them).
+    pub fn definitions(&self) -> Arc<Definitions> {
+        self.shared
+            .definitions
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |d| d.clone())
+    }
+
+    /// Puts new definitions in force (hot reload); the worker plans with them at
+    /// its next tick.
+    pub fn replace_definitions(&self, definitions: Definitions) {
+        let mut slot = self
+            .shared
+            .definitions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Arc::new(definitions);
+        drop(slot);
+        self.wake();
+    }
+
+    /// Wakes a sleeping worker (something changed).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Completes when [`Commands::wake`] is called.
+    pub(crate) async fn woken(&self) {
+        self.shared.wake.notified().await;
+    }
+}
