@@ -11,6 +11,7 @@
 //! body over 64 KiB is 413. Nothing is changed by a refused request.
 
 pub mod auth;
+mod extract;
 mod metrics;
 mod openapi;
 mod routes;

@@ -1,0 +1,179 @@
+//! Disputes: opening a case, reading it and its history, acting on it
+//! (acknowledge, note, resolve, reopen, escalate). Descriptions are shown to
+//! coordinators and administrators only.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use palabre_engine::commands::{CaseAction, NewCase};
+use palabre_lang::escalation::{Case, CaseState};
+use palabre_store::LedgerEntry;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, Role};
+use crate::extract::{JsonBody, out_of_scope};
+use crate::{ApiError, ApiState};
+
+fn two() -> i64 {
+    2
+}
+
+/// A dispute to open.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCaseBody {
+    /// The escalation ladder's id.
+    pub workflow: String,
+    pub category: String,
+    /// Where the dispute is, a place path.
+    pub place: String,
+    /// Contact ids of the parties.
+    #[serde(default)]
+    pub parties: Vec<String>,
+    /// 1 (low) to 5 (grave). Default 2.
+    #[serde(default = "two")]
+    pub severity: i64,
+    /// What happened. Kept in the database, never sent in a message.
+    pub description: String,
+}
+
+/// A case, as the API shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub workflow: String,
+    pub category: String,
+    pub place: String,
+    pub parties: Vec<String>,
+    pub severity: i64,
+    /// Index of its level on the ladder, and that level's id.
+    pub level: usize,
+    pub level_id: String,
+    pub state: CaseState,
+    pub opened: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// Only for coordinators and administrators.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+pub(super) fn case_view(state: &ApiState, case: Case, caller: &Caller) -> CaseView {
+    let level_id = state
+        .commands
+        .definitions()
+        .ladder(&case.workflow)
+        .and_then(|l| l.level(case.level).map(|level| level.id.clone()))
+        .unwrap_or_default();
+    CaseView {
+        id: case.id,
+        workflow: case.workflow,
+        category: case.category,
+        place: case.place,
+        parties: case.parties,
+        severity: case.severity,
+        level: case.level,
+        level_id,
+        state: case.state,
+        opened: case.opened,
+        updated: case.updated,
+        description: (caller.role >= Role::Coordinator).then_some(case.description),
+    }
+}
+
+pub(super) async fn open_case(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewCaseBody>,
+) -> Result<(StatusCode, Json<CaseView>), ApiError> {
+    if !caller.covers(&body.place) {
+        return Err(out_of_scope(&caller));
+    }
+    let new = NewCase {
+        workflow: body.workflow,
+        category: body.category,
+        place: body.place,
+        parties: body.parties,
+        severity: body.severity,
+        description: body.description,
+    };
+    let case = state
+        .commands
+        .open_case(new, &format!("api:{}", caller.token))
+        .await?;
+    Ok((StatusCode::CREATED, Json(case_view(&state, case, &caller))))
+}
+
+/// A case the caller may see, or why not.
+async fn visible_case(state: &ApiState, caller: &Caller, id: &str) -> Result<Case, ApiError> {
+    let case = state.commands.store().case(id).await?;
+    match case {
+        Some(case) if caller.covers(&case.place) => Ok(case),
+        Some(_) => Err(out_of_scope(caller)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no case '{id}'"),
+        )),
+    }
+}
+
+pub(super) async fn read_case(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = visible_case(&state, &caller, &id).await?;
+    Ok(Json(case_view(&state, case, &caller)))
+}
+
+pub(super) async fn case_history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<LedgerEntry>>, ApiError> {
+    let case = visible_case(&state, &caller, &id).await?;
+    Ok(Json(
+        state
+            .commands
+            .store()
+            .ledger_about(&case.workflow, &case.id)
+            .await?,
+    ))
+}
+
+/// What was done, or why.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    #[serde(default)]
+    pub note: String,
+}
+
+pub(super) async fn act_on_case(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Option<NoteBody>>,
+) -> Result<Json<CaseView>, ApiError> {
+    visible_case(&state, &caller, &id).await?;
+    let NoteBody { note } = body.unwrap_or_default();
+    let action = match action.as_str() {
+        "acknowledge" => CaseAction::Acknowledge(note),
+        "note" => CaseAction::Note(note),
+        "resolve" => CaseAction::Resolve(note),
+        "reopen" => CaseAction::Reopen(note),
+        "escalate" => CaseAction::Escalate(note),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action '{other}': acknowledge, note, resolve, reopen or escalate"),
+            ));
+        }
+    };
+    let case = state
+        .commands
+        .act_on_case(&id, action, &format!("api:{}", caller.token))
+        .await?;
+    Ok(Json(case_view(&state, case, &caller)))
+}

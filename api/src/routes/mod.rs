@@ -1,0 +1,242 @@
+//! The routes: one table ([`ROUTES`]) from which the router, the role each
+//! route needs and the OpenAPI document are all made, and the handlers, one
+//! module per resource. A route's role is enforced once, by the router (the
+//! [`crate::extract::Caller`] its handler reads was checked against it).
+
+mod cases;
+mod health;
+mod milestones;
+mod reports;
+mod webhooks;
+mod workflows;
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, get, post};
+use palabre_core::webhooks::{PlainInbound, PlainReceipt};
+use palabre_engine::commands::InboundOutcome;
+use palabre_lang::milestones::TimelineRow;
+use palabre_store::{LedgerEntry, StatusCounts};
+use schemars::{JsonSchema, Schema, schema_for};
+
+use crate::auth::Role;
+use crate::extract::RoleGate;
+use crate::{ApiState, MAX_BODY_BYTES};
+
+/// One route, as both the router and the OpenAPI document see it.
+pub struct RouteDoc {
+    pub method: &'static str,
+    /// axum and OpenAPI path syntax (`/cases/{id}`).
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The least role needed; `None` for public routes.
+    pub role: Option<Role>,
+    pub request: Option<fn() -> Schema>,
+    pub response: fn() -> Schema,
+    /// The HTTP status of success.
+    pub success: u16,
+    handler: fn() -> MethodRouter<ApiState>,
+}
+
+fn schema<T: JsonSchema>() -> Schema {
+    schema_for!(T)
+}
+
+fn text() -> Schema {
+    schemars::json_schema!({ "type": "string" })
+}
+
+/// Every route of the API.
+pub static ROUTES: &[RouteDoc] = &[
+    RouteDoc {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness and database reachability",
+        role: None,
+        request: None,
+        response: schema::<health::Health>,
+        success: 200,
+        handler: || get(health::healthz),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics: timers, messages by channel and state, rule errors",
+        role: None,
+        request: None,
+        response: text,
+        success: 200,
+        handler: || get(crate::metrics::metrics),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        role: None,
+        request: None,
+        response: || schemars::json_schema!({ "type": "object" }),
+        success: 200,
+        handler: || get(crate::openapi_document),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/workflows",
+        summary: "The workflows in the caller's scope",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<Vec<workflows::WorkflowView>>,
+        success: 200,
+        handler: || get(workflows::workflows),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/workflows/{id}/instances",
+        summary: "A workflow's instances: a meeting's next occurrences, a plan's milestones, a ladder's cases in scope",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<workflows::Instances>,
+        success: 200,
+        handler: || get(workflows::instances),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/workflows/{id}/events/{event}",
+        summary: "Fire a named event on a workflow: `move` or `cancel` one occurrence of a meeting",
+        role: Some(Role::Coordinator),
+        request: Some(schema::<workflows::EventBody>),
+        response: schema::<workflows::EventDone>,
+        success: 200,
+        handler: || post(workflows::fire_event),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/cases",
+        summary: "Open a dispute on an escalation ladder",
+        role: Some(Role::Coordinator),
+        request: Some(schema::<cases::NewCaseBody>),
+        response: schema::<cases::CaseView>,
+        success: 201,
+        handler: || post(cases::open_case),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/cases/{id}",
+        summary: "A case (its description for coordinators and administrators only)",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<cases::CaseView>,
+        success: 200,
+        handler: || get(cases::read_case),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/cases/{id}/history",
+        summary: "Everything the ledger says about a case",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<Vec<LedgerEntry>>,
+        success: 200,
+        handler: || get(cases::case_history),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/cases/{id}/{action}",
+        summary: "Act on a case: `acknowledge`, `note`, `resolve`, `reopen` or `escalate`",
+        role: Some(Role::Coordinator),
+        request: Some(schema::<cases::NoteBody>),
+        response: schema::<cases::CaseView>,
+        success: 200,
+        handler: || post(cases::act_on_case),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/milestones",
+        summary: "The milestone timeline (`?place=` narrows it)",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<Vec<TimelineRow>>,
+        success: 200,
+        handler: || get(milestones::milestones),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/milestones/{plan}/{id}/status",
+        summary: "Record a milestone's status, with a note",
+        role: Some(Role::Coordinator),
+        request: Some(schema::<milestones::MilestoneStatusBody>),
+        response: schema::<milestones::MilestoneChange>,
+        success: 200,
+        handler: || post(milestones::set_milestone),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/inbound/sms/{secret}",
+        summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio. Answers what each message did, or for Twilio the empty TwiML it expects",
+        role: None,
+        request: Some(schema::<PlainInbound>),
+        response: schema::<Vec<InboundOutcome>>,
+        success: 200,
+        handler: || post(webhooks::inbound_sms),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/receipts/sms/{secret}",
+        summary: "Delivery receipts from the gateway's webhook, in the configured provider's format: Orange `deliveryInfoNotification`, Twilio status callbacks (signed), Infobip `results`, Africa's Talking forms; without a gateway JSON or form `id`, `status`",
+        role: None,
+        request: Some(schema::<PlainReceipt>),
+        response: schema::<webhooks::ReceiptsDone>,
+        success: 200,
+        handler: || post(webhooks::receipts),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/status",
+        summary: "What `palabre status` counts: timers by state, messages by state, and each channel's messages queued, sent, delivered, undelivered and dead",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<StatusCounts>,
+        success: 200,
+        handler: || get(reports::status),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/ledger",
+        summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?limit=`)",
+        role: Some(Role::Observer),
+        request: None,
+        response: schema::<Vec<LedgerEntry>>,
+        success: 200,
+        handler: || get(reports::ledger),
+    },
+];
+
+/// The router of every route in [`ROUTES`], each behind the gate of its role.
+pub fn router(state: ApiState) -> Router {
+    let mut paths: BTreeMap<&str, MethodRouter<ApiState>> = BTreeMap::new();
+    for route in ROUTES {
+        let mut method = (route.handler)();
+        if let Some(role) = route.role {
+            method = method.route_layer(axum::middleware::from_fn_with_state(
+                RoleGate {
+                    state: state.clone(),
+                    role,
+                },
+                crate::extract::require_role,
+            ));
+        }
+        let merged = match paths.remove(route.path) {
+            Some(existing) => existing.merge(method),
+            None => method,
+        };
+        paths.insert(route.path, merged);
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, method)| {
+            router.route(path, method)
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

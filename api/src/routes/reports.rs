@@ -1,0 +1,70 @@
+//! What the engine did, for observers: the counts of `palabre status` and the
+//! ledger, both within the caller's scope.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use palabre_store::{LedgerEntry, StatusCounts};
+use serde::Deserialize;
+
+use crate::auth::{self, Caller};
+use crate::{ApiError, ApiState};
+
+#[derive(Debug, Deserialize)]
+pub struct LedgerQuery {
+    pub workflow: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<StatusCounts>, ApiError> {
+    Ok(Json(
+        state.commands.store().status(state.commands.now()).await?,
+    ))
+}
+
+pub(super) async fn ledger(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(query): Query<LedgerQuery>,
+) -> Result<Json<Vec<LedgerEntry>>, ApiError> {
+    let definitions = state.commands.definitions();
+    let places: BTreeMap<&str, &str> = definitions.workflows().map(|w| (w.id, w.place)).collect();
+    let limit = query.limit.unwrap_or(200).clamp(1, 5_000);
+    let entries = state
+        .commands
+        .store()
+        .ledger(query.workflow.as_deref(), limit)
+        .await?;
+    // An entry is visible when its workflow's place is in scope; ladders cover a
+    // region, so a case's own place is what counts for case entries.
+    let mut case_places: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut visible = Vec::new();
+    for entry in entries {
+        let Some(workflow) = entry.workflow.as_deref() else {
+            if caller.scope == auth::NATIONAL {
+                visible.push(entry);
+            }
+            continue;
+        };
+        let place = if definitions.ladder(workflow).is_some() {
+            let id = entry
+                .step
+                .as_deref()
+                .and_then(|s| s.split('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            if !case_places.contains_key(&id) {
+                let place = state.commands.store().case(&id).await?.map(|c| c.place);
+                case_places.insert(id.clone(), place);
+            }
+            case_places.get(&id).cloned().flatten()
+        } else {
+            places.get(workflow).map(|p| (*p).to_owned())
+        };
+        if place.is_some_and(|p| caller.covers(&p)) {
+            visible.push(entry);
+        }
+    }
+    Ok(Json(visible))
+}

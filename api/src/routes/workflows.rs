@@ -1,0 +1,188 @@
+//! Workflows: the list in the caller's scope, a workflow's instances (a
+//! meeting's next occurrences, a plan's milestones, a ladder's cases), and the
+//! events a coordinator fires on a meeting (`move`, `cancel`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use palabre_lang::milestones::{Statuses, TimelineRow};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cases::{CaseView, case_view};
+use crate::auth::Caller;
+use crate::extract::{JsonBody, out_of_scope};
+use crate::{ApiError, ApiState};
+
+/// A workflow, as listed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WorkflowView {
+    pub id: String,
+    /// `meeting`, `milestones` or `escalation`.
+    pub kind: String,
+    pub title: String,
+    pub place: String,
+}
+
+pub(super) async fn workflows(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<WorkflowView>>, ApiError> {
+    let definitions = state.commands.definitions();
+    Ok(Json(
+        definitions
+            .workflows()
+            .filter(|w| caller.covers(w.place))
+            .map(|w| WorkflowView {
+                id: w.id.to_owned(),
+                kind: w.kind.to_owned(),
+                title: w.title.to_owned(),
+                place: w.place.to_owned(),
+            })
+            .collect(),
+    ))
+}
+
+/// A meeting occurrence, as the API lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OccurrenceView {
+    /// The nominal start: the occurrence's key.
+    pub occurrence: DateTime<Utc>,
+    /// When it starts (after a move); `None` when cancelled.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// iCalendar SEQUENCE: 0 until it is changed.
+    pub sequence: u32,
+}
+
+/// A workflow's instances, by kind.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "kind", content = "instances", rename_all = "snake_case")]
+pub enum Instances {
+    /// The next ten occurrences.
+    Meeting(Vec<OccurrenceView>),
+    Milestones(Vec<TimelineRow>),
+    Escalation(Vec<CaseView>),
+}
+
+/// How many coming occurrences a meeting lists.
+const NEXT_OCCURRENCES: usize = 10;
+
+pub(super) async fn instances(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Instances>, ApiError> {
+    let definitions = state.commands.definitions();
+    let store = state.commands.store();
+    let now = state.commands.now();
+    if let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) {
+        if !caller.covers(&meeting.definition.place) {
+            return Err(out_of_scope(&caller));
+        }
+        let changes = palabre_lang::occurrence::Changes::new(store.occurrence_changes().await?);
+        let mut next = Vec::new();
+        let mut cursor = now;
+        while next.len() < NEXT_OCCURRENCES {
+            let Some(occurrence) = meeting.recurrence.next_after(cursor) else {
+                break;
+            };
+            let change = changes.get(&id, occurrence);
+            next.push(OccurrenceView {
+                occurrence,
+                starts_at: change.map_or(Some(occurrence), |c| c.starts_at),
+                sequence: change.map_or(0, |c| c.sequence),
+            });
+            cursor = occurrence;
+        }
+        return Ok(Json(Instances::Meeting(next)));
+    }
+    if let Some(plan) = definitions.plan(&id) {
+        if !caller.covers(&plan.definition.place) {
+            return Err(out_of_scope(&caller));
+        }
+        let statuses = Statuses::new(store.milestone_states().await?);
+        return Ok(Json(Instances::Milestones(plan.timeline(&statuses, now))));
+    }
+    if definitions.ladder(&id).is_some() {
+        let cases = store
+            .cases(&id)
+            .await?
+            .into_iter()
+            .filter(|c| caller.covers(&c.place))
+            .map(|c| case_view(&state, c, &caller))
+            .collect();
+        return Ok(Json(Instances::Escalation(cases)));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no workflow '{id}'"),
+    ))
+}
+
+/// `move` or `cancel` one occurrence of a meeting.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBody {
+    /// The occurrence, as its recurrence gives it (RFC 3339).
+    pub occurrence: DateTime<Utc>,
+    /// The new start (`move` only).
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// Why, as participants will read it.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventDone {
+    pub workflow: String,
+    pub event: String,
+    /// The iCalendar SEQUENCE the occurrence now has.
+    pub sequence: u32,
+    /// Participants a notice was queued for.
+    pub notified: usize,
+    pub unreachable: usize,
+}
+
+pub(super) async fn fire_event(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, event)): Path<(String, String)>,
+    JsonBody(body): JsonBody<EventBody>,
+) -> Result<Json<EventDone>, ApiError> {
+    let definitions = state.commands.definitions();
+    let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no meeting workflow '{id}'"),
+        ));
+    };
+    if !caller.covers(&meeting.definition.place) {
+        return Err(out_of_scope(&caller));
+    }
+    let new_start = match (event.as_str(), body.to) {
+        ("move", Some(to)) => Some(to),
+        ("move", None) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "`move` needs `to`").field("to"));
+        }
+        ("cancel", _) => None,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no event '{event}': `move` or `cancel`"),
+            ));
+        }
+    };
+    let reason = format!("{} (via the API, token {})", body.reason, caller.token);
+    let report = state
+        .commands
+        .change_occurrence(&id, body.occurrence, new_start, &reason)
+        .await?;
+    Ok(Json(EventDone {
+        workflow: id,
+        event,
+        sequence: report.sequence,
+        notified: report.notified,
+        unreachable: report.unreachable,
+    }))
+}
