@@ -10,7 +10,8 @@ use palabre_plan::planner::Planner;
 use palabre_rules::{MissedDecision, Subject, case_input};
 use palabre_store::{ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome};
 
-use super::{Fired, FollowUp, Runtime, RuntimeError};
+use super::firing::{Fired, FollowUp};
+use super::{Runtime, RuntimeError};
 use crate::messages::rule_failure_entry;
 
 impl Runtime {

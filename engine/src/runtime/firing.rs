@@ -1,0 +1,534 @@
+//! Firing: due timers claimed by lease, the misfire policy applied to late
+//! ones, each fire expanded into messages (recipients, channel, language, text,
+//! calendar) and written with the timer's state and its ledger entries in one
+//! transaction per batch. A schedule rule's change and a missed deadline's climb
+//! follow, as commands, once the batch is recorded.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use palabre_core::channel::Channel;
+use palabre_lang::ics::{self, CalendarEvent, CalendarMethod};
+use palabre_lang::meeting::{Misfire, RecipientGroup};
+use palabre_lang::milestones::{Milestone, MilestoneStep, Plan, Statuses};
+use palabre_lang::occurrence::OccurrenceChange;
+use palabre_lang::templates::{MessageContext, MilestoneFacts};
+use palabre_plan::definitions::Definitions;
+use palabre_plan::planner::{Fire, Planner, Slot};
+use palabre_plan::recipients::reach;
+use palabre_rules::{OverdueDecision, Subject, milestone_input};
+use palabre_store::{ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{BURST, Directory, Runtime, RuntimeError, TickReport, TickState};
+use crate::commands::CommandError;
+use crate::messages::{queue_messages, rule_failure_entries, rule_failure_entry};
+
+/// What firing one timer gives: its completion, and a change to apply after it.
+pub(super) struct Fired {
+    pub(super) completion: TimerCompletion,
+    pub(super) follow_up: Option<FollowUp>,
+}
+
+/// A change a fired timer asks for, applied once its batch is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FollowUp {
+    /// A schedule rule skipped or moved an occurrence.
+    Occurrence(OccurrenceChange),
+    /// A case missed a deadline and climbs (`climb` levels; 0 tells its level again).
+    Climb {
+        case: String,
+        climb: u32,
+        reason: String,
+    },
+}
+
+/// Whether two follow-ups are about the same occurrence or case (only the first applies).
+fn same_subject(a: &FollowUp, b: &FollowUp) -> bool {
+    match (a, b) {
+        (FollowUp::Occurrence(a), FollowUp::Occurrence(b)) => {
+            a.workflow == b.workflow && a.occurrence == b.occurrence
+        }
+        (FollowUp::Climb { case: a, .. }, FollowUp::Climb { case: b, .. }) => a == b,
+        _ => false,
+    }
+}
+
+/// What a milestone timer does: a reminder to the owner, or an overdue check
+/// (the `milestone_overdue` rule decides: remind, escalate or wait; at the first
+/// check the owners of dependent milestones are told it slipped). Nothing for a
+/// milestone done or cancelled.
+fn fire_milestone(
+    planner: &Planner<'_>,
+    definitions: &Definitions,
+    plan: &Plan,
+    statuses: &Statuses,
+    timer: ClaimedTimer,
+    now: DateTime<Utc>,
+) -> Fired {
+    let def = &plan.definition;
+    let entry = |event, detail: String| {
+        LedgerEntry::new(now, event, detail).slot(&timer.workflow, timer.occurrence, &timer.step)
+    };
+    let dropped = |entry| Fired {
+        completion: TimerCompletion {
+            timer_id: timer.id.clone(),
+            outcome: TimerOutcome::Cancelled,
+            messages: Vec::new(),
+            ledger: vec![entry],
+        },
+        follow_up: None,
+    };
+    let Some((milestone, step)) = MilestoneStep::parse(&timer.step)
+        .and_then(|(id, step)| plan.milestone(id).map(|m| (m, step)))
+    else {
+        return dropped(entry(
+            LedgerEvent::Replanned,
+            "the milestone is no longer in the plan".to_owned(),
+        ));
+    };
+    let status = statuses.status(&def.id, &milestone.id);
+    if status.is_closed() {
+        return dropped(entry(
+            LedgerEvent::Replanned,
+            format!("the milestone is {status}"),
+        ));
+    }
+    let directory = planner.directory();
+    let place_name = definitions
+        .places
+        .get(&def.place)
+        .map_or_else(|| def.place.clone(), |p| p.name.clone());
+    let days_late = plan.days_late(milestone, now);
+    // Messages of `template` about `about` to everyone `groups` reach.
+    let send = |about: &Milestone,
+                groups: &[RecipientGroup],
+                template: &str,
+                blocked_by: String,
+                escalation: &str| {
+        let facts = MilestoneFacts {
+            id: about.id.clone(),
+            title: about.title.clone(),
+            due: palabre_lang::calendars::format_iso_date(about.due),
+            status: statuses.status(&def.id, &about.id).as_str().to_owned(),
+            days_late: plan.days_late(about, now),
+            reference: plan.reference(about),
+            blocked_by,
+            escalation: escalation.to_owned(),
+            done_by_sms: def.done_by_sms,
+        };
+        let slot = Slot {
+            due: timer.due,
+            zone: plan.zone,
+            workflow: &def.id,
+            occurrence: timer.occurrence,
+            step: &timer.step,
+            template,
+            channels: &def.channels,
+        };
+        let shared = MessageContext::about_milestone(
+            &def.id,
+            &def.title,
+            &def.place,
+            &place_name,
+            &timer.step,
+            facts,
+        );
+        reach(groups, &def.place, directory)
+            .into_iter()
+            .map(|contact| planner.prepare(&slot, contact, &shared.to(contact)))
+            .collect::<Vec<_>>()
+    };
+    let owner = std::slice::from_ref(&milestone.owner);
+    let waiting_for = milestone
+        .depends_on
+        .iter()
+        .filter(|d| !statuses.status(&def.id, d).is_closed())
+        .filter_map(|d| plan.milestone(d).map(|m| m.title.clone()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut ledger = Vec::new();
+    let mut slipped = Vec::new();
+    let planned = match step {
+        MilestoneStep::Reminder(_) => send(milestone, owner, "milestone-reminder", waiting_for, ""),
+        MilestoneStep::Overdue(check) => {
+            let rules = &definitions.rules;
+            let answer = rules.decide::<OverdueDecision>(
+                &def.place,
+                None,
+                || milestone_input(rules.world(), plan, milestone, status, check, now),
+                Subject {
+                    workflow: &def.id,
+                    occurrence: Some(timer.occurrence),
+                },
+                directory,
+            );
+            ledger.extend(answer.failure.clone().map(|f| rule_failure_entry(f, now)));
+            let by = answer.by.as_deref().unwrap_or("the built-in default");
+            let (what, planned) = match &answer.decision {
+                OverdueDecision::Remind { reason } => (
+                    format!("remind the owner: {reason}"),
+                    send(milestone, owner, "milestone-overdue", waiting_for, reason),
+                ),
+                OverdueDecision::Escalate { to, reason } => (
+                    format!(
+                        "escalate to {} at {}: {reason}",
+                        to.role.as_deref().unwrap_or("contacts"),
+                        to.place.as_deref().unwrap_or(&def.place)
+                    ),
+                    send(
+                        milestone,
+                        std::slice::from_ref(to),
+                        "milestone-escalated",
+                        waiting_for,
+                        reason,
+                    ),
+                ),
+                OverdueDecision::Wait { reason } => (format!("wait: {reason}"), Vec::new()),
+            };
+            ledger.push(entry(
+                LedgerEvent::Overdue,
+                format!("check {check}, {days_late} day(s) late: {what} ({by})"),
+            ));
+            if check == 1 {
+                for dependant in plan.dependants(&milestone.id) {
+                    if !statuses.status(&def.id, &dependant.id).is_closed() {
+                        slipped.extend(send(
+                            dependant,
+                            std::slice::from_ref(&dependant.owner),
+                            "milestone-slipped",
+                            milestone.title.clone(),
+                            "",
+                        ));
+                    }
+                }
+            }
+            planned
+        }
+    };
+    let (mut messages, unreachable) = queue_messages(planned, &timer.id, now, |_| None);
+    ledger.extend(unreachable);
+    let (slip_messages, unreachable) =
+        queue_messages(slipped, &format!("{}#slipped", timer.id), now, |_| None);
+    messages.extend(slip_messages);
+    ledger.extend(unreachable);
+    ledger.insert(
+        0,
+        entry(
+            LedgerEvent::Fired,
+            format!("{} message(s) queued", messages.len()),
+        ),
+    );
+    Fired {
+        completion: TimerCompletion {
+            timer_id: timer.id,
+            outcome: TimerOutcome::Fired,
+            messages,
+            ledger,
+        },
+        follow_up: None,
+    }
+}
+
+impl Runtime {
+    pub(super) async fn fire_due(
+        &self,
+        definitions: &Definitions,
+        state: &TickState,
+        directory: &mut Option<Directory>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let now = self.now();
+            let claimed = self
+                .store()
+                .claim_due_timers(
+                    now,
+                    &self.config.owner,
+                    self.config.lease,
+                    self.config.batch,
+                )
+                .await?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            let contacts = self.directory(directory).await?;
+            let planner = Planner::new(definitions, contacts.contacts.clone());
+            let mut completions = Vec::with_capacity(claimed.len());
+            let mut follow_ups: Vec<FollowUp> = Vec::new();
+            for timer in claimed {
+                let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
+                let mut fired = self
+                    .fire(&planner, definitions, state, timer, now)
+                    .instrument(span)
+                    .await?;
+                // A rule's failure is written with the timer whose firing met it.
+                fired
+                    .completion
+                    .ledger
+                    .extend(rule_failure_entries(&planner, now));
+                completions.push(fired.completion);
+                if let Some(follow_up) = fired.follow_up
+                    && !follow_ups
+                        .iter()
+                        .any(|known| same_subject(known, &follow_up))
+                {
+                    follow_ups.push(follow_up);
+                }
+            }
+            // One transaction for the whole batch: timers, outbox rows and ledger together.
+            let completed = self
+                .store()
+                .complete_timers(&self.config.owner, &completions, now)
+                .await?;
+            if completed < completions.len() {
+                warn!(
+                    lost = completions.len() - completed,
+                    "leases lost before completion; other workers have these timers"
+                );
+            }
+            let queued_before = report.queued;
+            for completion in &completions {
+                match completion.outcome {
+                    TimerOutcome::Fired => {
+                        report.fired += 1;
+                        report.queued += completion.messages.len();
+                    }
+                    TimerOutcome::Skipped => report.missed += 1,
+                    TimerOutcome::Cancelled => {}
+                }
+            }
+            if queued_before <= BURST as usize && report.queued > BURST as usize {
+                self.store().refresh_statistics().await?;
+            }
+            for follow_up in follow_ups {
+                match follow_up {
+                    FollowUp::Occurrence(change) => self.apply_rule_change(&change).await?,
+                    FollowUp::Climb {
+                        case,
+                        climb,
+                        reason,
+                    } => match self
+                        .commands
+                        .climb_case(&case, climb, &reason, "missed deadline")
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(CommandError::Store(error)) => return Err(error.into()),
+                        Err(refusal) => {
+                            warn!(%case, %refusal, "a missed deadline could not move the case");
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// Applies what a schedule rule decided, as a coordinator's change would be.
+    async fn apply_rule_change(&self, change: &OccurrenceChange) -> Result<(), RuntimeError> {
+        match self
+            .commands
+            .change_occurrence(
+                &change.workflow,
+                change.occurrence,
+                change.starts_at,
+                &change.reason,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CommandError::Store(error)) => Err(error.into()),
+            Err(refusal) => {
+                warn!(workflow = %change.workflow, %refusal, "a rule's change could not be applied");
+                let entry = LedgerEntry::new(
+                    self.now(),
+                    LedgerEvent::RuleError,
+                    format!("the schedule rule's decision could not be applied: {refusal}"),
+                )
+                .slot(&change.workflow, change.occurrence, "meeting_schedule");
+                self.store().append_ledger(&[entry]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides the fate of a late timer under its workflow's misfire policy:
+    /// `None` to run it, or the reason it is dropped.
+    async fn misfire_verdict(
+        &self,
+        fire: &Fire<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<&'static str>, RuntimeError> {
+        let def = &fire.meeting.definition;
+        if now - fire.due <= def.misfire_grace.as_delta() {
+            return Ok(None);
+        }
+        if fire.step.at.is_negative() && fire.occurrence <= now {
+            return Ok(Some("the meeting has already started"));
+        }
+        Ok(match def.misfire {
+            Misfire::Skip => Some("missed while the engine was down (misfire: skip)"),
+            Misfire::All => None,
+            Misfire::Once => {
+                let later = self
+                    .store()
+                    .later_slot_due(&def.id, &fire.step.id, fire.due, now)
+                    .await?;
+                later.then_some("a later slot of the same step runs instead (misfire: once)")
+            }
+        })
+    }
+
+    /// Decides what a claimed timer does: its messages and ledger entries, or why it
+    /// is dropped; and the change a schedule rule asks for, if any.
+    async fn fire(
+        &self,
+        planner: &Planner<'_>,
+        definitions: &Definitions,
+        state: &TickState,
+        timer: ClaimedTimer,
+        now: DateTime<Utc>,
+    ) -> Result<Fired, RuntimeError> {
+        if let Some(ladder) = definitions.ladder(&timer.workflow) {
+            return self
+                .fire_case_deadline(planner, definitions, ladder, timer, now)
+                .await;
+        }
+        if let Some(plan) = definitions.plan(&timer.workflow) {
+            return Ok(fire_milestone(
+                planner,
+                definitions,
+                plan,
+                &state.statuses,
+                timer,
+                now,
+            ));
+        }
+        let changes = &state.changes;
+        let slot = |event, detail: String| {
+            LedgerEntry::new(now, event, detail).slot(
+                &timer.workflow,
+                timer.occurrence,
+                &timer.step,
+            )
+        };
+        let dropped = |outcome, entry| Fired {
+            completion: TimerCompletion {
+                timer_id: timer.id.clone(),
+                outcome,
+                messages: Vec::new(),
+                ledger: vec![entry],
+            },
+            follow_up: None,
+        };
+        let change = changes.get(&timer.workflow, timer.occurrence);
+        if change.is_some_and(|c| c.starts_at.is_none()) {
+            let entry = slot(
+                LedgerEvent::Cancelled,
+                "the occurrence is cancelled".to_owned(),
+            );
+            return Ok(dropped(TimerOutcome::Cancelled, entry));
+        }
+        let start = change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence);
+        let meeting = definitions
+            .meetings
+            .iter()
+            .find(|m| m.definition.id == timer.workflow);
+        let Some((meeting, step)) = meeting.and_then(|m| {
+            planner
+                .step_of(m, timer.occurrence, start, &timer.step, now)
+                .map(|s| (m, s))
+        }) else {
+            let entry = slot(
+                LedgerEvent::Replanned,
+                "workflow or step no longer defined".to_owned(),
+            );
+            return Ok(dropped(TimerOutcome::Cancelled, entry));
+        };
+        let fire = Fire {
+            meeting,
+            step,
+            occurrence: timer.occurrence,
+            start,
+            sequence: change.map_or(0, |c| c.sequence),
+            due: timer.due,
+        };
+        if let Some(reason) = self.misfire_verdict(&fire, now).await? {
+            info!(reason, "slot missed");
+            let entry = slot(
+                LedgerEvent::Missed,
+                format!("due {}: {reason}", timer.due.to_rfc3339()),
+            );
+            return Ok(dropped(TimerOutcome::Skipped, entry));
+        }
+        // Before the meeting, and until a coordinator or a rule changed it, the
+        // schedule rule may still skip or move it.
+        if change.is_none()
+            && fire.due < fire.start
+            && let Some(rule_change) =
+                planner.schedule_change(meeting, timer.occurrence, fire.start, now)
+        {
+            let what = if rule_change.starts_at.is_some() {
+                "moved"
+            } else {
+                "cancelled"
+            };
+            let entry = slot(
+                LedgerEvent::Cancelled,
+                format!(
+                    "not sent: the schedule rule {what} the meeting: {}",
+                    rule_change.reason
+                ),
+            );
+            info!(what, "the schedule rule changed the meeting");
+            let mut fired = dropped(TimerOutcome::Cancelled, entry);
+            fired.follow_up = Some(FollowUp::Occurrence(rule_change));
+            return Ok(fired);
+        }
+        let late = now - timer.due > meeting.definition.misfire_grace.as_delta();
+        let calendar = |channel: Channel| {
+            (fire.step.calendar && channel == Channel::Email).then(|| {
+                let event = CalendarEvent {
+                    workflow: &meeting.definition.id,
+                    occurrence: timer.occurrence,
+                    start: fire.start,
+                    duration: meeting.definition.duration.as_delta(),
+                    title: &meeting.definition.title,
+                    venue: &meeting.definition.venue,
+                    sequence: fire.sequence,
+                    method: CalendarMethod::Request,
+                };
+                ics::render(&event, now)
+            })
+        };
+        let (messages, mut ledger) =
+            queue_messages(planner.messages(&fire, now), &timer.id, now, calendar);
+        let (event, when) = if late {
+            (
+                LedgerEvent::FiredLate,
+                format!("late by {}s", (now - timer.due).num_seconds()),
+            )
+        } else {
+            (LedgerEvent::Fired, "on time".to_owned())
+        };
+        let unreachable = ledger.len();
+        let summary = format!(
+            "{when}: {} message(s) queued, {unreachable} unreachable",
+            messages.len()
+        );
+        ledger.insert(0, slot(event, summary));
+        info!(queued = messages.len(), unreachable, late, "timer fired");
+        Ok(Fired {
+            completion: TimerCompletion {
+                timer_id: timer.id,
+                outcome: TimerOutcome::Fired,
+                messages,
+                ledger,
+            },
+            follow_up: None,
+        })
+    }
+}
