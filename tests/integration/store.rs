@@ -404,3 +404,94 @@ mod runtime {
         conformance(Store::connect(&url).await.unwrap()).await;
     }
 }
+
+/// A stored value no version of palabre writes is a corrupt row, named with its
+/// table and row, never read back as a default (a lost case state read as
+/// `open`, an unknown milestone status as `planned`).
+async fn corrupt_rows(url: &str) {
+    use palabre_lang::escalation::{Case, CaseState};
+    use palabre_lang::milestones::MilestoneStatus;
+    use palabre_store::StoreError;
+    let store = Store::connect(url).await.unwrap();
+    let now = chrono::Utc::now();
+    store
+        .set_milestone_status("plan-a", "m-1", MilestoneStatus::Done, "fait", now)
+        .await
+        .unwrap();
+    let case = Case {
+        id: String::new(),
+        workflow: "litiges".to_owned(),
+        category: "foncier".to_owned(),
+        place: "mopti/koro/koro".to_owned(),
+        parties: vec!["c-1".to_owned()],
+        severity: 2,
+        description: "un champ".to_owned(),
+        level: 0,
+        state: CaseState::Open,
+        opened: now,
+        updated: now,
+    };
+    let id = store
+        .open_case(&case, "LT", |_| (Vec::new(), Vec::new(), Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.case(&id).await.unwrap().unwrap().state,
+        CaseState::Open
+    );
+
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query("UPDATE milestone_status SET status = 'finished'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE cases SET state = 'lost'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let corrupt = |error: StoreError, table: &str, row: &str| match error {
+        StoreError::Corrupt {
+            table: t,
+            id,
+            reason,
+        } => {
+            assert_eq!((t, id.as_str()), (table, row), "{reason}");
+            assert!(reason.contains("is not a value palabre writes"), "{reason}");
+        }
+        other => panic!("a corrupt row, not {other}"),
+    };
+    corrupt(
+        store.milestone_states().await.unwrap_err(),
+        "milestone_status",
+        "plan-a/m-1",
+    );
+    corrupt(
+        store
+            .set_milestone_status("plan-a", "m-1", MilestoneStatus::Blocked, "x", now)
+            .await
+            .unwrap_err(),
+        "milestone_status",
+        "plan-a/m-1",
+    );
+    corrupt(store.case(&id).await.unwrap_err(), "cases", &id);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_corrupt_rows_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    corrupt_rows(&format!(
+        "sqlite://{}",
+        dir.path().join("corrupt.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_corrupt_rows_are_reported() {
+    let Some(base) = postgres_url() else { return };
+    corrupt_rows(&fresh_postgres_schema(&base, "corrupt").await).await;
+}

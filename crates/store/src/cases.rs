@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
 use super::timers::{PlannedTimer, insert_timers};
-use super::{Store, StoreError, instant, millis};
+use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::escalation::{Case, CaseState};
 
 /// What a case change does to the case's pending deadline timers.
@@ -33,18 +33,26 @@ const COLUMNS: &str =
     "id, workflow, category, place, parties, severity, description, level, state, opened, updated";
 
 fn case_of(row: &AnyRow) -> Result<Case, StoreError> {
+    let id: String = row.try_get("id")?;
     let parties: String = row.try_get("parties")?;
     let state: String = row.try_get("state")?;
+    let level: i64 = row.try_get("level")?;
     Ok(Case {
-        id: row.try_get("id")?,
+        parties: parsed(
+            "cases",
+            &id,
+            "parties",
+            &parties,
+            serde_json::from_str(&parties).ok(),
+        )?,
+        level: parsed("cases", &id, "level", level, usize::try_from(level).ok())?,
+        state: parsed("cases", &id, "state", &state, CaseState::parse(&state))?,
+        id,
         workflow: row.try_get("workflow")?,
         category: row.try_get("category")?,
         place: row.try_get("place")?,
-        parties: serde_json::from_str(&parties).unwrap_or_default(),
         severity: row.try_get("severity")?,
         description: row.try_get("description")?,
-        level: usize::try_from(row.try_get::<i64, _>("level")?).unwrap_or(0),
-        state: CaseState::parse(&state).unwrap_or(CaseState::Open),
         opened: instant(row.try_get("opened")?),
         updated: instant(row.try_get("updated")?),
     })

@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
 use super::timers::{PlannedTimer, insert_timers};
-use super::{Store, StoreError, instant, millis};
+use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::occurrence::OccurrenceChange;
 
 impl Store {
@@ -21,11 +21,20 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let workflow: String = r.try_get("workflow")?;
+                let occurrence = instant(r.try_get("occurrence")?);
+                let sequence: i64 = r.try_get("sequence")?;
                 Ok(OccurrenceChange {
-                    workflow: r.try_get("workflow")?,
-                    occurrence: instant(r.try_get("occurrence")?),
+                    sequence: parsed(
+                        "occurrence_changes",
+                        format!("{workflow}@{}", occurrence.to_rfc3339()),
+                        "sequence",
+                        sequence,
+                        u32::try_from(sequence).ok().filter(|s| *s > 0),
+                    )?,
+                    workflow,
+                    occurrence,
                     starts_at: r.try_get::<Option<i64>, _>("starts_at")?.map(instant),
-                    sequence: u32::try_from(r.try_get::<i64, _>("sequence")?).unwrap_or(u32::MAX),
                     reason: r.try_get("reason")?,
                 })
             })

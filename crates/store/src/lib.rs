@@ -77,6 +77,23 @@ pub(crate) fn instant(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// A stored value read back as what it means, or the row is corrupt: a value no
+/// version of palabre writes is reported with its table and row, never replaced
+/// by a default.
+pub(crate) fn parsed<T>(
+    table: &'static str,
+    id: impl Into<String>,
+    column: &str,
+    stored: impl std::fmt::Display,
+    read: Option<T>,
+) -> Result<T, StoreError> {
+    read.ok_or_else(|| StoreError::Corrupt {
+        table,
+        id: id.into(),
+        reason: format!("{column} '{stored}' is not a value palabre writes"),
+    })
+}
+
 /// Placeholders for the values of a statement, produced in the order the values
 /// are bound: `?` on SQLite, `$1, $2, ...` on PostgreSQL. (SQLite looks numbered
 /// parameters up by a linear scan per bind, which makes a multi-row statement with

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ledger::{LedgerEntry, LedgerEvent, append};
-use super::{Store, StoreError, instant, millis};
+use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::milestones::{MilestoneState, MilestoneStatus};
 
 impl Store {
@@ -19,10 +19,18 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let status: String = r.try_get("status")?;
+                let plan: String = r.try_get("workflow")?;
+                let milestone: String = r.try_get("milestone")?;
                 Ok(MilestoneState {
-                    plan: r.try_get("workflow")?,
-                    milestone: r.try_get("milestone")?,
-                    status: MilestoneStatus::parse(&status).unwrap_or(MilestoneStatus::Planned),
+                    status: parsed(
+                        "milestone_status",
+                        format!("{plan}/{milestone}"),
+                        "status",
+                        &status,
+                        MilestoneStatus::parse(&status),
+                    )?,
+                    plan,
+                    milestone,
                     note: r.try_get("note")?,
                     changed: instant(r.try_get("changed")?),
                 })
@@ -50,9 +58,18 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .map(|r| r.try_get::<String, _>("status"))
-        .transpose()?
-        .and_then(|s| MilestoneStatus::parse(&s))
-        .unwrap_or(MilestoneStatus::Planned);
+        .transpose()?;
+        // No row: the milestone was never set, so it is planned.
+        let previous = match previous {
+            None => MilestoneStatus::Planned,
+            Some(stored) => parsed(
+                "milestone_status",
+                format!("{plan}/{milestone}"),
+                "status",
+                &stored,
+                MilestoneStatus::parse(&stored),
+            )?,
+        };
         sqlx::query(
             "INSERT INTO milestone_status (workflow, milestone, status, note, changed) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workflow, milestone) DO UPDATE \
