@@ -90,6 +90,10 @@ fn parse_weekday(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses the day-of-week field: `*`, `?`, `DOW#N`, or a comma list of days,
+/// ranges and steps. 0 and 7 (and `SUN`) are Sunday. In a range, 7 as the end closes
+/// the week (`5-7` is Friday to Sunday); 7 as the start is Sunday (`7-3` is Sunday to
+/// Wednesday), and `7-7` is Sunday alone.
 fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
     let fail = |reason: String| RecurrenceError::DayOfWeek {
         value: field.to_owned(),
@@ -118,14 +122,17 @@ fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
         let (start, end) = match range {
             "*" => (0, 6),
             _ => match range.split_once('-') {
-                Some((a, b)) => {
-                    let a = parse_weekday(a).map_err(fail)?;
+                Some((a_text, b)) => {
+                    let a = parse_weekday(a_text).map_err(fail)?;
                     // In a range, 7 closes the week (`5-7` is Friday to Sunday).
                     let b = if b == "7" {
                         7
                     } else {
                         parse_weekday(b).map_err(fail)?
                     };
+                    // A range from 7 opens on Sunday (`7-3` is Sunday to Wednesday), except
+                    // `7-7`, which is Sunday alone, not Sunday through the next Sunday.
+                    let a = if a_text == "7" && b == 7 { 7 } else { a };
                     if b < a {
                         return Err(fail(format!("range '{range}' runs backwards")));
                     }
@@ -166,6 +173,43 @@ fn expand_macro(expression: &str) -> &str {
         "@hourly" => "0 * * * *",
         other => other,
     }
+}
+
+/// Places a local wall-clock time of `zone` on the time line under the DST policy:
+///
+/// - a time that exists once is that instant;
+/// - a time that happens twice (fall-back) is the first of its two instants;
+/// - a time that does not exist (inside a spring-forward gap) is the first instant
+///   after the gap, the instant the clocks jumped: the earliest instant whose local
+///   time is later than `local`. Every time in the same gap gives that instant.
+///
+/// Shared with working hours (`escalation`), so both read a local time alike.
+pub(crate) fn resolve_local(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, later) => first.min(later).with_timezone(&Utc),
+        LocalResult::None => first_instant_after_gap(zone, local),
+    }
+}
+
+/// The first instant whose local time in `zone` is at or after `local`, which lies in
+/// a gap: the instant the clocks jumped. Found by bisection to the second.
+fn first_instant_after_gap(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let local_of = |seconds: i64| {
+        DateTime::from_timestamp(seconds, 0).map(|t| t.with_timezone(&zone).naive_local())
+    };
+    let target = local.and_utc().timestamp();
+    let mut low = target - 15 * 3_600; // local(low) < local
+    let mut high = target + 15 * 3_600; // local(high) >= local
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if local_of(middle).is_none_or(|m| m >= local) {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    DateTime::from_timestamp(high, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Recurrence {
@@ -237,33 +281,11 @@ impl Recurrence {
             .map(|t| t.naive_utc())
     }
 
-    /// Places a local wall-clock time on the time line under the DST policy.
+    /// Places a local wall-clock time of this recurrence's zone on the time line under
+    /// the DST policy of [`resolve_local`]: a time in a spring-forward gap is the first
+    /// instant after the gap, a time that happens twice is its first occurrence.
     pub fn resolve_local(&self, local: NaiveDateTime) -> DateTime<Utc> {
-        match self.zone.from_local_datetime(&local) {
-            LocalResult::Single(t) => t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, later) => first.min(later).with_timezone(&Utc),
-            LocalResult::None => self.first_instant_after_gap(local),
-        }
-    }
-
-    /// The first instant whose local time is at or after `local`, which lies in a gap:
-    /// the instant the clocks jumped. Found by bisection to the second.
-    fn first_instant_after_gap(&self, local: NaiveDateTime) -> DateTime<Utc> {
-        let local_of = |seconds: i64| {
-            DateTime::from_timestamp(seconds, 0).map(|t| t.with_timezone(&self.zone).naive_local())
-        };
-        let target = local.and_utc().timestamp();
-        let mut low = target - 15 * 3_600; // local(low) < local
-        let mut high = target + 15 * 3_600; // local(high) >= local
-        while high - low > 1 {
-            let middle = low + (high - low) / 2;
-            if local_of(middle).is_none_or(|m| m >= local) {
-                high = middle;
-            } else {
-                low = middle;
-            }
-        }
-        DateTime::from_timestamp(high, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+        resolve_local(self.zone, local)
     }
 
     /// The first firing instant strictly after `after`.
@@ -771,7 +793,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "bug: day-of-week '7-7' selects every day instead of Sunday (a parses 7 as 0, b keeps 7)"]
     fn a_sunday_to_sunday_range_is_sunday() {
         // Documented: 0 or 7 = Sunday, and 7 closes the week in a range.
         assert_eq!(days_of("7-7"), Some(vec![0]));
