@@ -265,15 +265,11 @@ impl Plan {
         )
     }
 
-    /// The instant a date's messages go out: `send_at` local time on that date.
+    /// The instant a date's messages go out: `send_at` local time on that date,
+    /// with the recurrences' policy where the clocks change (a time that happens
+    /// twice is its first instant, one in a gap the instant of the jump).
     pub fn instant(&self, date: NaiveDate) -> DateTime<Utc> {
-        date.and_time(self.send_at)
-            .and_local_timezone(self.zone)
-            .earliest()
-            .map_or_else(
-                || date.and_time(self.send_at).and_utc(),
-                |t| t.with_timezone(&Utc),
-            )
+        crate::recurrence::resolve_local(self.zone, date.and_time(self.send_at))
     }
 
     pub fn reminders_of<'m>(&'m self, milestone: &'m Milestone) -> &'m [Offset] {
@@ -517,5 +513,30 @@ mod tests {
             assert_eq!(MilestoneStep::parse(&id), Some(("ecole", step)), "{id}");
         }
         assert_eq!(MilestoneStep::parse("invitation"), None);
+    }
+
+    /// `send_at` in a DST gap goes out when the clocks jump, not hours off (it
+    /// was read as UTC).
+    #[test]
+    fn a_send_time_in_a_dst_gap_goes_out_at_the_jump() {
+        let definition: MilestonePlan = serde_saphyr::from_str(
+            "kind: milestones\nid: p\ntitle: P\nplace: mopti\ntimezone: Europe/Zurich\n\
+             send_at: \"02:30\"\nmilestones: []\n",
+        )
+        .expect("a plan");
+        let plan = Plan {
+            definition,
+            zone: chrono_tz::Europe::Zurich,
+            send_at: NaiveTime::from_hms_opt(2, 30, 0).expect("a time"),
+            file: PathBuf::from("p.yaml"),
+        };
+        let on = |d: &str| plan.instant(d.parse().expect("a date")).to_rfc3339();
+        assert_eq!(on("2026-03-29"), "2026-03-29T01:00:00+00:00", "the jump");
+        assert_eq!(on("2026-03-30"), "2026-03-30T00:30:00+00:00", "summer time");
+        assert_eq!(
+            on("2026-10-25"),
+            "2026-10-25T00:30:00+00:00",
+            "the first of two"
+        );
     }
 }
