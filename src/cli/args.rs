@@ -1,0 +1,390 @@
+//! The command line's shape: every command, subcommand and flag with its help
+//! text (clap derive), and the small conversions that belong to a flag's type
+//! (`--db`'s default, `--kind` to the engine's schema kind). Nothing here runs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use palabre_core::offset::Offset;
+use palabre_plan::schema::SchemaKind;
+use palabre_store::DEFAULT_URL;
+
+#[derive(Parser)]
+#[command(
+    name = "palabre",
+    version,
+    about = "Workflows for a community dialogue mechanism: meetings, reminders, escalation."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SchemaFor {
+    Workflow,
+    Places,
+    Roles,
+    Template,
+    Calendar,
+    RuleCases,
+    Milestones,
+    Escalation,
+}
+
+impl From<SchemaFor> for SchemaKind {
+    fn from(kind: SchemaFor) -> Self {
+        match kind {
+            SchemaFor::Workflow => SchemaKind::Workflow,
+            SchemaFor::Places => SchemaKind::Places,
+            SchemaFor::Roles => SchemaKind::Roles,
+            SchemaFor::Template => SchemaKind::Template,
+            SchemaFor::Calendar => SchemaKind::Calendar,
+            SchemaFor::RuleCases => SchemaKind::RuleCases,
+            SchemaFor::Milestones => SchemaKind::Milestones,
+            SchemaFor::Escalation => SchemaKind::Escalation,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Sources {
+    /// The workflows folder (places.yaml, roles.yaml, templates/, workflow files).
+    #[arg(long, default_value = "workflows", env = "PALABRE_WORKFLOWS")]
+    pub workflows: PathBuf,
+    /// Database URL: sqlite://FILE (the default) or postgres://...
+    #[arg(long, env = "PALABRE_DATABASE_URL")]
+    pub db: Option<String>,
+}
+
+impl Sources {
+    pub fn database_url(&self) -> &str {
+        self.db.as_deref().unwrap_or(DEFAULT_URL)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check workflow files (default: the whole workflows folder) and report every problem.
+    Validate {
+        /// Workflow files or a workflows folder.
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Print the JSON Schema of a kind of file (for editors: completion and hover docs).
+    Schema {
+        #[arg(long, value_enum, default_value_t = SchemaFor::Workflow)]
+        kind: SchemaFor,
+    },
+    /// Run the engine: plan, fire and deliver, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Show what the engine has done and has to do: due, late, sent, failed, dead letters.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Move or cancel one occurrence of a meeting; participants are told.
+    #[command(subcommand)]
+    Occurrence(OccurrenceCommand),
+    /// Manage the contact directory.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Redeployment milestones: the timeline with status, lateness and what blocks what.
+    Milestones {
+        /// Only plans at this place or below (`mopti/koro`).
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Change one milestone.
+    #[command(subcommand)]
+    Milestone(MilestoneCommand),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Disputes on an escalation ladder: open, act on, show.
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// Local rules: which script answers a hook, and the rule language reference.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run the rule tests (`*.test.yaml` beside the scripts) and report like a test runner.
+    Test {
+        /// A case file or a folder of them. Default: the workflows folder's rules/.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Show what would be sent, when, to whom and how, without sending anything.
+    Preview(PreviewArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub sources: Sources,
+    /// An SMS gateway's configuration (YAML: `provider: orange|twilio|infobip|africas_talking|generic`
+    /// and its settings; secrets are named environment variables). Without it, SMS go to `outbox/sms/`.
+    #[arg(long, env = "PALABRE_SMS_GATEWAY", value_name = "FILE.yaml")]
+    pub sms_gateway: Option<PathBuf>,
+    /// Where messages go when no gateway is configured: `.eml` files for email, `sms/` text files.
+    #[arg(long, default_value = "outbox", env = "PALABRE_OUTBOX")]
+    pub outbox: PathBuf,
+    /// SMTP server; without it, emails are written to the outbox folder.
+    #[arg(long, env = "PALABRE_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "PALABRE_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    #[arg(long, env = "PALABRE_SMTP_SECURITY", value_enum, default_value_t = SmtpSecurity::Starttls)]
+    pub smtp_security: SmtpSecurity,
+    #[arg(long, env = "PALABRE_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// The NAME of the environment variable holding the SMTP password (never the password itself).
+    #[arg(
+        long,
+        env = "PALABRE_SMTP_PASSWORD_ENV",
+        default_value = "PALABRE_SMTP_PASSWORD"
+    )]
+    pub smtp_password_env: String,
+    /// A CA certificate (PEM) to trust for the SMTP server, besides the public roots.
+    #[arg(long, env = "PALABRE_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Sender of emails.
+    #[arg(
+        long,
+        env = "PALABRE_MAIL_FROM",
+        default_value = "palabre <palabre@example.org>"
+    )]
+    pub from: String,
+    /// This worker's name in leases (several workers can share a PostgreSQL database).
+    #[arg(long, env = "PALABRE_WORKER")]
+    pub worker: Option<String>,
+    /// Also import examples/directory.csv and run a demo meeting starting in a few minutes.
+    #[arg(long)]
+    pub demo: bool,
+    /// Delay before retrying a failed delivery the first time (doubles each time), e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub retry_first_delay: Offset,
+    /// Delivery attempts before a message is dead-lettered.
+    #[arg(long, default_value_t = 8)]
+    pub retry_max_attempts: i64,
+    /// The NAME of the environment variable holding the secret inbound SMS webhooks
+    /// put in their URL (`/inbound/sms/<secret>`); unset: no inbound SMS.
+    #[arg(long, default_value = "PALABRE_INBOUND_SECRET")]
+    pub inbound_secret_env: String,
+    /// Address of the HTTP API (`off` to serve none).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PALABRE_HTTP")]
+    pub http: String,
+    /// How often the workflows folder is looked at for edits, which take effect
+    /// without a restart (`0s` turns hot reload off).
+    #[arg(long, default_value = "2s", env = "PALABRE_RELOAD_EVERY")]
+    pub reload_every: Offset,
+}
+
+#[derive(clap::Args)]
+pub struct PreviewArgs {
+    /// Start of the window: YYYY-MM-DD (00:00 UTC) or an RFC 3339 instant. Default: now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Length of the window in days (1 to 366).
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print each message's text under its line (table format).
+    #[arg(long)]
+    pub show_text: bool,
+    /// Plan against this directory CSV instead of the database (nothing is imported).
+    #[arg(long, value_name = "FILE.csv")]
+    pub directory: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: Sources,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    Plain,
+}
+
+#[derive(Subcommand)]
+pub enum OccurrenceCommand {
+    /// Move one occurrence: its pending reminders follow, participants get a notice.
+    Move {
+        /// The workflow id.
+        workflow: String,
+        /// The occurrence, as its recurrence gives it (RFC 3339, e.g. 2026-12-09T09:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// The new start (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Why, as participants will read it.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Cancel one occurrence: its pending reminders are dropped, participants get a notice.
+    Cancel {
+        workflow: String,
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TimelineFormat {
+    Table,
+    Json,
+    Ics,
+}
+
+#[derive(Subcommand)]
+pub enum CaseCommand {
+    /// Open a dispute; its first responders are told (reference and category only).
+    Open {
+        /// The ladder's id (`litiges-mopti`).
+        #[arg(long)]
+        workflow: String,
+        #[arg(long)]
+        category: String,
+        /// Where the dispute is, a place path.
+        #[arg(long)]
+        place: String,
+        /// A party's contact id (repeat for each).
+        #[arg(long = "party")]
+        parties: Vec<String>,
+        /// 1 (low) to 5 (grave).
+        #[arg(long, default_value_t = 2)]
+        severity: i64,
+        /// What happened. Kept in the database, never sent.
+        #[arg(long)]
+        description: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Acknowledge a case at its current level: its climb stops there.
+    Ack(CaseNote),
+    /// Add a note to a case's history.
+    Note(CaseNote),
+    /// Resolve a case: every pending deadline is dropped.
+    Resolve(CaseNote),
+    /// Reopen a resolved case at its level, with fresh deadlines.
+    Reopen(CaseNote),
+    /// Send a case one level up now.
+    Escalate(CaseNote),
+    /// A case and its whole history, from the ledger.
+    Show {
+        id: String,
+        /// Also print the description.
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        /// observer (reads), coordinator (also acts), administrator (also reads descriptions everywhere).
+        #[arg(long)]
+        role: String,
+        /// A place path the token is limited to (`mopti`), or `national`.
+        #[arg(long)]
+        scope: String,
+        /// Who or what the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct CaseNote {
+    pub id: String,
+    /// What was done, or why.
+    #[arg(long, default_value = "")]
+    pub note: String,
+    #[command(flatten)]
+    pub sources: Sources,
+}
+
+#[derive(Subcommand)]
+pub enum MilestoneCommand {
+    /// Record a status change with its note: planned, in_progress, done, blocked,
+    /// cancelled. Done and cancelled stop every pending reminder of the milestone.
+    Set {
+        /// `PLAN/MILESTONE`, or the milestone id alone when only one plan has it.
+        id: String,
+        status: String,
+        /// Why, or what was done: kept with the status and in the ledger.
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Which script answers HOOK at PLACE, which ones it reaches through parent(), and the default.
+    Explain {
+        /// A place path (`mopti/djenne/djenne`).
+        place: String,
+        /// A hook (`meeting_schedule`) or any function name a workflow uses for one.
+        hook: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Print the reference of every hook and every function rules can call (Markdown).
+    Docs,
+}
+
+#[derive(Subcommand)]
+pub enum ContactsCommand {
+    /// Import (or re-import) a directory CSV: id,name,roles,place,phone,email,language,channels.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// List the directory; phones and emails are masked unless --reveal.
+    List {
+        #[arg(long)]
+        reveal: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}

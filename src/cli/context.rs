@@ -1,0 +1,208 @@
+//! What many commands share: the rule functions plugins add, loading the
+//! definitions (their diagnostics on stderr), reading files and directory CSVs,
+//! opening the database, the engine's commands over it and their refusals, who
+//! acts, how a command's end maps to an exit code (0 ok, 1 invalid input, 2
+//! usage or I/O error), and printing tables.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use palabre_core::clock::SystemClock;
+use palabre_core::diagnostic::Diagnostics;
+use palabre_core::rule_function::RuleFunction;
+use palabre_engine::commands::{CommandError, Commands};
+use palabre_lang::contacts::{self, Contact, DirectoryRules};
+use palabre_plan::definitions::Definitions;
+use palabre_store::{self as store, Store, StoreError};
+
+use super::args::Sources;
+
+/// What plugins add to the rule language. Plugins are linked in, so their
+/// functions exist whether or not their connector is configured.
+pub const RULE_EXTENSIONS: &[RuleFunction] = palabre_sms::RULE_FUNCTIONS;
+
+/// The target of the binary's log events, whichever module logs them: filters
+/// (`PALABRE_LOG=palabre=debug`) and JSON logs name the binary, not its modules.
+pub const LOG_TARGET: &str = "palabre";
+
+/// A command stopped on invalid input whose problems are already on stderr:
+/// exit code 1, and nothing more is said.
+#[derive(Debug)]
+pub struct Invalid;
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid input (reported above)")
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Writes what a command printed to stdout, then maps how it ended to the exit
+/// code: 0 done, 1 invalid input (already reported), 2 any other error (said
+/// here).
+pub fn finish(out: &str, result: anyhow::Result<()>) -> ExitCode {
+    // A reader that stops early (`| head`) is not an error of ours.
+    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write output: {e}");
+        return ExitCode::from(2);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Invalid>() => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints diagnostics to stderr with a summary; [`Invalid`] if there were errors.
+pub fn report(diagnostics: Diagnostics) -> Result<(), Invalid> {
+    let errors = diagnostics.error_count();
+    let warnings = diagnostics.warning_count();
+    let mut err = std::io::stderr().lock();
+    for d in diagnostics.sorted() {
+        let _ = writeln!(err, "{d}\n");
+    }
+    if errors > 0 || warnings > 0 {
+        let _ = writeln!(err, "{errors} error(s), {warnings} warning(s)");
+    }
+    if errors > 0 { Err(Invalid) } else { Ok(()) }
+}
+
+/// Loads definitions, reporting their problems; [`Invalid`] if they have errors.
+pub fn load_definitions(root: &Path) -> anyhow::Result<Definitions> {
+    if !root.is_dir() {
+        bail!("workflows folder '{}' does not exist", root.display());
+    }
+    let (definitions, diagnostics) = Definitions::load(root, None, RULE_EXTENSIONS);
+    report(diagnostics)?;
+    Ok(definitions)
+}
+
+/// A file's bytes; the error names the file.
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The contacts of a directory CSV, checked against the definitions' places and
+/// roles; the problems of rejected rows go to `diagnostics`.
+pub fn parse_directory(
+    csv: &Path,
+    bytes: &[u8],
+    definitions: &Definitions,
+    diagnostics: &mut Diagnostics,
+) -> Vec<Contact> {
+    let rules = DirectoryRules {
+        places: &definitions.places,
+        roles: &definitions.roles,
+    };
+    contacts::parse_csv(csv, bytes, &rules, diagnostics)
+}
+
+/// The database `--db` names, created if it does not exist yet.
+pub async fn open_store(sources: &Sources) -> anyhow::Result<Store> {
+    Store::connect(sources.database_url())
+        .await
+        .context("opening the database")
+}
+
+/// The database if there is one: commands that only read do not create it.
+async fn existing_store(sources: &Sources) -> anyhow::Result<Option<Store>> {
+    if !store::exists(sources.database_url()) {
+        return Ok(None);
+    }
+    open_store(sources).await.map(Some)
+}
+
+/// The database, which must already exist; `absent` says what its absence means.
+pub async fn required_store(sources: &Sources, absent: &str) -> anyhow::Result<Store> {
+    match existing_store(sources).await? {
+        Some(store) => Ok(store),
+        None => bail!("no database at {}: {absent}", sources.database_url()),
+    }
+}
+
+/// What `read` gives from the database, closed after; without a database
+/// nothing has been recorded, and the default is the answer.
+pub async fn read_if_exists<T: Default>(
+    sources: &Sources,
+    read: impl AsyncFnOnce(&Store) -> Result<T, StoreError>,
+) -> anyhow::Result<T> {
+    let Some(store) = existing_store(sources).await? else {
+        return Ok(T::default());
+    };
+    let value = read(&store).await?;
+    store.close().await;
+    Ok(value)
+}
+
+/// The engine's commands over the database with these definitions.
+pub async fn commands_over(
+    sources: &Sources,
+    definitions: Definitions,
+) -> anyhow::Result<Commands> {
+    let store = open_store(sources).await?;
+    Ok(Commands::new(store, definitions, Arc::new(SystemClock)))
+}
+
+/// The engine's commands over the database, for CLI commands that change
+/// things and leave the sending to `serve`.
+pub async fn offline_commands(sources: &Sources) -> anyhow::Result<Commands> {
+    let definitions = load_definitions(&sources.workflows)?;
+    commands_over(sources, definitions).await
+}
+
+/// Ends a change made through `commands`: a refusal is the user's to mend (the
+/// reason on stderr, exit code 1), a database error is an error; then the
+/// database is closed.
+pub async fn refused<T>(commands: &Commands, result: Result<T, CommandError>) -> anyhow::Result<T> {
+    let result = match result {
+        Ok(done) => Ok(done),
+        Err(CommandError::Store(error)) => Err(error.into()),
+        Err(refusal) => {
+            eprintln!("error: {refusal}");
+            Err(Invalid.into())
+        }
+    };
+    commands.store().close().await;
+    result
+}
+
+/// Who acts, as the ledger names them: the system user.
+pub fn actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
+}
+
+/// Prints rows as a left-aligned text table.
+pub fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row);
+    }
+}

@@ -1,0 +1,160 @@
+//! `palabre preview`: what would be sent in a window, when, to whom and how,
+//! planned over a virtual clock against a directory CSV or the database's
+//! directory, with moved and cancelled occurrences applied. Nothing is sent and
+//! nothing is written, not even a missing database.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use palabre_core::channel::Channel;
+use palabre_core::clock::{Clock, SystemClock, VirtualClock};
+use palabre_core::diagnostic::Diagnostics;
+use palabre_lang::contacts::Contact;
+use palabre_lang::occurrence::Changes;
+use palabre_plan::definitions::Definitions;
+use palabre_plan::planner::{self, PlannedMessage, Planner};
+use palabre_store::Store;
+
+use super::args::{Format, PreviewArgs, Sources};
+use super::context::{
+    load_definitions, parse_directory, print_table, read_file, read_if_exists, report,
+};
+
+pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
+    if !(1..=366).contains(&args.days) {
+        bail!("--days must be between 1 and 366");
+    }
+    let (start, until) =
+        planner::window(parse_from(args.from.as_deref(), &SystemClock)?, args.days);
+    let definitions = load_definitions(&args.sources.workflows)?;
+    let directory = directory(args.directory.as_deref(), &definitions, &args.sources).await?;
+    if directory.is_empty() {
+        eprintln!(
+            "note: the directory is empty, so nobody receives anything; import one with `palabre contacts import FILE.csv` or pass --directory FILE.csv"
+        );
+    }
+    // Moved and cancelled occurrences, when there is a database to read them from.
+    let changes = Changes::new(read_if_exists(&args.sources, Store::occurrence_changes).await?);
+    let clock = VirtualClock::new(start);
+    let planned = Planner::new(&definitions, Arc::new(directory)).preview(&clock, until, &changes);
+    match args.format {
+        Format::Json => {
+            // Each SMS with its size in segments.
+            let with_segments: Vec<serde_json::Value> = planned
+                .iter()
+                .map(|m| {
+                    let mut value = serde_json::to_value(m).unwrap_or_default();
+                    if let Some(segments) = sms_segment_count(m) {
+                        value["segments"] = segments.into();
+                    }
+                    value
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&with_segments)?)?;
+        }
+        Format::Table => print_preview(out, &planned, args.show_text),
+    }
+    Ok(())
+}
+
+fn parse_from(text: Option<&str>, clock: &dyn Clock) -> anyhow::Result<DateTime<Utc>> {
+    let Some(text) = text else {
+        return Ok(clock.now());
+    };
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("--from '{text}': write YYYY-MM-DD or an RFC 3339 instant"))
+}
+
+/// The directory a preview plans against: a CSV given on the command line, else the
+/// database, else nobody.
+async fn directory(
+    csv: Option<&Path>,
+    definitions: &Definitions,
+    sources: &Sources,
+) -> anyhow::Result<Vec<Contact>> {
+    let Some(csv) = csv else {
+        return read_if_exists(sources, Store::contacts).await;
+    };
+    let bytes = read_file(csv)?;
+    let mut diagnostics = Diagnostics::default();
+    let directory = parse_directory(csv, &bytes, definitions, &mut diagnostics);
+    report(diagnostics)?;
+    Ok(directory)
+}
+
+/// The segments an SMS is sent in; `None` for other channels.
+fn sms_segment_count(message: &PlannedMessage) -> Option<usize> {
+    (message.channel == Some(Channel::Sms))
+        .then_some(message.body.as_deref())
+        .flatten()
+        .map(|body| palabre_sms::encoding::sms_size(body).segments)
+}
+
+fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) {
+    let headers = [
+        "due (UTC)",
+        "local",
+        "workflow",
+        "step",
+        "contact",
+        "name",
+        "channel",
+        "lang",
+        "seg",
+    ];
+    let row = |m: &PlannedMessage| {
+        vec![
+            m.due_utc.format("%Y-%m-%d %H:%M").to_string(),
+            m.due_local
+                .get(..16)
+                .unwrap_or(&m.due_local)
+                .replace('T', " "),
+            m.workflow.clone(),
+            m.step.clone(),
+            m.contact_id.clone(),
+            m.contact_name.clone(),
+            m.channel.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            m.language.clone().unwrap_or_else(|| "-".to_owned()),
+            sms_segment_count(m).map_or_else(String::new, |s| s.to_string()),
+        ]
+    };
+    if show_text {
+        for m in planned {
+            print_table(out, &headers, std::iter::once(row(m)));
+            if let Some(subject) = &m.subject {
+                let _ = writeln!(out, "    subject: {subject}");
+            }
+            for line in m.body.as_deref().unwrap_or_default().lines() {
+                let _ = writeln!(out, "    | {line}");
+            }
+            if let Some(problem) = &m.problem {
+                let _ = writeln!(out, "    problem: {problem}");
+            }
+        }
+    } else {
+        print_table(out, &headers, planned.iter().map(row));
+    }
+    let problems = planned.iter().filter(|m| m.problem.is_some()).count();
+    let _ = writeln!(
+        out,
+        "{} message(s) planned, {problems} cannot be prepared",
+        planned.len()
+    );
+    for m in planned.iter().filter(|m| m.problem.is_some()) {
+        let _ = writeln!(
+            out,
+            "  {} {} {}: {}",
+            m.workflow,
+            m.step,
+            m.contact_id,
+            m.problem.as_deref().unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! `palabre serve`: the engine at work until SIGINT or SIGTERM. Wires the
+//! connectors (SMTP or `.eml` files, an SMS gateway or text files), the HTTP API
+//! with the gateway's webhooks, the retry settings, the `--demo` meeting, the
+//! shutdown signals, and the hot reload of the workflows folder into a runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use palabre_core::clock::{Clock, SystemClock};
+use palabre_core::connector::{Connector, Connectors};
+use palabre_core::diagnostic::Diagnostics;
+use palabre_email::{EmailConnector, Security, SmtpConfig};
+use palabre_engine::runtime::{Runtime, RuntimeConfig};
+use palabre_lang::files::folder_fingerprint;
+use palabre_plan::definitions::Definitions;
+use palabre_sms::SmsOutbox;
+use palabre_sms::gateways::SmsGatewayFile;
+
+use super::args::{ServeArgs, SmtpSecurity};
+use super::context::{
+    LOG_TARGET, RULE_EXTENSIONS, load_definitions, open_store, parse_directory, read_file, report,
+};
+
+/// Plans, fires and delivers until SIGINT or SIGTERM, answering the HTTP API and
+/// taking up edits of the workflows folder meanwhile.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let fingerprint = folder_fingerprint(&args.sources.workflows);
+    let mut definitions = load_definitions(&args.sources.workflows)?;
+    let store = open_store(&args.sources).await?;
+    let mut demo = None;
+    if args.demo {
+        let csv = Path::new("examples/directory.csv");
+        let bytes = read_file(csv)?;
+        let contacts = parse_directory(csv, &bytes, &definitions, &mut Diagnostics::default());
+        store.upsert_contacts(&contacts).await?;
+        let file = demo_workflow(SystemClock.now())?;
+        report(definitions.add_workflow_file(&file))?;
+        demo = Some(file);
+        tracing::info!(
+            target: LOG_TARGET,
+            "demo: {} contacts imported; meeting 'demo' starts in 5 minutes, invitations in about a minute",
+            contacts.len()
+        );
+    }
+    let gateway = sms_gateway_file(&args)?;
+    let connectors = connectors(&args, gateway.as_ref())?;
+    let webhooks = palabre_sms::gateways::webhooks(gateway.as_ref().map(|g| &g.gateway))?;
+    tracing::info!(
+        target: LOG_TARGET,
+        workflows = definitions.meetings.len(),
+        email = if args.smtp_host.is_some() { "smtp" } else { "file outbox" },
+        sms = if args.sms_gateway.is_some() { "gateway" } else { "file outbox" },
+        outbox = %args.outbox.display(),
+        "palabre serving"
+    );
+    let mut config = RuntimeConfig::default();
+    if args.retry_first_delay.seconds() <= 0 || args.retry_max_attempts < 1 {
+        bail!("--retry-first-delay must be positive and --retry-max-attempts at least 1");
+    }
+    config.retry.first_delay = args.retry_first_delay.as_delta();
+    config.retry.max_attempts = args.retry_max_attempts;
+    if let Some(worker) = &args.worker {
+        config.owner.clone_from(worker);
+    }
+    let signal = shutdown_signal()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let runtime = Arc::new(Runtime::new(
+        store,
+        definitions,
+        connectors,
+        Arc::new(SystemClock),
+        config,
+    ));
+    if args.http != "off" {
+        let listener = tokio::net::TcpListener::bind(&args.http)
+            .await
+            .with_context(|| format!("listening on {} for the HTTP API", args.http))?;
+        tracing::info!(
+            target: LOG_TARGET,
+            address = %listener.local_addr()?,
+            "HTTP API listening"
+        );
+        let state = palabre_api::ApiState {
+            commands: runtime.commands().clone(),
+            inbound_secret: std::env::var(&args.inbound_secret_env)
+                .ok()
+                .filter(|s| !s.is_empty()),
+            webhooks,
+        };
+        let api = palabre_api::serve(listener, state, until_stopped(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = api.await {
+                tracing::warn!(target: LOG_TARGET, %error, "the HTTP API stopped");
+            }
+        });
+    }
+    let reload_every = args.reload_every.as_delta().to_std().unwrap_or_default();
+    let reload = reload_on_change(
+        &runtime,
+        &args.sources.workflows,
+        demo.as_deref(),
+        reload_every,
+        fingerprint,
+    );
+    tokio::select! {
+        result = runtime.run(until_stopped(stopped)) => result?,
+        () = reload => {}
+    }
+    tracing::info!(target: LOG_TARGET, "stopped");
+    Ok(())
+}
+
+/// The SMS gateway file `--sms-gateway` names, read and checked.
+fn sms_gateway_file(args: &ServeArgs) -> anyhow::Result<Option<SmsGatewayFile>> {
+    args.sms_gateway
+        .as_ref()
+        .map(|file| {
+            palabre_lang::yaml::parse_file::<SmsGatewayFile>(file)
+                .map(|parsed| parsed.value)
+                .map_err(|d| anyhow::anyhow!("{d}"))
+        })
+        .transpose()
+}
+
+/// The connectors `serve` delivers through: SMTP if configured, else `.eml` files;
+/// SMS through the gateway if one is configured, else into the SMS outbox.
+fn connectors(args: &ServeArgs, gateway: Option<&SmsGatewayFile>) -> anyhow::Result<Connectors> {
+    let email = match &args.smtp_host {
+        Some(host) => EmailConnector::smtp(&SmtpConfig {
+            host: host.clone(),
+            port: args.smtp_port,
+            security: match args.smtp_security {
+                SmtpSecurity::Starttls => Security::StartTls,
+                SmtpSecurity::Tls => Security::Tls,
+                SmtpSecurity::Plain => Security::Plain,
+            },
+            username: args.smtp_user.clone(),
+            password: std::env::var(&args.smtp_password_env).ok(),
+            from: args.from.clone(),
+            timeout: std::time::Duration::from_secs(30),
+            ca_certificate_pem: args
+                .smtp_ca_file
+                .as_ref()
+                .map(|f| read_file(f))
+                .transpose()?,
+        })?,
+        None => EmailConnector::files(args.outbox.clone(), &args.from)?,
+    };
+    let sms: Arc<dyn Connector> = match gateway {
+        Some(file) => file.connector()?,
+        None => Arc::new(SmsOutbox::new(args.outbox.join("sms"))?),
+    };
+    Ok(Connectors::default().with(Arc::new(email)).with(sms))
+}
+
+/// A meeting starting a few minutes from `now`, with steps one to four minutes
+/// before, written to a file so that it goes through the same loader as any other.
+fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+    let start = now + chrono::TimeDelta::minutes(5);
+    let yaml = format!(
+        "kind: meeting\nid: demo\ntitle: \"Démonstration palabre\"\nplace: mopti/mopti\n\
+         recurrence: \"{} {} {} {} *\"\ntimezone: UTC\nduration: 1h\nvenue: \"Salle de démonstration\"\n\
+         recipients:\n  - role: leader\n  - role: mayor\n  - role: prefect\n\
+         steps:\n  - {{ id: invitation, at: -4m, template: meeting-invitation, channels: [email, sms], calendar: true }}\n\
+         \x20 - {{ id: reminder, at: -2m, template: meeting-reminder, channels: [sms, email] }}\n",
+        start.minute(),
+        start.hour(),
+        start.day(),
+        start.month()
+    );
+    let dir = std::env::temp_dir().join(format!("palabre-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("demo.yaml");
+    std::fs::write(&file, yaml)?;
+    Ok(file)
+}
+
+/// Reloads the definitions whenever a file of the workflows folder changes: a valid
+/// new version replaces the running one, an invalid one is logged and ignored.
+async fn reload_on_change(
+    runtime: &Runtime,
+    root: &Path,
+    demo: Option<&Path>,
+    every: std::time::Duration,
+    mut known: u64,
+) {
+    if every.is_zero() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(every).await;
+        let fingerprint = folder_fingerprint(root);
+        if fingerprint == known {
+            continue;
+        }
+        known = fingerprint;
+        let (mut loaded, mut diagnostics) = Definitions::load(root, None, RULE_EXTENSIONS);
+        if let Some(demo) = demo {
+            diagnostics.extend(loaded.add_workflow_file(demo));
+        }
+        if diagnostics.has_errors() {
+            for d in diagnostics.sorted().iter().filter(|d| d.is_error()) {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    file = %d.file.display(),
+                    line = d.position.line,
+                    column = d.position.column,
+                    problem = %d.message,
+                    "invalid definition"
+                );
+            }
+            tracing::warn!(
+                target: LOG_TARGET,
+                "the edited definitions are invalid; the last good ones keep running"
+            );
+        } else {
+            tracing::info!(
+                target: LOG_TARGET,
+                workflows = loaded.meetings.len(),
+                rule_scripts = loaded.rules.scripts().count(),
+                "definitions reloaded"
+            );
+            runtime.commands().replace_definitions(loaded);
+        }
+    }
+}
+
+/// A future that completes on SIGINT or SIGTERM. The handlers are installed now,
+/// before the engine starts, so a signal that comes during the first tick is not
+/// lost (nor does it kill the process outright).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            tracing::info!(
+                target: LOG_TARGET,
+                "shutting down: finishing the work in hand"
+            );
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! `palabre status`: what the engine has done and has to do (timers, messages
+//! per channel, rule errors) and the latest dead letters and rule errors, read
+//! from an existing database.
+
+use std::fmt::Write as _;
+
+use palabre_core::clock::{Clock, SystemClock};
+use palabre_store::LedgerEntry;
+
+use super::args::{Format, Sources};
+use super::context::{print_table, required_store};
+
+pub async fn run(format: Format, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
+    let store = required_store(sources, "nothing has run yet").await?;
+    let counts = store.status(SystemClock.now()).await?;
+    let recent = store.ledger(None, 2000).await?;
+    store.close().await;
+    let latest = |event: &str| -> Vec<_> {
+        recent
+            .iter()
+            .filter(|e| e.event == event)
+            .rev()
+            .take(10)
+            .collect()
+    };
+    let dead = latest("dead-letter");
+    let rule_errors = latest("rule-error");
+    match format {
+        Format::Json => {
+            let value = serde_json::json!({
+                "counts": counts,
+                "recent_dead_letters": dead,
+                "recent_rule_errors": rule_errors,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+        Format::Table => {
+            let rows = [
+                ("timers due later", counts.due_later),
+                ("timers late (due, not fired)", counts.late),
+                ("timers fired", counts.fired),
+                ("timers skipped (missed)", counts.skipped),
+                ("messages queued", counts.queued),
+                ("messages failed, retrying", counts.retrying),
+                ("messages sent", counts.sent),
+                ("messages dead-lettered", counts.dead_lettered),
+                ("rule errors (default applied)", counts.rule_errors),
+            ];
+            print_table(
+                out,
+                &["", "count"],
+                rows.iter()
+                    .map(|(k, v)| vec![(*k).to_owned(), v.to_string()]),
+            );
+            if !counts.channels.is_empty() {
+                writeln!(out)?;
+                print_table(
+                    out,
+                    &[
+                        "channel",
+                        "queued",
+                        "retrying",
+                        "sent",
+                        "delivered",
+                        "undelivered",
+                        "dead",
+                    ],
+                    counts.channels.iter().map(|c| {
+                        vec![
+                            c.channel.clone(),
+                            c.queued.to_string(),
+                            c.retrying.to_string(),
+                            c.sent.to_string(),
+                            c.delivered.to_string(),
+                            c.undelivered.to_string(),
+                            c.dead_lettered.to_string(),
+                        ]
+                    }),
+                );
+            }
+            print_recent(out, "recent dead letters", &dead)?;
+            print_recent(out, "recent rule errors", &rule_errors)?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists ledger entries under a title, if there are any.
+fn print_recent(out: &mut String, title: &str, entries: &[&LedgerEntry]) -> std::fmt::Result {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}:")?;
+    for e in entries {
+        writeln!(
+            out,
+            "  {} {} {} {} {}: {}",
+            e.at.format("%Y-%m-%d %H:%M"),
+            e.workflow.as_deref().unwrap_or("-"),
+            e.step.as_deref().unwrap_or("-"),
+            e.contact_id.as_deref().unwrap_or("-"),
+            e.channel.as_deref().unwrap_or("-"),
+            e.detail
+        )?;
+    }
+    Ok(())
+}

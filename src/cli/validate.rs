@@ -1,0 +1,109 @@
+//! `palabre validate`: every problem of the workflow files (the whole folder or
+//! the files named), recipients checked against the directory when there is one,
+//! and the size of every SMS text; all of it on stderr.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use palabre_core::channel::Channel;
+use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
+use palabre_plan::definitions::Definitions;
+use palabre_sms::encoding::{Encoding, sms_size};
+use palabre_store::{DEFAULT_URL, Store};
+
+use super::args::Sources;
+use super::context::{RULE_EXTENSIONS, report};
+
+/// SMS above this many segments get a warning (they cost as many messages).
+const SMS_MAX_SEGMENTS: usize = 2;
+
+pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
+    for path in paths {
+        if !path.exists() {
+            bail!("'{}' does not exist", path.display());
+        }
+    }
+    let (root, only) = match paths {
+        [] => (sources.workflows.clone(), None),
+        [dir] if dir.is_dir() => (dir.clone(), None),
+        files => {
+            if let Some(dir) = files.iter().find(|p| p.is_dir()) {
+                bail!(
+                    "'{}' is a folder: give one workflows folder, or workflow files",
+                    dir.display()
+                );
+            }
+            (sources.workflows.clone(), Some(files.to_vec()))
+        }
+    };
+    if !root.is_dir() {
+        bail!(
+            "workflows folder '{}' does not exist (use --workflows)",
+            root.display()
+        );
+    }
+    let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref(), RULE_EXTENSIONS);
+    // Recipients are checked against the directory when there is one to check against.
+    let directory_url = sources.db.clone().or_else(|| {
+        Path::new("palabre.db")
+            .exists()
+            .then(|| DEFAULT_URL.to_owned())
+    });
+    if let Some(url) = directory_url {
+        let store = Store::connect(&url)
+            .await
+            .context("opening the contact directory")?;
+        let directory = store.contacts().await?;
+        diagnostics.extend(definitions.check_directory(&directory));
+        eprintln!("recipients checked against {} contacts", directory.len());
+    }
+    sms_segments(&definitions, &root, &mut diagnostics)?;
+    report(diagnostics)?;
+    let workflows = definitions.workflow_ids().count();
+    eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
+    Ok(())
+}
+
+/// Prints the size of every SMS text, per template and language, rendered with
+/// the sample values; a text over [`SMS_MAX_SEGMENTS`] is a warning.
+fn sms_segments(
+    definitions: &Definitions,
+    root: &Path,
+    diagnostics: &mut Diagnostics,
+) -> anyhow::Result<()> {
+    let sample = palabre_lang::templates::MessageContext::sample();
+    let mut err = std::io::stderr().lock();
+    for template in definitions.templates.names() {
+        for language in definitions.templates.sms_languages(template) {
+            let Ok(rendered) =
+                definitions
+                    .templates
+                    .render(template, Channel::Sms, language, &sample)
+            else {
+                continue;
+            };
+            let size = sms_size(&rendered.body);
+            let encoding = match size.encoding {
+                Encoding::Gsm7 => "GSM-7",
+                Encoding::Ucs2 => "UCS-2",
+            };
+            writeln!(
+                err,
+                "sms {template:<22} {language}  {} segment(s), {encoding}, {} units",
+                size.segments, size.units
+            )?;
+            if size.segments > SMS_MAX_SEGMENTS {
+                diagnostics.push(Diagnostic::warning(
+                    root.join("templates").join(format!("{template}.yaml")),
+                    Position::START,
+                    format!(
+                        "the {language} SMS is {} segments ({encoding}) with sample values; more than {SMS_MAX_SEGMENTS} costs more (shorten it, or set sms_gsm: true)",
+                        size.segments
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
