@@ -33,19 +33,19 @@ pub(crate) fn queue_messages(
             continue;
         };
         queued.push(QueuedMessage {
-            id: QueuedMessage::key(timer_key, &message.contact_id, channel.as_str()),
+            id: QueuedMessage::key(timer_key, &message.contact_id, channel),
             timer_id: timer_key.to_owned(),
             workflow: message.workflow,
             occurrence: message.occurrence,
             step: message.step,
             contact_id: message.contact_id,
-            channel: channel.as_str().to_owned(),
+            channel,
             language: message.language.unwrap_or_default(),
             subject: message.subject,
             body,
             calendar: calendar(channel),
             fallback: message.fallback.map(|(channel, subject, body)| Fallback {
-                channel: channel.as_str().to_owned(),
+                channel,
                 subject,
                 body,
             }),

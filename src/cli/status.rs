@@ -99,7 +99,7 @@ fn print_recent(out: &mut String, title: &str, entries: &[&LedgerEntry]) -> std:
             e.workflow.as_deref().unwrap_or("-"),
             e.step.as_deref().unwrap_or("-"),
             e.contact_id.as_deref().unwrap_or("-"),
-            e.channel.as_deref().unwrap_or("-"),
+            e.channel.map_or("-", |c| c.as_str()),
             e.detail
         )?;
     }

@@ -278,7 +278,7 @@ async fn a_permanently_refused_sms_goes_by_email_once() {
         );
         assert!(ledger.iter().any(|e| e.event == "sent"
             && e.contact_id.as_deref() == Some("c-7")
-            && e.channel.as_deref() == Some("email")));
+            && e.channel == Some(Channel::Email)));
     }
 }
 

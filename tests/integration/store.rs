@@ -126,6 +126,7 @@ mod runtime {
     //! Timers, outbox and ledger: the same assertions on both backends.
 
     use chrono::{DateTime, TimeDelta, Utc};
+    use palabre_core::channel::Channel;
     use palabre_store::{
         DeliveryOutcome, LedgerEntry, LedgerEvent, PlannedTimer, QueuedMessage, Store, TimerOutcome,
     };
@@ -149,13 +150,13 @@ mod runtime {
 
     fn message(timer_id: &str, contact: &str) -> QueuedMessage {
         QueuedMessage {
-            id: QueuedMessage::key(timer_id, contact, "email"),
+            id: QueuedMessage::key(timer_id, contact, Channel::Email),
             timer_id: timer_id.to_owned(),
             workflow: "dialogue-koro".to_owned(),
             occurrence: at("2026-12-09T09:00:00Z"),
             step: "reminder-1d".to_owned(),
             contact_id: contact.to_owned(),
-            channel: "email".to_owned(),
+            channel: Channel::Email,
             language: "fra".to_owned(),
             subject: Some("Rappel".to_owned()),
             body: "Bonjour".to_owned(),
@@ -267,7 +268,8 @@ mod runtime {
             provider_id: "smtp-1".to_owned(),
             awaiting_receipt_until: None,
         };
-        let log = |event| LedgerEntry::new(later, event, "x").recipient("c-1", Some("email"));
+        let log =
+            |event| LedgerEntry::new(later, event, "x").recipient("c-1", Some(Channel::Email));
         assert!(
             store
                 .record_delivery(
@@ -360,7 +362,7 @@ mod runtime {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.event)
+            .map(|e| e.event.to_string())
             .collect();
         assert_eq!(events, ["fired", "replanned"]);
         let all: Vec<String> = store
@@ -368,7 +370,7 @@ mod runtime {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.event)
+            .map(|e| e.event.to_string())
             .collect();
         assert_eq!(all, ["fired", "sent", "retry", "dead-letter", "replanned"]);
 
@@ -450,7 +452,51 @@ async fn corrupt_rows(url: &str) {
         .execute(&raw)
         .await
         .unwrap();
+    // A message on a channel no version writes, ready to go.
+    sqlx::query(
+        "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, \
+         language, body, state, attempts, next_attempt, created, updated) \
+         VALUES ('m-1', 't-1', 'w', 0, 's', 'c-1', 'pigeon', 'fra', 'x', 'queued', 0, 0, 0, 0)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
     raw.close().await;
+
+    // One unreadable message does not stop delivery: it is a dead letter, and
+    // the ledger says why.
+    let claimed = store
+        .claim_messages(now, "w-1", chrono::TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    let dead = store.ledger(None, 10).await.unwrap();
+    let buried = dead.last().unwrap();
+    assert_eq!(buried.event, "dead-letter");
+    assert_eq!(buried.step.as_deref(), Some("m-1"));
+    assert!(
+        buried
+            .detail
+            .contains("channel 'pigeon' is not a value palabre writes"),
+        "{}",
+        buried.detail
+    );
+    let status = store.status(now).await.unwrap();
+    assert_eq!(status.dead_lettered, 1, "{status:?}");
+    // A ledger entry of an event no version writes.
+    let raw = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query("UPDATE ledger SET event = 'teleported' WHERE step = 'm-1'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    match store.ledger(None, 10).await.unwrap_err() {
+        StoreError::Corrupt { table, reason, .. } => {
+            assert_eq!(table, "ledger");
+            assert!(reason.contains("event 'teleported'"), "{reason}");
+        }
+        other => panic!("a corrupt ledger row, not {other}"),
+    }
 
     let corrupt = |error: StoreError, table: &str, row: &str| match error {
         StoreError::Corrupt {

@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Params, Store, StoreError, instant, millis};
+use palabre_core::channel::Channel;
+
+use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LedgerEvent {
     /// A step fired on time (or within its grace window).
@@ -67,6 +69,43 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
+    pub const ALL: [LedgerEvent; 29] = [
+        LedgerEvent::Fired,
+        LedgerEvent::FiredLate,
+        LedgerEvent::Missed,
+        LedgerEvent::Queued,
+        LedgerEvent::Unreachable,
+        LedgerEvent::Sent,
+        LedgerEvent::Retry,
+        LedgerEvent::DeadLetter,
+        LedgerEvent::Replanned,
+        LedgerEvent::Moved,
+        LedgerEvent::Cancelled,
+        LedgerEvent::RuleError,
+        LedgerEvent::MilestoneStatus,
+        LedgerEvent::Overdue,
+        LedgerEvent::CaseOpened,
+        LedgerEvent::CaseEscalated,
+        LedgerEvent::CaseAcknowledged,
+        LedgerEvent::CaseNote,
+        LedgerEvent::CaseResolved,
+        LedgerEvent::CaseReopened,
+        LedgerEvent::DeadlineMissed,
+        LedgerEvent::Reply,
+        LedgerEvent::ReplyUnmatched,
+        LedgerEvent::SmsStopped,
+        LedgerEvent::SmsRestarted,
+        LedgerEvent::Quorum,
+        LedgerEvent::Delivered,
+        LedgerEvent::Undelivered,
+        LedgerEvent::Receipt,
+    ];
+
+    /// The event a stored word names.
+    pub fn parse(text: &str) -> Option<LedgerEvent> {
+        LedgerEvent::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LedgerEvent::Fired => "fired",
@@ -102,16 +141,29 @@ impl LedgerEvent {
     }
 }
 
+impl std::fmt::Display for LedgerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event is the word it is stored and shown as (`rule-error`).
+impl PartialEq<&str> for LedgerEvent {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One line of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LedgerEntry {
     pub at: DateTime<Utc>,
-    pub event: String,
+    pub event: LedgerEvent,
     pub workflow: Option<String>,
     pub occurrence: Option<DateTime<Utc>>,
     pub step: Option<String>,
     pub contact_id: Option<String>,
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     pub detail: String,
 }
 
@@ -119,7 +171,7 @@ impl LedgerEntry {
     pub fn new(at: DateTime<Utc>, event: LedgerEvent, detail: impl Into<String>) -> LedgerEntry {
         LedgerEntry {
             at,
-            event: event.as_str().to_owned(),
+            event,
             workflow: None,
             occurrence: None,
             step: None,
@@ -146,9 +198,9 @@ impl LedgerEntry {
     }
 
     /// Names the recipient and channel the entry is about.
-    pub fn recipient(mut self, contact_id: &str, channel: Option<&str>) -> LedgerEntry {
+    pub fn recipient(mut self, contact_id: &str, channel: Option<Channel>) -> LedgerEntry {
         self.contact_id = Some(contact_id.to_owned());
-        self.channel = channel.map(str::to_owned);
+        self.channel = channel;
         self
     }
 }
@@ -169,12 +221,12 @@ pub(crate) async fn append(
         for entry in chunk {
             query = query
                 .bind(millis(entry.at))
-                .bind(&entry.event)
+                .bind(entry.event.as_str())
                 .bind(entry.workflow.as_deref())
                 .bind(entry.occurrence.map(millis))
                 .bind(entry.step.as_deref())
                 .bind(entry.contact_id.as_deref())
-                .bind(entry.channel.as_deref())
+                .bind(entry.channel.map(Channel::as_str))
                 .bind(&entry.detail);
         }
         query.execute(&mut *conn).await?;
@@ -183,14 +235,25 @@ pub(crate) async fn append(
 }
 
 fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let event: String = row.try_get("event")?;
+    let channel: Option<String> = row.try_get("channel")?;
     Ok(LedgerEntry {
         at: instant(row.try_get("at")?),
-        event: row.try_get("event")?,
+        event: parsed(
+            "ledger",
+            seq.to_string(),
+            "event",
+            &event,
+            LedgerEvent::parse(&event),
+        )?,
+        channel: channel
+            .map(|c| parsed("ledger", seq.to_string(), "channel", &c, Channel::parse(&c)))
+            .transpose()?,
         workflow: row.try_get("workflow")?,
         occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
         step: row.try_get("step")?,
         contact_id: row.try_get("contact_id")?,
-        channel: row.try_get("channel")?,
         detail: row.try_get("detail")?,
     })
 }
@@ -204,7 +267,7 @@ impl Store {
         subject: &str,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
+            "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
              WHERE workflow = $1 AND (step = $2 OR step LIKE $3) ORDER BY seq",
         )
         .bind(workflow)
@@ -222,7 +285,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
+            "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
              WHERE ($1 IS NULL OR workflow = $1) ORDER BY seq DESC LIMIT $2",
         )
         .bind(workflow)

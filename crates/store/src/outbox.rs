@@ -11,8 +11,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::lease::Claim;
-use super::ledger::{LedgerEntry, append};
-use super::{Backend, Params, Store, StoreError, instant, millis};
+use super::ledger::{LedgerEntry, LedgerEvent, append};
+use palabre_core::channel::Channel;
+
+use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
 
 /// A message to put in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +25,7 @@ pub struct QueuedMessage {
     pub occurrence: DateTime<Utc>,
     pub step: String,
     pub contact_id: String,
-    pub channel: String,
+    pub channel: Channel,
     pub language: String,
     pub subject: Option<String>,
     pub body: String,
@@ -36,14 +38,14 @@ pub struct QueuedMessage {
 /// A message prepared for another channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fallback {
-    pub channel: String,
+    pub channel: Channel,
     pub subject: Option<String>,
     pub body: String,
 }
 
 impl QueuedMessage {
     /// The idempotency key of a message: its timer's key, the contact and the channel.
-    pub fn key(timer_id: &str, contact_id: &str, channel: &str) -> String {
+    pub fn key(timer_id: &str, contact_id: &str, channel: Channel) -> String {
         format!("{timer_id}|{contact_id}|{channel}")
     }
 }
@@ -56,7 +58,7 @@ pub struct ClaimedMessage {
     pub occurrence: DateTime<Utc>,
     pub step: String,
     pub contact_id: String,
-    pub channel: String,
+    pub channel: Channel,
     pub language: String,
     pub subject: Option<String>,
     pub body: String,
@@ -118,7 +120,7 @@ pub(crate) async fn enqueue(
                 .bind(millis(m.occurrence))
                 .bind(&m.step)
                 .bind(&m.contact_id)
-                .bind(&m.channel)
+                .bind(m.channel.as_str())
                 .bind(&m.language)
                 .bind(m.subject.as_deref())
                 .bind(&m.body)
@@ -265,35 +267,18 @@ impl Store {
             returning: "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts, fallback_channel, fallback_subject, fallback_body",
         };
         let rows = self.claim(claim, now, owner, lease, limit).await?;
-        let mut messages = rows
-            .iter()
-            .map(|r| {
-                Ok(ClaimedMessage {
-                    id: r.try_get("id")?,
-                    workflow: r.try_get("workflow")?,
-                    occurrence: instant(r.try_get("occurrence")?),
-                    step: r.try_get("step")?,
-                    contact_id: r.try_get("contact_id")?,
-                    channel: r.try_get("channel")?,
-                    language: r.try_get("language")?,
-                    subject: r.try_get("subject")?,
-                    body: r.try_get("body")?,
-                    calendar: r.try_get("calendar")?,
-                    attempts: r.try_get("attempts")?,
-                    fallback: match (
-                        r.try_get::<Option<String>, _>("fallback_channel")?,
-                        r.try_get::<Option<String>, _>("fallback_body")?,
-                    ) {
-                        (Some(channel), Some(body)) => Some(Fallback {
-                            channel,
-                            subject: r.try_get("fallback_subject")?,
-                            body,
-                        }),
-                        _ => None,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut corrupt = Vec::new();
+        for row in &rows {
+            match claimed_message(row) {
+                Ok(message) => messages.push(message),
+                Err(StoreError::Corrupt { id, reason, .. }) => corrupt.push((id, reason)),
+                Err(other) => return Err(other),
+            }
+        }
+        if !corrupt.is_empty() {
+            self.bury_corrupt(&corrupt, now).await?;
+        }
         messages.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(messages)
     }
@@ -411,6 +396,75 @@ impl Store {
     }
 }
 
+/// A claimed outbox row as a message; a channel no version writes makes the row
+/// corrupt.
+fn claimed_message(r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> {
+    let id: String = r.try_get("id")?;
+    let channel: String = r.try_get("channel")?;
+    let fallback = match (
+        r.try_get::<Option<String>, _>("fallback_channel")?,
+        r.try_get::<Option<String>, _>("fallback_body")?,
+    ) {
+        (Some(channel), Some(body)) => Some(Fallback {
+            channel: parsed(
+                "outbox",
+                &id,
+                "fallback_channel",
+                &channel,
+                Channel::parse(&channel),
+            )?,
+            subject: r.try_get("fallback_subject")?,
+            body,
+        }),
+        _ => None,
+    };
+    Ok(ClaimedMessage {
+        channel: parsed("outbox", &id, "channel", &channel, Channel::parse(&channel))?,
+        workflow: r.try_get("workflow")?,
+        occurrence: instant(r.try_get("occurrence")?),
+        step: r.try_get("step")?,
+        contact_id: r.try_get("contact_id")?,
+        language: r.try_get("language")?,
+        subject: r.try_get("subject")?,
+        body: r.try_get("body")?,
+        calendar: r.try_get("calendar")?,
+        attempts: r.try_get("attempts")?,
+        fallback,
+        id,
+    })
+}
+
+impl Store {
+    /// Dead-letters claimed rows that cannot be read (one bad row must not stop
+    /// every delivery), each with a ledger entry saying why.
+    async fn bury_corrupt(
+        &self,
+        corrupt: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let mut ledger = Vec::with_capacity(corrupt.len());
+        for (id, reason) in corrupt {
+            let error = format!("the outbox row cannot be read: {reason}");
+            sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, lease_owner = NULL, \
+                 lease_until = NULL, updated = $2 WHERE id = $3",
+            )
+            .bind(&error)
+            .bind(millis(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let mut entry = LedgerEntry::new(now, LedgerEvent::DeadLetter, error);
+            entry.step = Some(id.clone());
+            ledger.push(entry);
+        }
+        append(&mut tx, self.backend, &ledger).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// The sent message a delivery receipt (or its absence) is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptSubject {
@@ -418,22 +472,27 @@ pub struct ReceiptSubject {
     pub occurrence: DateTime<Utc>,
     pub step: String,
     pub contact_id: String,
-    pub channel: String,
+    pub channel: Channel,
     /// The channel its fallback copy was queued on, when the receipt said it
     /// failed and it had one.
-    pub fell_back_to: Option<String>,
+    pub fell_back_to: Option<Channel>,
 }
 
 impl ReceiptSubject {
     /// From an outbox row with these columns; `fell_back_to` is its fallback channel.
     pub(crate) fn read(row: &sqlx::any::AnyRow) -> Result<ReceiptSubject, StoreError> {
+        let id: String = row.try_get("id")?;
+        let channel: String = row.try_get("channel")?;
+        let fell_back_to: Option<String> = row.try_get("fallback_channel")?;
         Ok(ReceiptSubject {
+            channel: parsed("outbox", &id, "channel", &channel, Channel::parse(&channel))?,
+            fell_back_to: fell_back_to
+                .map(|c| parsed("outbox", &id, "fallback_channel", &c, Channel::parse(&c)))
+                .transpose()?,
             workflow: row.try_get("workflow")?,
             occurrence: super::instant(row.try_get("occurrence")?),
             step: row.try_get("step")?,
             contact_id: row.try_get("contact_id")?,
-            channel: row.try_get("channel")?,
-            fell_back_to: row.try_get("fallback_channel")?,
         })
     }
 }

@@ -255,7 +255,7 @@ impl Commands {
             format!("{response} to {reference}"),
         )
         .slot(&def.id, occurrence, "reply")
-        .recipient(&contact.id, Some("sms"));
+        .recipient(&contact.id, Some(Channel::Sms));
         self.store()
             .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
             .await?;
@@ -506,7 +506,8 @@ impl Commands {
         } else {
             LedgerEvent::SmsRestarted
         };
-        let entry = LedgerEntry::new(now, event, why.to_owned()).recipient(contact, Some("sms"));
+        let entry =
+            LedgerEntry::new(now, event, why.to_owned()).recipient(contact, Some(Channel::Sms));
         self.store()
             .set_sms_stopped(contact, stop, now, &entry)
             .await
@@ -540,7 +541,7 @@ impl Commands {
         let Some(subject) = subject else {
             return Ok(false);
         };
-        if receipt.opted_out && subject.channel == "sms" {
+        if receipt.opted_out && subject.channel == Channel::Sms {
             self.switch_sms(&subject.contact_id, true, PROVIDER_OPT_OUT)
                 .await?;
         }
@@ -560,5 +561,5 @@ pub(crate) fn about_sent(
     }
     LedgerEntry::new(now, event, detail)
         .slot(&about.workflow, about.occurrence, &about.step)
-        .recipient(&about.contact_id, Some(&about.channel))
+        .recipient(&about.contact_id, Some(about.channel))
 }

@@ -65,8 +65,8 @@ struct Lane {
 
 /// One delivery attempt, ready to record.
 struct Delivered {
-    /// The channel it went on, as the outbox names it.
-    channel: String,
+    /// The channel it went on.
+    channel: Channel,
     record: DeliveryRecord,
     /// Whether repeating it is harmless.
     idempotent: bool,
@@ -106,17 +106,16 @@ impl Runtime {
             let mut opted_out = Vec::new();
             // Each channel's messages in claim order, up to its connector's limit
             // in flight at once; channels go side by side.
-            let mut waiting: BTreeMap<String, Lane> = BTreeMap::new();
+            let mut waiting: BTreeMap<Channel, Lane> = BTreeMap::new();
             for message in claimed {
-                let lane = waiting
-                    .entry(message.channel.clone())
-                    .or_insert_with(|| Lane {
-                        limit: Channel::parse(&message.channel)
-                            .and_then(|c| self.connectors.get(c))
-                            .map_or(1, |c| c.max_in_flight().max(1)),
-                        busy: 0,
-                        queue: VecDeque::new(),
-                    });
+                let lane = waiting.entry(message.channel).or_insert_with(|| Lane {
+                    limit: self
+                        .connectors
+                        .get(message.channel)
+                        .map_or(1, |c| c.max_in_flight().max(1)),
+                    busy: 0,
+                    queue: VecDeque::new(),
+                });
                 lane.queue.push_back(message);
             }
             let mut running = FuturesUnordered::new();
@@ -212,19 +211,18 @@ impl Runtime {
 
     /// Delivers one message; returns its outcome to record.
     async fn deliver(&self, directory: &Directory, message: ClaimedMessage) -> Delivered {
-        let channel = Channel::parse(&message.channel);
+        let channel = message.channel;
         let contact = directory.get(&message.contact_id);
-        let address = channel.and_then(|c| contact.and_then(|contact| contact.address(c)));
-        let connector = channel.and_then(|c| self.connectors.get(c));
+        let address = contact.and_then(|contact| contact.address(channel));
+        let connector = self.connectors.get(channel);
         let idempotent = connector.is_some_and(|c| c.idempotent());
         let receipt_timeout = connector.and_then(|c| c.receipt_timeout());
-        let stopped =
-            channel == Some(Channel::Sms) && directory.stopped.contains(&message.contact_id);
-        let result = match (channel, contact, address) {
+        let stopped = channel == Channel::Sms && directory.stopped.contains(&message.contact_id);
+        let result = match (contact, address) {
             _ if stopped => Err(DeliveryError::Permanent(
                 "the contact opted out of SMS (STOP)".to_owned(),
             )),
-            (Some(channel), Some(contact), Some(address)) => match connector {
+            (Some(contact), Some(address)) => match connector {
                 Some(connector) => {
                     let outgoing = OutgoingMessage {
                         key: message.id.clone(),
@@ -242,14 +240,10 @@ impl Runtime {
                     "no connector configured for {channel}"
                 ))),
             },
-            (None, _, _) => Err(DeliveryError::Permanent(format!(
-                "unknown channel '{}'",
-                message.channel
-            ))),
-            (_, None, _) => Err(DeliveryError::Permanent(
+            (None, _) => Err(DeliveryError::Permanent(
                 "the contact is no longer in the directory".to_owned(),
             )),
-            (_, _, None) => Err(DeliveryError::Permanent(format!(
+            (_, None) => Err(DeliveryError::Permanent(format!(
                 "the contact has no {} address any more",
                 message.channel
             ))),
@@ -259,7 +253,7 @@ impl Runtime {
             .fallback
             .as_ref()
             .filter(|f| f.channel != message.channel);
-        let opted_out = channel == Some(Channel::Sms)
+        let opted_out = channel == Channel::Sms
             && matches!(result, Err(DeliveryError::OptedOut(_)))
             && !stopped;
         let attempt = Attempt {
@@ -283,7 +277,7 @@ impl Runtime {
         };
         let ledger = LedgerEntry::new(now, event, detail)
             .slot(&message.workflow, message.occurrence, &message.step)
-            .recipient(&message.contact_id, Some(&message.channel));
+            .recipient(&message.contact_id, Some(channel));
         let opted_out = opted_out.then(|| message.contact_id.clone());
         let record = DeliveryRecord {
             message_id: message.id,
