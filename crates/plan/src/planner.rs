@@ -632,3 +632,455 @@ pub fn prepare_message(
 pub fn window(from: DateTime<Utc>, days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
     (from, from + TimeDelta::days(i64::from(days.clamp(1, 366))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    const PLACES: &str = "\
+version: \"test\"
+regions:
+  - id: mopti
+    name: Mopti
+    cercles:
+      - id: koro
+        name: Koro
+        communes:
+          - { id: koro, name: Koro }
+";
+
+    const ROLES: &str = "\
+roles:
+  leader: Leader
+  mayor: Maire
+";
+
+    /// A weekly meeting at 09:00 on Mondays in Africa/Bamako (UTC, no DST).
+    const WEEKLY: &str = "\
+kind: meeting
+id: weekly-koro
+title: Réunion hebdomadaire
+place: mopti/koro
+recurrence: \"0 9 * * MON\"
+venue: Mairie de Koro
+recipients: [{ role: leader }]
+steps:
+  - { id: invitation, at: -3d, template: meeting-invitation, channels: [sms, email] }
+  - { id: reminder, at: -2h, template: meeting-reminder, channels: [sms] }
+  - { id: minutes, at: +1d, template: minutes-due, channels: [email] }
+";
+
+    /// The same steps, at the same time, under an id that sorts first.
+    const TWIN: &str = "\
+kind: meeting
+id: another-weekly
+title: Autre réunion
+place: mopti/koro
+recurrence: \"0 9 * * MON\"
+venue: Mairie de Koro
+recipients: [{ role: mayor }]
+steps:
+  - { id: invitation, at: -3d, template: meeting-invitation, channels: [sms, email] }
+  - { id: reminder, at: -2h, template: meeting-reminder, channels: [sms] }
+  - { id: minutes, at: +1d, template: minutes-due, channels: [email] }
+";
+
+    fn template(subject: &str) -> String {
+        format!(
+            "fra:\n  subject: \"{subject} {{{{ workflow.title }}}}\"\n  email: \"{subject} {{{{ occurrence.date }}}}\"\n  sms: \"{subject} {{{{ occurrence.time }}}}\"\n"
+        )
+    }
+
+    /// A workflows folder with the given meetings, loaded without errors.
+    fn load(meetings: &[(&str, &str)]) -> (tempfile::TempDir, Definitions) {
+        load_with_rules(meetings, None)
+    }
+
+    /// The same, with `rules/national.rhai` when `national` is given.
+    fn load_with_rules(
+        meetings: &[(&str, &str)],
+        national: Option<&str>,
+    ) -> (tempfile::TempDir, Definitions) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |path: &str, text: &str| std::fs::write(root.join(path), text).unwrap();
+        std::fs::create_dir(root.join("templates")).unwrap();
+        write("places.yaml", PLACES);
+        write("roles.yaml", ROLES);
+        for name in ["meeting-invitation", "meeting-reminder", "minutes-due"] {
+            write(&format!("templates/{name}.yaml"), &template(name));
+        }
+        for (file, text) in meetings {
+            write(file, text);
+        }
+        if let Some(script) = national {
+            std::fs::create_dir(root.join("rules")).unwrap();
+            write("rules/national.rhai", script);
+        }
+        let (definitions, diagnostics) = Definitions::load(Path::new(root), None, &[]);
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+        assert_eq!(definitions.meetings.len(), meetings.len());
+        (dir, definitions)
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        Utc.from_utc_datetime(&naive)
+    }
+
+    fn meeting<'d>(definitions: &'d Definitions, id: &str) -> &'d Meeting {
+        definitions
+            .meetings
+            .iter()
+            .find(|m| m.definition.id == id)
+            .unwrap()
+    }
+
+    fn moved(occurrence: &str, to: &str) -> OccurrenceChange {
+        OccurrenceChange {
+            workflow: "weekly-koro".to_owned(),
+            occurrence: at(occurrence),
+            starts_at: Some(at(to)),
+            sequence: 1,
+            reason: "market day".to_owned(),
+        }
+    }
+
+    fn cancelled(workflow: &str, occurrence: &str) -> OccurrenceChange {
+        OccurrenceChange {
+            workflow: workflow.to_owned(),
+            occurrence: at(occurrence),
+            starts_at: None,
+            sequence: 1,
+            reason: "flood".to_owned(),
+        }
+    }
+
+    /// (due, step, occurrence key) of a fire.
+    type Shown = (DateTime<Utc>, String, DateTime<Utc>);
+
+    /// (due, step, occurrence key) as written in a table.
+    type Row = (&'static str, &'static str, &'static str);
+
+    /// (due, step, occurrence key) of each fire, in the order given.
+    fn shown(fires: &[Fire<'_>]) -> Vec<Shown> {
+        fires
+            .iter()
+            .map(|f| (f.due, f.step.id.clone(), f.occurrence))
+            .collect()
+    }
+
+    fn expected(rows: &[Row]) -> Vec<Shown> {
+        rows.iter()
+            .map(|(due, step, occurrence)| (at(due), (*step).to_owned(), at(occurrence)))
+            .collect()
+    }
+
+    fn sorted(mut fires: Vec<Shown>) -> Vec<Shown> {
+        fires.sort();
+        fires
+    }
+
+    #[test]
+    fn fires_of_a_weekly_meeting_in_a_window() {
+        let (_dir, definitions) = load(&[("weekly.yaml", WEEKLY)]);
+        let planner = Planner::new(&definitions, Arc::new(Vec::new()));
+        let weekly = meeting(&definitions, "weekly-koro");
+        let now = at("2025-02-01 00:00");
+        // Mondays: 2025-02-24, 03-03, 03-10, 03-17. Steps at -3d, -2h, +1d.
+        // (from, to, expected (due, step, occurrence))
+        let table: [(&str, &str, &[Row]); 8] = [
+            (
+                "2025-03-01 00:00",
+                "2025-03-08 00:00",
+                &[
+                    ("2025-03-03 07:00", "reminder", "2025-03-03 09:00"),
+                    ("2025-03-04 09:00", "minutes", "2025-03-03 09:00"),
+                    ("2025-03-07 09:00", "invitation", "2025-03-10 09:00"),
+                ],
+            ),
+            // a whole week from a due instant: its start is inclusive
+            (
+                "2025-03-03 07:00",
+                "2025-03-10 07:00",
+                &[
+                    ("2025-03-03 07:00", "reminder", "2025-03-03 09:00"),
+                    ("2025-03-04 09:00", "minutes", "2025-03-03 09:00"),
+                    ("2025-03-07 09:00", "invitation", "2025-03-10 09:00"),
+                ],
+            ),
+            // its end is exclusive
+            ("2025-03-03 06:00", "2025-03-03 07:00", &[]),
+            (
+                "2025-03-03 07:00",
+                "2025-03-03 07:01",
+                &[("2025-03-03 07:00", "reminder", "2025-03-03 09:00")],
+            ),
+            ("2025-03-03 07:01", "2025-03-04 09:00", &[]),
+            (
+                "2025-03-04 08:59",
+                "2025-03-04 09:01",
+                &[("2025-03-04 09:00", "minutes", "2025-03-03 09:00")],
+            ),
+            // an empty window
+            ("2025-03-03 07:00", "2025-03-03 07:00", &[]),
+            // the occurrence itself sends nothing at its start
+            ("2025-03-03 08:00", "2025-03-03 10:00", &[]),
+        ];
+        for (from, to, want) in table {
+            let fires = planner.fires_of(weekly, at(from), at(to), &Changes::default(), now);
+            assert_eq!(
+                sorted(shown(&fires)),
+                expected(want),
+                "window [{from}, {to})"
+            );
+            for fire in &fires {
+                assert_eq!(fire.start, fire.occurrence, "unchanged, so not moved");
+                assert_eq!(fire.sequence, 0);
+                assert_eq!(fire.due, fire.start + fire.step.at.as_delta());
+            }
+        }
+    }
+
+    #[test]
+    fn fires_of_moved_and_cancelled_occurrences() {
+        let (_dir, definitions) = load(&[("weekly.yaml", WEEKLY)]);
+        let planner = Planner::new(&definitions, Arc::new(Vec::new()));
+        let weekly = meeting(&definitions, "weekly-koro");
+        let now = at("2025-02-01 00:00");
+        let (from, to) = (at("2025-03-08 00:00"), at("2025-03-15 00:00"));
+        // (changes, expected (due, step, occurrence)) in [03-08, 03-15)
+        let table: Vec<(Vec<OccurrenceChange>, &[Row])> = vec![
+            (
+                vec![],
+                &[
+                    ("2025-03-10 07:00", "reminder", "2025-03-10 09:00"),
+                    ("2025-03-11 09:00", "minutes", "2025-03-10 09:00"),
+                    ("2025-03-14 09:00", "invitation", "2025-03-17 09:00"),
+                ],
+            ),
+            // moved to Wednesday 15:00: every step follows the new start, the key stays
+            (
+                vec![moved("2025-03-10 09:00", "2025-03-12 15:00")],
+                &[
+                    ("2025-03-09 15:00", "invitation", "2025-03-10 09:00"),
+                    ("2025-03-12 13:00", "reminder", "2025-03-10 09:00"),
+                    ("2025-03-13 15:00", "minutes", "2025-03-10 09:00"),
+                    ("2025-03-14 09:00", "invitation", "2025-03-17 09:00"),
+                ],
+            ),
+            // moved out of the window: nothing left of it here
+            (
+                vec![moved("2025-03-10 09:00", "2025-04-20 09:00")],
+                &[("2025-03-14 09:00", "invitation", "2025-03-17 09:00")],
+            ),
+            // moved into the window from far away
+            (
+                vec![moved("2025-06-02 09:00", "2025-03-12 15:00")],
+                &[
+                    ("2025-03-09 15:00", "invitation", "2025-06-02 09:00"),
+                    ("2025-03-10 07:00", "reminder", "2025-03-10 09:00"),
+                    ("2025-03-11 09:00", "minutes", "2025-03-10 09:00"),
+                    ("2025-03-12 13:00", "reminder", "2025-06-02 09:00"),
+                    ("2025-03-13 15:00", "minutes", "2025-06-02 09:00"),
+                    ("2025-03-14 09:00", "invitation", "2025-03-17 09:00"),
+                ],
+            ),
+            // cancelled: not at all
+            (
+                vec![cancelled("weekly-koro", "2025-03-10 09:00")],
+                &[("2025-03-14 09:00", "invitation", "2025-03-17 09:00")],
+            ),
+            (
+                vec![
+                    cancelled("weekly-koro", "2025-03-10 09:00"),
+                    cancelled("weekly-koro", "2025-03-17 09:00"),
+                ],
+                &[],
+            ),
+            // another workflow's change does not touch this one
+            (
+                vec![cancelled("another-weekly", "2025-03-10 09:00")],
+                &[
+                    ("2025-03-10 07:00", "reminder", "2025-03-10 09:00"),
+                    ("2025-03-11 09:00", "minutes", "2025-03-10 09:00"),
+                    ("2025-03-14 09:00", "invitation", "2025-03-17 09:00"),
+                ],
+            ),
+        ];
+        for (changes, want) in table {
+            let changes = Changes::new(changes);
+            let fires = planner.fires_of(weekly, from, to, &changes, now);
+            assert_eq!(sorted(shown(&fires)), expected(want), "{changes:?}");
+            for fire in &fires {
+                let change = changes.get("weekly-koro", fire.occurrence);
+                assert!(
+                    change.is_none_or(|c| c.starts_at.is_some()),
+                    "a cancelled occurrence fired: {fire:?}"
+                );
+                let start = change.and_then(|c| c.starts_at).unwrap_or(fire.occurrence);
+                assert_eq!(fire.start, start);
+                assert_eq!(fire.sequence, change.map_or(0, |c| c.sequence));
+                assert_eq!(fire.due, start + fire.step.at.as_delta());
+            }
+        }
+    }
+
+    #[test]
+    fn fires_between_orders_by_due_then_workflow_then_step() {
+        let (_dir, definitions) = load(&[("weekly.yaml", WEEKLY), ("another.yaml", TWIN)]);
+        let planner = Planner::new(&definitions, Arc::new(Vec::new()));
+        let now = at("2025-02-01 00:00");
+        // The occurrence of 03-10 moved to Tuesday 11:00: its reminder (-2h) is due
+        // with the minutes (+1d) of 03-03, at 03-04 09:00.
+        let changes = Changes::new([moved("2025-03-10 09:00", "2025-03-04 11:00")]);
+        let fires = planner.fires_between(
+            at("2025-03-03 00:00"),
+            at("2025-03-08 00:00"),
+            &changes,
+            now,
+        );
+        let got: Vec<(DateTime<Utc>, &str, &str, DateTime<Utc>)> = fires
+            .iter()
+            .map(|f| {
+                (
+                    f.due,
+                    f.meeting.definition.id.as_str(),
+                    f.step.id.as_str(),
+                    f.occurrence,
+                )
+            })
+            .collect();
+        let want: Vec<(DateTime<Utc>, &str, &str, DateTime<Utc>)> = [
+            (
+                "2025-03-03 07:00",
+                "another-weekly",
+                "reminder",
+                "2025-03-03 09:00",
+            ),
+            (
+                "2025-03-03 07:00",
+                "weekly-koro",
+                "reminder",
+                "2025-03-03 09:00",
+            ),
+            (
+                "2025-03-04 09:00",
+                "another-weekly",
+                "minutes",
+                "2025-03-03 09:00",
+            ),
+            (
+                "2025-03-04 09:00",
+                "weekly-koro",
+                "reminder",
+                "2025-03-10 09:00",
+            ),
+            (
+                "2025-03-04 09:00",
+                "weekly-koro",
+                "minutes",
+                "2025-03-03 09:00",
+            ),
+            (
+                "2025-03-05 11:00",
+                "weekly-koro",
+                "minutes",
+                "2025-03-10 09:00",
+            ),
+            (
+                "2025-03-07 09:00",
+                "another-weekly",
+                "invitation",
+                "2025-03-10 09:00",
+            ),
+        ]
+        .into_iter()
+        .map(|(due, workflow, step, occurrence)| (at(due), workflow, step, at(occurrence)))
+        .collect();
+        assert_eq!(got, want);
+        // The moved invitation (due 03-01) is before the window: not there.
+        assert!(fires.iter().all(|f| f.due >= at("2025-03-03 00:00")));
+    }
+
+    fn leader() -> Contact {
+        Contact {
+            id: "c-1".to_owned(),
+            name: "Awa Diallo".to_owned(),
+            roles: vec!["leader".to_owned()],
+            place: "mopti/koro/koro".to_owned(),
+            phone: Some("+22376112233".to_owned()),
+            email: Some("awa@example.org".to_owned()),
+            language: "fra".to_owned(),
+            channels: vec![Channel::Sms],
+        }
+    }
+
+    #[test]
+    fn rule_reminders_fire_at_their_offset_within_their_lead() {
+        let script = "fn meeting_reminders(input) {
+            [#{ at: \"-3h\", channels: [\"sms\"] }, #{ at: \"-31d\" }]
+        }";
+        let (_dir, definitions) = load_with_rules(&[("weekly.yaml", WEEKLY)], Some(script));
+        let planner = Planner::new(&definitions, Arc::new(vec![leader()]));
+        let weekly = meeting(&definitions, "weekly-koro");
+        let now = at("2025-02-01 00:00");
+        let fires = planner.fires_of(
+            weekly,
+            at("2025-03-03 00:00"),
+            at("2025-03-03 09:00"),
+            &Changes::default(),
+            now,
+        );
+        assert_eq!(
+            sorted(shown(&fires)),
+            expected(&[
+                ("2025-03-03 06:00", "rule-reminder-3h", "2025-03-03 09:00"),
+                ("2025-03-03 07:00", "reminder", "2025-03-03 09:00"),
+            ])
+        );
+        // -31d is beyond MAX_RULE_REMINDER_LEAD: never a step.
+        let month = planner.fires_of(
+            weekly,
+            at("2025-01-01 00:00"),
+            at("2025-03-01 00:00"),
+            &Changes::default(),
+            now,
+        );
+        assert!(month.iter().all(|f| f.step.id != "rule-reminder-31d"));
+        assert!(planner.take_failures().is_empty());
+    }
+
+    #[test]
+    fn a_rule_reminder_without_channels_is_a_rule_failure() {
+        let script = "fn meeting_reminders(input) { [#{ at: \"-3h\", channels: [] }] }";
+        let (_dir, definitions) = load_with_rules(&[("weekly.yaml", WEEKLY)], Some(script));
+        let planner = Planner::new(&definitions, Arc::new(vec![leader()]));
+        let weekly = meeting(&definitions, "weekly-koro");
+        let now = at("2025-02-01 00:00");
+        let fires = planner.fires_of(
+            weekly,
+            at("2025-03-03 06:00"),
+            at("2025-03-03 06:01"),
+            &Changes::default(),
+            now,
+        );
+        // Expected as for a YAML step with `channels: []` ("channels is empty"):
+        // refused, the default (no extra reminder) applied, and a rule failure kept.
+        let messages: Vec<_> = fires
+            .iter()
+            .flat_map(|f| planner.messages(f, now))
+            .collect();
+        assert!(
+            messages.is_empty(),
+            "{:?}",
+            messages
+                .iter()
+                .map(|m| (&m.step, m.channel, &m.problem))
+                .collect::<Vec<_>>()
+        );
+        assert!(!planner.take_failures().is_empty());
+    }
+}

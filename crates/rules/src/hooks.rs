@@ -649,6 +649,12 @@ impl Decision for RemindersDecision {
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             };
+            if channels.is_empty() {
+                return Err(at_item(
+                    "'channels' is empty: list sms, email or both (or leave it out for both)"
+                        .to_owned(),
+                ));
+            }
             let reminder = ExtraReminder {
                 at,
                 template,
@@ -915,4 +921,802 @@ pub fn case_input(
         text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
     );
     input
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::fmt::Debug;
+
+    use super::*;
+    use palabre_core::diagnostic::Diagnostics;
+    use palabre_lang::calendars::Calendars;
+    use palabre_lang::places::Places;
+    use rhai::Engine;
+
+    const PLACES: &str = "\
+version: \"test\"
+regions:
+  - id: mopti
+    name: Mopti
+    cercles:
+      - id: koro
+        name: Koro
+        communes:
+          - { id: koro, name: Koro }
+          - { id: bondo, name: Bondo }
+";
+
+    /// Mopti with Koro and two communes; four roles; two templates.
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("places.yaml");
+        std::fs::write(&file, PLACES).unwrap();
+        let mut diagnostics = Diagnostics::default();
+        let places = Places::load(&file, &mut diagnostics);
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        World::new(
+            places,
+            Calendars::default(),
+            set(&["leader", "mayor", "prefect", "sub-prefect"]),
+            set(&["meeting-reminder", "meeting-invitation"]),
+        )
+    }
+
+    /// What a script returning `source` hands the hook.
+    fn eval(engine: &Engine, source: &str) -> Dynamic {
+        engine
+            .eval_expression::<Dynamic>(source)
+            .unwrap_or_else(|e| panic!("{source}: {e}"))
+    }
+
+    fn accepts<D: Decision + PartialEq + Debug>(valid: Vec<(&str, D)>) {
+        let (engine, world) = (Engine::new(), world());
+        for (source, expected) in valid {
+            assert_eq!(
+                D::parse(eval(&engine, source), &world),
+                Ok(expected),
+                "{} returning {source}",
+                D::HOOK.name
+            );
+        }
+    }
+
+    /// Each returned value is refused with an error holding every fragment given.
+    fn refuses<D: Decision + Debug>(invalid: &[(&str, &[&str])]) {
+        let (engine, world) = (Engine::new(), world());
+        for (source, fragments) in invalid {
+            match D::parse(eval(&engine, source), &world) {
+                Ok(decision) => panic!(
+                    "{} returning {source}: accepted as {decision:?}",
+                    D::HOOK.name
+                ),
+                Err(error) => {
+                    for fragment in *fragments {
+                        assert!(
+                            error.contains(fragment),
+                            "{} returning {source}: {error:?} does not say {fragment:?}",
+                            D::HOOK.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn time(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    fn group(role: Option<&str>, place: Option<&str>, contacts: &[&str]) -> RecipientGroup {
+        RecipientGroup {
+            role: role.map(str::to_owned),
+            place: place.map(str::to_owned),
+            contacts: contacts.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    fn offset(text: &str) -> Offset {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn schedule_decisions() {
+        let skip = |reason: &str| ScheduleDecision::Skip {
+            reason: reason.to_owned(),
+        };
+        let to = |date: NaiveDate, time: Option<NaiveTime>| ScheduleDecision::Move {
+            date,
+            time,
+            reason: "market day".to_owned(),
+        };
+        accepts(vec![
+            ("()", ScheduleDecision::Hold),
+            ("#{}", ScheduleDecision::Hold),
+            ("#{ skip: \"flood\" }", skip("flood")),
+            (
+                "#{ skip: \"yes\", reason: \"road closed\" }",
+                skip("road closed"),
+            ),
+            ("#{ skip: \"flood\", reason: () }", skip("flood")),
+            (
+                "#{ move_to: \"2025-03-12 15:00\", reason: \"market day\" }",
+                to(date(2025, 3, 12), Some(time(15, 0))),
+            ),
+            (
+                "#{ move_to: \"2025-03-12T15:00\", reason: \"market day\" }",
+                to(date(2025, 3, 12), Some(time(15, 0))),
+            ),
+            (
+                "#{ move_to: \" 2025-03-12 \", reason: \"market day\" }",
+                to(date(2025, 3, 12), None),
+            ),
+            (
+                "#{ move_to: \"2025-03-12\", skip: (), reason: \"market day\" }",
+                to(date(2025, 3, 12), None),
+            ),
+        ]);
+        refuses::<ScheduleDecision>(&[
+            ("\"skip\"", &["expected () to hold", "got a string"]),
+            ("true", &["got a boolean"]),
+            ("42", &["got an integer"]),
+            ("[]", &["got an array"]),
+            (
+                "#{ skp: \"flood\" }",
+                &["unknown key 'skp'", "(did you mean 'skip'?)"],
+            ),
+            (
+                "#{ moveto: \"2025-03-12\", reason: \"x\" }",
+                &["unknown key 'moveto'", "(did you mean 'move_to'?)"],
+            ),
+            ("#{ reason: \"flood\" }", &["expected () to hold"]),
+            (
+                "#{ skip: \"flood\", move_to: \"2025-03-12\", reason: \"x\" }",
+                &["cannot both be given"],
+            ),
+            ("#{ skip: \"  \" }", &["'skip' needs a reason"]),
+            (
+                "#{ skip: 1 }",
+                &["'skip': expected a string, got an integer"],
+            ),
+            (
+                "#{ move_to: \"12/03/2025 15:00\", reason: \"x\" }",
+                &["'move_to': '12/03/2025 15:00' is not YYYY-MM-DD HH:MM or YYYY-MM-DD"],
+            ),
+            (
+                "#{ move_to: \"2025-03-12 25:00\", reason: \"x\" }",
+                &["is not YYYY-MM-DD"],
+            ),
+            (
+                "#{ move_to: \"2025-02-30\", reason: \"x\" }",
+                &["is not YYYY-MM-DD"],
+            ),
+            (
+                "#{ move_to: \"2025-03-12 15:00:30\", reason: \"x\" }",
+                &["is not YYYY-MM-DD"],
+            ),
+            (
+                "#{ move_to: \"next monday\", reason: \"x\" }",
+                &["is not YYYY-MM-DD"],
+            ),
+            (
+                "#{ move_to: \"2025-03-12 15:00\" }",
+                &["'move_to' needs a 'reason'"],
+            ),
+            (
+                "#{ move_to: \"2025-03-12 15:00\", reason: \" \" }",
+                &["needs a 'reason'"],
+            ),
+            (
+                "#{ move_to: 20250312, reason: \"x\" }",
+                &["'move_to': expected a string, got an integer"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn invitees_decisions() {
+        accepts(vec![
+            ("()", InviteesDecision(vec![])),
+            ("[]", InviteesDecision(vec![])),
+            (
+                "[\"c-0042\"]",
+                InviteesDecision(vec![group(None, None, &["c-0042"])]),
+            ),
+            (
+                "[#{ role: \"mayor\" }]",
+                InviteesDecision(vec![group(Some("mayor"), None, &[])]),
+            ),
+            (
+                "[#{ role: \"mayor\", place: \"mopti/koro\" }]",
+                InviteesDecision(vec![group(Some("mayor"), Some("mopti/koro"), &[])]),
+            ),
+            (
+                "[#{ role: \"mayor\", place: () }]",
+                InviteesDecision(vec![group(Some("mayor"), None, &[])]),
+            ),
+            (
+                "[#{ contact: \"c-1\" }]",
+                InviteesDecision(vec![group(None, None, &["c-1"])]),
+            ),
+            (
+                "[#{ role: \"leader\", contact: \"c-1\" }]",
+                InviteesDecision(vec![group(Some("leader"), None, &["c-1"])]),
+            ),
+            (
+                "[\"c-1\", #{ role: \"leader\", place: \"mopti\" }]",
+                InviteesDecision(vec![
+                    group(None, None, &["c-1"]),
+                    group(Some("leader"), Some("mopti"), &[]),
+                ]),
+            ),
+        ]);
+        refuses::<InviteesDecision>(&[
+            (
+                "\"c-1\"",
+                &["expected an array of contact ids", "got a string"],
+            ),
+            ("#{ role: \"mayor\" }", &["got a map"]),
+            (
+                "[1]",
+                &["item 0: expected a contact id or a #{ role, place } map, got an integer"],
+            ),
+            (
+                "[\"c-1\", #{ rol: \"mayor\" }]",
+                &["item 1: unknown key 'rol'", "(did you mean 'role'?)"],
+            ),
+            (
+                "[#{ place: \"mopti\" }]",
+                &["item 0: give a 'role' or a 'contact'"],
+            ),
+            ("[#{}]", &["item 0: give a 'role' or a 'contact'"]),
+            (
+                "[#{ role: \"mayr\" }]",
+                &["item 0: unknown role 'mayr'", "(did you mean 'mayor'?)"],
+            ),
+            ("[#{ role: \"chief\" }]", &["item 0: unknown role 'chief'"]),
+            (
+                "[#{ role: \"mayor\", place: \"mopti/korro\" }]",
+                &[
+                    "item 0: unknown place 'mopti/korro'",
+                    "(did you mean 'mopti/koro'?)",
+                ],
+            ),
+            (
+                "[#{ contact: \"c-1\", place: \"bamako\" }]",
+                &["unknown place 'bamako'"],
+            ),
+            (
+                "[#{ role: 3 }]",
+                &["item 0: 'role': expected a string, got an integer"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn quorum_decisions() {
+        let quorum = |reached: bool, reason: &str| QuorumDecision {
+            reached,
+            reason: reason.to_owned(),
+        };
+        accepts(vec![
+            ("true", quorum(true, "")),
+            ("false", quorum(false, "")),
+            (
+                "#{ reached: true, reason: \"7 of 10\" }",
+                quorum(true, "7 of 10"),
+            ),
+            ("#{ reached: false }", quorum(false, "")),
+            ("#{ reached: true, reason: () }", quorum(true, "")),
+        ]);
+        refuses::<QuorumDecision>(&[
+            ("()", &["expected true, false or", "got ()"]),
+            ("1", &["got an integer"]),
+            ("\"yes\"", &["got a string"]),
+            ("#{ reason: \"x\" }", &["'reached' is missing"]),
+            ("#{ reached: \"yes\" }", &["'reached': expected a boolean"]),
+            ("#{ reached: 1 }", &["'reached': expected a boolean"]),
+            (
+                "#{ reachd: true }",
+                &["unknown key 'reachd'", "(did you mean 'reached'?)"],
+            ),
+            (
+                "#{ reached: true, reason: 5 }",
+                &["'reason': expected a string, got an integer"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn quorum_fallback_needs_more_than_half() {
+        // (invited, yes, reached)
+        let table = [
+            (0, 0, false),
+            (1, 0, false),
+            (1, 1, true),
+            (2, 1, false),
+            (3, 2, true),
+            (4, 2, false),
+            (4, 3, true),
+            (10, 5, false),
+            (10, 6, true),
+        ];
+        for (invited, yes, reached) in table {
+            let mut input = Map::new();
+            input.insert("invited".into(), Dynamic::from_int(invited));
+            input.insert("yes".into(), Dynamic::from_int(yes));
+            input.insert("no".into(), Dynamic::from_int(invited - yes));
+            assert_eq!(
+                QuorumDecision::fallback(&input),
+                QuorumDecision {
+                    reached,
+                    reason: format!("{yes} of {invited} invited confirmed; more than half needed"),
+                },
+                "{yes} of {invited}"
+            );
+        }
+        // Counts missing or not integers count as 0.
+        let mut odd = Map::new();
+        odd.insert("invited".into(), Dynamic::from("3"));
+        odd.insert("yes".into(), Dynamic::from_int(2));
+        assert!(!QuorumDecision::fallback(&odd).reached);
+        assert!(!QuorumDecision::fallback(&Map::new()).reached);
+    }
+
+    #[test]
+    fn reminders_decisions() {
+        let reminder = |at: &str, template: &str, channels: &[Channel]| ExtraReminder {
+            at: offset(at),
+            template: template.to_owned(),
+            channels: channels.to_vec(),
+        };
+        let both = [Channel::Sms, Channel::Email];
+        accepts(vec![
+            ("()", RemindersDecision(vec![])),
+            ("[]", RemindersDecision(vec![])),
+            (
+                "[#{ at: \"-3h\" }]",
+                RemindersDecision(vec![reminder("-3h", "meeting-reminder", &both)]),
+            ),
+            (
+                "[#{ at: \"-1d\", template: \"meeting-invitation\", channels: [\"email\"] }]",
+                RemindersDecision(vec![reminder(
+                    "-1d",
+                    "meeting-invitation",
+                    &[Channel::Email],
+                )]),
+            ),
+            (
+                "[#{ at: \"-30m\", template: (), channels: [\"email\", \"sms\"] }]",
+                RemindersDecision(vec![reminder(
+                    "-30m",
+                    "meeting-reminder",
+                    &[Channel::Email, Channel::Sms],
+                )]),
+            ),
+            // the same instant twice, however written: the first is kept
+            (
+                "[#{ at: \"-180m\" }, #{ at: \"-3h\", channels: [\"sms\"] }, #{ at: \"-1d\" }]",
+                RemindersDecision(vec![
+                    reminder("-3h", "meeting-reminder", &both),
+                    reminder("-1d", "meeting-reminder", &both),
+                ]),
+            ),
+        ]);
+        refuses::<RemindersDecision>(&[
+            (
+                "#{ at: \"-3h\" }",
+                &[
+                    "expected an array of #{ at, template, channels } maps",
+                    "got a map",
+                ],
+            ),
+            ("\"-3h\"", &["got a string"]),
+            (
+                "[\"-3h\"]",
+                &["item 0: expected a #{ at, template, channels } map, got a string"],
+            ),
+            (
+                "[#{ template: \"meeting-reminder\" }]",
+                &["item 0: 'at' is missing"],
+            ),
+            ("[#{ at: () }]", &["item 0: 'at' is missing"]),
+            (
+                "[#{ at: \"3h\" }]",
+                &["item 0: 'at' is +3h", "a reminder comes before the meeting"],
+            ),
+            (
+                "[#{ at: \"+1d\" }]",
+                &["a reminder comes before the meeting"],
+            ),
+            (
+                "[#{ at: \"0\" }]",
+                &["'at' is 0", "a reminder comes before the meeting"],
+            ),
+            (
+                "[#{ at: \"-3x\" }]",
+                &["item 0: 'at': '-3x' is not an offset"],
+            ),
+            (
+                "[#{ at: \"-3\" }]",
+                &["item 0: 'at': '-3' is not an offset"],
+            ),
+            ("[#{ at: \"\" }]", &["item 0: 'at': empty offset"]),
+            (
+                "[#{ at: \"-400d\" }]",
+                &["item 0: 'at': offset '-400d' is too large"],
+            ),
+            (
+                "[#{ at: -3 }]",
+                &["item 0: 'at': expected a string, got an integer"],
+            ),
+            (
+                "[#{ at: \"-3h\", template: \"meeting-remider\" }]",
+                &[
+                    "item 0: unknown template 'meeting-remider'",
+                    "(did you mean 'meeting-reminder'?)",
+                ],
+            ),
+            (
+                "[#{ at: \"-3h\", channels: [\"fax\"] }]",
+                &["item 0: 'channels': unknown channel 'fax' (sms or email)"],
+            ),
+            (
+                "[#{ at: \"-3h\", channels: [\"SMS\"] }]",
+                &["unknown channel 'SMS'"],
+            ),
+            (
+                "[#{ at: \"-3h\", channels: [1] }]",
+                &["'channels': unknown channel"],
+            ),
+            (
+                "[#{ at: \"-3h\", channels: \"sms\" }]",
+                &["item 0: 'channels': expected an array of channel names, got a string"],
+            ),
+            (
+                "[#{ at: \"-3h\", chanels: [\"sms\"] }]",
+                &[
+                    "item 0: unknown key 'chanels'",
+                    "(did you mean 'channels'?)",
+                ],
+            ),
+            (
+                "[#{ at: \"-3h\" }, #{ at: \"2h\" }]",
+                &["item 1: 'at' is +2h"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn reminders_refuse_an_empty_channel_list() {
+        refuses::<RemindersDecision>(&[("[#{ at: \"-3h\", channels: [] }]", &["channels"])]);
+    }
+
+    #[test]
+    fn overdue_decisions() {
+        let reason = |r: &str| r.to_owned();
+        accepts(vec![
+            (
+                "#{ action: \"remind\" }",
+                OverdueDecision::Remind { reason: reason("") },
+            ),
+            (
+                "#{ action: \"remind\", reason: \"late\" }",
+                OverdueDecision::Remind {
+                    reason: reason("late"),
+                },
+            ),
+            (
+                "#{ action: \"wait\", reason: \"rainy season\" }",
+                OverdueDecision::Wait {
+                    reason: reason("rainy season"),
+                },
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ role: \"prefect\", place: \"mopti/koro\" }, reason: \"3 weeks late\" }",
+                OverdueDecision::Escalate {
+                    to: group(Some("prefect"), Some("mopti/koro"), &[]),
+                    reason: reason("3 weeks late"),
+                },
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ role: \"prefect\" } }",
+                OverdueDecision::Escalate {
+                    to: group(Some("prefect"), None, &[]),
+                    reason: reason(""),
+                },
+            ),
+            (
+                "#{ action: \"escalate\", to: \"c-7\" }",
+                OverdueDecision::Escalate {
+                    to: group(None, None, &["c-7"]),
+                    reason: reason(""),
+                },
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ contact: \"c-7\" } }",
+                OverdueDecision::Escalate {
+                    to: group(None, None, &["c-7"]),
+                    reason: reason(""),
+                },
+            ),
+        ]);
+        refuses::<OverdueDecision>(&[
+            (
+                "()",
+                &[
+                    "expected #{ action: \"remind\" | \"escalate\" | \"wait\"",
+                    "got ()",
+                ],
+            ),
+            ("\"remind\"", &["got a string"]),
+            ("#{}", &["'action' is missing"]),
+            ("#{ reason: \"x\" }", &["'action' is missing"]),
+            ("#{ action: \"ping\" }", &["unknown action 'ping'"]),
+            ("#{ action: \"Remind\" }", &["unknown action 'Remind'"]),
+            (
+                "#{ action: 1 }",
+                &["'action': expected a string, got an integer"],
+            ),
+            (
+                "#{ acton: \"remind\" }",
+                &["unknown key 'acton'", "(did you mean 'action'?)"],
+            ),
+            ("#{ action: \"escalate\" }", &["'escalate' needs 'to'"]),
+            (
+                "#{ action: \"escalate\", to: #{ role: \"prefet\" } }",
+                &["'to': unknown role 'prefet' (did you mean 'prefect'?)"],
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ role: \"prefect\", place: \"mopti/kor\" } }",
+                &["'to': unknown place 'mopti/kor'"],
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ place: \"mopti\" } }",
+                &["'to': give a 'role' or a 'contact'"],
+            ),
+            (
+                "#{ action: \"escalate\", to: #{ rol: \"prefect\" } }",
+                &["'to': unknown key 'rol'", "(did you mean 'role'?)"],
+            ),
+            (
+                "#{ action: \"escalate\", to: 5 }",
+                &["'to': expected a contact id", "got an integer"],
+            ),
+            (
+                "#{ action: \"escalate\", to: [] }",
+                &["'to': expected a contact id", "got an array"],
+            ),
+            (
+                "#{ action: \"wait\", reason: 3 }",
+                &["'reason': expected a string"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn entry_decisions() {
+        let entry = |level: Option<&str>, reason: &str| EntryDecision {
+            level: level.map(str::to_owned),
+            reason: reason.to_owned(),
+        };
+        accepts(vec![
+            ("()", entry(None, "")),
+            ("#{}", entry(None, "")),
+            (
+                "#{ level: \"prefet\", reason: \"severity 3\" }",
+                entry(Some("prefet"), "severity 3"),
+            ),
+            ("#{ level: \"prefet\" }", entry(Some("prefet"), "")),
+            ("#{ level: (), reason: \"minor\" }", entry(None, "minor")),
+        ]);
+        refuses::<EntryDecision>(&[
+            ("\"prefet\"", &["expected () or #{ level: ", "got a string"]),
+            ("[]", &["got an array"]),
+            ("1", &["got an integer"]),
+            (
+                "#{ levl: \"prefet\" }",
+                &["unknown key 'levl'", "(did you mean 'level'?)"],
+            ),
+            (
+                "#{ level: 2 }",
+                &["'level': expected a string, got an integer"],
+            ),
+            (
+                "#{ level: \"prefet\", reason: true }",
+                &["'reason': expected a string, got a boolean"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn deadlines_decisions() {
+        let deadlines = |acknowledge: Option<&str>, resolve: Option<&str>| DeadlinesDecision {
+            acknowledge: acknowledge.map(offset),
+            resolve: resolve.map(offset),
+        };
+        accepts(vec![
+            ("()", deadlines(None, None)),
+            ("#{}", deadlines(None, None)),
+            ("#{ acknowledge: \"2h\" }", deadlines(Some("2h"), None)),
+            ("#{ resolve: \"1d\" }", deadlines(None, Some("1d"))),
+            (
+                "#{ acknowledge: \"+4h\", resolve: \"1d12h\" }",
+                deadlines(Some("4h"), Some("36h")),
+            ),
+            (
+                "#{ acknowledge: (), resolve: \"2d\" }",
+                deadlines(None, Some("2d")),
+            ),
+        ]);
+        refuses::<DeadlinesDecision>(&[
+            (
+                "\"2h\"",
+                &[
+                    "expected () or #{ acknowledge: \"4h\", resolve: \"2d\" }",
+                    "got a string",
+                ],
+            ),
+            ("[\"2h\"]", &["got an array"]),
+            (
+                "#{ acknowledge: \"-2h\" }",
+                &["'acknowledge': -2h is not a positive duration"],
+            ),
+            (
+                "#{ resolve: \"0\" }",
+                &["'resolve': 0 is not a positive duration"],
+            ),
+            (
+                "#{ resolve: \"2 days\" }",
+                &["'resolve': '2 days' is not an offset"],
+            ),
+            (
+                "#{ resolve: \"12h1d\" }",
+                &["'resolve': '12h1d' is not an offset"],
+            ),
+            ("#{ resolve: \"\" }", &["'resolve': empty offset"]),
+            (
+                "#{ acknowledge: 2 }",
+                &["'acknowledge': expected a string, got an integer"],
+            ),
+            (
+                "#{ acknowlege: \"2h\" }",
+                &["unknown key 'acknowlege'", "(did you mean 'acknowledge'?)"],
+            ),
+            (
+                "#{ acknowledge: \"2h\", escalate: true }",
+                &["unknown key 'escalate'"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn missed_decisions() {
+        let missed = |climb: u32, reason: &str| MissedDecision {
+            climb,
+            reason: reason.to_owned(),
+        };
+        accepts(vec![
+            ("#{ climb: 1 }", missed(1, "")),
+            ("#{ climb: 0, reason: \"stay\" }", missed(0, "stay")),
+            (
+                "#{ climb: 3, reason: \"severity 3\" }",
+                missed(3, "severity 3"),
+            ),
+        ]);
+        refuses::<MissedDecision>(&[
+            ("()", &["expected #{ climb: 1, reason: \"...\" }", "got ()"]),
+            ("1", &["got an integer"]),
+            ("#{}", &["'climb' is missing"]),
+            ("#{ reason: \"x\" }", &["'climb' is missing"]),
+            ("#{ climb: -1 }", &["'climb' is -1: 0 or more"]),
+            ("#{ climb: 5000000000 }", &["'climb' is 5000000000"]),
+            ("#{ climb: \"1\" }", &["'climb': expected an integer"]),
+            ("#{ climb: 1.0 }", &["'climb': expected an integer"]),
+            ("#{ climb: () }", &["'climb': expected an integer"]),
+            (
+                "#{ clime: 1 }",
+                &["unknown key 'clime'", "(did you mean 'climb'?)"],
+            ),
+            (
+                "#{ climb: 1, reason: 2 }",
+                &["'reason': expected a string, got an integer"],
+            ),
+        ]);
+    }
+
+    /// The default a script's `parent()` gets at the top is the fallback itself.
+    fn default_is_fallback<D: Decision + PartialEq + Debug>(input: &Map) {
+        assert_eq!(
+            D::parse(D::default_value(input), &world()),
+            Ok(D::fallback(input)),
+            "{}",
+            D::HOOK.name
+        );
+    }
+
+    #[test]
+    fn every_default_value_parses_to_its_fallback() {
+        let mut inputs = vec![Map::new()];
+        for (invited, yes) in [(4, 3), (4, 2)] {
+            let mut input = Map::new();
+            input.insert("invited".into(), Dynamic::from_int(invited));
+            input.insert("yes".into(), Dynamic::from_int(yes));
+            inputs.push(input);
+        }
+        for input in &inputs {
+            default_is_fallback::<ScheduleDecision>(input);
+            default_is_fallback::<InviteesDecision>(input);
+            default_is_fallback::<QuorumDecision>(input);
+            default_is_fallback::<RemindersDecision>(input);
+            default_is_fallback::<OverdueDecision>(input);
+            default_is_fallback::<EntryDecision>(input);
+            default_is_fallback::<DeadlinesDecision>(input);
+            default_is_fallback::<MissedDecision>(input);
+        }
+        // The fallbacks the reference describes.
+        let none = Map::new();
+        assert_eq!(ScheduleDecision::fallback(&none), ScheduleDecision::Hold);
+        assert_eq!(InviteesDecision::fallback(&none), InviteesDecision(vec![]));
+        assert_eq!(
+            RemindersDecision::fallback(&none),
+            RemindersDecision(vec![])
+        );
+        assert!(matches!(
+            OverdueDecision::fallback(&none),
+            OverdueDecision::Remind { .. }
+        ));
+        assert_eq!(EntryDecision::fallback(&none).level, None);
+        assert_eq!(
+            DeadlinesDecision::fallback(&none),
+            DeadlinesDecision {
+                acknowledge: None,
+                resolve: None
+            }
+        );
+        assert_eq!(MissedDecision::fallback(&none).climb, 1);
+        assert!(QuorumDecision::fallback(&inputs[1]).reached);
+        assert!(!QuorumDecision::fallback(&inputs[2]).reached);
+    }
+
+    #[test]
+    fn every_decision_names_its_hook() {
+        let names = [
+            ScheduleDecision::HOOK.name,
+            InviteesDecision::HOOK.name,
+            QuorumDecision::HOOK.name,
+            RemindersDecision::HOOK.name,
+            OverdueDecision::HOOK.name,
+            EntryDecision::HOOK.name,
+            DeadlinesDecision::HOOK.name,
+            MissedDecision::HOOK.name,
+        ];
+        assert_eq!(
+            names,
+            [
+                "meeting_schedule",
+                "meeting_invitees",
+                "meeting_quorum",
+                "meeting_reminders",
+                "milestone_overdue",
+                "escalation_entry",
+                "escalation_deadlines",
+                "escalation_missed",
+            ]
+        );
+        for name in names {
+            assert_eq!(spec(name).map(|s| s.name), Some(name));
+        }
+        assert!(spec("meeting_agenda").is_none());
+    }
 }
