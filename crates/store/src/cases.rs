@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
+use super::states::PENDING;
 use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::escalation::{Case, CaseState};
@@ -163,9 +164,9 @@ impl Store {
             DropTimers::All => Some(format!("{}/%", case.id)),
         };
         if let Some(pattern) = pattern {
-            sqlx::query(
-                "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND step LIKE $2",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM timers WHERE workflow = $1 AND state = '{PENDING}' AND step LIKE $2"
+            )))
             .bind(&case.workflow)
             .bind(pattern)
             .execute(&mut *tx)

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
+use super::states::{CANCELLED, PENDING};
 use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::occurrence::OccurrenceChange;
@@ -81,10 +82,10 @@ impl Store {
         .bind(millis(now))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM timers WHERE workflow = $1 AND occurrence = $2 \
-             AND state IN ('pending', 'cancelled')",
-        )
+             AND state IN ('{PENDING}', '{CANCELLED}')"
+        )))
         .bind(&change.workflow)
         .bind(millis(change.occurrence))
         .execute(&mut *tx)

@@ -216,6 +216,7 @@ mod ledger;
 mod milestones;
 mod outbox;
 mod replies;
+mod states;
 mod timers;
 mod tokens;
 

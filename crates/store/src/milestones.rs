@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ledger::{LedgerEntry, LedgerEvent, append};
+use super::states::PENDING;
 use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::milestones::{MilestoneState, MilestoneStatus};
 
@@ -98,9 +99,9 @@ impl Store {
                 .await?;
         }
         if status.is_closed() {
-            let dropped = sqlx::query(
-                "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND step LIKE $2",
-            )
+            let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM timers WHERE workflow = $1 AND state = '{PENDING}' AND step LIKE $2"
+            )))
             .bind(plan)
             .bind(format!("{milestone}/%"))
             .execute(&mut *tx)

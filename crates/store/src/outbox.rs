@@ -12,6 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::lease::Claim;
 use super::ledger::{LedgerEntry, LedgerEvent, append};
+use super::states::{DEAD, QUEUED, SENT};
 use palabre_core::channel::Channel;
 
 use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
@@ -125,7 +126,7 @@ pub(crate) async fn enqueue(
                 .bind(m.subject.as_deref())
                 .bind(&m.body)
                 .bind(m.calendar.as_deref())
-                .bind("queued")
+                .bind(QUEUED)
                 .bind(0_i64)
                 .bind(millis(now))
                 .bind(millis(now))
@@ -157,7 +158,7 @@ pub(crate) async fn queue_fallbacks(
             "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, \
              subject, body, state, attempts, next_attempt, created, updated) \
              SELECT id || '|fallback', id, workflow, occurrence, step, contact_id, fallback_channel, language, \
-             fallback_subject, fallback_body, 'queued', 0, CAST({next_attempt} AS BIGINT), \
+             fallback_subject, fallback_body, '{QUEUED}', 0, CAST({next_attempt} AS BIGINT), \
              CAST({created} AS BIGINT), CAST({updated} AS BIGINT) \
              FROM outbox WHERE id IN {list} AND fallback_channel IS NOT NULL \
              AND fallback_body IS NOT NULL AND fallback_channel <> channel \
@@ -262,7 +263,7 @@ impl Store {
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
         let claim = Claim {
             table: "outbox",
-            state: "queued",
+            state: QUEUED,
             time: "next_attempt",
             returning: "id, workflow, occurrence, step, contact_id, channel, language, subject, body, calendar, attempts, fallback_channel, fallback_subject, fallback_body",
         };
@@ -321,7 +322,7 @@ impl Store {
                  next_attempt = outcome.next_attempt, provider_id = outcome.provider_id, \
                  last_error = outcome.last_error, awaiting_receipt_until = outcome.awaiting, \
                  lease_owner = NULL, lease_until = NULL, updated = {updated} \
-                 FROM outcome WHERE outbox.id = outcome.id AND outbox.state = 'queued' \
+                 FROM outcome WHERE outbox.id = outcome.id AND outbox.state = '{QUEUED}' \
                  AND outbox.lease_owner = {owner_param} RETURNING outbox.id",
                 values.join(", ")
             );
@@ -332,17 +333,17 @@ impl Store {
                         provider_id,
                         awaiting_receipt_until,
                     } => (
-                        "sent",
+                        SENT,
                         now,
                         Some(provider_id.as_str()),
                         None,
                         awaiting_receipt_until.map(millis),
                     ),
                     DeliveryOutcome::Retry { at, error } => {
-                        ("queued", *at, None, Some(error.as_str()), None)
+                        (QUEUED, *at, None, Some(error.as_str()), None)
                     }
                     DeliveryOutcome::Dead { error } => {
-                        ("dead", now, None, Some(error.as_str()), None)
+                        (DEAD, now, None, Some(error.as_str()), None)
                     }
                 };
                 query = query
@@ -446,10 +447,10 @@ impl Store {
         let mut ledger = Vec::with_capacity(corrupt.len());
         for (id, reason) in corrupt {
             let error = format!("the outbox row cannot be read: {reason}");
-            sqlx::query(
-                "UPDATE outbox SET state = 'dead', last_error = $1, lease_owner = NULL, \
-                 lease_until = NULL, updated = $2 WHERE id = $3",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET state = '{DEAD}', last_error = $1, lease_owner = NULL, \
+                 lease_until = NULL, updated = $2 WHERE id = $3"
+            )))
             .bind(&error)
             .bind(millis(now))
             .bind(id)

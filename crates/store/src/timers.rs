@@ -14,6 +14,7 @@ use sqlx::{AnyConnection, Row};
 use super::lease::Claim;
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
+use super::states::{DEAD, FIRED, PENDING, QUEUED, SENT, SKIPPED, TimerState};
 use super::{Backend, Params, Store, StoreError, instant, millis};
 
 /// A timer to plan.
@@ -64,11 +65,12 @@ pub enum TimerOutcome {
 }
 
 impl TimerOutcome {
-    fn as_str(self) -> &'static str {
+    /// The state a timer ends in.
+    fn state(self) -> TimerState {
         match self {
-            TimerOutcome::Fired => "fired",
-            TimerOutcome::Skipped => "skipped",
-            TimerOutcome::Cancelled => "cancelled",
+            TimerOutcome::Fired => TimerState::Fired,
+            TimerOutcome::Skipped => TimerState::Skipped,
+            TimerOutcome::Cancelled => TimerState::Cancelled,
         }
     }
 }
@@ -138,7 +140,7 @@ pub(crate) async fn insert_timers(
                 .bind(&timer.step)
                 .bind(millis(timer.due))
                 .bind(millis(now))
-                .bind("pending");
+                .bind(PENDING);
         }
         inserted += query.execute(&mut *conn).await?.rows_affected();
     }
@@ -167,9 +169,9 @@ impl Store {
         ledger: &LedgerEntry,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let removed = sqlx::query(
-            "DELETE FROM timers WHERE workflow = $1 AND state = 'pending' AND due >= $2",
-        )
+        let removed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM timers WHERE workflow = $1 AND state = '{PENDING}' AND due >= $2"
+        )))
         .bind(workflow)
         .bind(millis(from))
         .execute(&mut *tx)
@@ -248,7 +250,7 @@ impl Store {
     ) -> Result<Vec<ClaimedTimer>, StoreError> {
         let claim = Claim {
             table: "timers",
-            state: "pending",
+            state: PENDING,
             time: "due",
             returning: "id, workflow, occurrence, step, due",
         };
@@ -298,11 +300,11 @@ impl Store {
                 let list: Vec<String> = chunk.iter().map(|_| params.next()).collect();
                 let sql = format!(
                     "UPDATE timers SET state = {state}, lease_owner = NULL, lease_until = NULL, updated = {updated} \
-                     WHERE state = 'pending' AND lease_owner = {owner_param} AND id IN ({}) RETURNING id",
+                     WHERE state = '{PENDING}' AND lease_owner = {owner_param} AND id IN ({}) RETURNING id",
                     list.join(", ")
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(outcome.as_str())
+                    .bind(outcome.state().as_str())
                     .bind(millis(now))
                     .bind(owner);
                 for id in chunk {
@@ -360,8 +362,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS later FROM timers WHERE workflow = $1 AND step = $2 AND state = 'pending' \
-             AND due > $3 AND due <= $4",
+            sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS later FROM timers WHERE workflow = $1 AND step = $2 AND state = '{PENDING}' \
+             AND due > $3 AND due <= $4")),
         )
         .bind(workflow)
         .bind(step)
@@ -404,13 +406,13 @@ impl Store {
 
     /// The earliest instant anything is due: a pending timer or a queued message.
     pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT MIN(t) AS t FROM (\
-               SELECT MIN(due) AS t FROM timers WHERE state = 'pending' \
-               UNION ALL SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'queued' \
+               SELECT MIN(due) AS t FROM timers WHERE state = '{PENDING}' \
+               UNION ALL SELECT MIN(next_attempt) AS t FROM outbox WHERE state = '{QUEUED}' \
                UNION ALL SELECT MIN(awaiting_receipt_until) AS t FROM outbox \
-               WHERE awaiting_receipt_until IS NOT NULL) AS wakeups",
-        )
+               WHERE awaiting_receipt_until IS NOT NULL) AS wakeups"
+        )))
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<Option<i64>, _>("t")?.map(instant))
@@ -418,14 +420,14 @@ impl Store {
 
     /// Counts for `palabre status`, as of `now`.
     pub async fn status(&self, now: DateTime<Utc>) -> Result<StatusCounts, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT \
-               (SELECT COUNT(*) FROM timers WHERE state = 'pending' AND due > $1) AS due_later, \
-               (SELECT COUNT(*) FROM timers WHERE state = 'pending' AND due <= $1) AS late, \
-               (SELECT COUNT(*) FROM timers WHERE state = 'fired') AS fired, \
-               (SELECT COUNT(*) FROM timers WHERE state = 'skipped') AS skipped, \
-               (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error') AS rule_errors",
-        )
+               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND due > $1) AS due_later, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND due <= $1) AS late, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{FIRED}') AS fired, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{SKIPPED}') AS skipped, \
+               (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error') AS rule_errors"
+        )))
         .bind(millis(now))
         .fetch_one(&self.pool)
         .await?;
@@ -449,14 +451,14 @@ impl Store {
     /// [`ChannelCounts`] for every channel that has messages.
     async fn channel_counts(&self) -> Result<Vec<ChannelCounts>, StoreError> {
         let rows = sqlx::query(
-            "SELECT channel, \
-               SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
-               SUM(CASE WHEN state = 'queued' AND attempts > 0 THEN 1 ELSE 0 END) AS retrying, \
-               SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
-               SUM(CASE WHEN state = 'sent' AND receipt = 'delivered' THEN 1 ELSE 0 END) AS delivered, \
-               SUM(CASE WHEN state = 'sent' AND receipt = 'failed' THEN 1 ELSE 0 END) AS undelivered, \
-               SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS dead_lettered \
-             FROM outbox GROUP BY channel ORDER BY channel",
+            sqlx::AssertSqlSafe(format!("SELECT channel, \
+               SUM(CASE WHEN state = '{QUEUED}' THEN 1 ELSE 0 END) AS queued, \
+               SUM(CASE WHEN state = '{QUEUED}' AND attempts > 0 THEN 1 ELSE 0 END) AS retrying, \
+               SUM(CASE WHEN state = '{SENT}' THEN 1 ELSE 0 END) AS sent, \
+               SUM(CASE WHEN state = '{SENT}' AND receipt = 'delivered' THEN 1 ELSE 0 END) AS delivered, \
+               SUM(CASE WHEN state = '{SENT}' AND receipt = 'failed' THEN 1 ELSE 0 END) AS undelivered, \
+               SUM(CASE WHEN state = '{DEAD}' THEN 1 ELSE 0 END) AS dead_lettered \
+             FROM outbox GROUP BY channel ORDER BY channel")),
         )
         .fetch_all(&self.pool)
         .await?;
