@@ -180,9 +180,15 @@ pub struct ServeArgs {
     /// This worker's name in leases (several workers can share a PostgreSQL database).
     #[arg(long, env = "PALABRE_WORKER")]
     pub worker: Option<String>,
-    /// Also import examples/directory.csv and run a demo meeting starting in a few minutes.
+    /// Run the demo: its own database and outbox under demo/ (the real ones are not
+    /// touched), examples/directory.csv imported there, and a demo meeting starting
+    /// in a few minutes. A real SMTP server or SMS gateway is refused.
     #[arg(long)]
     pub demo: bool,
+    /// With --demo, send through the configured SMTP server or SMS gateway anyway
+    /// (to the invented addresses and numbers of examples/directory.csv).
+    #[arg(long, requires = "demo")]
+    pub demo_with_real_connectors: bool,
     /// Delay before retrying a failed delivery the first time (doubles each time), e.g. 30s.
     #[arg(long, default_value = "30s")]
     pub retry_first_delay: Offset,

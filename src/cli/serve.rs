@@ -25,7 +25,10 @@ use super::context::{
 
 /// Plans, fires and delivers until SIGINT or SIGTERM, answering the HTTP API and
 /// taking up edits of the workflows folder meanwhile.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if args.demo {
+        keep_the_demo_apart(&mut args)?;
+    }
     let fingerprint = folder_fingerprint(&args.sources.workflows);
     let mut definitions = load_definitions(&args.sources.workflows)?;
     let store = open_store(&args.sources).await?;
@@ -40,7 +43,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         demo = Some(file);
         tracing::info!(
             target: LOG_TARGET,
-            "demo: {} contacts imported; meeting 'demo' starts in 5 minutes, invitations in about a minute",
+            "demo: {} invented contacts imported into {DEMO_FOLDER}/palabre.db (the real database is not touched); \
+             meeting 'demo' starts in 5 minutes, invitations in about a minute, written to {DEMO_FOLDER}/outbox/",
             contacts.len()
         );
     }
@@ -162,8 +166,45 @@ fn connectors(args: &ServeArgs, gateway: Option<&SmsGatewayFile>) -> anyhow::Res
     Ok(Connectors::default().with(Arc::new(email)).with(sms))
 }
 
+/// Where `serve --demo` keeps all it writes: its own database, outbox and demo
+/// meeting, never the real ones.
+const DEMO_FOLDER: &str = "demo";
+
+/// Points the demo at its own database and outbox under [`DEMO_FOLDER`], whatever
+/// `--db`, `--outbox` or their environment variables say, so that invented
+/// people never reach a real database; and refuses a real SMTP server or SMS
+/// gateway, which would send to the invented addresses and numbers, unless
+/// asked for with `--demo-with-real-connectors`.
+fn keep_the_demo_apart(args: &mut ServeArgs) -> anyhow::Result<()> {
+    let real: Vec<&str> = [
+        args.smtp_host
+            .as_ref()
+            .map(|_| "an SMTP server (--smtp-host, PALABRE_SMTP_HOST)"),
+        args.sms_gateway
+            .as_ref()
+            .map(|_| "an SMS gateway (--sms-gateway, PALABRE_SMS_GATEWAY)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !real.is_empty() && !args.demo_with_real_connectors {
+        bail!(
+            "serve --demo writes to invented people, into files under {DEMO_FOLDER}/; it will not \
+             send through {}. Unset it for the demo, or add --demo-with-real-connectors to send \
+             the demo's messages to the invented addresses and numbers of examples/directory.csv",
+            real.join(" or ")
+        );
+    }
+    std::fs::create_dir_all(DEMO_FOLDER)
+        .with_context(|| format!("creating the demo's folder {DEMO_FOLDER}/"))?;
+    args.sources.db = Some(format!("sqlite://{DEMO_FOLDER}/palabre.db"));
+    args.outbox = Path::new(DEMO_FOLDER).join("outbox");
+    Ok(())
+}
+
 /// A meeting starting a few minutes from `now`, with steps one to four minutes
-/// before, written to a file so that it goes through the same loader as any other.
+/// before, written to a file in the demo's folder so that it goes through the
+/// same loader as any other.
 fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     let start = now + chrono::TimeDelta::minutes(5);
     let yaml = format!(
@@ -177,9 +218,7 @@ fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
         start.day(),
         start.month()
     );
-    let dir = std::env::temp_dir().join(format!("palabre-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("demo.yaml");
+    let file = Path::new(DEMO_FOLDER).join("demo-meeting.yaml");
     std::fs::write(&file, yaml)?;
     Ok(file)
 }

@@ -368,7 +368,8 @@ async fn a_wrong_smtp_password_dead_letters_instead_of_retrying_forever() {
 
 /// The README's run command, in a fresh copy of the repository's layout: the engine
 /// starts on SQLite with the invented directory and delivers the demo meeting's
-/// invitations as `.eml` files within a minute; its logs are JSON when asked.
+/// invitations as `.eml` files within a minute, all under `demo/` (its own
+/// database and outbox); its logs are JSON when asked.
 #[test]
 fn the_readme_demo_delivers_mail_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,7 +381,7 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
         &[],
     );
     let started = Instant::now();
-    let outbox = dir.path().join("outbox");
+    let outbox = dir.path().join("demo/outbox");
     let mailed = wait_until(Duration::from_secs(75), || {
         std::fs::read_dir(&outbox).is_ok_and(|entries| {
             entries
@@ -390,12 +391,16 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
     });
     let waited = started.elapsed();
     let stderr = terminate(child);
-    assert!(mailed, "no .eml in outbox/ after {waited:?}\n{stderr}");
+    assert!(mailed, "no .eml in demo/outbox/ after {waited:?}\n{stderr}");
     assert!(waited < Duration::from_secs(70), "took {waited:?}");
-    assert!(dir.path().join("palabre.db").exists());
+    assert!(dir.path().join("demo/palabre.db").exists());
+    assert!(
+        !dir.path().join("palabre.db").exists() && !dir.path().join("outbox").exists(),
+        "the demo wrote outside demo/"
+    );
     assert!(
         std::fs::read_dir(outbox.join("sms")).unwrap().count() > 0,
-        "SMS went to outbox/sms"
+        "SMS went to demo/outbox/sms"
     );
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let entry: serde_json::Value =
@@ -407,6 +412,92 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
         !stderr.contains("@example.org") && !stderr.contains("+223"),
         "personal data in the logs:\n{stderr}"
     );
+}
+
+/// The demo never touches real data: a contact imported into the real database
+/// keeps its name and number after a demo run (the invented directory has a
+/// contact of the same id), the demo refuses a configured SMTP server, and it
+/// leaves nothing in the system's temporary folder.
+#[test]
+fn the_demo_never_touches_the_real_database_or_real_connectors() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("workflows"), &dir.path().join("workflows"));
+    copy_dir(&repo().join("examples"), &dir.path().join("examples"));
+    std::fs::write(
+        dir.path().join("real.csv"),
+        "id,name,roles,place,phone,email,language,channels\n\
+         c-0001,Vraie Personne,leader,mopti/koro/koro,76 00 00 01,,fra,sms\n",
+    )
+    .unwrap();
+    let imported = palabre(dir.path(), &["contacts", "import", "real.csv"]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+
+    let refused = palabre(
+        dir.path(),
+        &[
+            "serve",
+            "--demo",
+            "--smtp-host",
+            "127.0.0.1",
+            "--http",
+            "off",
+        ],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("will not send through an SMTP server")
+            && refused.stderr.contains("--demo-with-real-connectors"),
+        "{}",
+        refused.stderr
+    );
+
+    let (mut child, log) = {
+        let mut child = spawn(dir.path(), &["serve", "--demo"], &[]);
+        let (log, _reader) = read_log(&mut child);
+        (child, log)
+    };
+    let started = wait_until(Duration::from_secs(30), || {
+        log.lock().unwrap().contains("palabre serving")
+    });
+    let pid = child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    child.wait().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(started, "{log}");
+    assert!(log.contains("the real database is not touched"), "{log}");
+    assert!(
+        !std::env::temp_dir()
+            .join(format!("palabre-demo-{pid}"))
+            .exists(),
+        "the demo left a temporary folder"
+    );
+
+    let listed = palabre(dir.path(), &["contacts", "list", "--reveal"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let real = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("c-0001"))
+        .unwrap_or_default();
+    assert!(
+        real.contains("Vraie Personne") && real.contains("+22376000001"),
+        "the real contact changed: {}",
+        listed.stdout
+    );
+    assert_eq!(
+        listed.stdout.lines().filter(|l| l.contains("c-0")).count(),
+        1
+    );
+    let demo = palabre(
+        dir.path(),
+        &["contacts", "list", "--db", "sqlite://demo/palabre.db"],
+    );
+    assert!(demo.stdout.lines().count() > 200, "{}", demo.stdout);
+    assert!(dir.path().join("demo/demo-meeting.yaml").exists());
 }
 
 /// Collects a child's stderr as it comes, for tests that wait on its log.
