@@ -211,10 +211,11 @@ fn the_timeline_shows_status_lateness_and_what_blocks_what() {
     let run = palabre(dir.path(), &["milestones", "--place", "segou"]);
     assert_eq!(
         run.stdout.lines().count(),
-        1,
-        "only the header: {}",
+        5,
+        "the header and the four milestones of Macina, none of Koro's: {}",
         run.stdout
     );
+    assert!(!run.stdout.contains("redeploiement-koro"), "{}", run.stdout);
     let run = palabre(dir.path(), &["milestones", "--format", "ics"]);
     assert!(
         run.stdout

@@ -24,7 +24,7 @@ fn the_shipped_rules_pass_their_cases() {
     let run = palabre(&repo(), &["test"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("test result: ok. 29 passed; 0 failed"),
+        run.stdout.contains("test result: ok. 36 passed; 0 failed"),
         "{}",
         run.stdout
     );

@@ -1,17 +1,22 @@
 //! `palabre validate`: the shipped workflows pass; a corpus of broken files is
-//! rejected with exactly the expected positions and messages.
+//! rejected with exactly the expected positions and messages; calendars about to
+//! end are warned about (by `status` too).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::util::{palabre, repo, workspace_with_directory};
+use chrono::{NaiveDate, TimeDelta, Utc};
+use palabre_core::diagnostic::Severity;
+use palabre_plan::definitions::{Definitions, calendar_endings};
+
+use crate::util::{palabre, repo, workspace, workspace_with_directory};
 
 #[test]
 fn shipped_workflows_are_valid() {
     let run = palabre(&repo(), &["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("ok: 15 workflow(s) valid"),
+        run.stderr.contains("ok: 17 workflow(s) valid"),
         "{}",
         run.stderr
     );
@@ -167,10 +172,154 @@ fn recipients_are_checked_against_the_imported_directory() {
         "{}",
         run.stderr
     );
+    // The shipped calendars warn from 90 days before their end, as of the real
+    // date this test runs on: count the other warnings only.
+    let calendar_warnings = run.stderr.matches("calendars/holidays.yaml:").count();
     assert!(
-        run.stderr.contains("1 error(s), 1 warning(s)"),
+        run.stderr
+            .contains(&format!("1 error(s), {} warning(s)", 1 + calendar_warnings)),
         "{}",
         run.stderr
+    );
+}
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().unwrap()
+}
+
+#[test]
+fn the_shipped_calendars_do_not_end_within_ninety_days_of_2026_12_01() {
+    let root = repo().join("workflows");
+    let (definitions, diagnostics) = Definitions::load(&root, None, palabre_sms::RULE_FUNCTIONS);
+    let problems: Vec<String> = diagnostics.sorted().iter().map(|d| d.to_string()).collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(definitions.calendars_ending(date("2026-12-01")), []);
+    assert_eq!(definitions.workflow_ids().count(), 17);
+    assert_eq!(calendar_endings(&root, date("2026-12-01")), []);
+    // Their last dated entry is Baptême du Prophète 2027: 90 days before it, they warn.
+    assert_eq!(calendar_endings(&root, date("2027-05-23")), []);
+    let endings = calendar_endings(&root, date("2027-05-24"));
+    assert_eq!(endings.len(), 1, "{endings:#?}");
+    assert_eq!(endings[0].last_date, date("2027-08-22"));
+    assert_eq!(endings[0].days_left, 90);
+}
+
+#[test]
+fn a_calendar_ending_soon_is_a_warning_at_its_last_entry() {
+    let dir = workspace();
+    let root = dir.path().join("workflows");
+    std::fs::write(
+        root.join("calendars/fetes-locales.yaml"),
+        "# Local feasts.\n\
+         dated:\n  \
+         - { date: 2027-02-10, name: \"Fête du fleuve\" }\n  \
+         - { date: 2027-01-05, name: \"Fête des semences\" }\n\
+         periods:\n  \
+         - { from: 2026-12-20, to: 2027-01-31, name: \"Pêche collective\" }\n",
+    )
+    .unwrap();
+    let warnings_on = |today: &str| -> Vec<String> {
+        let (definitions, mut diagnostics) =
+            Definitions::load(&root, None, palabre_sms::RULE_FUNCTIONS);
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
+        for ending in definitions.calendars_ending(date(today)) {
+            diagnostics.push(ending.diagnostic());
+        }
+        diagnostics
+            .sorted()
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| d.to_string())
+            .collect()
+    };
+    assert_eq!(
+        warnings_on("2026-11-11"),
+        [] as [String; 0],
+        "91 days ahead: no warning"
+    );
+    let file = root.join("calendars/fetes-locales.yaml");
+    let expected = format!(
+        "{}:3:13: warning: calendar fetes-locales.yaml ends on 2027-02-10 (Fête du fleuve), \
+         in 90 days: after that date the rules and case deadlines know none of its holidays or \
+         periods; add next year's holidays and feasts under `dated:` (the Islamic feasts with \
+         `estimated: true` until they are announced) and next year's periods (Ramadan) under \
+         `periods:`\n  |\n3 |   - {{ date: 2027-02-10, name: \"Fête du fleuve\" }}\n  |             ^^^^^^^^^^",
+        file.display()
+    );
+    assert_eq!(warnings_on("2026-11-12"), [expected]);
+    let ended = warnings_on("2027-02-13");
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    assert!(
+        ended[0].contains(
+            "calendar fetes-locales.yaml ended on 2027-02-10 (Fête du fleuve), 3 days ago"
+        ),
+        "{}",
+        ended[0]
+    );
+    // The shipped holidays end too by then: both calendars are listed for status.
+    let endings = calendar_endings(&root, date("2027-06-01"));
+    let files: Vec<_> = endings.iter().map(|e| e.file.clone()).collect();
+    assert_eq!(
+        files,
+        [
+            root.join("calendars/fetes-locales.yaml"),
+            root.join("calendars/holidays.yaml")
+        ]
+    );
+    assert_eq!((endings[1].line, endings[1].column), (27, 13));
+    assert_eq!(endings[1].last_entry, "Baptême du Prophète");
+}
+
+#[test]
+fn validate_and_status_warn_about_a_calendar_ending_soon() {
+    let dir = workspace_with_directory();
+    // Relative to the real date, so that the outcome does not depend on it.
+    let last = (Utc::now() + TimeDelta::days(30)).date_naive();
+    std::fs::write(
+        dir.path().join("workflows/calendars/fetes-locales.yaml"),
+        format!("dated:\n  - {{ date: {last}, name: \"Fête du fleuve\" }}\n"),
+    )
+    .unwrap();
+    let run = palabre(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "a warning, not an error: {}", run.stderr);
+    let said = format!(
+        "workflows/calendars/fetes-locales.yaml:2:13: warning: calendar fetes-locales.yaml ends on {last} (Fête du fleuve)"
+    );
+    assert!(run.stderr.contains(&said), "{}", run.stderr);
+    let run = palabre(dir.path(), &["status"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let counts_end = run.stdout.find("rule errors (default applied)").unwrap();
+    let warned = run.stdout[counts_end..]
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning after the counts:\n{}", run.stdout));
+    assert!(
+        warned.starts_with(&format!(
+            "warning: workflows/calendars/fetes-locales.yaml:2:13: calendar fetes-locales.yaml ends on {last}"
+        )),
+        "{}",
+        run.stdout
+    );
+    let run = palabre(dir.path(), &["status", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ending = status["calendars_ending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == "workflows/calendars/fetes-locales.yaml")
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(ending["last_date"], last.to_string());
+    assert_eq!(ending["last_entry"], "Fête du fleuve");
+    assert_eq!(
+        (ending["line"].as_u64(), ending["column"].as_u64()),
+        (Some(2), Some(13))
+    );
+    assert!(
+        ending["message"]
+            .as_str()
+            .unwrap()
+            .contains("add next year's holidays")
     );
 }
 

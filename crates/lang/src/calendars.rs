@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::places::Places;
+use crate::source_map::Located;
 use crate::yaml;
 use palabre_core::diagnostic::Diagnostics;
 
@@ -153,6 +154,72 @@ pub struct CalendarFile {
     pub alerts: Vec<Alert>,
 }
 
+/// The last day a calendar file says anything dated about, and what says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastCovered {
+    pub date: NaiveDate,
+    /// The holiday or period that ends there (`Baptême du Prophète`).
+    pub name: String,
+    /// Where it is written in the file, as a path (`dated[9].date`, `periods[1].to`).
+    pub path: String,
+}
+
+impl CalendarFile {
+    /// The last date this file covers: after it, `holiday(date)` and `period(date)`
+    /// answer nothing from this file. Yearly holidays never end, so they do not
+    /// count; a dated holiday or feast covers up to its date, a period up to its
+    /// last day. Markets and alerts are not a coverage of dates. `None` when the
+    /// file never ends (nothing dated in it). Of two entries on the last date, the
+    /// one written first.
+    pub fn last_covered(&self) -> Option<LastCovered> {
+        let dated = self.dated.iter().enumerate().map(|(i, h)| LastCovered {
+            date: h.date,
+            name: h.name.clone(),
+            path: format!("dated[{i}].date"),
+        });
+        let periods = self.periods.iter().enumerate().map(|(i, p)| LastCovered {
+            date: p.to,
+            name: p.name.clone(),
+            path: format!("periods[{i}].to"),
+        });
+        dated.chain(periods).fold(None, |last, entry| match last {
+            Some(last) if last.date >= entry.date => Some(last),
+            _ => Some(entry),
+        })
+    }
+}
+
+/// How many days before a calendar's last covered date `validate` and `status`
+/// warn that it ends.
+pub const CALENDAR_NOTICE_DAYS: i64 = 90;
+
+/// Where one calendar file's dates end, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEnd {
+    pub file: PathBuf,
+    pub last: LastCovered,
+    /// Where `last` is written.
+    pub at: Located,
+    /// The source line `at` points into.
+    pub source_line: Option<String>,
+    /// Whether the file has dated holidays and feasts, and periods: what to extend.
+    pub has_dated: bool,
+    pub has_periods: bool,
+}
+
+impl CalendarEnd {
+    /// Days from `today` to the last covered date: 0 on it, negative once past.
+    pub fn days_left(&self, today: NaiveDate) -> i64 {
+        (self.last.date - today).num_days()
+    }
+
+    /// Whether the calendar ends within [`CALENDAR_NOTICE_DAYS`] of `today` (or has
+    /// already ended).
+    pub fn ends_soon(&self, today: NaiveDate) -> bool {
+        self.days_left(today) <= CALENDAR_NOTICE_DAYS
+    }
+}
+
 /// Every calendar file merged.
 #[derive(Debug, Clone, Default)]
 pub struct Calendars {
@@ -161,6 +228,8 @@ pub struct Calendars {
     periods: Vec<Period>,
     markets: BTreeMap<String, Vec<Weekday>>,
     alerts: Vec<Alert>,
+    /// The end of each file that has one, in the order the files were read.
+    ends: Vec<CalendarEnd>,
     fingerprint: u64,
 }
 
@@ -205,6 +274,21 @@ impl Calendars {
             parsed.text.as_bytes(),
         ]);
         let value = &parsed.value;
+        if let Some(last) = value.last_covered() {
+            let at = parsed.map.value(&last.path);
+            self.ends.push(CalendarEnd {
+                file: file.to_path_buf(),
+                at,
+                source_line: parsed
+                    .text
+                    .lines()
+                    .nth(at.position.line.saturating_sub(1))
+                    .map(str::to_owned),
+                has_dated: !value.dated.is_empty(),
+                has_periods: !value.periods.is_empty(),
+                last,
+            });
+        }
         for (i, holiday) in value.yearly.iter().enumerate() {
             match month_day(&holiday.day) {
                 Some(key) => {
@@ -254,6 +338,16 @@ impl Calendars {
             }
             self.alerts.push(alert.clone());
         }
+    }
+
+    /// Where each calendar file's dates end (files that never end are not listed).
+    pub fn ends(&self) -> &[CalendarEnd] {
+        &self.ends
+    }
+
+    /// The calendars that end within [`CALENDAR_NOTICE_DAYS`] of `today`, or ended.
+    pub fn ending_soon(&self, today: NaiveDate) -> impl Iterator<Item = &CalendarEnd> {
+        self.ends.iter().filter(move |end| end.ends_soon(today))
     }
 
     /// Changes whenever any calendar file's text does.
@@ -341,6 +435,115 @@ mod tests {
         assert_eq!(parse_iso_date("2026-0a-28"), None);
         assert_eq!(parse_iso_date("tomorrow"), None);
         assert_eq!(format_iso_date(date("0900-01-05")), "0900-01-05");
+    }
+
+    fn file(yaml: &str) -> CalendarFile {
+        yaml::parse_text::<CalendarFile>(Path::new("c.yaml"), yaml.to_owned())
+            .expect("test calendar")
+            .value
+    }
+
+    #[test]
+    fn yearly_holidays_never_end() {
+        let only_yearly = file("yearly:\n  - { day: \"09-22\", name: \"Indépendance\" }\n");
+        assert_eq!(only_yearly.last_covered(), None);
+        let markets_and_alerts = file(
+            "markets:\n  mopti/djenne: [monday]\n\
+             alerts:\n  - { place: mopti, from: 2026-01-01, to: 2026-01-02, reason: x }\n",
+        );
+        assert_eq!(
+            markets_and_alerts.last_covered(),
+            None,
+            "not dated coverage"
+        );
+        assert_eq!(CalendarFile::default().last_covered(), None);
+    }
+
+    #[test]
+    fn dated_holidays_end_on_their_last_date_periods_on_their_last_day() {
+        let dated = file(
+            "yearly:\n  - { day: \"12-25\", name: \"Noël\" }\n\
+             dated:\n  - { date: 2027-08-22, name: \"Baptême\" }\n  - { date: 2027-03-10, name: \"Korité\" }\n",
+        );
+        assert_eq!(
+            dated.last_covered(),
+            Some(LastCovered {
+                date: date("2027-08-22"),
+                name: "Baptême".into(),
+                path: "dated[0].date".into(),
+            }),
+            "the latest date, wherever it is written; yearly ones do not extend it"
+        );
+        let periods = file(
+            "periods:\n  - { from: 2027-02-08, to: 2027-03-09, name: Ramadan }\n  - { from: 2026-06-01, to: 2026-09-30, name: Hivernage }\n",
+        );
+        assert_eq!(
+            periods.last_covered().map(|l| (l.date, l.path)),
+            Some((date("2027-03-09"), "periods[0].to".into()))
+        );
+        let both = file(
+            "dated:\n  - { date: 2027-03-09, name: Fête }\n\
+             periods:\n  - { from: 2027-02-08, to: 2027-03-09, name: Ramadan }\n  - { from: 2027-03-01, to: 2027-12-31, name: Saison }\n",
+        );
+        assert_eq!(
+            both.last_covered().map(|l| (l.date, l.name)),
+            Some((date("2027-12-31"), "Saison".into())),
+            "the later of dated holidays and periods"
+        );
+        let tie = file(
+            "dated:\n  - { date: 2027-03-09, name: Fête }\n\
+             periods:\n  - { from: 2027-02-08, to: 2027-03-09, name: Ramadan }\n",
+        );
+        assert_eq!(
+            tie.last_covered().map(|l| l.path),
+            Some("dated[0].date".into()),
+            "on a tie, the first written"
+        );
+    }
+
+    #[test]
+    fn a_calendar_ends_soon_within_ninety_days_of_today() {
+        let text = "# holidays\ndated:\n  - { date: 2027-01-01, name: \"An\" }\n  - { date: 2027-12-31, name: \"Fin\" }\n";
+        let parsed = yaml::parse_text::<CalendarFile>(Path::new("h.yaml"), text.to_owned())
+            .expect("test calendar");
+        let mut calendars = Calendars::default();
+        let mut diagnostics = Diagnostics::default();
+        calendars.add(
+            Path::new("h.yaml"),
+            &parsed,
+            &Places::default(),
+            &mut diagnostics,
+        );
+        assert!(diagnostics.is_empty());
+        let [end] = calendars.ends() else {
+            panic!("one end: {:?}", calendars.ends());
+        };
+        assert_eq!(end.file, Path::new("h.yaml"));
+        assert_eq!(end.last.date, date("2027-12-31"));
+        assert_eq!(
+            (end.at.position.line, end.at.position.column),
+            (4, 13),
+            "the date of the last entry"
+        );
+        assert_eq!(
+            end.source_line.as_deref(),
+            Some("  - { date: 2027-12-31, name: \"Fin\" }")
+        );
+        assert!((end.has_dated, end.has_periods) == (true, false));
+        for (today, days_left, soon) in [
+            ("2027-10-01", 91, false),
+            ("2027-10-02", 90, true),
+            ("2027-12-31", 0, true),
+            ("2028-01-10", -10, true),
+            ("2026-12-01", 395, false),
+        ] {
+            assert_eq!(end.days_left(date(today)), days_left, "{today}");
+            assert_eq!(end.ends_soon(date(today)), soon, "{today}");
+            assert_eq!(
+                calendars.ending_soon(date(today)).count(),
+                usize::from(soon)
+            );
+        }
     }
 
     #[test]

@@ -9,14 +9,19 @@
 //! of the run is collected, not only the first. [`Definitions::check_directory`]
 //! adds the checks that need the directory (contact ids exist, groups are not
 //! empty).
+//!
+//! [`Definitions::calendars_ending`] tells which calendars' dates end within 90
+//! days (`CALENDAR_NOTICE_DAYS`) of a day the caller gives (this crate reads no
+//! clock): after their last date, the rules and working time know no holiday.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::rule_function::RuleFunction;
 use palabre_core::suggest::did_you_mean;
-use palabre_lang::calendars::Calendars;
+use palabre_lang::calendars::{CalendarEnd, Calendars, format_iso_date};
 use palabre_lang::contacts::Contact;
 use palabre_lang::escalation::{EscalationWorkflow, Ladder};
 use palabre_lang::files::yaml_files;
@@ -851,6 +856,108 @@ impl Definitions {
             }
         }
         diagnostics
+    }
+}
+
+/// A calendar whose dates end within 90 days (`CALENDAR_NOTICE_DAYS`) of a day,
+/// or ended before it: `validate` warns about it (at its last entry), `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CalendarEnding {
+    /// The calendar file.
+    pub file: PathBuf,
+    /// Where its last entry is written.
+    pub line: usize,
+    pub column: usize,
+    /// The last date it covers, and the holiday or period on it.
+    pub last_date: NaiveDate,
+    pub last_entry: String,
+    /// Days from the day asked to `last_date`: 0 on it, negative once past.
+    pub days_left: i64,
+    /// What a coordinator reads: which calendar, its last date, what to add.
+    pub message: String,
+    #[serde(skip)]
+    width: usize,
+    #[serde(skip)]
+    source_line: Option<String>,
+}
+
+impl CalendarEnding {
+    fn of(end: &CalendarEnd, today: NaiveDate) -> CalendarEnding {
+        let days_left = end.days_left(today);
+        let name = end.file.file_name().map_or_else(
+            || end.file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let last = format_iso_date(end.last.date);
+        let when = match days_left {
+            0 => "today".to_owned(),
+            1 => "tomorrow".to_owned(),
+            -1 => "yesterday".to_owned(),
+            d if d > 1 => format!("in {d} days"),
+            d => format!("{} days ago", -d),
+        };
+        let ends = if days_left < 0 { "ended" } else { "ends" };
+        let dated = "next year's holidays and feasts under `dated:` (the Islamic feasts \
+                     with `estimated: true` until they are announced)";
+        let periods = "next year's periods (Ramadan) under `periods:`";
+        let add = match (end.has_dated, end.has_periods) {
+            (true, true) => format!("{dated} and {periods}"),
+            (false, true) => periods.to_owned(),
+            _ => dated.to_owned(),
+        };
+        CalendarEnding {
+            file: end.file.clone(),
+            line: end.at.position.line,
+            column: end.at.position.column,
+            last_date: end.last.date,
+            last_entry: end.last.name.clone(),
+            days_left,
+            message: format!(
+                "calendar {name} {ends} on {last} ({}), {when}: after that date the rules and \
+                 case deadlines know none of its holidays or periods; add {add}",
+                end.last.name
+            ),
+            width: end.at.width,
+            source_line: end.source_line.clone(),
+        }
+    }
+
+    /// The warning `validate` prints, at the calendar's last entry.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let position = Position {
+            line: self.line,
+            column: self.column,
+        };
+        let mut diagnostic =
+            Diagnostic::warning(&self.file, position, self.message.clone()).with_width(self.width);
+        diagnostic.source_line.clone_from(&self.source_line);
+        diagnostic
+    }
+}
+
+fn endings_of(calendars: &Calendars, today: NaiveDate) -> Vec<CalendarEnding> {
+    calendars
+        .ending_soon(today)
+        .map(|end| CalendarEnding::of(end, today))
+        .collect()
+}
+
+/// The calendars of the workflows folder `root` that end within 90 days
+/// (`CALENDAR_NOTICE_DAYS`) of `today`, or ended, for `status`. Reads only the
+/// map and the calendars; their problems are `validate`'s to report.
+pub fn calendar_endings(root: &Path, today: NaiveDate) -> Vec<CalendarEnding> {
+    let mut ignored = Diagnostics::default();
+    let places = Places::load(&root.join(PLACES_FILE), &mut ignored);
+    let calendars = Calendars::load(&root.join(CALENDARS_DIR), &places, &mut ignored);
+    endings_of(&calendars, today)
+}
+
+impl Definitions {
+    /// The calendars in use whose dates end within 90 days
+    /// (`CALENDAR_NOTICE_DAYS`) of `today`, or ended before it: `validate` warns
+    /// about each at its last entry ([`CalendarEnding::diagnostic`]).
+    pub fn calendars_ending(&self, today: NaiveDate) -> Vec<CalendarEnding> {
+        endings_of(self.rules.world().calendars(), today)
     }
 }
 
