@@ -15,8 +15,8 @@ use cli::args::{
     Cli, Command, ContactsCommand, MilestoneCommand, OccurrenceCommand, RulesCommand, TokenCommand,
 };
 use cli::{
-    case, contacts, context, logging, milestones, occurrence, preview, rules, schema, serve,
-    status, test, token, validate,
+    backup, case, contacts, context, logging, milestones, occurrence, preview, rules, schema,
+    serve, status, test, token, validate,
 };
 
 fn main() -> ExitCode {
@@ -100,5 +100,11 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
         }
         Command::Test { path, sources } => test::run(path.as_deref(), &sources, out),
         Command::Preview(args) => preview::run(&args, out).await,
+        Command::Backup { file, sources } => backup::backup(&file, &sources, out).await,
+        Command::Restore {
+            file,
+            force,
+            sources,
+        } => backup::restore(&file, force, &sources, out).await,
     }
 }

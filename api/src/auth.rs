@@ -17,9 +17,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub enum Role {
     /// Reads cases (without their description), milestones, the ledger.
     Observer,
-    /// Also opens and acts on cases, sets milestone status, fires workflow events.
+    /// Also opens and acts on cases (and reads their descriptions), sets milestone
+    /// status, fires workflow events.
     Coordinator,
-    /// Everything a coordinator may, and reads case descriptions in any case.
+    /// Everything a coordinator may.
     Administrator,
 }
 

@@ -22,6 +22,17 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
         }
     };
     gauge(
+        "palabre_definitions_invalid_since_seconds",
+        "When the workflows folder became invalid (Unix seconds; the engine then runs on the last good definitions), 0 while it is valid.",
+        &[(
+            String::new(),
+            counts
+                .definitions
+                .invalid_since
+                .map_or(0, |t| t.timestamp()),
+        )],
+    );
+    gauge(
         "palabre_timers",
         "Timers by state: due later, due and not fired (late), fired, skipped.",
         &[

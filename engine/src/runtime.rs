@@ -233,6 +233,15 @@ impl Runtime {
         Ok(cache.get_or_insert_with(|| Directory::new(Vec::new(), Default::default())))
     }
 
+    /// Gives back the leases this worker holds (claimed work it will not finish).
+    async fn release_leases(&self) -> Result<(), RuntimeError> {
+        let released = self.store().release_leases(&self.config.owner).await?;
+        if released > 0 {
+            info!(released, owner = %self.config.owner, "gave back unfinished work for another worker");
+        }
+        Ok(())
+    }
+
     /// Runs ticks until `shutdown` completes, sleeping until the next due instant,
     /// a change, or `max_sleep`. A tick in progress finishes before the loop ends.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
@@ -247,10 +256,11 @@ impl Runtime {
             tokio::select! {
                 result = &mut tick => { result?; }
                 () = &mut shutdown => {
-                    // Finish what is in hand (record what was delivered), then stop.
+                    // Finish what is in hand (record what was delivered), then give
+                    // back every lease still held, so another worker takes over at once.
                     self.stopping.store(true, Ordering::SeqCst);
                     tick.await?;
-                    return Ok(());
+                    return self.release_leases().await;
                 }
             }
             let now = self.now();
@@ -263,7 +273,7 @@ impl Runtime {
             let sleep = (wake_at - now).to_std().unwrap_or_default();
             debug!(?sleep, "sleeping");
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => return self.release_leases().await,
                 () = self.commands.woken() => {}
                 () = tokio::time::sleep(sleep) => {}
             }

@@ -138,6 +138,33 @@ pub enum Command {
     },
     /// Show what would be sent, when, to whom and how, without sending anything.
     Preview(PreviewArgs),
+    /// Copy the database into a new file, even while `serve` runs (on PostgreSQL: how to use pg_dump).
+    ///
+    /// The copy is consistent and a complete database file of its own, to keep or
+    /// copy as it is. FILE must not exist: it is never overwritten. On PostgreSQL
+    /// nothing is copied; the pg_dump and pg_restore commands for the database are
+    /// printed instead.
+    Backup {
+        /// The new file to write the copy to.
+        file: PathBuf,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Put a backup made by `palabre backup` in place of the database (stop `serve` first).
+    ///
+    /// FILE is checked to be a palabre database first, then the database file
+    /// (--db) is replaced in one step, never left half-written; stale -wal and
+    /// -shm files beside it are removed. An existing database is replaced only
+    /// with --force, and never while a program has it open.
+    Restore {
+        /// The backup file to restore.
+        file: PathBuf,
+        /// Replace the database if it exists (what it holds is lost).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
 }
 
 #[derive(clap::Args)]
@@ -321,7 +348,7 @@ pub enum CaseCommand {
 pub enum TokenCommand {
     /// Create a token; it is printed once and only its hash is kept.
     Create {
-        /// observer (reads), coordinator (also acts), administrator (also reads descriptions everywhere).
+        /// observer (reads, never a case's description), coordinator (also acts and reads descriptions), administrator (everything).
         #[arg(long)]
         role: String,
         /// A place path the token is limited to (`mopti`), or `national`.

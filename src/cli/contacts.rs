@@ -12,7 +12,7 @@ use palabre_lang::contacts;
 
 use super::args::{Format, Sources};
 use super::context::{
-    load_definitions, open_store, parse_directory, print_table, read_file, report,
+    load_definitions, open_store, parse_directory, print_table, read_file, report, required_store,
 };
 
 pub async fn import(file: &Path, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
@@ -48,7 +48,11 @@ pub async fn list(
     sources: &Sources,
     out: &mut String,
 ) -> anyhow::Result<()> {
-    let store = open_store(sources).await?;
+    let store = required_store(
+        sources,
+        "no contact imported yet (`palabre contacts import FILE` creates it)",
+    )
+    .await?;
     let mut directory = store.contacts().await?;
     store.close().await;
     if !reveal {

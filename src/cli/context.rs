@@ -109,13 +109,18 @@ pub fn parse_directory(
 
 /// The database `--db` names, created if it does not exist yet.
 pub async fn open_store(sources: &Sources) -> anyhow::Result<Store> {
-    Store::connect(sources.database_url())
-        .await
-        .context("opening the database")
+    let url = sources.database_url();
+    let new = !store::exists(url);
+    let store = Store::connect(url).await.context("opening the database")?;
+    if new {
+        // Only commands that write get here: a mistyped --db shows at once.
+        tracing::warn!(target: LOG_TARGET, "created a new, empty database at {url}");
+    }
+    Ok(store)
 }
 
 /// The database if there is one: commands that only read do not create it.
-async fn existing_store(sources: &Sources) -> anyhow::Result<Option<Store>> {
+pub async fn existing_store(sources: &Sources) -> anyhow::Result<Option<Store>> {
     if !store::exists(sources.database_url()) {
         return Ok(None);
     }

@@ -4,6 +4,7 @@
 //! database, refusals, exit codes, tables); `logging` the stderr logs.
 
 pub mod args;
+pub mod backup;
 pub mod case;
 pub mod contacts;
 pub mod context;

@@ -13,10 +13,11 @@ use palabre_core::connector::{Connector, Connectors};
 use palabre_core::diagnostic::Diagnostics;
 use palabre_email::{EmailConnector, Security, SmtpConfig};
 use palabre_engine::runtime::{Runtime, RuntimeConfig};
-use palabre_lang::files::folder_fingerprint;
+use palabre_lang::files::{files_below, folder_fingerprint};
 use palabre_plan::definitions::Definitions;
 use palabre_sms::SmsOutbox;
 use palabre_sms::gateways::SmsGatewayFile;
+use palabre_store::{DefinitionFile, Store};
 
 use super::args::{ServeArgs, SmtpSecurity};
 use super::context::{
@@ -30,8 +31,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         keep_the_demo_apart(&mut args)?;
     }
     let fingerprint = folder_fingerprint(&args.sources.workflows);
-    let mut definitions = load_definitions(&args.sources.workflows)?;
     let store = open_store(&args.sources).await?;
+    let mut definitions =
+        definitions_in_force(&store, &args.sources.workflows, fingerprint).await?;
     let mut demo = None;
     if args.demo {
         let csv = Path::new("examples/directory.csv");
@@ -85,9 +87,18 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         config,
     ));
     if args.http != "off" {
-        let listener = tokio::net::TcpListener::bind(&args.http)
-            .await
-            .with_context(|| format!("listening on {} for the HTTP API", args.http))?;
+        let listener = match tokio::net::TcpListener::bind(&args.http).await {
+            Ok(listener) => listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+                "the HTTP API's address {} is taken (another palabre serve on this machine?): \
+                 give this worker another one (--http 127.0.0.1:8081) or none (--http off)",
+                args.http
+            ),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("listening on {} for the HTTP API", args.http));
+            }
+        };
         tracing::info!(
             target: LOG_TARGET,
             address = %listener.local_addr()?,
@@ -115,10 +126,14 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         reload_every,
         fingerprint,
     );
-    tokio::select! {
-        result = runtime.run(until_stopped(stopped)) => result?,
-        () = reload => {}
-    }
+    let ran = tokio::select! {
+        result = runtime.run(until_stopped(stopped)) => result,
+        () = reload => Ok(()),
+    };
+    // Closing writes what the WAL holds into the database file: after a stop,
+    // palabre.db alone holds everything.
+    runtime.store().close().await;
+    ran?;
     tracing::info!(target: LOG_TARGET, "stopped");
     Ok(())
 }
@@ -223,6 +238,100 @@ fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
+/// The definitions to start on: the workflows folder when it is valid (its copy
+/// kept in the database as the last good one), or else, loudly, the last good
+/// copy: one broken file saved before a power cut must not stop every commune.
+/// With no copy to fall back on (a first start), an invalid folder is refused.
+async fn definitions_in_force(
+    store: &Store,
+    root: &Path,
+    fingerprint: u64,
+) -> anyhow::Result<Definitions> {
+    if !root.is_dir() {
+        // The same refusal as every command's.
+        return load_definitions(root);
+    }
+    let (definitions, diagnostics) = Definitions::load(root, None, RULE_EXTENSIONS);
+    let now = SystemClock.now();
+    if !diagnostics.has_errors() {
+        store
+            .keep_valid_definitions(
+                &format!("{fingerprint:016x}"),
+                &definition_files(root)?,
+                now,
+            )
+            .await?;
+        report(diagnostics)?;
+        return Ok(definitions);
+    }
+    let Some(copy) = store.valid_definitions().await? else {
+        report(diagnostics)?;
+        bail!("the workflows folder is invalid");
+    };
+    let problems = log_problems(&diagnostics);
+    store.mark_definitions_invalid(&problems, now).await?;
+    let folder = std::env::temp_dir().join(format!("palabre-last-good-{}", std::process::id()));
+    for file in &copy.files {
+        let path = folder.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &file.text)?;
+    }
+    let (last_good, again) = Definitions::load(&folder, None, RULE_EXTENSIONS);
+    let _ = std::fs::remove_dir_all(&folder);
+    if again.has_errors() {
+        report(diagnostics)?;
+        bail!("the workflows folder is invalid, and so is its last good copy for this version");
+    }
+    tracing::warn!(
+        target: LOG_TARGET,
+        errors = diagnostics.error_count(),
+        kept = %copy.taken.to_rfc3339(),
+        "the workflows folder is invalid (see above): running on the last good definitions, \
+         kept at that time; they are replaced as soon as the folder is valid again"
+    );
+    Ok(last_good)
+}
+
+/// Every definition file of the workflows folder, as text, for the last good copy.
+fn definition_files(root: &Path) -> anyhow::Result<Vec<DefinitionFile>> {
+    let mut diagnostics = Diagnostics::default();
+    let mut files = Vec::new();
+    for path in files_below(root, &["yaml", "yml", "rhai"], &mut diagnostics) {
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        files.push(DefinitionFile {
+            path: relative.to_string_lossy().into_owned(),
+            text: String::from_utf8_lossy(&read_file(&path)?).into_owned(),
+        });
+    }
+    Ok(files)
+}
+
+/// Logs each error of `diagnostics` as a warning (the log stays one format,
+/// text or JSON) and gives them as text, one per line, for `status`.
+fn log_problems(diagnostics: &Diagnostics) -> String {
+    let mut problems = Vec::new();
+    for d in diagnostics.clone().sorted().iter().filter(|d| d.is_error()) {
+        tracing::warn!(
+            target: LOG_TARGET,
+            file = %d.file.display(),
+            line = d.position.line,
+            column = d.position.column,
+            problem = %d.message,
+            "invalid definition"
+        );
+        problems.push(format!(
+            "{}:{}:{}: {}",
+            d.file.display(),
+            d.position.line,
+            d.position.column,
+            d.message
+        ));
+    }
+    problems.join("\n")
+}
+
 /// Reloads the definitions whenever a file of the workflows folder changes: a valid
 /// new version replaces the running one, an invalid one is logged and ignored.
 async fn reload_on_change(
@@ -247,21 +356,37 @@ async fn reload_on_change(
             diagnostics.extend(loaded.add_workflow_file(demo));
         }
         if diagnostics.has_errors() {
-            for d in diagnostics.sorted().iter().filter(|d| d.is_error()) {
-                tracing::warn!(
-                    target: LOG_TARGET,
-                    file = %d.file.display(),
-                    line = d.position.line,
-                    column = d.position.column,
-                    problem = %d.message,
-                    "invalid definition"
-                );
-            }
+            let problems = log_problems(&diagnostics);
             tracing::warn!(
                 target: LOG_TARGET,
                 "the edited definitions are invalid; the last good ones keep running"
             );
+            if let Err(error) = runtime
+                .store()
+                .mark_definitions_invalid(&problems, SystemClock.now())
+                .await
+            {
+                tracing::warn!(target: LOG_TARGET, %error, "could not record that the folder is invalid");
+            }
         } else {
+            match definition_files(root) {
+                Ok(files) => {
+                    if let Err(error) = runtime
+                        .store()
+                        .keep_valid_definitions(
+                            &format!("{fingerprint:016x}"),
+                            &files,
+                            SystemClock.now(),
+                        )
+                        .await
+                    {
+                        tracing::warn!(target: LOG_TARGET, %error, "could not keep a copy of the definitions");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(target: LOG_TARGET, %error, "could not keep a copy of the definitions");
+                }
+            }
             tracing::info!(
                 target: LOG_TARGET,
                 workflows = loaded.meetings.len(),

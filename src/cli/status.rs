@@ -1,10 +1,12 @@
 //! `palabre status`: what the engine has done and has to do (timers, messages
 //! per channel, rule errors) and the latest dead letters and rule errors, read
-//! from an existing database.
+//! from an existing database; and the calendars of the workflows folder that
+//! end within 90 days.
 
 use std::fmt::Write as _;
 
 use palabre_core::clock::{Clock, SystemClock};
+use palabre_plan::definitions::calendar_endings;
 use palabre_store::LedgerEntry;
 
 use super::args::{Format, Sources};
@@ -12,7 +14,9 @@ use super::context::{print_table, required_store};
 
 pub async fn run(format: Format, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
     let store = required_store(sources, "nothing has run yet").await?;
-    let counts = store.status(SystemClock.now()).await?;
+    let now = SystemClock.now();
+    let counts = store.status(now).await?;
+    let calendars = calendar_endings(&sources.workflows, now.date_naive());
     let recent = store.ledger(None, 2000).await?;
     store.close().await;
     let latest = |event: &str| -> Vec<_> {
@@ -31,6 +35,7 @@ pub async fn run(format: Format, sources: &Sources, out: &mut String) -> anyhow:
                 "counts": counts,
                 "recent_dead_letters": dead,
                 "recent_rule_errors": rule_errors,
+                "calendars_ending": calendars,
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         }
@@ -52,6 +57,29 @@ pub async fn run(format: Format, sources: &Sources, out: &mut String) -> anyhow:
                 rows.iter()
                     .map(|(k, v)| vec![(*k).to_owned(), v.to_string()]),
             );
+            if let Some(since) = counts.definitions.invalid_since {
+                writeln!(
+                    out,
+                    "warning: the workflows folder has been invalid since {}: the engine runs on \
+                     the last good definitions (kept {}); mend these and they are taken up at once:",
+                    since.to_rfc3339(),
+                    counts
+                        .definitions
+                        .in_force_since
+                        .map_or_else(|| "?".to_owned(), |t| t.to_rfc3339())
+                )?;
+                for problem in counts.definitions.problems.lines() {
+                    writeln!(out, "  {problem}")?;
+                }
+            }
+            for c in &calendars {
+                let file = c.file.display();
+                writeln!(
+                    out,
+                    "warning: {file}:{}:{}: {}",
+                    c.line, c.column, c.message
+                )?;
+            }
             if !counts.channels.is_empty() {
                 writeln!(out)?;
                 print_table(

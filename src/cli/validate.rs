@@ -5,15 +5,15 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use palabre_core::channel::Channel;
+use palabre_core::clock::{Clock, SystemClock};
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_plan::definitions::Definitions;
 use palabre_sms::encoding::{Encoding, sms_size};
-use palabre_store::{DEFAULT_URL, Store};
 
 use super::args::Sources;
-use super::context::{RULE_EXTENSIONS, report};
+use super::context::{RULE_EXTENSIONS, existing_store, report};
 
 /// SMS above this many segments get a warning (they cost as many messages).
 const SMS_MAX_SEGMENTS: usize = 2;
@@ -44,19 +44,23 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
         );
     }
     let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref(), RULE_EXTENSIONS);
-    // Recipients are checked against the directory when there is one to check against.
-    let directory_url = sources.db.clone().or_else(|| {
-        Path::new("palabre.db")
-            .exists()
-            .then(|| DEFAULT_URL.to_owned())
-    });
-    if let Some(url) = directory_url {
-        let store = Store::connect(&url)
-            .await
-            .context("opening the contact directory")?;
-        let directory = store.contacts().await?;
-        diagnostics.extend(definitions.check_directory(&directory));
-        eprintln!("recipients checked against {} contacts", directory.len());
+    for ending in definitions.calendars_ending(SystemClock.now().date_naive()) {
+        diagnostics.push(ending.diagnostic());
+    }
+    // Recipients are checked against the directory when there is one to check
+    // against; validating never creates a database.
+    match existing_store(sources).await? {
+        Some(store) => {
+            let directory = store.contacts().await?;
+            store.close().await;
+            diagnostics.extend(definitions.check_directory(&directory));
+            eprintln!("recipients checked against {} contacts", directory.len());
+        }
+        None if sources.db.is_some() => eprintln!(
+            "no database at {}: recipients not checked against a directory",
+            sources.database_url()
+        ),
+        None => {}
     }
     sms_segments(&definitions, &root, &mut diagnostics)?;
     report(diagnostics)?;

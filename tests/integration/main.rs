@@ -9,12 +9,15 @@
 
 mod api;
 mod architecture;
+mod backup;
 mod contacts;
 mod escalation;
+mod failures;
 mod gateways;
 mod hostile;
 mod milestones;
 mod preview;
+mod readme;
 mod replies;
 mod rules;
 mod runtime;

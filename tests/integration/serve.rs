@@ -15,7 +15,7 @@ use crate::util::{copy_dir, fresh_postgres_schema, palabre, postgres_url, repo};
 
 /// A workflows folder with one meeting starting `lead` seconds from now, whose steps
 /// are `offsets` seconds before it, for every leader and mayor of Koro.
-fn workspace_with_meeting(lead: i64, offsets: &[i64]) -> tempfile::TempDir {
+pub(crate) fn workspace_with_meeting(lead: i64, offsets: &[i64]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let workflows = dir.path().join("workflows");
     std::fs::create_dir_all(&workflows).unwrap();
@@ -51,7 +51,7 @@ fn workspace_with_meeting(lead: i64, offsets: &[i64]) -> tempfile::TempDir {
 }
 
 /// Writes a directory of `count` leaders in Koro, all by email.
-fn import_directory(dir: &Path, count: usize, db: &str) {
+pub(crate) fn import_directory(dir: &Path, count: usize, db: &str) {
     let mut csv = String::from("id,name,roles,place,phone,email,language,channels\n");
     for i in 0..count {
         csv.push_str(&format!(
@@ -64,7 +64,7 @@ fn import_directory(dir: &Path, count: usize, db: &str) {
 }
 
 /// Starts `palabre ARGS` in `dir` as a long-running process, logs on a pipe.
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+pub(crate) fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("palabre"));
     command
         .current_dir(dir)
@@ -82,7 +82,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     command.spawn().unwrap()
 }
 
-fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
+pub(crate) fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
     let port = smtp.port.to_string();
     let mut args = vec![
         "serve",
@@ -99,7 +99,7 @@ fn serve(dir: &Path, db: &str, smtp: &SmtpServer, extra: &[&str]) -> Child {
 }
 
 /// Waits (bounded) until `done` holds; a real process is being watched, not timed.
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if done() {
@@ -110,7 +110,7 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-fn terminate(mut child: Child) -> String {
+pub(crate) fn terminate(mut child: Child) -> String {
     // SAFETY-free: `kill -TERM` through the shell's command, to test graceful shutdown.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -501,7 +501,7 @@ fn the_demo_never_touches_the_real_database_or_real_connectors() {
 }
 
 /// Collects a child's stderr as it comes, for tests that wait on its log.
-fn read_log(
+pub(crate) fn read_log(
     child: &mut Child,
 ) -> (
     std::sync::Arc<std::sync::Mutex<String>>,
@@ -665,4 +665,101 @@ async fn edited_rules_and_workflows_are_reloaded_and_broken_ones_refused() {
     );
     assert!(log.contains("definitions reloaded"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// One broken file must not stop every commune after a restart: `serve` starts
+/// on the last good definitions the database kept, says so in its log, in
+/// `palabre status` (table and JSON) and in `/metrics`, and takes the folder up
+/// again as soon as it is mended. With no good copy kept (a first start), an
+/// invalid folder is still refused.
+#[test]
+fn a_restart_on_a_broken_folder_runs_the_last_good_definitions() {
+    let dir = crate::util::workspace();
+    let meeting = dir.path().join("workflows/meetings/dialogue-koro.yaml");
+    let good = std::fs::read_to_string(&meeting).unwrap();
+
+    // A first start on a broken folder: nothing good to fall back on.
+    std::fs::write(&meeting, format!("{good}\nsteps_typo: [\n")).unwrap();
+    let refused = palabre(dir.path(), &["serve", "--http", "off"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("dialogue-koro.yaml"),
+        "{}",
+        refused.stderr
+    );
+
+    // A good run keeps a copy of the definitions.
+    std::fs::write(&meeting, &good).unwrap();
+    let mut child = spawn(dir.path(), &["serve"], &[]);
+    let (log, reader) = read_log(&mut child);
+    assert!(wait_until(Duration::from_secs(30), || log
+        .lock()
+        .unwrap()
+        .contains("palabre serving")));
+    terminate(child);
+    reader.join().unwrap();
+
+    // The power comes back on a folder someone broke meanwhile.
+    std::fs::write(&meeting, format!("{good}\nsteps_typo: [\n")).unwrap();
+    let mut child = spawn(dir.path(), &["serve", "--reload-every", "1s"], &[]);
+    let (log, reader) = read_log(&mut child);
+    let logged = |text: &str| log.lock().unwrap().contains(text);
+    assert!(
+        wait_until(Duration::from_secs(30), || logged("palabre serving")),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert!(
+        logged("running on the last good definitions"),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert!(logged("dialogue-koro.yaml"), "{}", log.lock().unwrap());
+    let status = palabre(dir.path(), &["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status
+            .stdout
+            .contains("the workflows folder has been invalid since")
+            && status.stdout.contains("dialogue-koro.yaml"),
+        "{}",
+        status.stdout
+    );
+    let json = palabre(dir.path(), &["status", "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        value["counts"]["definitions"]["invalid_since"].is_string(),
+        "{}",
+        json.stdout
+    );
+    let address = {
+        let log = log.lock().unwrap();
+        log.split("address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .unwrap()
+    };
+    let (_, metrics) = http(&address, "GET", "/metrics", None, "");
+    let gauge = metrics
+        .lines()
+        .find(|l| l.starts_with("palabre_definitions_invalid_since_seconds "))
+        .unwrap_or_default();
+    assert!(!gauge.ends_with(" 0") && !gauge.is_empty(), "{metrics}");
+
+    // Mended: taken up at once, and the warning is gone.
+    std::fs::write(&meeting, &good).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || logged("definitions reloaded")),
+        "{}",
+        log.lock().unwrap()
+    );
+    let status = palabre(dir.path(), &["status"]);
+    assert!(
+        !status.stdout.contains("invalid since"),
+        "{}",
+        status.stdout
+    );
+    terminate(child);
+    reader.join().unwrap();
 }

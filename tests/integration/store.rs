@@ -541,3 +541,68 @@ async fn postgres_corrupt_rows_are_reported() {
     let Some(base) = postgres_url() else { return };
     corrupt_rows(&fresh_postgres_schema(&base, "corrupt").await).await;
 }
+
+/// The last good definitions and the folder's health, on both backends.
+async fn definitions_in_force(url: &str) {
+    use palabre_store::DefinitionFile;
+    let store = Store::connect(url).await.unwrap();
+    assert_eq!(store.valid_definitions().await.unwrap(), None);
+    // Before any good copy, an invalid folder is not recorded (nothing runs).
+    let t0 = chrono::Utc::now();
+    store.mark_definitions_invalid("x", t0).await.unwrap();
+    assert_eq!(
+        store.definitions_health().await.unwrap().invalid_since,
+        None
+    );
+    let files = vec![DefinitionFile {
+        path: "meetings/koro.yaml".to_owned(),
+        text: "kind: meeting\nid: « é »\n".to_owned(),
+    }];
+    store
+        .keep_valid_definitions("abc", &files, t0)
+        .await
+        .unwrap();
+    let copy = store.valid_definitions().await.unwrap().unwrap();
+    assert_eq!(
+        (copy.fingerprint.as_str(), copy.files),
+        ("abc", files.clone())
+    );
+    let t1 = t0 + chrono::TimeDelta::minutes(5);
+    store
+        .mark_definitions_invalid("a.yaml:1:1: bad", t1)
+        .await
+        .unwrap();
+    store
+        .mark_definitions_invalid("a.yaml:2:1: worse", t1 + chrono::TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let health = store.definitions_health().await.unwrap();
+    assert_eq!(
+        health.invalid_since.map(|t| t.timestamp_millis()),
+        Some(t1.timestamp_millis()),
+        "invalid since the first time it was found so"
+    );
+    assert_eq!(health.problems, "a.yaml:2:1: worse");
+    assert_eq!(store.status(t1).await.unwrap().definitions, health);
+    store
+        .keep_valid_definitions("def", &files, t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.definitions_health().await.unwrap().invalid_since,
+        None
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_definitions_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    definitions_in_force(&format!("sqlite://{}", dir.path().join("d.db").display())).await;
+}
+
+#[tokio::test]
+async fn postgres_definitions_in_force() {
+    let Some(base) = postgres_url() else { return };
+    definitions_in_force(&fresh_postgres_schema(&base, "definitions").await).await;
+}

@@ -30,15 +30,83 @@ pub enum StoreError {
     #[error("unsupported database URL '{0}': use sqlite://FILE or postgres://...")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(sqlx::migrate::MigrateError),
+    /// The database server cannot be reached (down, wrong host or port).
+    #[error("cannot reach the database at {at}: {reason}")]
+    Unreachable { at: String, reason: String },
+    /// The server answers, but has no database of that name.
+    #[error(
+        "there is no database '{name}' at {at}: create it (createdb {name}) or name another one in the URL"
+    )]
+    NoDatabase { name: String, at: String },
     #[error("row '{id}' in table {table} is corrupt: {reason}")]
     Corrupt {
         table: &'static str,
         id: String,
         reason: String,
     },
+}
+
+// Not `#[from]`: the error's text is already in ours, and a source would print
+// it again in every error chain.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        StoreError::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migration(error)
+    }
+}
+
+/// Where a PostgreSQL URL points, for people: `host:port`, or the socket folder.
+fn server_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if !host_port.is_empty() {
+        return if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+    }
+    url.split_once("host=")
+        .map(|(_, socket)| socket.split('&').next().unwrap_or(socket).to_owned())
+        .unwrap_or_else(|| "localhost:5432".to_owned())
+}
+
+/// What a first connection's failure means, said once and without the server's
+/// internal details.
+fn first_connection_failed(url: &str, error: sqlx::Error) -> StoreError {
+    let at = server_of(url);
+    if let Some(database) = error.as_database_error()
+        && database.code().as_deref() == Some("3D000")
+    {
+        let name = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(_, path)| path.split('?').next().unwrap_or(path).to_owned())
+            .unwrap_or_default();
+        return StoreError::NoDatabase { name, at };
+    }
+    let reason = match &error {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            std::io::ErrorKind::TimedOut => "no answer".to_owned(),
+            std::io::ErrorKind::NotFound => "no server there".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(database) => database.message().to_owned(),
+        other => other.to_string(),
+    };
+    StoreError::Unreachable { at, reason }
 }
 
 /// What an import changed.
@@ -171,6 +239,15 @@ impl Store {
         } else {
             options
         };
+        if backend == Backend::Postgres {
+            // One connection first: a server that is down, or a database that does
+            // not exist, is said at once, not after the pool's half minute of retries.
+            use sqlx::Connection;
+            let first = sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(|e| first_connection_failed(&url, e))?;
+            first.close().await?;
+        }
         let pool = options.connect(&url).await?;
         match backend {
             Backend::Sqlite => {
@@ -203,14 +280,37 @@ impl Store {
         })
     }
 
+    /// Closes the pool. A SQLite database is checkpointed first
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`): what the `-wal` file holds is written
+    /// into the database file and the `-wal` file emptied, so that after a clean
+    /// stop the `.db` file alone holds everything and can be copied as it is.
+    ///
+    /// The checkpoint runs on a connection of its own that does not wait: while
+    /// another process reads the database (a `palabre status` while `serve`
+    /// runs, or the reverse) it gives up at once instead of holding up that
+    /// process's writes, and the data stays safe in the `-wal` file, where every
+    /// opening finds it; SQLite checkpoints again when the last connection to the
+    /// file closes.
     pub async fn close(&self) {
+        if self.backend == Backend::Sqlite && !self.pool.is_closed() {
+            use sqlx::Connection;
+            if let Ok(conn) = self.pool.acquire().await {
+                let mut conn = conn.detach();
+                if conn.execute("PRAGMA busy_timeout = 0").await.is_ok() {
+                    let _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
+                }
+                let _ = conn.close().await;
+            }
+        }
         self.pool.close().await;
     }
 }
 
+mod backup;
 mod cases;
 mod changes;
 mod contacts;
+mod definitions;
 mod lease;
 mod ledger;
 mod milestones;
@@ -220,7 +320,9 @@ mod states;
 mod timers;
 mod tokens;
 
+pub use backup::{is_palabre_database, sqlite_file, sqlite_in_use, sqlite_url_of};
 pub use cases::{CaseWrite, DropTimers};
+pub use definitions::{DefinitionFile, DefinitionsCopy, DefinitionsHealth};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::ReceiptSubject;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};

@@ -94,6 +94,9 @@ pub struct StatusCounts {
     pub rule_errors: i64,
     /// The messages' lifecycle on each channel.
     pub channels: Vec<ChannelCounts>,
+    /// Whether the workflows folder is valid, or the engine runs on its last
+    /// good copy (since when, and why).
+    pub definitions: super::DefinitionsHealth,
 }
 
 /// Where the messages of one channel are: queued → sent → delivered or failed.
@@ -445,6 +448,7 @@ impl Store {
             dead_lettered: total(|c| c.dead_lettered),
             rule_errors: row.try_get("rule_errors")?,
             channels,
+            definitions: self.definitions_health().await?,
         })
     }
 
