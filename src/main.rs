@@ -38,13 +38,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let operator = context::operator(cli.operator.as_deref());
     let mut out = String::new();
-    let result = runtime.block_on(run(cli.command, &mut out));
+    let result = runtime.block_on(run(cli.command, &operator, &mut out));
     context::finish(&out, result)
 }
 
-/// Runs one command; what it prints goes into `out`.
-async fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
+/// Runs one command as `operator` (who the ledger says acted); what it prints
+/// goes into `out`.
+async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Result<()> {
     match command {
         Command::Validate { paths, sources } => validate::run(&paths, &sources).await,
         Command::Schema { kind } => schema::run(kind, out),
@@ -56,21 +58,33 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
             to,
             reason,
             sources,
-        }) => occurrence::change(&workflow, &at, Some(&to), &reason, &sources, out).await,
+        }) => occurrence::change(&workflow, &at, Some(&to), &reason, operator, &sources, out).await,
         Command::Occurrence(OccurrenceCommand::Cancel {
             workflow,
             at,
             reason,
             sources,
-        }) => occurrence::change(&workflow, &at, None, &reason, &sources, out).await,
-        Command::Contacts(ContactsCommand::Import { file, sources }) => {
-            contacts::import(&file, &sources, out).await
-        }
+        }) => occurrence::change(&workflow, &at, None, &reason, operator, &sources, out).await,
+        Command::Contacts(ContactsCommand::Import {
+            file,
+            sync,
+            yes,
+            sources,
+        }) => contacts::import(&file, sync, yes, &sources, out).await,
         Command::Contacts(ContactsCommand::List {
             reveal,
             format,
             sources,
         }) => contacts::list(reveal, format, &sources, out).await,
+        Command::Contacts(ContactsCommand::Remove { id, sources }) => {
+            contacts::remove(&id, &sources, out).await
+        }
+        Command::Contacts(ContactsCommand::Deactivate { id, sources }) => {
+            contacts::set_active(&id, false, &sources, out).await
+        }
+        Command::Contacts(ContactsCommand::Activate { id, sources }) => {
+            contacts::set_active(&id, true, &sources, out).await
+        }
         Command::Milestones {
             place,
             format,
@@ -81,14 +95,21 @@ async fn run(command: Command, out: &mut String) -> anyhow::Result<()> {
             status,
             note,
             sources,
-        }) => milestones::set(&id, &status, &note, &sources, out).await,
-        Command::Case(command) => case::run(command, out).await,
+        }) => milestones::set(&id, &status, &note, operator, &sources, out).await,
+        Command::Case(command) => case::run(command, operator, out).await,
         Command::Token(TokenCommand::Create {
             role,
             scope,
             label,
+            expires,
             sources,
-        }) => token::create(&role, &scope, &label, &sources, out).await,
+        }) => token::create(&role, &scope, &label, expires.as_deref(), &sources, out).await,
+        Command::Token(TokenCommand::List { format, sources }) => {
+            token::list(format, &sources, out).await
+        }
+        Command::Token(TokenCommand::Revoke { id, sources }) => {
+            token::revoke(&id, &sources, out).await
+        }
         Command::Rules(RulesCommand::Explain {
             place,
             hook,

@@ -4,6 +4,9 @@
 //! A token reads `plb_<id>_<secret>`. The id finds the stored token; the secret's
 //! SHA-256 is compared in constant time. The scope is a place path (`mopti`) or
 //! `national`; a caller sees and changes only what lies within its scope.
+//!
+//! A revoked token, or one past its expiry, is refused like an unknown one, at
+//! once; an accepted token's `last_used` is written at most once a minute.
 
 use std::fmt;
 
@@ -91,13 +94,27 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
             == 0
 }
 
-/// Creates a token and returns it in full: the only time its secret is seen.
+/// Creates a token that never expires and returns it in full: the only time its
+/// secret is seen.
 pub async fn create_token(
     store: &Store,
     role: Role,
     scope: &str,
     label: &str,
     now: DateTime<Utc>,
+) -> Result<String, TokenError> {
+    create_token_expiring(store, role, scope, label, now, None).await
+}
+
+/// Creates a token refused from `expires` on (never, if `None`) and returns it
+/// in full: the only time its secret is seen.
+pub async fn create_token_expiring(
+    store: &Store,
+    role: Role,
+    scope: &str,
+    label: &str,
+    now: DateTime<Utc>,
+    expires: Option<DateTime<Utc>>,
 ) -> Result<String, TokenError> {
     let random = SystemRandom::new();
     let mut id = [0_u8; 6];
@@ -113,13 +130,22 @@ pub async fn create_token(
             scope: scope.to_owned(),
             label: label.to_owned(),
             created: now,
+            expires,
+            revoked: None,
+            last_used: None,
         })
         .await?;
     Ok(format!("plb_{id}_{secret}"))
 }
 
-/// The caller a bearer token stands for, or `None` if it is not a valid token.
-pub async fn check(store: &Store, bearer: &str) -> Result<Option<Caller>, StoreError> {
+/// The caller a bearer token stands for at `now` (the engine's clock), or `None`
+/// if it is not a valid token: unknown, wrong secret, revoked, or expired. An
+/// accepted token's `last_used` is recorded (at most once a minute).
+pub async fn check(
+    store: &Store,
+    bearer: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Caller>, StoreError> {
     let Some((id, secret)) = bearer
         .strip_prefix("plb_")
         .and_then(|rest| rest.split_once('_'))
@@ -129,10 +155,14 @@ pub async fn check(store: &Store, bearer: &str) -> Result<Option<Caller>, StoreE
     let Some(stored) = store.token(id).await? else {
         return Ok(None);
     };
-    if !same_secret(&sha256_hex(secret), &stored.secret_sha256) {
+    if !same_secret(&sha256_hex(secret), &stored.secret_sha256) || !stored.usable(now) {
         return Ok(None);
     }
-    Ok(Role::parse(&stored.role).map(|role| Caller {
+    let Some(role) = Role::parse(&stored.role) else {
+        return Ok(None);
+    };
+    store.token_used(&stored, now).await?;
+    Ok(Some(Caller {
         token: stored.id,
         role,
         scope: stored.scope,

@@ -49,7 +49,7 @@ async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "));
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
     let bearer = bearer.ok_or_else(unauthorized)?;
-    let caller = auth::check(state.commands.store(), bearer.trim())
+    let caller = auth::check(state.commands.store(), bearer.trim(), state.commands.now())
         .await?
         .ok_or_else(unauthorized)?;
     if caller.role < need {

@@ -61,6 +61,9 @@ fn operation(route: &RouteDoc) -> Value {
         .split('/')
         .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .chain(route.query.iter().map(|(name, description)| {
+            json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
+        }))
         .collect();
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);

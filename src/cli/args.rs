@@ -19,6 +19,15 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Who acts, as the ledger records it (default: the system user, `USER` then
+    /// `LOGNAME`, else `cli`). Never put in messages people receive.
+    #[arg(
+        long = "as",
+        global = true,
+        env = "PALABRE_OPERATOR",
+        value_name = "NAME"
+    )]
+    pub operator: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -333,6 +342,26 @@ pub enum CaseCommand {
     Reopen(CaseNote),
     /// Send a case one level up now.
     Escalate(CaseNote),
+    /// The cases a coordinator follows: open ones by default, with their level,
+    /// state, place, age and next deadline.
+    List {
+        /// Resolved cases too.
+        #[arg(long)]
+        all: bool,
+        /// Only cases with a deadline passed.
+        #[arg(long)]
+        overdue: bool,
+        /// Only this ladder's cases.
+        #[arg(long, value_name = "LADDER")]
+        workflow: Option<String>,
+        /// Only cases at this place or below (`mopti/koro`).
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
     /// A case and its whole history, from the ledger.
     Show {
         id: String,
@@ -357,6 +386,24 @@ pub enum TokenCommand {
         /// Who or what the token is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// How long the token is good for (`30d`, `12h`, `1w`; at most a year);
+        /// it never expires without this.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// List the tokens (never their secrets): label, role, scope, created, last
+    /// used, expiry, revoked.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Revoke a token: refused at once from then on, kept in the list for the record.
+    Revoke {
+        id: String,
         #[command(flatten)]
         sources: Sources,
     },
@@ -408,15 +455,41 @@ pub enum ContactsCommand {
     /// Import (or re-import) a directory CSV: id,name,roles,place,phone,email,language,channels.
     Import {
         file: PathBuf,
+        /// The file is the whole directory: contacts missing from it are
+        /// deactivated (and those back in it reactivated), after confirmation.
+        #[arg(long)]
+        sync: bool,
+        /// With --sync: do not ask for confirmation (for scripts).
+        #[arg(long, requires = "sync")]
+        yes: bool,
         #[command(flatten)]
         sources: Sources,
     },
-    /// List the directory; phones and emails are masked unless --reveal.
+    /// List the directory, inactive contacts included and marked, with who
+    /// stopped SMS; phones and emails are masked unless --reveal.
     List {
         #[arg(long)]
         reveal: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Remove a contact from the directory; messages queued for them become dead letters.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Deactivate a contact (a replaced mayor): kept for the record, sent nothing more.
+    Deactivate {
+        id: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Reactivate a deactivated contact.
+    Activate {
+        id: String,
         #[command(flatten)]
         sources: Sources,
     },

@@ -1,21 +1,35 @@
-//! `palabre contacts import|list`: the contact directory in the database,
-//! imported from a CSV (bad rows reported, exit code 1, the good ones kept) and
-//! listed with phones and emails masked unless asked.
+//! `palabre contacts import|list|remove|deactivate|activate`: the contact
+//! directory in the database, imported from a CSV (bad rows reported, exit code
+//! 1, the good ones kept), or synced with it (`--sync`: the file is the whole
+//! directory, the missing contacts deactivated after confirmation); listed with
+//! phones and emails masked unless asked, inactive contacts and SMS opt-outs
+//! marked; a contact removed, or deactivated (kept for the record, sent
+//! nothing), and activated again.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 
+use anyhow::bail;
 use palabre_core::diagnostic::Diagnostics;
 use palabre_core::redact;
-use palabre_lang::contacts;
+use palabre_lang::contacts::{self, Contact};
+use palabre_store::Store;
 
 use super::args::{Format, Sources};
 use super::context::{
-    load_definitions, open_store, parse_directory, print_table, read_file, report, required_store,
+    Invalid, load_definitions, open_store, parse_directory, print_table, read_file, report,
+    required_store,
 };
 
-pub async fn import(file: &Path, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
+pub async fn import(
+    file: &Path,
+    sync: bool,
+    yes: bool,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let bytes = read_file(file)?;
     let definitions = load_definitions(&sources.workflows)?;
     let mut diagnostics = Diagnostics::default();
@@ -27,6 +41,16 @@ pub async fn import(file: &Path, sources: &Sources, out: &mut String) -> anyhow:
         .collect::<BTreeSet<_>>()
         .len();
     let reported = report(diagnostics);
+    if sync {
+        if rejected > 0 {
+            eprintln!(
+                "error: {rejected} row(s) rejected: nothing imported, since with --sync \
+                 the contacts of rejected rows would be deactivated; fix them first"
+            );
+            return Err(Invalid.into());
+        }
+        return import_sync(&good, yes, sources, out).await;
+    }
     let store = open_store(sources).await?;
     let summary = store.upsert_contacts(&good).await?;
     store.close().await;
@@ -42,6 +66,108 @@ pub async fn import(file: &Path, sources: &Sources, out: &mut String) -> anyhow:
     Ok(reported?)
 }
 
+/// `import --sync`: says what would be deactivated (and reactivated), asks for
+/// confirmation unless `yes`, then syncs in one transaction.
+async fn import_sync(
+    good: &[Contact],
+    yes: bool,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let store = open_store(sources).await?;
+    let result = sync(&store, good, yes, out).await;
+    store.close().await;
+    result
+}
+
+async fn sync(store: &Store, good: &[Contact], yes: bool, out: &mut String) -> anyhow::Result<()> {
+    let preview = store.sync_preview(good).await?;
+    let (deactivate, reactivate) = (preview.deactivate.len(), preview.reactivate.len());
+    eprintln!(
+        "{deactivate} contact(s) missing from the file would be deactivated, \
+         {reactivate} reactivated"
+    );
+    if deactivate > 0 && !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            bail!(
+                "not deactivating {deactivate} contact(s) without confirmation: \
+                 no terminal to ask on; run again with --yes to confirm"
+            );
+        }
+        eprint!("type yes to go on: ");
+        let mut answer = String::new();
+        stdin.lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("not confirmed: nothing changed");
+        }
+    }
+    let summary = store.sync_contacts(good).await?;
+    writeln!(
+        out,
+        "{} contact(s) read: {} new, {} updated, {} unchanged; {} deactivated, {} reactivated",
+        good.len(),
+        summary.import.inserted,
+        summary.import.updated,
+        summary.import.unchanged,
+        summary.deactivated,
+        summary.reactivated,
+    )?;
+    Ok(())
+}
+
+/// `contacts remove ID`.
+pub async fn remove(id: &str, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
+    let store = required_store(sources, "no contact imported yet").await?;
+    let removed = store.remove_contact(id).await;
+    store.close().await;
+    if !removed? {
+        return no_such_contact(id);
+    }
+    writeln!(
+        out,
+        "{id} removed from the directory; messages queued for them will not be delivered"
+    )?;
+    Ok(())
+}
+
+/// `contacts deactivate ID` (`active` false) and `contacts activate ID`.
+pub async fn set_active(
+    id: &str,
+    active: bool,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let store = required_store(sources, "no contact imported yet").await?;
+    let changed = store.set_contact_active(id, active).await;
+    store.close().await;
+    let Some(changed) = changed? else {
+        return no_such_contact(id);
+    };
+    let line = match (active, changed) {
+        (false, true) => "deactivated: kept for the record, sent nothing more",
+        (false, false) => "already inactive",
+        (true, true) => "activated: reached again",
+        (true, false) => "already active",
+    };
+    writeln!(out, "{id} {line}")?;
+    Ok(())
+}
+
+fn no_such_contact(id: &str) -> anyhow::Result<()> {
+    eprintln!("error: there is no contact '{id}' in the directory");
+    Err(Invalid.into())
+}
+
+/// One contact as listed: the directory's columns, then its state.
+struct Listed {
+    contact: Contact,
+    /// False for a deactivated contact, kept for the record.
+    active: bool,
+    /// Whether they opted out of SMS (STOP).
+    sms_stopped: bool,
+}
+
 pub async fn list(
     reveal: bool,
     format: Format,
@@ -53,18 +179,45 @@ pub async fn list(
         "no contact imported yet (`palabre contacts import FILE` creates it)",
     )
     .await?;
-    let mut directory = store.contacts().await?;
+    let read = async {
+        Ok::<_, palabre_store::StoreError>((store.directory().await?, store.sms_stopped().await?))
+    }
+    .await;
     store.close().await;
+    let (entries, stopped) = read?;
+    let mut directory: Vec<Listed> = entries
+        .into_iter()
+        .map(|entry| Listed {
+            sms_stopped: stopped.contains(&entry.contact.id),
+            active: entry.active,
+            contact: entry.contact,
+        })
+        .collect();
     if !reveal {
-        for contact in &mut directory {
+        for listed in &mut directory {
+            let contact = &mut listed.contact;
             contact.phone = contact.phone.as_deref().map(redact::phone);
             contact.email = contact.email.as_deref().map(redact::email);
         }
     }
     match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&directory)?)?,
+        Format::Json => {
+            let json = directory
+                .iter()
+                .map(|listed| {
+                    let mut value = serde_json::to_value(&listed.contact)?;
+                    if let Some(fields) = value.as_object_mut() {
+                        fields.insert("active".into(), listed.active.into());
+                        fields.insert("sms_stopped".into(), listed.sms_stopped.into());
+                    }
+                    Ok(value)
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        }
         Format::Table => {
-            let rows = directory.iter().map(|c| {
+            let rows = directory.iter().map(|listed| {
+                let c = &listed.contact;
                 vec![
                     c.id.clone(),
                     c.name.clone(),
@@ -78,10 +231,15 @@ pub async fn list(
                         .map(|ch| ch.as_str())
                         .collect::<Vec<_>>()
                         .join(";"),
+                    if listed.sms_stopped { "stopped" } else { "" }.to_owned(),
+                    if listed.active { "" } else { "inactive" }.to_owned(),
                 ]
             });
-            print_table(out, &contacts::COLUMNS, rows);
-            writeln!(out, "{} contact(s)", directory.len())?;
+            let mut headers = contacts::COLUMNS.to_vec();
+            headers.extend(["sms", "state"]);
+            print_table(out, &headers, rows);
+            let inactive = directory.iter().filter(|l| !l.active).count();
+            writeln!(out, "{} contact(s), {inactive} inactive", directory.len())?;
         }
     }
     Ok(())

@@ -181,12 +181,19 @@ pub async fn refused<T>(commands: &Commands, result: Result<T, CommandError>) ->
     result
 }
 
-/// Who acts, as the ledger names them: the system user.
-pub fn actor() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
+/// Who acts, as the ledger names them: `--as NAME` (or `PALABRE_OPERATOR`),
+/// else the system user (`USER`, then `LOGNAME`), else `cli`.
+pub fn operator(named: Option<&str>) -> String {
+    let given = |name: String| {
+        let name = name.trim().to_owned();
+        (!name.is_empty()).then_some(name)
+    };
+    named
+        .map(str::to_owned)
+        .and_then(given)
+        .or_else(|| std::env::var("USER").ok().and_then(given))
+        .or_else(|| std::env::var("LOGNAME").ok().and_then(given))
+        .unwrap_or_else(|| "cli".to_owned())
 }
 
 /// Prints rows as a left-aligned text table.

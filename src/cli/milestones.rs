@@ -73,11 +73,13 @@ pub async fn timeline(
 }
 
 /// Records `status` with its note for the milestone `id` names
-/// (`PLAN/MILESTONE`, or the milestone alone when only one plan has it).
+/// (`PLAN/MILESTONE`, or the milestone alone when only one plan has it), as
+/// `operator`.
 pub async fn set(
     id: &str,
     status: &str,
     note: &str,
+    operator: &str,
     sources: &Sources,
     out: &mut String,
 ) -> anyhow::Result<()> {
@@ -113,7 +115,7 @@ pub async fn set(
     }
     let commands = commands_over(sources, definitions).await?;
     let changed = commands
-        .set_milestone_status(&plan, &milestone, status, note)
+        .set_milestone_status(&plan, &milestone, status, note, operator)
         .await;
     let previous = refused(&commands, changed).await?.previous;
     writeln!(out, "{plan}/{milestone}: {previous} → {status}")?;

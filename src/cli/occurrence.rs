@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use super::args::Sources;
 use super::context::{offline_commands, refused};
 
-/// Moves the occurrence at `at` to `to`, or cancels it without `to`.
+/// Moves the occurrence at `at` to `to`, or cancels it without `to`, as `operator`.
 pub async fn change(
     workflow: &str,
     at: &str,
     to: Option<&str>,
     reason: &str,
+    operator: &str,
     sources: &Sources,
     out: &mut String,
 ) -> anyhow::Result<()> {
@@ -23,7 +24,7 @@ pub async fn change(
     let new_start = to.map(|to| parse_instant("to", to)).transpose()?;
     let commands = offline_commands(sources).await?;
     let changed = commands
-        .change_occurrence(workflow, occurrence, new_start, reason)
+        .change_occurrence_by(workflow, occurrence, new_start, reason, operator)
         .await;
     let report = refused(&commands, changed).await?;
     let what = if new_start.is_some() {

@@ -10,7 +10,9 @@
 mod api;
 mod architecture;
 mod backup;
+mod cases;
 mod contacts;
+mod directory;
 mod escalation;
 mod failures;
 mod gateways;

@@ -3,12 +3,12 @@
 //! coordinators and administrators only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use palabre_engine::commands::{CaseAction, NewCase};
 use palabre_lang::escalation::{Case, CaseState};
-use palabre_store::LedgerEntry;
+use palabre_store::{CaseFilter, LedgerEntry};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -98,11 +98,75 @@ pub(super) async fn open_case(
         severity: body.severity,
         description: body.description,
     };
-    let case = state
-        .commands
-        .open_case(new, &format!("api:{}", caller.token))
-        .await?;
+    let actor = super::actor(&state, &caller).await?;
+    let case = state.commands.open_case(new, &actor).await?;
     Ok((StatusCode::CREATED, Json(case_view(&state, case, &caller))))
+}
+
+/// Which cases `GET /cases` lists.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseListQuery {
+    /// `open` (the default: open and acknowledged cases) or `all`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Only cases with a deadline passed.
+    #[serde(default)]
+    pub overdue: Option<bool>,
+    /// Only this ladder's cases.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// Only cases at this place or below.
+    #[serde(default)]
+    pub place: Option<String>,
+}
+
+/// A case as listed: the case, and its next deadline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListedCaseView {
+    #[serde(flatten)]
+    pub case: CaseView,
+    /// The earliest of its pending deadlines (acknowledge or resolve); none when resolved.
+    pub next_deadline: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn list_cases(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(query): Query<CaseListQuery>,
+) -> Result<Json<Vec<ListedCaseView>>, ApiError> {
+    let all = match query.state.as_deref() {
+        None | Some("open") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("no state '{other}': `open` or `all`"),
+            )
+            .field("state"));
+        }
+    };
+    let mut within: Vec<String> = query.place.into_iter().collect();
+    if caller.scope != crate::auth::NATIONAL {
+        within.push(caller.scope.clone());
+    }
+    let filter = CaseFilter {
+        all,
+        overdue_at: query.overdue.unwrap_or(false).then(|| state.commands.now()),
+        workflow: query.workflow,
+        within,
+    };
+    let listed = state.commands.store().list_cases(&filter).await?;
+    Ok(Json(
+        listed
+            .into_iter()
+            .filter(|l| caller.covers(&l.case.place))
+            .map(|l| ListedCaseView {
+                next_deadline: l.next_deadline,
+                case: case_view(&state, l.case, &caller),
+            })
+            .collect(),
+    ))
 }
 
 /// A case the caller may see, or why not.
@@ -171,9 +235,7 @@ pub(super) async fn act_on_case(
             ));
         }
     };
-    let case = state
-        .commands
-        .act_on_case(&id, action, &format!("api:{}", caller.token))
-        .await?;
+    let actor = super::actor(&state, &caller).await?;
+    let case = state.commands.act_on_case(&id, action, &actor).await?;
     Ok(Json(case_view(&state, case, &caller)))
 }

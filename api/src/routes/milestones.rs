@@ -77,10 +77,10 @@ pub(super) async fn set_milestone(
     if body.note.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a note is needed").field("note"));
     }
-    let note = format!("{} (via the API, token {})", body.note, caller.token);
+    let actor = super::actor(&state, &caller).await?;
     let change = state
         .commands
-        .set_milestone_status(&plan, &id, body.status, &note)
+        .set_milestone_status(&plan, &id, body.status, &body.note, &actor)
         .await?;
     Ok(Json(MilestoneChange {
         plan,

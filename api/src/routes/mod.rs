@@ -21,9 +21,9 @@ use palabre_lang::milestones::TimelineRow;
 use palabre_store::{LedgerEntry, StatusCounts};
 use schemars::{JsonSchema, Schema, schema_for};
 
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::extract::RoleGate;
-use crate::{ApiState, MAX_BODY_BYTES};
+use crate::{ApiError, ApiState, MAX_BODY_BYTES};
 
 /// One route, as both the router and the OpenAPI document see it.
 pub struct RouteDoc {
@@ -34,6 +34,8 @@ pub struct RouteDoc {
     /// The least role needed; `None` for public routes.
     pub role: Option<Role>,
     pub request: Option<fn() -> Schema>,
+    /// The query parameters it reads: name and meaning (all optional).
+    pub query: &'static [(&'static str, &'static str)],
     pub response: fn() -> Schema,
     /// The HTTP status of success.
     pub success: u16,
@@ -56,6 +58,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Liveness and database reachability",
         role: None,
         request: None,
+        query: &[],
         response: schema::<health::Health>,
         success: 200,
         handler: || get(health::healthz),
@@ -66,6 +69,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Prometheus metrics: timers, messages by channel and state, rule errors",
         role: None,
         request: None,
+        query: &[],
         response: text,
         success: 200,
         handler: || get(crate::metrics::metrics),
@@ -76,6 +80,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "This document",
         role: None,
         request: None,
+        query: &[],
         response: || schemars::json_schema!({ "type": "object" }),
         success: 200,
         handler: || get(crate::openapi_document),
@@ -86,6 +91,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "The workflows in the caller's scope",
         role: Some(Role::Observer),
         request: None,
+        query: &[],
         response: schema::<Vec<workflows::WorkflowView>>,
         success: 200,
         handler: || get(workflows::workflows),
@@ -96,6 +102,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "A workflow's instances: a meeting's next occurrences, a plan's milestones, a ladder's cases in scope",
         role: Some(Role::Observer),
         request: None,
+        query: &[],
         response: schema::<workflows::Instances>,
         success: 200,
         handler: || get(workflows::instances),
@@ -106,6 +113,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Fire a named event on a workflow: `move` or `cancel` one occurrence of a meeting",
         role: Some(Role::Coordinator),
         request: Some(schema::<workflows::EventBody>),
+        query: &[],
         response: schema::<workflows::EventDone>,
         success: 200,
         handler: || post(workflows::fire_event),
@@ -116,9 +124,29 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Open a dispute on an escalation ladder",
         role: Some(Role::Coordinator),
         request: Some(schema::<cases::NewCaseBody>),
+        query: &[],
         response: schema::<cases::CaseView>,
         success: 201,
         handler: || post(cases::open_case),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/cases",
+        summary: "The cases in the caller's scope, oldest first, with their next deadline: open ones unless `?state=all`; `?overdue=true` (a deadline passed), `?workflow=`, `?place=` (at or below) narrow it. Descriptions for coordinators and administrators only",
+        role: Some(Role::Observer),
+        request: None,
+        query: &[
+            (
+                "state",
+                "`open` (the default: open and acknowledged cases) or `all`",
+            ),
+            ("overdue", "`true`: only cases with a deadline passed"),
+            ("workflow", "only this ladder's cases"),
+            ("place", "only cases at this place or below"),
+        ],
+        response: schema::<Vec<cases::ListedCaseView>>,
+        success: 200,
+        handler: || get(cases::list_cases),
     },
     RouteDoc {
         method: "get",
@@ -126,6 +154,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "A case (its description for coordinators and administrators only)",
         role: Some(Role::Observer),
         request: None,
+        query: &[],
         response: schema::<cases::CaseView>,
         success: 200,
         handler: || get(cases::read_case),
@@ -136,6 +165,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Everything the ledger says about a case",
         role: Some(Role::Observer),
         request: None,
+        query: &[],
         response: schema::<Vec<LedgerEntry>>,
         success: 200,
         handler: || get(cases::case_history),
@@ -146,6 +176,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Act on a case: `acknowledge`, `note`, `resolve`, `reopen` or `escalate`",
         role: Some(Role::Coordinator),
         request: Some(schema::<cases::NoteBody>),
+        query: &[],
         response: schema::<cases::CaseView>,
         success: 200,
         handler: || post(cases::act_on_case),
@@ -156,6 +187,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "The milestone timeline (`?place=` narrows it)",
         role: Some(Role::Observer),
         request: None,
+        query: &[("place", "only plans at this place or below")],
         response: schema::<Vec<TimelineRow>>,
         success: 200,
         handler: || get(milestones::milestones),
@@ -166,6 +198,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Record a milestone's status, with a note",
         role: Some(Role::Coordinator),
         request: Some(schema::<milestones::MilestoneStatusBody>),
+        query: &[],
         response: schema::<milestones::MilestoneChange>,
         success: 200,
         handler: || post(milestones::set_milestone),
@@ -176,6 +209,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "SMS replies from the gateway's webhook, in the configured provider's format (without a gateway: JSON or form `from`, `text`); authenticated by the secret in the URL, and by Twilio's signature for Twilio. Answers what each message did, or for Twilio the empty TwiML it expects",
         role: None,
         request: Some(schema::<PlainInbound>),
+        query: &[],
         response: schema::<Vec<InboundOutcome>>,
         success: 200,
         handler: || post(webhooks::inbound_sms),
@@ -186,6 +220,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "Delivery receipts from the gateway's webhook, in the configured provider's format: Orange `deliveryInfoNotification`, Twilio status callbacks (signed), Infobip `results`, Africa's Talking forms; without a gateway JSON or form `id`, `status`",
         role: None,
         request: Some(schema::<PlainReceipt>),
+        query: &[],
         response: schema::<webhooks::ReceiptsDone>,
         success: 200,
         handler: || post(webhooks::receipts),
@@ -196,6 +231,7 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "What `palabre status` counts: timers by state, messages by state, and each channel's messages queued, sent, delivered, undelivered and dead",
         role: Some(Role::Observer),
         request: None,
+        query: &[],
         response: schema::<StatusCounts>,
         success: 200,
         handler: || get(reports::status),
@@ -206,11 +242,35 @@ pub static ROUTES: &[RouteDoc] = &[
         summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?limit=`)",
         role: Some(Role::Observer),
         request: None,
+        query: &[
+            ("workflow", "only this workflow's entries"),
+            (
+                "limit",
+                "at most this many entries (default 200, at most 5000)",
+            ),
+        ],
         response: schema::<Vec<LedgerEntry>>,
         success: 200,
         handler: || get(reports::ledger),
     },
 ];
+
+/// Who a caller is, as the ledger names them: its token's label and id
+/// (`hotline (token 3f2a…)`), or the id alone for a token without a label.
+pub(crate) async fn actor(state: &ApiState, caller: &Caller) -> Result<String, ApiError> {
+    let label = state
+        .commands
+        .store()
+        .token(&caller.token)
+        .await?
+        .map(|t| t.label.trim().to_owned())
+        .unwrap_or_default();
+    Ok(if label.is_empty() {
+        format!("token {}", caller.token)
+    } else {
+        format!("{label} (token {})", caller.token)
+    })
+}
 
 /// The router of every route in [`ROUTES`], each behind the gate of its role.
 pub fn router(state: ApiState) -> Router {

@@ -173,10 +173,12 @@ pub(super) async fn fire_event(
             ));
         }
     };
-    let reason = format!("{} (via the API, token {})", body.reason, caller.token);
+    // The reason goes to every participant as it was written; who asked goes
+    // to the ledger only.
+    let actor = super::actor(&state, &caller).await?;
     let report = state
         .commands
-        .change_occurrence(&id, body.occurrence, new_start, &reason)
+        .change_occurrence_by(&id, body.occurrence, new_start, &body.reason, &actor)
         .await?;
     Ok(Json(EventDone {
         workflow: id,

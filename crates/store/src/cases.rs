@@ -11,6 +11,7 @@ use super::states::PENDING;
 use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::escalation::{Case, CaseState};
+use palabre_lang::places::Places;
 
 /// What a case change does to the case's pending deadline timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,27 @@ pub struct CaseWrite<'a> {
     pub timers: &'a [PlannedTimer],
     pub messages: &'a [QueuedMessage],
     pub ledger: &'a [LedgerEntry],
+}
+
+/// Which cases [`Store::list_cases`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Resolved cases too (by default only open and acknowledged ones).
+    pub all: bool,
+    /// Only cases with a pending deadline due before this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// Only the cases of this ladder.
+    pub workflow: Option<String>,
+    /// Only cases at each of these places or below (a place asked for, a token's scope).
+    pub within: Vec<String>,
+}
+
+/// A case as listed, with its next pending deadline.
+#[derive(Debug, Clone)]
+pub struct ListedCase {
+    pub case: Case,
+    /// The earliest of its pending deadline timers; `None` when it has none.
+    pub next_deadline: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
@@ -131,6 +153,73 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(case_of).collect()
+    }
+
+    /// The cases `filter` keeps, oldest first, each with its next pending
+    /// deadline: one query, the filters in SQL.
+    pub async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<ListedCase>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut next = 1;
+        let mut param = || {
+            let p = format!("${next}");
+            next += 1;
+            p
+        };
+        if !filter.all {
+            conditions.push(format!("c.state <> '{}'", CaseState::Resolved.as_str()));
+        }
+        if filter.workflow.is_some() {
+            conditions.push(format!("c.workflow = {}", param()));
+        }
+        for _ in &filter.within {
+            let (exact, below) = (param(), param());
+            conditions.push(format!("(c.place = {exact} OR c.place LIKE {below})"));
+        }
+        let overdue = filter.overdue_at.map(|_| param());
+        let mut sql = format!(
+            "SELECT c.id, c.workflow, c.category, c.place, c.parties, c.severity, c.description, \
+             c.level, c.state, c.opened, c.updated, \
+             (SELECT MIN(t.due) FROM timers t WHERE t.workflow = c.workflow \
+              AND t.state = '{PENDING}' AND t.step LIKE c.id || '/%') AS next_deadline \
+             FROM cases c"
+        );
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        if let Some(overdue) = overdue {
+            sql = format!("SELECT * FROM ({sql}) listed WHERE next_deadline < {overdue}");
+        }
+        sql.push_str(" ORDER BY opened, id");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(workflow) = &filter.workflow {
+            query = query.bind(workflow);
+        }
+        for place in &filter.within {
+            query = query.bind(place).bind(format!("{place}/%"));
+        }
+        if let Some(at) = filter.overdue_at {
+            query = query.bind(millis(at));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut listed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let case = case_of(row)?;
+            // LIKE reads `_` as any one character: keep only true descendants.
+            if !filter
+                .within
+                .iter()
+                .all(|place| Places::contains(place, &case.place))
+            {
+                continue;
+            }
+            let next_deadline: Option<i64> = row.try_get("next_deadline")?;
+            listed.push(ListedCase {
+                case,
+                next_deadline: next_deadline.map(instant),
+            });
+        }
+        Ok(listed)
     }
 
     /// Saves `case` (level, state) if nobody changed it since `seen` (its `updated`

@@ -1,5 +1,15 @@
-//! The contact directory in the database: import (upsert) and listing.
+//! The contact directory in the database: import (upsert, or sync with the whole
+//! directory), listing, removal, and deactivation.
+//!
+//! A contact is *active* or *inactive*. An inactive contact (a replaced mayor) is
+//! kept for the record but reached no more: [`Store::contacts`], the directory
+//! the planner's recipient groups, the rules and delivery read, leaves inactive
+//! contacts out, while [`Store::directory`] (what `contacts list` shows) holds
+//! everyone, marked.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
 use sqlx::Row;
 
 use super::{ImportSummary, Store, StoreError};
@@ -8,18 +18,192 @@ use palabre_lang::contacts::Contact;
 
 const CONTACT_COLUMNS: &str = "id, name, roles, place, phone, email, language, channels";
 
+/// One contact as `contacts list` shows it: the contact, and whether it is still
+/// reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectoryEntry {
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// False for a contact kept for the record only (`contacts deactivate`).
+    pub active: bool,
+}
+
+/// What a sync (`contacts import --sync`) changed: the import itself, and the
+/// contacts deactivated (missing from the file) or reactivated (back in it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    pub import: ImportSummary,
+    pub deactivated: usize,
+    pub reactivated: usize,
+}
+
+/// What a sync with a file would change in the directory as it is now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncPreview {
+    /// Active contacts missing from the file.
+    pub deactivate: BTreeSet<String>,
+    /// Inactive contacts the file holds again.
+    pub reactivate: BTreeSet<String>,
+}
+
+impl SyncPreview {
+    /// Against `stored` (id → active), for a file holding `ids`.
+    fn of(stored: &BTreeMap<String, bool>, ids: &BTreeSet<&str>) -> SyncPreview {
+        let mut preview = SyncPreview::default();
+        for (id, &active) in stored {
+            let listed = ids.contains(id.as_str());
+            if active && !listed {
+                preview.deactivate.insert(id.clone());
+            } else if !active && listed {
+                preview.reactivate.insert(id.clone());
+            }
+        }
+        preview
+    }
+}
+
 impl Store {
     /// Inserts new contacts and updates changed ones, in one transaction; re-importing
-    /// the same file changes nothing and never duplicates.
+    /// the same file changes nothing and never duplicates. Whether a contact is
+    /// active is left as it is (a new one is active).
     pub async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary, StoreError> {
-        let mut summary = ImportSummary::default();
         let mut tx = self.write_transaction().await?;
+        let summary = upsert(&mut tx, contacts).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// What [`Store::sync_contacts`] with these contacts would deactivate and
+    /// reactivate now.
+    pub async fn sync_preview(&self, contacts: &[Contact]) -> Result<SyncPreview, StoreError> {
+        let stored = activity(&mut *self.pool.acquire().await?).await?;
+        let ids = contacts.iter().map(|c| c.id.as_str()).collect();
+        Ok(SyncPreview::of(&stored, &ids))
+    }
+
+    /// Makes the directory the given contacts, in one transaction: they are
+    /// inserted or updated and made active, and every contact missing from them
+    /// is deactivated (kept for the record, reached no more).
+    pub async fn sync_contacts(&self, contacts: &[Contact]) -> Result<SyncSummary, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let stored = activity(&mut tx).await?;
+        let ids = contacts.iter().map(|c| c.id.as_str()).collect();
+        let preview = SyncPreview::of(&stored, &ids);
+        let import = upsert(&mut tx, contacts).await?;
+        for (ids, active) in [(&preview.deactivate, false), (&preview.reactivate, true)] {
+            for id in ids {
+                sqlx::query(active_statement(active))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(SyncSummary {
+            import,
+            deactivated: preview.deactivate.len(),
+            reactivated: preview.reactivate.len(),
+        })
+    }
+
+    /// Removes a contact from the directory; false if there was none by that id.
+    /// Messages queued for them are dead-lettered at delivery.
+    pub async fn remove_contact(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM contacts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deactivates (`active` false) or reactivates a contact: `None` if there is
+    /// none by that id, else whether this changed anything.
+    pub async fn set_contact_active(
+        &self,
+        id: &str,
+        active: bool,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let stored = activity(&mut tx).await?;
+        let Some(&was) = stored.get(id) else {
+            return Ok(None);
+        };
+        if was != active {
+            sqlx::query(active_statement(active))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(was != active))
+    }
+
+    /// The ids of the inactive contacts.
+    pub async fn inactive_contacts(&self) -> Result<BTreeSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM contacts WHERE NOT active")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// The whole directory, inactive contacts included and marked, ordered by id:
+    /// what `contacts list` shows. Planning and delivery read [`Store::contacts`].
+    pub async fn directory(&self) -> Result<Vec<DirectoryEntry>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let inactive = self.inactive_contacts().await?;
+        rows.iter()
+            .map(|row| {
+                let contact = contact_from_row(row)?;
+                let active = !inactive.contains(&contact.id);
+                Ok(DirectoryEntry { contact, active })
+            })
+            .collect()
+    }
+}
+
+/// `UPDATE` of one contact's `active` (bound: the id). Literals rather than a
+/// bound boolean: both backends read them, and the `Any` driver needs no
+/// boolean decoding.
+fn active_statement(active: bool) -> &'static str {
+    if active {
+        "UPDATE contacts SET active = TRUE WHERE id = $1"
+    } else {
+        "UPDATE contacts SET active = FALSE WHERE id = $1"
+    }
+}
+
+/// Every contact's id and whether it is active.
+async fn activity(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String, bool>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, CASE WHEN active THEN 'yes' ELSE 'no' END AS active FROM contacts")
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            let active: String = r.try_get("active")?;
+            Ok((id, active == "yes"))
+        })
+        .collect()
+}
+
+/// Inserts new contacts and updates changed ones within `tx`.
+async fn upsert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    contacts: &[Contact],
+) -> Result<ImportSummary, StoreError> {
+    let mut summary = ImportSummary::default();
+    {
         for contact in contacts {
             let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"
             )))
             .bind(&contact.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|row| contact_from_row(&row))
             .transpose()?;
@@ -50,17 +234,21 @@ impl Store {
                 .bind(contact.email.as_deref())
                 .bind(&contact.language)
                 .bind(channels)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(summary)
     }
+    Ok(summary)
+}
 
-    /// The whole directory, ordered by id.
+impl Store {
+    /// The directory that is reached, ordered by id: the active contacts only.
+    /// Planning (the planner's recipient groups, the rules' `contacts_with_role`),
+    /// commands and delivery read this, so an inactive contact is never a
+    /// recipient; [`Store::directory`] lists everyone.
     pub async fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE active ORDER BY id"
         )))
         .fetch_all(&self.pool)
         .await?;
@@ -105,7 +293,8 @@ fn contact_from_row(row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {
 }
 
 impl Store {
-    /// One contact by id, as it is now (addresses are read at delivery time).
+    /// One contact by id, as it is now (addresses are read at delivery time),
+    /// active or not.
     pub async fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"

@@ -321,7 +321,8 @@ mod timers;
 mod tokens;
 
 pub use backup::{is_palabre_database, sqlite_file, sqlite_in_use, sqlite_url_of};
-pub use cases::{CaseWrite, DropTimers};
+pub use cases::{CaseFilter, CaseWrite, DropTimers, ListedCase};
+pub use contacts::{DirectoryEntry, SyncPreview, SyncSummary};
 pub use definitions::{DefinitionFile, DefinitionsCopy, DefinitionsHealth};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::ReceiptSubject;
@@ -329,4 +330,4 @@ pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, Queu
 pub use timers::{
     ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
 };
-pub use tokens::StoredToken;
+pub use tokens::{LAST_USED_PRECISION, StoredToken};

@@ -50,6 +50,21 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<MilestoneStatus, StoreError> {
+        self.set_milestone_status_by(plan, milestone, status, note, None, now)
+            .await
+    }
+
+    /// [`Store::set_milestone_status`], naming who set it in the ledger entry
+    /// (the note kept with the status stays theirs alone).
+    pub async fn set_milestone_status_by(
+        &self,
+        plan: &str,
+        milestone: &str,
+        status: MilestoneStatus,
+        note: &str,
+        actor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<MilestoneStatus, StoreError> {
         let mut tx = self.write_transaction().await?;
         let previous = sqlx::query(
             "SELECT status FROM milestone_status WHERE workflow = $1 AND milestone = $2",
@@ -87,7 +102,10 @@ impl Store {
             LedgerEntry::new(
                 now,
                 LedgerEvent::MilestoneStatus,
-                format!("{previous} → {status}: {note}"),
+                match actor {
+                    Some(actor) => format!("{previous} → {status} by {actor}: {note}"),
+                    None => format!("{previous} → {status}: {note}"),
+                },
             )
             .about(plan, milestone),
         ];

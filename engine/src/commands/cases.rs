@@ -243,7 +243,8 @@ impl Commands {
                 }
                 case.state = CaseState::Open;
                 let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
-                let reason = format!("reopened by {actor}: {note}");
+                // The responders read the note, never who reopened it.
+                let reason = format!("reopened: {note}");
                 let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
                 (
                     DropTimers::All,
@@ -255,8 +256,10 @@ impl Commands {
                 )
             }
             CaseAction::Escalate(reason) => {
-                let reason = format!("{reason} (by {actor})");
-                return match self.climb_case(id, 1, &reason, "by hand").await? {
+                return match self
+                    .climb_case_by(id, 1, &reason, "by hand", Some(actor))
+                    .await?
+                {
                     Some(case) => Ok(case),
                     None => CommandError::conflict("the case is resolved: reopen it first"),
                 };
@@ -276,6 +279,19 @@ impl Commands {
         climb: u32,
         reason: &str,
         how: &str,
+    ) -> Result<Option<Case>, CommandError> {
+        self.climb_case_by(id, climb, reason, how, None).await
+    }
+
+    /// [`Commands::climb_case`], by `actor` when a person asked it: the ledger
+    /// entry names them, the message to the level's responders does not.
+    async fn climb_case_by(
+        &self,
+        id: &str,
+        climb: u32,
+        reason: &str,
+        how: &str,
+        actor: Option<&str>,
     ) -> Result<Option<Case>, CommandError> {
         let definitions = self.definitions();
         let now = self.now();
@@ -297,7 +313,10 @@ impl Commands {
         let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
         let from = ladder.level(from).map_or("?", |l| l.id.as_str());
         let reason = format!("from level {from} ({how}): {reason}");
-        let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
+        let mut reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
+        if let (Some(actor), Some(entry)) = (actor, reached.ledger.first_mut()) {
+            entry.detail.push_str(&format!("; by {actor}"));
+        }
         self.save_case(&case, seen, DropTimers::All, Some(reached), Vec::new())
             .await?;
         info!(case = %id, level = case.level, "case escalated");

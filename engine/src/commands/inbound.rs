@@ -391,8 +391,14 @@ impl Commands {
             return Ok(None);
         };
         let note = format!("reported done by SMS by {}", contact.id);
-        self.set_milestone_status(&plan.id, &milestone.id, MilestoneStatus::Done, &note)
-            .await?;
+        self.set_milestone_status(
+            &plan.id,
+            &milestone.id,
+            MilestoneStatus::Done,
+            &note,
+            &contact.id,
+        )
+        .await?;
         Ok(Some(InboundOutcome::MilestoneDone {
             contact: contact.id.clone(),
             plan: plan.id.clone(),

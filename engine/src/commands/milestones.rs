@@ -14,7 +14,7 @@ pub struct MilestoneChange {
 
 impl Commands {
     /// Records `status` for `milestone` of `plan`, with `note` (why, or what was
-    /// done); the worker's reminders and overdue checks follow it from the next
+    /// done), as `actor` did it (the ledger names them; the note stays theirs); the worker's reminders and overdue checks follow it from the next
     /// tick. Refused for a milestone no plan has, or without a note.
     pub async fn set_milestone_status(
         &self,
@@ -22,6 +22,7 @@ impl Commands {
         milestone: &str,
         status: MilestoneStatus,
         note: &str,
+        actor: &str,
     ) -> Result<MilestoneChange, CommandError> {
         let definitions = self.definitions();
         if definitions
@@ -36,7 +37,7 @@ impl Commands {
         }
         let previous = self
             .store()
-            .set_milestone_status(plan, milestone, status, note, self.now())
+            .set_milestone_status_by(plan, milestone, status, note, Some(actor), self.now())
             .await?;
         self.wake();
         Ok(MilestoneChange { previous, status })

@@ -33,12 +33,40 @@ impl Commands {
     /// steps already sent stay sent, and every participant is sent the
     /// `meeting-moved` or `meeting-cancelled` notice, by email with the updated
     /// calendar entry (same UID, next SEQUENCE). All in one transaction, in the ledger.
+    /// For changes no person made (a schedule rule's); people's go through
+    /// [`Commands::change_occurrence_by`].
     pub async fn change_occurrence(
         &self,
         workflow: &str,
         occurrence: DateTime<Utc>,
         new_start: Option<DateTime<Utc>>,
         reason: &str,
+    ) -> Result<ChangeReport, CommandError> {
+        self.change_occurrence_as(workflow, occurrence, new_start, reason, None)
+            .await
+    }
+
+    /// [`Commands::change_occurrence`] as `actor` asks it: the ledger entry names
+    /// them; the notice participants get carries the reason alone.
+    pub async fn change_occurrence_by(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+        new_start: Option<DateTime<Utc>>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<ChangeReport, CommandError> {
+        self.change_occurrence_as(workflow, occurrence, new_start, reason, Some(actor))
+            .await
+    }
+
+    async fn change_occurrence_as(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+        new_start: Option<DateTime<Utc>>,
+        reason: &str,
+        actor: Option<&str>,
     ) -> Result<ChangeReport, CommandError> {
         let now = self.now();
         let definitions = self.definitions();
@@ -119,7 +147,8 @@ impl Commands {
             ),
             None => format!("cancelled (was {})", previous_start.to_rfc3339()),
         };
-        let mut ledger = vec![slot(event, format!("{what}: {reason}"))];
+        let by = actor.map(|a| format!(" by {a}")).unwrap_or_default();
+        let mut ledger = vec![slot(event, format!("{what}{by}: {reason}"))];
         ledger.extend(rule_failure_entries(&planner, now));
         let calendar = |channel: Channel| {
             (channel == Channel::Email).then(|| {

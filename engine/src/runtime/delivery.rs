@@ -5,7 +5,7 @@
 //! retried with exponential backoff and jitter, or dead-lettered. What an
 //! attempt's result means is decided by [`judge`], a pure function.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -98,6 +98,16 @@ impl Runtime {
                 return Ok(());
             }
             let contacts = self.directory(directory).await?;
+            // The tick's directory holds the active contacts only: for a message to
+            // someone not in it, whether they were deactivated or removed.
+            let inactive = if claimed
+                .iter()
+                .any(|m| contacts.get(&m.contact_id).is_none())
+            {
+                self.store().inactive_contacts().await?
+            } else {
+                BTreeSet::new()
+            };
             // Past `batch_time`, nothing more of this batch starts (but at least
             // one message does, so that every batch makes progress).
             let claimed_at = std::time::Instant::now();
@@ -131,7 +141,8 @@ impl Runtime {
                             lane.busy += 1;
                             started += 1;
                             let span = info_span!("delivery", key = %message.id, channel = %message.channel);
-                            running.push(self.deliver(contacts, message).instrument(span));
+                            running
+                                .push(self.deliver(contacts, &inactive, message).instrument(span));
                         }
                     }
                 }
@@ -209,8 +220,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// Delivers one message; returns its outcome to record.
-    async fn deliver(&self, directory: &Directory, message: ClaimedMessage) -> Delivered {
+    /// Delivers one message; returns its outcome to record. A message to a
+    /// contact removed from the directory, or deactivated (one of `inactive`), is
+    /// a dead letter saying which, with no fallback copy.
+    async fn deliver(
+        &self,
+        directory: &Directory,
+        inactive: &BTreeSet<String>,
+        message: ClaimedMessage,
+    ) -> Delivered {
         let channel = message.channel;
         let contact = directory.get(&message.contact_id);
         let address = contact.and_then(|contact| contact.address(channel));
@@ -240,6 +258,9 @@ impl Runtime {
                     "no connector configured for {channel}"
                 ))),
             },
+            (None, _) if inactive.contains(&message.contact_id) => Err(DeliveryError::Permanent(
+                "the contact is deactivated".to_owned(),
+            )),
             (None, _) => Err(DeliveryError::Permanent(
                 "the contact is no longer in the directory".to_owned(),
             )),
@@ -249,10 +270,11 @@ impl Runtime {
             ))),
         };
         let now = self.now();
+        // No copy on another channel for someone out of the directory.
         let fallback = message
             .fallback
             .as_ref()
-            .filter(|f| f.channel != message.channel);
+            .filter(|f| f.channel != message.channel && contact.is_some());
         let opted_out = channel == Channel::Sms
             && matches!(result, Err(DeliveryError::OptedOut(_)))
             && !stopped;
