@@ -27,6 +27,15 @@ pub async fn change(
         .change_occurrence_by(workflow, occurrence, new_start, reason, operator)
         .await;
     let report = refused(&commands, changed).await?;
+    if !report.changed {
+        writeln!(
+            out,
+            "{workflow} {}: already starts at that time (sequence {}): nothing changed, nobody told again",
+            occurrence.to_rfc3339(),
+            report.sequence
+        )?;
+        return Ok(());
+    }
     let what = if new_start.is_some() {
         "moved"
     } else {

@@ -82,8 +82,11 @@ async fn a_dispute_climbs_the_ladder_in_working_time_and_acknowledgement_stops_i
         // Another ladder with the same prefix continues the numbering.
         let mut other = dispute("un autre litige");
         other.workflow = "litiges-tessit".into();
+        // A party named twice (a form sent twice over) is one party.
+        other.parties = vec!["c-1".into(), "c-1".into()];
         let other = runtime.commands().open_case(other, "test").await.unwrap();
         assert_eq!(other.id, "LT-0003");
+        assert_eq!(other.parties, ["c-1"]);
         // Cases opened at the same moment each get their own id.
         let at_once = futures::future::join_all((0..6).map(|i| {
             runtime

@@ -916,3 +916,78 @@ async fn a_batch_out_of_time_gives_its_messages_back() {
     assert_eq!(sms.delivered.load(SeqCst), 17);
     assert_eq!(email.delivered.load(SeqCst), 16);
 }
+
+/// A request repeated (a client that retried after a timeout) tells nobody
+/// twice: a move to the start the occurrence already has changes nothing. And
+/// what people receive has bounds: no empty reason, none longer than an SMS can
+/// carry, no move years ahead. Nothing refused is written.
+#[tokio::test]
+async fn a_repeated_move_is_a_no_op_and_reasons_and_moves_have_bounds() {
+    use palabre_engine::commands::CommandError;
+    for world in worlds("move_twice", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        runtime.tick().await.unwrap();
+        let commands = runtime.commands();
+        let monday = at("2026-12-07T09:00:00Z");
+        let tuesday = at("2026-12-08T10:00:00Z");
+        let first = commands
+            .change_occurrence("weekly-koro", monday, Some(tuesday), "jour de marché")
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.sequence, first.notified, first.changed),
+            (1, 3, true)
+        );
+        let again = commands
+            .change_occurrence("weekly-koro", monday, Some(tuesday), "jour de marché")
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.sequence, again.notified, again.changed),
+            (1, 0, false),
+            "the same move again is no change"
+        );
+        runtime.tick().await.unwrap();
+        let told = sms.keys().len() + email.keys().len();
+        assert_eq!(told, 3, "each participant told once");
+
+        for (reason, to, wanted) in [
+            (
+                "   ",
+                Some(at("2026-12-09T10:00:00Z")),
+                "a reason is needed",
+            ),
+            (
+                &"x".repeat(301)[..],
+                Some(at("2026-12-09T10:00:00Z")),
+                "at most 300",
+            ),
+            (
+                "crue",
+                Some(at("9999-12-31T09:00:00Z")),
+                "more than 366 days ahead",
+            ),
+        ] {
+            match commands
+                .change_occurrence("weekly-koro", monday, to, reason)
+                .await
+            {
+                Err(CommandError::Invalid(message)) => {
+                    assert!(message.contains(wanted), "{message}");
+                }
+                other => panic!("refused as invalid ({wanted}), not {other:?}"),
+            }
+        }
+        let moves = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == "moved")
+            .count();
+        assert_eq!(moves, 1, "refused and repeated requests write nothing");
+    }
+}

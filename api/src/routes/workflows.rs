@@ -142,6 +142,9 @@ pub struct EventDone {
     /// Participants a notice was queued for.
     pub notified: usize,
     pub unreachable: usize,
+    /// False when the occurrence already started at the asked time: nothing was
+    /// changed and nobody was told again (a repeated request is harmless).
+    pub changed: bool,
 }
 
 pub(super) async fn fire_event(
@@ -186,5 +189,6 @@ pub(super) async fn fire_event(
         sequence: report.sequence,
         notified: report.notified,
         unreachable: report.unreachable,
+        changed: report.changed,
     }))
 }

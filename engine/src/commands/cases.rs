@@ -86,6 +86,10 @@ impl Commands {
         if !(1..=5).contains(&new.severity) {
             return CommandError::invalid("severity goes from 1 (low) to 5 (grave)");
         }
+        let mut new = new;
+        // A party named twice is one party.
+        let mut seen = std::collections::BTreeSet::new();
+        new.parties.retain(|p| seen.insert(p.clone()));
         if new.description.trim().is_empty() || new.description.len() > MAX_DESCRIPTION {
             return CommandError::invalid(format!(
                 "a description is needed, at most {MAX_DESCRIPTION} bytes"

@@ -25,7 +25,16 @@ pub struct ChangeReport {
     pub notified: usize,
     /// Participants with no address on the workflow's channels.
     pub unreachable: usize,
+    /// False when the occurrence already starts at the asked time: nothing was
+    /// changed and nobody told again (a repeated request is harmless).
+    pub changed: bool,
 }
+
+/// The longest reason people are sent (it goes in an SMS and an email).
+pub const MAX_REASON_CHARS: usize = 300;
+
+/// How far ahead an occurrence may be moved.
+pub const MOVE_HORIZON: TimeDelta = TimeDelta::days(366);
 
 impl Commands {
     /// Moves one occurrence to `new_start`, or cancels it when `new_start` is `None`:
@@ -69,6 +78,22 @@ impl Commands {
         actor: Option<&str>,
     ) -> Result<ChangeReport, CommandError> {
         let now = self.now();
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return CommandError::invalid("a reason is needed: participants are told why");
+        }
+        let length = reason.chars().count();
+        if length > MAX_REASON_CHARS {
+            return CommandError::invalid(format!(
+                "the reason is {length} characters: at most {MAX_REASON_CHARS}, as participants read it in an SMS"
+            ));
+        }
+        if new_start.is_some_and(|start| start > now + MOVE_HORIZON) {
+            return CommandError::invalid(format!(
+                "the new start is more than {} days ahead: move it within a year, or cancel it",
+                MOVE_HORIZON.num_days()
+            ));
+        }
         let definitions = self.definitions();
         let Some(meeting) = definitions
             .meetings
@@ -100,6 +125,14 @@ impl Commands {
         }
         if new_start.is_some_and(|start| start <= now) {
             return CommandError::invalid("the new start is in the past");
+        }
+        if new_start == Some(previous_start) {
+            return Ok(ChangeReport {
+                sequence: previous.map_or(0, |c| c.sequence),
+                notified: 0,
+                unreachable: 0,
+                changed: false,
+            });
         }
         let change = OccurrenceChange {
             workflow: workflow.to_owned(),
@@ -184,6 +217,7 @@ impl Commands {
         info!(workflow, %occurrence, kind, notified = notices.len(), "occurrence changed");
         self.wake();
         Ok(ChangeReport {
+            changed: true,
             sequence: change.sequence,
             notified: notices.len(),
             unreachable: ledger
