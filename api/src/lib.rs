@@ -8,10 +8,15 @@
 //! authenticated by bearer tokens (`palabre token create`), each with a role and
 //! a scope: no token or a wrong one is 401, a right token outside its role or
 //! scope is 403, a malformed body is 400 with a JSON error naming the field, a
-//! body over 64 KiB is 413. Nothing is changed by a refused request.
+//! body over 64 KiB is 413. Text with a control character (but newline and
+//! tab) in a body, a path or a query is refused with 400 before any SQL. Every
+//! refusal, unknown routes and methods included, is a JSON [`ApiError`]. A POST
+//! may carry an `Idempotency-Key`: sent again, it gets the first answer again.
+//! Nothing is changed by a refused request.
 
 pub mod auth;
 mod extract;
+mod idempotency;
 mod metrics;
 mod openapi;
 mod routes;

@@ -12,7 +12,11 @@ use crate::ApiState;
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     let store = state.commands.store();
     let Ok(counts) = store.status(state.commands.now()).await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
+        return crate::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable",
+        )
+        .into_response();
     };
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, i64)]| {

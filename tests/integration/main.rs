@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 mod api;
+mod api_hardening;
 mod architecture;
 mod backup;
 mod cases;

@@ -3,7 +3,7 @@
 //! coordinators and administrators only.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use palabre_engine::commands::{CaseAction, NewCase};
@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
-use crate::extract::{JsonBody, out_of_scope};
+use crate::extract::{JsonBody, Path, Query, out_of_scope};
 use crate::{ApiError, ApiState};
 
 fn two() -> i64 {

@@ -1,14 +1,14 @@
 //! Milestones: the timeline in the caller's scope, and a milestone's status.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use palabre_lang::milestones::{MilestoneStatus, Statuses, TimelineRow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::extract::{JsonBody, out_of_scope};
+use crate::extract::{JsonBody, Path, Query, out_of_scope};
 use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{MethodRouter, get, post};
 use palabre_core::webhooks::{PlainInbound, PlainReceipt};
 use palabre_engine::commands::InboundOutcome;
@@ -272,11 +273,33 @@ pub(crate) async fn actor(state: &ApiState, caller: &Caller) -> Result<String, A
     })
 }
 
-/// The router of every route in [`ROUTES`], each behind the gate of its role.
+/// The answer to a path no route has.
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route").field("path")
+}
+
+/// The answer to a route asked with a method it does not take.
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take this method",
+    )
+}
+
+/// The router of every route in [`ROUTES`], each behind the gate of its role;
+/// POST routes take an `Idempotency-Key` ([`crate::idempotency`]); every path
+/// and query is checked first ([`crate::extract::check_uri`]), and every refusal
+/// is a JSON [`ApiError`], unknown routes and methods included.
 pub fn router(state: ApiState) -> Router {
     let mut paths: BTreeMap<&str, MethodRouter<ApiState>> = BTreeMap::new();
     for route in ROUTES {
         let mut method = (route.handler)();
+        if route.method == "post" {
+            method = method.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::idempotency::idempotent,
+            ));
+        }
         if let Some(role) = route.role {
             method = method.route_layer(axum::middleware::from_fn_with_state(
                 RoleGate {
@@ -297,6 +320,9 @@ pub fn router(state: ApiState) -> Router {
         .fold(Router::new(), |router, (path, method)| {
             router.route(path, method)
         })
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::extract::check_uri))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use palabre_store::{LedgerEntry, StatusCounts};
 use serde::Deserialize;
 
 use crate::auth::{self, Caller};
+use crate::extract::Query;
 use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 //! events a coordinator fires on a meeting (`move`, `cancel`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use palabre_lang::milestones::{Statuses, TimelineRow};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cases::{CaseView, case_view};
 use crate::auth::Caller;
-use crate::extract::{JsonBody, out_of_scope};
+use crate::extract::{JsonBody, Path, out_of_scope};
 use crate::{ApiError, ApiState};
 
 /// A workflow, as listed.

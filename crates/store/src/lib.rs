@@ -311,6 +311,7 @@ mod cases;
 mod changes;
 mod contacts;
 mod definitions;
+mod idempotency;
 mod lease;
 mod ledger;
 mod milestones;
@@ -324,6 +325,7 @@ pub use backup::{is_palabre_database, sqlite_file, sqlite_in_use, sqlite_url_of}
 pub use cases::{CaseFilter, CaseWrite, DropTimers, ListedCase};
 pub use contacts::{DirectoryEntry, SyncPreview, SyncSummary};
 pub use definitions::{DefinitionFile, DefinitionsCopy, DefinitionsHealth};
+pub use idempotency::{IdempotencyClaim, StoredAnswer};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::ReceiptSubject;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};

@@ -1,0 +1,520 @@
+//! The API's hardening (issue 13) on SQLite and PostgreSQL, through the router
+//! in-process: control characters refused in bodies, paths, queries and
+//! webhooks with a JSON error naming the field and nothing written; every
+//! refusal the API makes (413, 404, 405, bad queries, bad paths) as JSON; an
+//! `Idempotency-Key` replaying the first answer, refusing another request, and
+//! belonging to its token.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use palabre_api::auth::{Role, create_token};
+use palabre_api::{ApiState, router};
+use palabre_core::clock::VirtualClock;
+use palabre_engine::runtime::Runtime;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::runtime::{Recorder, World, at, worlds};
+
+struct Api {
+    runtime: Arc<Runtime>,
+}
+
+/// One request: method, path, token, headers, body and its content type.
+struct Call<'a> {
+    method: &'a str,
+    path: &'a str,
+    token: Option<&'a str>,
+    headers: Vec<(&'a str, &'a str)>,
+    body: Option<Vec<u8>>,
+    content_type: &'a str,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: &'a str, path: &'a str, token: Option<&'a str>) -> Call<'a> {
+        Call {
+            method,
+            path,
+            token,
+            headers: Vec::new(),
+            body: None,
+            content_type: "application/json",
+        }
+    }
+
+    fn body(mut self, body: impl Into<Vec<u8>>) -> Call<'a> {
+        self.body = Some(body.into());
+        self
+    }
+
+    fn header(mut self, name: &'a str, value: &'a str) -> Call<'a> {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn form(mut self) -> Call<'a> {
+        self.content_type = "application/x-www-form-urlencoded";
+        self
+    }
+}
+
+/// An answer: its status, whether it said it was JSON, and its body (JSON when
+/// it parses, else the text as a JSON string).
+struct Answer {
+    status: StatusCode,
+    json: bool,
+    body: Value,
+}
+
+impl Answer {
+    /// Asserts a JSON `ApiError` with `status` (and `field`, when given).
+    fn refused(&self, status: StatusCode, field: Option<&str>, what: &str) {
+        assert_eq!(self.status, status, "{what}: {}", self.body);
+        assert!(self.json, "{what}: not JSON: {}", self.body);
+        assert!(self.body["error"].is_string(), "{what}: {}", self.body);
+        if let Some(field) = field {
+            assert_eq!(self.body["field"], field, "{what}: {}", self.body);
+        }
+    }
+}
+
+impl Api {
+    async fn new(world: &World) -> Api {
+        std::fs::write(
+            world.workflows.join("ladder.yaml"),
+            crate::escalation::LADDER,
+        )
+        .unwrap();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
+        let (_, _, connectors) = Recorder::pair();
+        Api {
+            runtime: Arc::new(world.runtime(&clock, connectors, "api_hardening").await),
+        }
+    }
+
+    async fn token(&self, role: Role, scope: &str) -> String {
+        create_token(
+            self.runtime.store(),
+            role,
+            scope,
+            "test",
+            at("2026-12-03T10:00:00Z"),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Sends one request to a router made afresh (nothing kept between calls
+    /// but the database, as between workers).
+    async fn send(&self, call: Call<'_>) -> Answer {
+        let mut request = Request::builder().method(call.method).uri(call.path);
+        if let Some(token) = call.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in call.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header("content-type", call.content_type)
+            .body(call.body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = router(ApiState {
+            commands: self.runtime.commands().clone(),
+            inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        })
+        .oneshot(request)
+        .await
+        .unwrap();
+        let status = response.status();
+        let json = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer { status, json, body }
+    }
+
+    async fn case_count(&self) -> usize {
+        self.runtime
+            .store()
+            .cases("litiges-test")
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn ledger_len(&self) -> usize {
+        self.runtime
+            .store()
+            .ledger(None, 10_000)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+fn case_body(description: &str, parties: &[&str]) -> String {
+    json!({
+        "workflow": "litiges-test",
+        "category": "foncier",
+        "place": "mopti/koro/koro",
+        "parties": parties,
+        "severity": 2,
+        "description": description,
+    })
+    .to_string()
+}
+
+/// The worlds of a test: SQLite, and PostgreSQL when its URL is given (checked,
+/// so that a PostgreSQL run cannot be skipped unseen).
+async fn both(name: &str) -> Vec<World> {
+    let worlds = worlds(name, "once").await;
+    let expected = if std::env::var_os("PALABRE_TEST_POSTGRES_URL").is_some() {
+        2
+    } else {
+        1
+    };
+    assert_eq!(worlds.len(), expected, "SQLite, and PostgreSQL when given");
+    worlds
+}
+
+#[tokio::test]
+async fn control_characters_are_refused_with_the_field_before_any_sql() {
+    for world in both("api_hardening_controls").await {
+        let api = Api::new(&world).await;
+        let coordinator = api.token(Role::Coordinator, "mopti").await;
+        let observer = api.token(Role::Observer, "national").await;
+        let ledger_before = api.ledger_len().await;
+
+        let bodies = [
+            (case_body("deux\u{0}familles", &["c-1"]), "description"),
+            (case_body("un champ", &["c-1", "c-\u{202e}2"]), "parties[1]"),
+            (case_body("un\u{1b}[31m champ", &["c-1"]), "description"),
+            (case_body("un champ\u{7f}", &["c-1"]), "description"),
+            (case_body("un champ\u{85}", &["c-1"]), "description"),
+            (case_body("\u{2066}isolé", &["c-1"]), "description"),
+            (
+                json!({ "workflow": "litiges-test", "category": "fon\u{0}cier", "place": "mopti/koro/koro", "description": "x" }).to_string(),
+                "category",
+            ),
+        ];
+        for (body, field) in bodies {
+            let answer = api
+                .send(Call::new("POST", "/cases", Some(&coordinator)).body(body.clone()))
+                .await;
+            answer.refused(StatusCode::BAD_REQUEST, Some(field), &body);
+        }
+        assert_eq!(api.case_count().await, 0, "no case was opened");
+        assert_eq!(api.ledger_len().await, ledger_before, "nothing was written");
+
+        // Newline and tab are text.
+        let answer = api
+            .send(
+                Call::new("POST", "/cases", Some(&coordinator))
+                    .body(case_body("deux familles\n\tun champ", &["c-1"])),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        assert_eq!(answer.body["description"], "deux familles\n\tun champ");
+        let id = answer.body["id"].as_str().unwrap().to_owned();
+
+        // A note on the case, refused the same way.
+        let answer = api
+            .send(
+                Call::new("POST", &format!("/cases/{id}/note"), Some(&coordinator))
+                    .body(r#"{"note":"vu\u0000"}"#),
+            )
+            .await;
+        answer.refused(StatusCode::BAD_REQUEST, Some("note"), "a note with NUL");
+
+        // Paths and queries.
+        for (path, field) in [
+            ("/cases/LT%000001", "id"),
+            ("/cases/LT-0001%E2%80%AE", "id"),
+            ("/cases/LT%00/history", "id"),
+            ("/cases/%FF%FE", "id"),
+            ("/cases?place=mopti%00", "place"),
+            ("/cases?workflow=%E2%80%AElitiges", "workflow"),
+            ("/ledger?workflow=x%00y", "workflow"),
+            ("/workflows/weekly%00/instances", "id"),
+        ] {
+            let answer = api.send(Call::new("GET", path, Some(&observer))).await;
+            answer.refused(StatusCode::BAD_REQUEST, Some(field), path);
+        }
+        let answer = api
+            .send(
+                Call::new("POST", &format!("/cases/{id}/note%00"), Some(&coordinator))
+                    .body(r#"{"note":"vu"}"#),
+            )
+            .await;
+        answer.refused(
+            StatusCode::BAD_REQUEST,
+            Some("action"),
+            "an action with NUL",
+        );
+
+        // The inbound SMS webhook: a NUL in the form, and a raw one.
+        let ledger_before = api.ledger_len().await;
+        for (body, field) in [
+            (b"from=%2B22376112233&text=NON%00".to_vec(), "text"),
+            (b"from=%2B22376112233&text=NON\0".to_vec(), "body"),
+            (b"from=%2B223761%0012233&text=NON".to_vec(), "from"),
+        ] {
+            let answer = api
+                .send(
+                    Call::new("POST", "/inbound/sms/s3cret", None)
+                        .form()
+                        .body(body),
+                )
+                .await;
+            answer.refused(StatusCode::BAD_REQUEST, Some(field), "inbound SMS");
+        }
+        let answer = api
+            .send(
+                Call::new("POST", "/receipts/sms/s3cret", None)
+                    .body(r#"{"id":"abc\u0000","status":"delivered"}"#),
+            )
+            .await;
+        answer.refused(StatusCode::BAD_REQUEST, Some("id"), "a receipt with NUL");
+        let answer = api
+            .send(Call::new("POST", "/inbound/sms/s3cret%00", None).form())
+            .await;
+        answer.refused(StatusCode::BAD_REQUEST, Some("secret"), "a secret with NUL");
+        assert_eq!(api.ledger_len().await, ledger_before, "no reply recorded");
+        assert_eq!(api.case_count().await, 1);
+        let case = api.runtime.store().case(&id).await.unwrap().unwrap();
+        assert_eq!(case.state.as_str(), "open");
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_of_the_api_is_json() {
+    for world in both("api_hardening_json").await {
+        let api = Api::new(&world).await;
+        let coordinator = api.token(Role::Coordinator, "mopti").await;
+        let observer = api.token(Role::Observer, "national").await;
+
+        let huge = case_body(&"x".repeat(100_000), &["c-1"]);
+        let answer = api
+            .send(Call::new("POST", "/cases", Some(&coordinator)).body(huge.clone()))
+            .await;
+        answer.refused(StatusCode::PAYLOAD_TOO_LARGE, None, "a huge case");
+        let answer = api
+            .send(
+                Call::new("POST", "/inbound/sms/s3cret", None)
+                    .form()
+                    .body(format!("from=%2B22376112233&text={}", "x".repeat(100_000))),
+            )
+            .await;
+        answer.refused(StatusCode::PAYLOAD_TOO_LARGE, None, "a huge SMS");
+        let answer = api
+            .send(
+                Call::new("POST", "/cases", Some(&coordinator))
+                    .header("idempotency-key", "huge")
+                    .body(huge),
+            )
+            .await;
+        answer.refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            "a huge case with a key",
+        );
+        assert_eq!(api.case_count().await, 0);
+
+        let answer = api.send(Call::new("GET", "/no/such/route", None)).await;
+        answer.refused(StatusCode::NOT_FOUND, None, "an unknown route");
+        let answer = api
+            .send(Call::new("DELETE", "/cases", Some(&coordinator)))
+            .await;
+        answer.refused(StatusCode::METHOD_NOT_ALLOWED, None, "DELETE /cases");
+
+        for (path, field) in [
+            ("/ledger?limit=abc", "limit"),
+            ("/ledger?limit=1.5", "limit"),
+            ("/cases?overdue=maybe", "overdue"),
+            ("/cases?colour=red", "colour"),
+        ] {
+            let answer = api.send(Call::new("GET", path, Some(&observer))).await;
+            answer.refused(StatusCode::BAD_REQUEST, Some(field), path);
+        }
+        // The right values still read.
+        let answer = api
+            .send(Call::new("GET", "/ledger?limit=5", Some(&observer)))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let answer = api
+            .send(Call::new(
+                "GET",
+                "/cases?overdue=true&state=all",
+                Some(&observer),
+            ))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+        // The document says so.
+        let answer = api.send(Call::new("GET", "/openapi.json", None)).await;
+        let paths = &answer.body["paths"];
+        let responses = |path: &str, method: &str| paths[path][method]["responses"].clone();
+        for status in ["400", "401", "413", "422", "503"] {
+            assert!(
+                responses("/cases", "post")[status].is_object(),
+                "POST /cases lists {status}"
+            );
+        }
+        for path in ["/inbound/sms/{secret}", "/receipts/sms/{secret}"] {
+            for status in ["400", "401", "404", "413", "503"] {
+                assert!(
+                    responses(path, "post")[status].is_object(),
+                    "{path} lists {status}"
+                );
+            }
+        }
+        assert!(responses("/ledger", "get")["400"].is_object());
+        assert!(
+            responses("/cases", "post")["413"]["content"]["application/json"].is_object(),
+            "413 is a JSON error"
+        );
+        let parameters = paths["/cases"]["post"]["parameters"].as_array().unwrap();
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+            "{parameters:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_answers_a_retry_once_and_belongs_to_its_token() {
+    for world in both("api_hardening_idempotency").await {
+        let api = Api::new(&world).await;
+        let hotline = api.token(Role::Coordinator, "mopti").await;
+        let form = api.token(Role::Coordinator, "mopti").await;
+        let body = case_body("Deux familles et un champ", &["c-1"]);
+
+        let first = api
+            .send(
+                Call::new("POST", "/cases", Some(&hotline))
+                    .header("idempotency-key", "retry-7")
+                    .body(body.clone()),
+            )
+            .await;
+        assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+        let ledger_after_first = api.ledger_len().await;
+        let again = api
+            .send(
+                Call::new("POST", "/cases", Some(&hotline))
+                    .header("idempotency-key", "retry-7")
+                    .body(body.clone()),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+        assert!(again.json);
+        assert_eq!(again.body, first.body, "the first answer again");
+        assert_eq!(api.case_count().await, 1, "one case, not two");
+        assert_eq!(
+            api.ledger_len().await,
+            ledger_after_first,
+            "the command did not run again"
+        );
+
+        let other = api
+            .send(
+                Call::new("POST", "/cases", Some(&hotline))
+                    .header("idempotency-key", "retry-7")
+                    .body(case_body("Un autre litige", &["c-1"])),
+            )
+            .await;
+        other.refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Idempotency-Key"),
+            "the key with another body",
+        );
+        assert_eq!(
+            other.body["error"],
+            "this Idempotency-Key was used for another request"
+        );
+        assert_eq!(api.case_count().await, 1);
+
+        // Another route with the same key is another request too.
+        let id = first.body["id"].as_str().unwrap();
+        let other = api
+            .send(
+                Call::new("POST", &format!("/cases/{id}/note"), Some(&hotline))
+                    .header("idempotency-key", "retry-7")
+                    .body(body.clone()),
+            )
+            .await;
+        other.refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Idempotency-Key"),
+            "the key on another route",
+        );
+
+        // Another token's key is its own.
+        let theirs = api
+            .send(
+                Call::new("POST", "/cases", Some(&form))
+                    .header("idempotency-key", "retry-7")
+                    .body(body.clone()),
+            )
+            .await;
+        assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.body);
+        assert_ne!(theirs.body["id"], first.body["id"], "its own case");
+        assert_eq!(api.case_count().await, 2);
+
+        // An action replayed: one note, not two.
+        let note = r#"{"note":"appelé le chef"}"#;
+        let before_note = api.ledger_len().await;
+        let mut answers = Vec::new();
+        let mut ledger = Vec::new();
+        for _ in 0..2 {
+            answers.push(
+                api.send(
+                    Call::new("POST", &format!("/cases/{id}/note"), Some(&hotline))
+                        .header("idempotency-key", "note-1")
+                        .body(note),
+                )
+                .await,
+            );
+            ledger.push(api.ledger_len().await);
+        }
+        assert_eq!(answers[0].status, StatusCode::OK, "{}", answers[0].body);
+        assert_eq!(answers[1].status, answers[0].status);
+        assert_eq!(answers[1].body, answers[0].body);
+        assert!(ledger[0] > before_note, "the note was recorded");
+        assert_eq!(ledger[1], ledger[0], "once");
+
+        // Without a key, a POST sent twice runs twice, as before.
+        for _ in 0..2 {
+            let answer = api
+                .send(Call::new("POST", "/cases", Some(&hotline)).body(body.clone()))
+                .await;
+            assert_eq!(answer.status, StatusCode::CREATED);
+        }
+        assert_eq!(api.case_count().await, 4);
+
+        // A key that is not one.
+        let answer = api
+            .send(
+                Call::new("POST", "/cases", Some(&hotline))
+                    .header("idempotency-key", "")
+                    .body(body),
+            )
+            .await;
+        answer.refused(
+            StatusCode::BAD_REQUEST,
+            Some("Idempotency-Key"),
+            "an empty key",
+        );
+        assert_eq!(api.case_count().await, 4);
+    }
+}
