@@ -249,6 +249,26 @@ async fn get_cases_keeps_to_the_token_scope_and_role() {
         assert_eq!(cases[0]["description"], "Deux familles et un champ");
         assert_eq!(cases[0]["level_id"], "chef");
         assert_eq!(cases[0]["next_deadline"], "2026-12-03T14:00:00Z");
+        // A ladder of another region is out of scope, as its meetings would be;
+        // a ladder over the token's place shows the cases within its scope.
+        let (status, _) = call(
+            &runtime,
+            "GET",
+            "/workflows/litiges-segou-test/instances",
+            &mopti,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(
+            &runtime,
+            "GET",
+            "/workflows/litiges-test/instances",
+            &observer,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
         let (_, cases) = call(&runtime, "GET", "/cases?state=all", &national, None).await;
         assert_eq!(
             listed_ids(&cases),

@@ -61,7 +61,7 @@ fn a_failing_case_is_reported_like_a_test_runner() {
         run.stdout.contains(
             "---- workflows/rules/mopti/koro/dinangourou.test.yaml:30 wrongly expects a quorum ----\n\
              expected: {\"reached\":true,\"reason\":\"ok\"}\n     \
-             got: {\"reached\":false,\"reason\":\"le maire n'a pas confirmé\"} (answered by workflows/rules/mopti/koro/dinangourou.rhai)"
+             got: {\"reached\":false,\"reason\":\"le maire n'a pas confirmé\"} (answered by rules/mopti/koro/dinangourou.rhai)"
         ),
         "{}",
         run.stdout

@@ -104,7 +104,13 @@ pub(super) async fn instances(
         let statuses = Statuses::new(store.milestone_states().await?);
         return Ok(Json(Instances::Milestones(plan.timeline(&statuses, now))));
     }
-    if definitions.ladder(&id).is_some() {
+    if let Some(ladder) = definitions.ladder(&id) {
+        // A ladder covers a region: a token of a place within it sees the cases
+        // in its scope; a token of another region has no business with it.
+        let place = &ladder.definition.place;
+        if !caller.covers(place) && !palabre_lang::places::Places::contains(place, &caller.scope) {
+            return Err(out_of_scope(&caller));
+        }
         let cases = store
             .cases(&id)
             .await?

@@ -183,7 +183,13 @@ pub(super) fn compile(
             return None;
         }
     };
-    ast.set_source(file.display().to_string());
+    // Named relative to the workflows folder (`rules/mopti/koro.rhai`): the name
+    // reaches the ledger and the API, which must not show the server's paths.
+    let shown = Path::new(super::RULES_DIR)
+        .join(file.strip_prefix(root).unwrap_or(file))
+        .display()
+        .to_string();
+    ast.set_source(shown.clone());
     let before = diagnostics.error_count();
     if let Some(statement) = ast.statements().first() {
         diagnostics.push(
@@ -301,6 +307,7 @@ pub(super) fn compile(
     Some(Script {
         place,
         file: file.to_path_buf(),
+        shown,
         functions,
         ast,
         fingerprint: palabre_core::fingerprint::fnv1a([text.as_bytes()]),

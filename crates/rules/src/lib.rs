@@ -168,6 +168,9 @@ pub struct Script {
     /// The place it answers for; `""` for the national script.
     pub place: String,
     pub file: PathBuf,
+    /// Its name as people see it, relative to the workflows folder
+    /// (`rules/mopti/koro.rhai`).
+    shown: String,
     pub functions: BTreeMap<String, ScriptFunction>,
     ast: AST,
     fingerprint: u64,
@@ -175,7 +178,7 @@ pub struct Script {
 
 impl Script {
     fn display(&self) -> String {
-        self.file.display().to_string()
+        self.shown.clone()
     }
 }
 
