@@ -15,6 +15,7 @@ pub mod connector;
 pub mod diagnostic;
 pub mod fingerprint;
 pub mod offset;
+pub mod outbox_file;
 pub mod redact;
 pub mod rule_function;
 pub mod suggest;

@@ -4,7 +4,7 @@
 //!
 //! Every message carries a Message-ID derived from its outbox key, so a message
 //! sent again after a crash is recognisable as the same message; in the file
-//! outbox it simply overwrites its own file. Meeting invitations carry their
+//! outbox its file is written once, and a repeat leaves it as it is. Meeting invitations carry their
 //! `.ics` as a `text/calendar` part. Errors are classified for the engine's retry
 //! policy (4xx and network trouble: transient; 5xx: permanent) and scrubbed of
 //! email addresses before they reach the ledger or the logs.
@@ -19,6 +19,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use palabre_core::channel::Channel;
 use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_core::outbox_file::write_once;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,13 +185,10 @@ impl EmailConnector {
         match &self.transport {
             Transport::Files(folder) => {
                 let name = format!("{}.eml", message.key_hash());
-                let temporary = folder.join(format!(".{name}.tmp"));
-                let write = async {
-                    tokio::fs::write(&temporary, email.formatted()).await?;
-                    tokio::fs::rename(&temporary, folder.join(&name)).await
-                };
-                write
+                let (folder, file, bytes) = (folder.clone(), name.clone(), email.formatted());
+                tokio::task::spawn_blocking(move || write_once(&folder, &file, &bytes))
                     .await
+                    .map_err(|e| DeliveryError::Transient(format!("writing {name}: {e}")))?
                     .map_err(|e| DeliveryError::Transient(format!("writing {name}: {e}")))?;
                 Ok(name)
             }
@@ -258,8 +256,18 @@ mod tests {
                 .unwrap();
         let ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
         let id = connector.deliver(&message(Some(ics))).await.unwrap();
-        // Delivering the same message again (after a crash) rewrites the same file.
+        // Delivering the same message again (after a crash) leaves its file as it is.
+        let eml_path = dir.path().join("outbox").join(&id);
+        let first = std::fs::read(&eml_path).unwrap();
+        // Whatever picked it up may have touched it: the repeat must not write again.
+        std::fs::write(&eml_path, b"picked up").unwrap();
         assert_eq!(connector.deliver(&message(Some(ics))).await.unwrap(), id);
+        assert_eq!(
+            std::fs::read(&eml_path).unwrap(),
+            b"picked up",
+            "not rewritten"
+        );
+        std::fs::write(&eml_path, first).unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
             .unwrap()
             .collect();

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use palabre_core::channel::Channel;
 use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
+use palabre_core::outbox_file::write_once;
 use palabre_core::rule_function::{RuleFunction, RuleFunctionBody};
 
 /// Why the SMS outbox could not be set up.
@@ -56,13 +57,10 @@ impl SmsOutbox {
             "To: {} <{}>\nLanguage: {}\nKey: {}\n\n{}\n",
             message.to_name, message.to_address, message.language, message.key, message.body
         );
-        let temporary = self.folder.join(format!(".{name}.tmp"));
-        let write = async {
-            tokio::fs::write(&temporary, text).await?;
-            tokio::fs::rename(&temporary, self.folder.join(&name)).await
-        };
-        write
+        let (folder, file) = (self.folder.clone(), name.clone());
+        tokio::task::spawn_blocking(move || write_once(&folder, &file, text.as_bytes()))
             .await
+            .map_err(|e| DeliveryError::Transient(format!("writing {name}: {e}")))?
             .map_err(|e| DeliveryError::Transient(format!("writing {name}: {e}")))?;
         Ok(name)
     }
@@ -105,11 +103,21 @@ mod tests {
             calendar: None,
         };
         let name = outbox.deliver(&message).await.unwrap();
+        let path = dir.path().join("sms").join(&name);
+        let first = std::fs::read(&path).unwrap();
+        // Whatever picked it up may have touched it: the repeat must not write again.
+        std::fs::write(&path, b"picked up").unwrap();
         assert_eq!(
             outbox.deliver(&message).await.unwrap(),
             name,
-            "a repeat rewrites the same file"
+            "a repeat names the same file"
         );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"picked up",
+            "and leaves it as it was"
+        );
+        std::fs::write(&path, first).unwrap();
         assert_eq!(
             std::fs::read_dir(dir.path().join("sms")).unwrap().count(),
             1
