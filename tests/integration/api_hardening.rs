@@ -10,11 +10,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use palabre_api::auth::{Role, create_token};
-use palabre_api::{ApiState, router};
 use palabre_core::clock::VirtualClock;
 use palabre_engine::runtime::Runtime;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::runtime::{Recorder, World, at, worlds};
 
@@ -120,26 +118,12 @@ impl Api {
             .header("content-type", call.content_type)
             .body(call.body.map_or_else(Body::empty, Body::from))
             .unwrap();
-        let response = router(ApiState {
-            commands: self.runtime.commands().clone(),
-            inbound_secret: Some("s3cret".into()),
-            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
-        })
-        .oneshot(request)
-        .await
-        .unwrap();
-        let status = response.status();
-        let json = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Answer { status, json, body }
+        let answered = crate::util::api_request(self.runtime.commands(), request).await;
+        Answer {
+            status: answered.status,
+            json: answered.json,
+            body: answered.body,
+        }
     }
 
     async fn case_count(&self) -> usize {

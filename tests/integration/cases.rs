@@ -12,13 +12,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use palabre_api::auth::{Role, create_token};
-use palabre_api::{ApiState, router};
 use palabre_core::clock::{Clock, VirtualClock};
 use palabre_engine::commands::{CaseAction, NewCase};
 use palabre_engine::runtime::Runtime;
 use palabre_store::CaseFilter;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::runtime::{Recorder, World, at, run_until, worlds};
 use crate::util::{Run, workspace_with_directory};
@@ -198,21 +196,8 @@ async fn call(
         .header("content-type", "application/json")
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let response = router(ApiState {
-        commands: runtime.commands().clone(),
-        inbound_secret: None,
-        webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
-    })
-    .oneshot(request)
-    .await
-    .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
+    let answered = crate::util::api_request(runtime.commands(), request).await;
+    (answered.status, answered.body)
 }
 
 fn listed_ids(body: &Value) -> Vec<&str> {

@@ -109,3 +109,42 @@ pub async fn fresh_postgres_schema(base: &str, name: &str) -> String {
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
+
+/// What the API answered an in-process request: status, whether it is JSON,
+/// and the body (JSON when it is JSON, else its text as a JSON string).
+pub(crate) struct Answered {
+    pub status: axum::http::StatusCode,
+    pub json: bool,
+    pub body: serde_json::Value,
+}
+
+/// Sends `request` to a router made afresh over `commands` (nothing kept between
+/// calls but the database, as between workers), with the inbound secret
+/// `s3cret` and the plain webhook format.
+pub(crate) async fn api_request(
+    commands: &palabre_engine::commands::Commands,
+    request: axum::http::Request<axum::body::Body>,
+) -> Answered {
+    use tower::ServiceExt;
+    let response = palabre_api::router(palabre_api::ApiState {
+        commands: commands.clone(),
+        inbound_secret: Some("s3cret".into()),
+        webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+    })
+    .oneshot(request)
+    .await
+    .unwrap();
+    let status = response.status();
+    let json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    Answered { status, json, body }
+}

@@ -1011,7 +1011,7 @@ steps:
             name: "Awa Diallo".to_owned(),
             roles: vec!["leader".to_owned()],
             place: "mopti/koro/koro".to_owned(),
-            phone: Some("+22376112233".to_owned()),
+            phone: Some("+22376112233".to_owned()), // a fake number
             email: Some("awa@example.org".to_owned()),
             language: "fra".to_owned(),
             channels: vec![Channel::Sms],

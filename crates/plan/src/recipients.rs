@@ -61,7 +61,7 @@ mod tests {
             name: format!("Person {id}"),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             place: place.to_owned(),
-            phone: Some("+22376000000".to_owned()),
+            phone: Some("+22376000000".to_owned()), // a fake number
             email: None,
             language: "fra".to_owned(),
             channels: vec![Sms],
@@ -70,7 +70,7 @@ mod tests {
 
     fn reachable(phone: bool, email: bool, channels: &[Channel]) -> Contact {
         Contact {
-            phone: phone.then(|| "+22376451234".to_owned()),
+            phone: phone.then(|| "+22376451234".to_owned()), // a fake number
             email: email.then(|| "someone@example.org".to_owned()),
             channels: channels.to_vec(),
             ..contact("c-1", &["leader"], "mopti/koro")
