@@ -23,12 +23,14 @@ milestones:
   - { id: ecole, title: École, owner: { role: mayor }, due: 2027-01-15 }
 ";
 
-struct Api {
-    runtime: Arc<Runtime>,
+/// The API over one world, shared by the API tests (`api_hardening` adds its own
+/// ways of calling it).
+pub(crate) struct Api {
+    pub(crate) runtime: Arc<Runtime>,
 }
 
 impl Api {
-    async fn new(world: &World) -> Api {
+    pub(crate) async fn new(world: &World) -> Api {
         std::fs::write(
             world.workflows.join("ladder.yaml"),
             crate::escalation::LADDER,
@@ -42,7 +44,7 @@ impl Api {
         }
     }
 
-    async fn token(&self, role: Role, scope: &str) -> String {
+    pub(crate) async fn token(&self, role: Role, scope: &str) -> String {
         create_token(
             self.runtime.store(),
             role,
@@ -74,7 +76,7 @@ impl Api {
         (answered.status, answered.body)
     }
 
-    async fn case_count(&self) -> usize {
+    pub(crate) async fn case_count(&self) -> usize {
         self.runtime
             .store()
             .cases("litiges-test")

@@ -5,20 +5,13 @@
 //! `Idempotency-Key` replaying the first answer, refusing another request, and
 //! belonging to its token.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use palabre_api::auth::{Role, create_token};
-use palabre_core::clock::VirtualClock;
-use palabre_engine::runtime::Runtime;
+use palabre_api::auth::Role;
 use serde_json::{Value, json};
 
-use crate::runtime::{Recorder, World, at, worlds};
-
-struct Api {
-    runtime: Arc<Runtime>,
-}
+use crate::api::Api;
+use crate::runtime::{World, worlds};
 
 /// One request: method, path, token, headers, body and its content type.
 struct Call<'a> {
@@ -79,31 +72,6 @@ impl Answer {
 }
 
 impl Api {
-    async fn new(world: &World) -> Api {
-        std::fs::write(
-            world.workflows.join("ladder.yaml"),
-            crate::escalation::LADDER,
-        )
-        .unwrap();
-        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
-        let (_, _, connectors) = Recorder::pair();
-        Api {
-            runtime: Arc::new(world.runtime(&clock, connectors, "api_hardening").await),
-        }
-    }
-
-    async fn token(&self, role: Role, scope: &str) -> String {
-        create_token(
-            self.runtime.store(),
-            role,
-            scope,
-            "test",
-            at("2026-12-03T10:00:00Z"),
-        )
-        .await
-        .unwrap()
-    }
-
     /// Sends one request to a router made afresh (nothing kept between calls
     /// but the database, as between workers).
     async fn send(&self, call: Call<'_>) -> Answer {
@@ -124,15 +92,6 @@ impl Api {
             json: answered.json,
             body: answered.body,
         }
-    }
-
-    async fn case_count(&self) -> usize {
-        self.runtime
-            .store()
-            .cases("litiges-test")
-            .await
-            .unwrap()
-            .len()
     }
 
     async fn ledger_len(&self) -> usize {
