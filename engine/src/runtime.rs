@@ -18,7 +18,8 @@
 //!
 //! Time comes from the injected [`Clock`]; [`Runtime::tick`] does everything due
 //! *now*, so tests drive the runtime with a virtual clock, and [`Runtime::run`]
-//! loops ticks, sleeping until the next due instant or a change.
+//! loops ticks, sleeping until the next due instant or a change (not while
+//! planning is behind: a planning pass is bounded, and the next goes on).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -71,6 +72,9 @@ pub struct RuntimeConfig {
     pub retry: RetryPolicy,
     /// The longest the loop sleeps without looking (other workers may add work).
     pub max_sleep: TimeDelta,
+    /// How long (real time) reminders rules may run in one planning pass; what
+    /// they did not reach is planned at the next ticks, due timers firing between.
+    pub rule_time: std::time::Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -83,6 +87,7 @@ impl Default for RuntimeConfig {
             batch_time: std::time::Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_sleep: TimeDelta::seconds(60),
+            rule_time: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -103,6 +108,8 @@ pub fn default_worker_name() -> String {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickReport {
     pub planned: u64,
+    /// Workflows whose planning goes on at the next tick.
+    pub planning_behind: usize,
     pub fired: usize,
     pub missed: usize,
     pub queued: usize,
@@ -206,8 +213,10 @@ impl Runtime {
         };
         // The directory is read once per tick (again after opt-outs during delivery).
         let mut directory = None;
+        let planning = self.plan(&definitions, &state, &mut directory).await?;
         let mut report = TickReport {
-            planned: self.plan(&definitions, &state, &mut directory).await?,
+            planned: planning.planned,
+            planning_behind: planning.behind,
             ..TickReport::default()
         };
         if report.planned > BURST {
@@ -253,8 +262,8 @@ impl Runtime {
         loop {
             let tick = self.tick();
             tokio::pin!(tick);
-            tokio::select! {
-                result = &mut tick => { result?; }
+            let report = tokio::select! {
+                result = &mut tick => result?,
                 () = &mut shutdown => {
                     // Finish what is in hand (record what was delivered), then give
                     // back every lease still held, so another worker takes over at once.
@@ -262,6 +271,11 @@ impl Runtime {
                     tick.await?;
                     return self.release_leases().await;
                 }
+            };
+            if report.planning_behind > 0 {
+                // Planning goes on; yield so the API and shutdown get their turn.
+                tokio::task::yield_now().await;
+                continue;
             }
             let now = self.now();
             let next = self

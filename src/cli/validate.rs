@@ -1,6 +1,7 @@
 //! `palabre validate`: every problem of the workflow files (the whole folder or
 //! the files named), recipients checked against the directory when there is one,
-//! and the size of every SMS text; all of it on stderr.
+//! and the size of every SMS text; warnings for calendars that end soon and for
+//! recurrences too frequent to plan in one pass; all of it on stderr.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use anyhow::bail;
 use palabre_core::channel::Channel;
 use palabre_core::clock::{Clock, SystemClock};
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
+use palabre_engine::runtime::RuntimeConfig;
 use palabre_plan::definitions::Definitions;
 use palabre_sms::encoding::{Encoding, sms_size};
 
@@ -46,6 +48,9 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
     let (definitions, mut diagnostics) = Definitions::load(&root, only.as_deref(), RULE_EXTENSIONS);
     for ending in definitions.calendars_ending(SystemClock.now().date_naive()) {
         diagnostics.push(ending.diagnostic());
+    }
+    for crowded in definitions.crowded_meetings(RuntimeConfig::default().horizon) {
+        diagnostics.push(crowded);
     }
     // Recipients are checked against the directory when there is one to check
     // against; validating never creates a database.

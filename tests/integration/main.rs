@@ -19,6 +19,7 @@ mod failures;
 mod gateways;
 mod hostile;
 mod milestones;
+mod planning;
 mod preview;
 mod readme;
 mod replies;

@@ -351,3 +351,30 @@ fn sms_texts_are_measured_in_segments_and_long_ones_warned() {
         run.stderr
     );
 }
+
+#[test]
+fn a_recurrence_that_fills_more_than_one_planning_pass_is_a_warning() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("workflows/meetings/trop-souvent.yaml"),
+        "kind: meeting\n\
+         id: trop-souvent\n\
+         title: Point\n\
+         place: mopti/koro\n\
+         venue: Mairie\n\
+         recurrence: \"*/3 * * * *\"\n\
+         recipients: [{ role: mayor }]\n\
+         steps:\n  \
+         - { id: rappel, at: -1h, template: meeting-reminder, channels: [sms] }\n",
+    )
+    .unwrap();
+    let run = palabre(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "a warning, not an error: {}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "meetings/trop-souvent.yaml:6:13: warning: '*/3 * * * *' gives 33580 occurrences to plan for the server's 40-day horizon"
+        ),
+        "{}",
+        run.stderr
+    );
+}

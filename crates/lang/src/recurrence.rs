@@ -62,6 +62,11 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, UnknownTimeZone> {
     })
 }
 
+/// How far before an instant, in local time, the search for the next slot starts:
+/// during a fall-back hour, or just after a gap, a slot whose wall-clock time is
+/// earlier can still fire later. Three hours covers every zone's shift.
+const LOOK_BACK: TimeDelta = TimeDelta::hours(3);
+
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 /// The day-of-week field, parsed with 0 or 7 = Sunday.
@@ -273,6 +278,8 @@ impl Recurrence {
 
     /// The next local wall-clock slot strictly after `cursor`, over all schedules.
     fn next_local_slot(&self, cursor: NaiveDateTime) -> Option<NaiveDateTime> {
+        #[cfg(test)]
+        tests::SLOTS_LOOKED_AT.with(|n| n.set(n.get() + 1));
         let as_utc = Utc.from_utc_datetime(&cursor);
         self.schedules
             .iter()
@@ -290,9 +297,7 @@ impl Recurrence {
 
     /// The first firing instant strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Start a little before `after` in local time: during a fall-back hour, or just
-        // after a gap, a slot whose wall-clock time is earlier can still fire later.
-        let mut cursor = after.with_timezone(&self.zone).naive_local() - TimeDelta::hours(3);
+        let mut cursor = after.with_timezone(&self.zone).naive_local() - LOOK_BACK;
         // A slot every second over the look-back window is the worst case.
         for _ in 0..(4 * 3_600 + 8) {
             let slot = self.next_local_slot(cursor)?;
@@ -305,22 +310,31 @@ impl Recurrence {
         None
     }
 
-    /// Every firing instant in `[from, to)`, in order, at most `limit` of them.
+    /// Every firing instant in `[from, to)`, in order, at most `limit` of them:
+    /// what repeated [`Recurrence::next_after`] gives, in one walk over the local
+    /// slots (each slot is looked at once, so the cost grows with the slots in the
+    /// window, not with their number times the look-back). The walk relies on
+    /// [`resolve_local`] never placing a later wall-clock time earlier on the time
+    /// line; two slots placed at the same instant (a gap's) fire once.
     pub fn between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: usize,
     ) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::new();
-        let mut cursor = from - TimeDelta::seconds(1);
+        let mut out: Vec<DateTime<Utc>> = Vec::new();
+        let mut cursor = from.with_timezone(&self.zone).naive_local() - LOOK_BACK;
         while out.len() < limit {
-            match self.next_after(cursor) {
-                Some(t) if t < to => {
-                    out.push(t);
-                    cursor = t;
-                }
-                _ => break,
+            let Some(slot) = self.next_local_slot(cursor) else {
+                break;
+            };
+            cursor = slot;
+            let instant = self.resolve_local(slot);
+            if instant >= to {
+                break;
+            }
+            if instant >= from && out.last().is_none_or(|last| instant > *last) {
+                out.push(instant);
             }
         }
         out
@@ -340,6 +354,99 @@ mod tests {
 
     fn zone(name: &str) -> Tz {
         parse_time_zone(name).unwrap()
+    }
+
+    thread_local! {
+        /// How many local slots this thread's recurrences looked at.
+        pub(super) static SLOTS_LOOKED_AT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// `between` as repeated `next_after`: the definition it must agree with.
+    fn one_by_one(r: &Recurrence, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut cursor = from - TimeDelta::seconds(1);
+        while let Some(t) = r.next_after(cursor).filter(|t| *t < to) {
+            out.push(t);
+            cursor = t;
+        }
+        out
+    }
+
+    #[test]
+    fn between_agrees_with_next_after_across_daylight_saving_changes() {
+        // Paris springs forward on 2026-03-29 and falls back on 2026-10-25, at 02:00
+        // and 03:00 local; New York on 2026-03-08 and 2026-11-01.
+        for (expr, tz, from, to) in [
+            (
+                "*/10 * * * *",
+                "Europe/Paris",
+                "2026-03-28T22:00:00Z",
+                "2026-03-29T04:00:00Z",
+            ),
+            (
+                "*/10 * * * *",
+                "Europe/Paris",
+                "2026-10-24T22:00:00Z",
+                "2026-10-25T04:00:00Z",
+            ),
+            (
+                "30 2 * * *",
+                "Europe/Paris",
+                "2026-03-20T00:00:00Z",
+                "2026-04-05T00:00:00Z",
+            ),
+            (
+                "30 2 * * *",
+                "Europe/Paris",
+                "2026-10-20T00:00:00Z",
+                "2026-11-05T00:00:00Z",
+            ),
+            (
+                "15 1 * * *",
+                "America/New_York",
+                "2026-10-25T00:00:00Z",
+                "2026-11-08T00:00:00Z",
+            ),
+            (
+                "0 9 * * 1-5",
+                "Africa/Bamako",
+                "2026-11-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+        ] {
+            let r = Recurrence::parse(expr, zone(tz)).unwrap();
+            let (from, to) = (utc(from), utc(to));
+            assert_eq!(
+                r.between(from, to, 100_000),
+                one_by_one(&r, from, to),
+                "{expr} in {tz}"
+            );
+        }
+    }
+
+    #[test]
+    fn between_looks_at_each_slot_of_the_window_once() {
+        // A day of an every-minute recurrence: 1,440 slots and the three hours looked
+        // back at the start. Asking `next_after` for each would look back three hours
+        // every time (some 260,000 slots).
+        let r = Recurrence::parse("* * * * *", zone("Africa/Bamako")).unwrap();
+        SLOTS_LOOKED_AT.with(|n| n.set(0));
+        let day = r.between(
+            utc("2026-12-01T00:00:00Z"),
+            utc("2026-12-02T00:00:00Z"),
+            100_000,
+        );
+        assert_eq!(day.len(), 1_440);
+        let looked = SLOTS_LOOKED_AT.with(|n| n.get());
+        assert!(looked <= 1_440 + 3 * 60 + 2, "{looked} slots looked at");
+    }
+
+    #[test]
+    fn between_stops_at_the_limit() {
+        let r = Recurrence::parse("* * * * *", zone("Africa/Bamako")).unwrap();
+        let first = r.between(utc("2026-12-01T00:00:00Z"), utc("2026-12-02T00:00:00Z"), 3);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[2], utc("2026-12-01T00:02:00Z"));
     }
 
     fn fires(expr: &str, tz: &str, from: &str, to: &str) -> Vec<String> {

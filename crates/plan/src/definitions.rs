@@ -10,6 +10,11 @@
 //! adds the checks that need the directory (contact ids exist, groups are not
 //! empty).
 //!
+//! A meeting whose recurrence is so frequent that one occurrence's steps overlap
+//! more than [`MAX_OCCURRENCES_PER_WINDOW`] other occurrences cannot be planned
+//! and is refused; [`Definitions::crowded_meetings`] warns about those that need
+//! more than one planning pass to fill the horizon.
+//!
 //! [`Definitions::calendars_ending`] tells which calendars' dates end within 90
 //! days (`CALENDAR_NOTICE_DAYS`) of a day the caller gives (this crate reads no
 //! clock): after their last date, the rules and working time know no holiday.
@@ -17,7 +22,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use crate::memo::ReminderMemo;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::rule_function::RuleFunction;
 use palabre_core::suggest::did_you_mean;
@@ -33,7 +39,9 @@ use palabre_lang::reply_words::Replies;
 use palabre_lang::source_map::SourceMap;
 use palabre_lang::templates::Templates;
 use palabre_lang::yaml;
-use palabre_rules::{HOOKS, Limits, MeetingFacts, RULES_DIR, Rules, World};
+use palabre_rules::{
+    Decision, HOOKS, Limits, MeetingFacts, RULES_DIR, RemindersDecision, Rules, World,
+};
 
 /// Files and folders of a workflows folder that are not workflows.
 const PLACES_FILE: &str = "places.yaml";
@@ -53,11 +61,66 @@ pub const MILESTONE_TEMPLATES: [&str; 4] = [
     "milestone-slipped",
 ];
 
+/// The most occurrences of one workflow one planning window holds; a recurrence
+/// every second over a year is a mistake, not a plan.
+pub const MAX_OCCURRENCES_PER_WINDOW: usize = 20_000;
+
+/// How long before a meeting a rule's extra reminder may come.
+pub const MAX_RULE_REMINDER_LEAD: TimeDelta = TimeDelta::days(30);
+
+/// How far from its start an occurrence's steps may fall: the workflow's own
+/// steps, and, when it has a `meeting_reminders` rule, the reminders the rule may
+/// add (up to [`MAX_RULE_REMINDER_LEAD`] before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepReach {
+    /// The earliest offset from the start (negative: before it).
+    pub earliest: TimeDelta,
+    /// The latest offset from the start.
+    pub latest: TimeDelta,
+    /// Whether a `meeting_reminders` rule along the place may add steps.
+    pub rule_reminders: bool,
+}
+
+impl StepReach {
+    /// The reach of `definition`'s steps, and of its rule's when `rule_reminders`.
+    pub fn of(definition: &MeetingWorkflow, rule_reminders: bool) -> StepReach {
+        let offsets = || definition.steps.iter().map(|s| s.at.as_delta());
+        let rule_lead = if rule_reminders {
+            -MAX_RULE_REMINDER_LEAD
+        } else {
+            TimeDelta::zero()
+        };
+        StepReach {
+            earliest: offsets().min().unwrap_or_default().min(rule_lead),
+            latest: offsets().max().unwrap_or_default(),
+            rule_reminders,
+        }
+    }
+}
+
+/// How many occurrences `recurrence` has in a stretch of `length`, counted up to
+/// `limit` (a fixed stretch: the recurrence's density, not a date's).
+fn occurrences_in(recurrence: &Recurrence, length: TimeDelta, limit: usize) -> usize {
+    let from = DateTime::<Utc>::UNIX_EPOCH;
+    recurrence.between(from, from + length, limit).len()
+}
+
+/// A duration in days, hours or minutes, whichever reads best.
+fn span_text(span: TimeDelta) -> String {
+    match span {
+        s if s.num_days() >= 2 => format!("{} days", s.num_days()),
+        s if s.num_hours() >= 2 => format!("{} hours", s.num_hours()),
+        s => format!("{} minutes", s.num_minutes().max(1)),
+    }
+}
+
 /// A meeting workflow that passed validation, with what it was compiled to.
 #[derive(Debug)]
 pub struct Meeting {
     pub definition: MeetingWorkflow,
     pub recurrence: Recurrence,
+    /// How far from a start its steps may fall.
+    pub reach: StepReach,
     /// What its rules are told about it, built once.
     pub facts: MeetingFacts,
     pub file: PathBuf,
@@ -87,6 +150,8 @@ pub struct Definitions {
     pub ladders: Vec<Ladder>,
     /// The words SMS replies are read with.
     pub replies: Replies,
+    /// What the reminders rules decided for this snapshot so far.
+    pub reminders: ReminderMemo,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -183,6 +248,7 @@ impl Definitions {
             plans: Vec::new(),
             ladders: Vec::new(),
             replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
+            reminders: ReminderMemo::default(),
         };
         let files = match only {
             Some(files) => files.to_vec(),
@@ -474,12 +540,45 @@ impl Definitions {
                 Some(_) => {}
             }
         }
+        let reminders = definition
+            .rules
+            .reminders
+            .as_deref()
+            .unwrap_or(RemindersDecision::HOOK.name);
+        let reach = StepReach::of(
+            definition,
+            self.rules
+                .defined_along(&definition.place, reminders)
+                .is_some(),
+        );
+        if let Some(recurrence) = &recurrence {
+            // The occurrences one occurrence's steps overlap must fit in a window.
+            let span = reach.latest - reach.earliest + TimeDelta::days(1);
+            if occurrences_in(recurrence, span, MAX_OCCURRENCES_PER_WINDOW)
+                >= MAX_OCCURRENCES_PER_WINDOW
+            {
+                let rule = if reach.rule_reminders {
+                    ", with the reminders its meeting_reminders rule may add 30 days ahead"
+                } else {
+                    ""
+                };
+                diagnostics.push(problem(
+                    "recurrence",
+                    format!(
+                        "'{}' recurs {MAX_OCCURRENCES_PER_WINDOW} times or more within {}, the reach of this workflow's steps{rule}: palabre plans at most {MAX_OCCURRENCES_PER_WINDOW} occurrences of a workflow at a time; choose a less frequent recurrence",
+                        definition.recurrence,
+                        span_text(span)
+                    ),
+                ));
+            }
+        }
         if diagnostics.error_count() > before {
             return None;
         }
         let recurrence = recurrence?;
         Some(Meeting {
             facts: MeetingFacts::of(&parsed.value, recurrence.zone()),
+            reach,
             recurrence,
             definition: parsed.value,
             file: file.to_path_buf(),
@@ -958,6 +1057,36 @@ impl Definitions {
     /// about each at its last entry ([`CalendarEnding::diagnostic`]).
     pub fn calendars_ending(&self, today: NaiveDate) -> Vec<CalendarEnding> {
         endings_of(self.rules.world().calendars(), today)
+    }
+
+    /// A warning for each meeting with [`MAX_OCCURRENCES_PER_WINDOW`] occurrences
+    /// or more within `horizon` (how far ahead the server plans): the server fills
+    /// its horizon in several passes, and a recurrence this frequent is rarely meant.
+    pub fn crowded_meetings(&self, horizon: TimeDelta) -> Vec<Diagnostic> {
+        self.meetings
+            .iter()
+            .filter_map(|meeting| {
+                let span = horizon + meeting.reach.latest - meeting.reach.earliest;
+                let count = occurrences_in(&meeting.recurrence, span, 4 * MAX_OCCURRENCES_PER_WINDOW);
+                (count >= MAX_OCCURRENCES_PER_WINDOW).then(|| {
+                    let count = if count == 4 * MAX_OCCURRENCES_PER_WINDOW {
+                        format!("more than {count}")
+                    } else {
+                        count.to_string()
+                    };
+                    let mut warning = meeting.problem(
+                        "recurrence",
+                        format!(
+                            "'{}' gives {count} occurrences to plan for the server's {}-day horizon (counting how far ahead its steps and rules reach): one planning pass holds {MAX_OCCURRENCES_PER_WINDOW}, so it takes several; is it meant to be this frequent?",
+                            meeting.definition.recurrence,
+                            horizon.num_days()
+                        ),
+                    );
+                    warning.severity = palabre_core::diagnostic::Severity::Warning;
+                    warning
+                })
+            })
+            .collect()
     }
 }
 

@@ -9,11 +9,14 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::definitions::{Definitions, Meeting};
+use crate::definitions::{
+    Definitions, MAX_OCCURRENCES_PER_WINDOW, MAX_RULE_REMINDER_LEAD, Meeting,
+};
 use crate::recipients::{choose_channel, reach};
 use palabre_core::channel::Channel;
 use palabre_core::clock::{Clock, VirtualClock};
@@ -27,13 +30,6 @@ use palabre_rules::{
     Answer, InviteesDecision, RemindersDecision, RuleFailure, ScheduleDecision, Subject,
     meeting_input, with_participants,
 };
-
-/// The most occurrences one workflow may produce in one planning window; a
-/// recurrence every second over a year is a mistake, not a plan.
-pub const MAX_OCCURRENCES_PER_WINDOW: usize = 20_000;
-
-/// How long before a meeting a rule's extra reminder may come.
-pub const MAX_RULE_REMINDER_LEAD: TimeDelta = TimeDelta::days(30);
 
 /// The prefix of the ids of steps that rules add (`rule-reminder-3h`).
 pub const RULE_STEP_PREFIX: &str = "rule-";
@@ -108,6 +104,22 @@ pub struct Planner<'d> {
     definitions: &'d Definitions,
     directory: Arc<Vec<Contact>>,
     failures: Mutex<Vec<RuleFailure>>,
+    /// How long reminders rules may run in this pass (real time), if bounded.
+    rule_time: Option<Duration>,
+    /// How long they ran so far.
+    rule_time_spent: Mutex<Duration>,
+}
+
+/// The fires one meeting has in a window, and how far they are complete.
+#[derive(Debug)]
+pub struct Window<'d> {
+    /// Fires due in the window, ordered by occurrence.
+    pub fires: Vec<Fire<'d>>,
+    /// Every fire due before this instant is in `fires` (or was before the
+    /// window): where the next window starts. Before the window's end when the
+    /// window held more than [`MAX_OCCURRENCES_PER_WINDOW`] occurrences, or when
+    /// the pass's rule time ran out before every occurrence's reminders were asked.
+    pub complete_until: DateTime<Utc>,
 }
 
 impl<'d> Planner<'d> {
@@ -116,7 +128,19 @@ impl<'d> Planner<'d> {
             definitions,
             directory,
             failures: Mutex::default(),
+            rule_time: None,
+            rule_time_spent: Mutex::default(),
         }
+    }
+
+    /// Bounds the real time reminders rules may run in this pass: once spent, the
+    /// occurrences not yet asked about are left to the next pass
+    /// ([`Window::complete_until`]). A pass always asks about one occurrence at
+    /// least, and what was asked is kept ([`Definitions::reminders`]), so passes
+    /// move forward.
+    pub fn with_rule_time(mut self, budget: Duration) -> Planner<'d> {
+        self.rule_time = Some(budget);
+        self
     }
 
     /// The contact directory this pass reads.
@@ -152,12 +176,24 @@ impl<'d> Planner<'d> {
         changes: &Changes,
         now: DateTime<Utc>,
     ) -> Vec<Fire<'d>> {
-        let mut fires: Vec<Fire<'d>> = self
-            .definitions
-            .meetings
-            .iter()
-            .flat_map(|meeting| self.fires_of(meeting, from, to, changes, now))
-            .collect();
+        let mut fires: Vec<Fire<'d>> = Vec::new();
+        for meeting in &self.definitions.meetings {
+            let mut start = from;
+            // Window after window: a crowded one is complete only part of the way.
+            while start < to {
+                let window = self.window_of(meeting, start, to, changes, now);
+                fires.extend(
+                    window
+                        .fires
+                        .into_iter()
+                        .filter(|f| start <= f.due && f.due < window.complete_until),
+                );
+                if window.complete_until <= start {
+                    break;
+                }
+                start = window.complete_until;
+            }
+        }
         fires.sort_by(|a, b| {
             (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
                 b.due,
@@ -177,8 +213,58 @@ impl<'d> Planner<'d> {
         start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Vec<Cow<'d, Step>> {
+        self.decided_steps(meeting, occurrence, start, now).0
+    }
+
+    /// The steps of one occurrence, and whether the rule's are among them (not
+    /// when this pass's rule time is spent and the rule was not asked before).
+    fn decided_steps(
+        &self,
+        meeting: &'d Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Vec<Cow<'d, Step>>, bool) {
+        let def = &meeting.definition;
+        let mut steps: Vec<Cow<'d, Step>> = def.steps.iter().map(Cow::Borrowed).collect();
+        if !meeting.reach.rule_reminders {
+            return (steps, true);
+        }
+        let memo = &self.definitions.reminders;
+        let extra = match memo.get(&def.id, occurrence, start) {
+            Some(extra) => extra,
+            None if self.rule_time_is_spent() => return (steps, false),
+            None => {
+                let extra = self.ask_reminders(meeting, occurrence, start, now);
+                memo.insert(&def.id, occurrence, start, extra.clone());
+                extra
+            }
+        };
+        steps.extend(extra.iter().cloned().map(Cow::Owned));
+        (steps, true)
+    }
+
+    fn rule_time_is_spent(&self) -> bool {
+        self.rule_time.is_some_and(|budget| {
+            *self
+                .rule_time_spent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                > budget
+        })
+    }
+
+    /// Asks the reminders rule about one occurrence, timing it.
+    fn ask_reminders(
+        &self,
+        meeting: &Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Arc<[Step]> {
         let def = &meeting.definition;
         let rules = &self.definitions.rules;
+        let asked = Instant::now();
         let (decision, _) = self.kept(rules.decide::<RemindersDecision>(
             &def.place,
             def.rules.reminders.as_deref(),
@@ -189,21 +275,23 @@ impl<'d> Planner<'d> {
             },
             &self.directory,
         ));
-        let extra = decision
+        *self
+            .rule_time_spent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) += asked.elapsed();
+        decision
             .0
             .into_iter()
             .filter(|r| -r.at.as_delta() <= MAX_RULE_REMINDER_LEAD)
-            .map(|reminder| {
-                Cow::Owned(Step {
-                    id: reminder.step_id(),
-                    at: reminder.at,
-                    template: reminder.template,
-                    channels: reminder.channels,
-                    recipients: None,
-                    calendar: false,
-                })
-            });
-        def.steps.iter().map(Cow::Borrowed).chain(extra).collect()
+            .map(|reminder| Step {
+                id: reminder.step_id(),
+                at: reminder.at,
+                template: reminder.template,
+                channels: reminder.channels,
+                recipients: None,
+                calendar: false,
+            })
+            .collect()
     }
 
     /// One step of an occurrence by id, the rule-added ones included.
@@ -226,34 +314,35 @@ impl<'d> Planner<'d> {
             .find(|s| s.id == step)
     }
 
-    /// The fires of one meeting due in `[from, to)`: its occurrences as the recurrence
-    /// gives them, less those moved or cancelled, plus the moved ones at their new start.
-    pub fn fires_of(
+    /// The fires of one meeting due in `[from, to)`: its occurrences as the
+    /// recurrence gives them, less those moved or cancelled, plus the moved ones at
+    /// their new start; complete up to [`Window::complete_until`].
+    pub fn window_of(
         &self,
         meeting: &'d Meeting,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         changes: &Changes,
         now: DateTime<Utc>,
-    ) -> Vec<Fire<'d>> {
+    ) -> Window<'d> {
         let id = &meeting.definition.id;
-        let steps = &meeting.definition.steps;
-        // Rules may add reminders up to MAX_RULE_REMINDER_LEAD before a start.
-        let earliest = steps
-            .iter()
-            .map(|s| s.at.as_delta())
-            .min()
-            .unwrap_or_default()
-            .min(-MAX_RULE_REMINDER_LEAD);
-        let latest = steps
-            .iter()
-            .map(|s| s.at.as_delta())
-            .max()
-            .unwrap_or_default();
+        let reach = meeting.reach;
         // An occurrence matters if any of its steps falls in the window.
-        let nominal = meeting
-            .recurrence
-            .between(from - latest, to - earliest, MAX_OCCURRENCES_PER_WINDOW)
+        let nominal = meeting.recurrence.between(
+            from - reach.latest,
+            to - reach.earliest,
+            MAX_OCCURRENCES_PER_WINDOW,
+        );
+        let mut complete_until = to;
+        if nominal.len() == MAX_OCCURRENCES_PER_WINDOW
+            && let Some(last) = nominal.last()
+        {
+            // The occurrences after the last one were not looked at: theirs
+            // come no earlier than its earliest step.
+            complete_until =
+                complete_until.min(*last + reach.earliest + TimeDelta::milliseconds(1));
+        }
+        let nominal = nominal
             .into_iter()
             .filter(|occurrence| changes.get(id, *occurrence).is_none())
             .map(|occurrence| (occurrence, occurrence, 0));
@@ -262,7 +351,12 @@ impl<'d> Planner<'d> {
             .filter_map(|c| c.starts_at.map(|start| (c.occurrence, start, c.sequence)));
         let mut fires = Vec::new();
         for (occurrence, start, sequence) in nominal.chain(moved) {
-            for step in self.steps_of(meeting, occurrence, start, now) {
+            let (steps, decided) = self.decided_steps(meeting, occurrence, start, now);
+            if !decided {
+                // Its rule's reminders are asked for in a later pass.
+                complete_until = complete_until.min(start - MAX_RULE_REMINDER_LEAD);
+            }
+            for step in steps {
                 let due = start + step.at.as_delta();
                 if from <= due && due < to {
                     fires.push(Fire {
@@ -276,7 +370,10 @@ impl<'d> Planner<'d> {
                 }
             }
         }
-        fires
+        Window {
+            fires,
+            complete_until,
+        }
     }
 
     /// What the schedule rule decides for an occurrence starting at `start`, as a
@@ -830,7 +927,9 @@ steps:
             ("2025-03-03 08:00", "2025-03-03 10:00", &[]),
         ];
         for (from, to, want) in table {
-            let fires = planner.fires_of(weekly, at(from), at(to), &Changes::default(), now);
+            let fires = planner
+                .window_of(weekly, at(from), at(to), &Changes::default(), now)
+                .fires;
             assert_eq!(
                 sorted(shown(&fires)),
                 expected(want),
@@ -912,7 +1011,7 @@ steps:
         ];
         for (changes, want) in table {
             let changes = Changes::new(changes);
-            let fires = planner.fires_of(weekly, from, to, &changes, now);
+            let fires = planner.window_of(weekly, from, to, &changes, now).fires;
             assert_eq!(sorted(shown(&fires)), expected(want), "{changes:?}");
             for fire in &fires {
                 let change = changes.get("weekly-koro", fire.occurrence);
@@ -1027,13 +1126,15 @@ steps:
         let planner = Planner::new(&definitions, Arc::new(vec![leader()]));
         let weekly = meeting(&definitions, "weekly-koro");
         let now = at("2025-02-01 00:00");
-        let fires = planner.fires_of(
-            weekly,
-            at("2025-03-03 00:00"),
-            at("2025-03-03 09:00"),
-            &Changes::default(),
-            now,
-        );
+        let fires = planner
+            .window_of(
+                weekly,
+                at("2025-03-03 00:00"),
+                at("2025-03-03 09:00"),
+                &Changes::default(),
+                now,
+            )
+            .fires;
         assert_eq!(
             sorted(shown(&fires)),
             expected(&[
@@ -1042,13 +1143,15 @@ steps:
             ])
         );
         // -31d is beyond MAX_RULE_REMINDER_LEAD: never a step.
-        let month = planner.fires_of(
-            weekly,
-            at("2025-01-01 00:00"),
-            at("2025-03-01 00:00"),
-            &Changes::default(),
-            now,
-        );
+        let month = planner
+            .window_of(
+                weekly,
+                at("2025-01-01 00:00"),
+                at("2025-03-01 00:00"),
+                &Changes::default(),
+                now,
+            )
+            .fires;
         assert!(month.iter().all(|f| f.step.id != "rule-reminder-31d"));
         assert!(planner.take_failures().is_empty());
     }
@@ -1060,13 +1163,15 @@ steps:
         let planner = Planner::new(&definitions, Arc::new(vec![leader()]));
         let weekly = meeting(&definitions, "weekly-koro");
         let now = at("2025-02-01 00:00");
-        let fires = planner.fires_of(
-            weekly,
-            at("2025-03-03 06:00"),
-            at("2025-03-03 06:01"),
-            &Changes::default(),
-            now,
-        );
+        let fires = planner
+            .window_of(
+                weekly,
+                at("2025-03-03 06:00"),
+                at("2025-03-03 06:01"),
+                &Changes::default(),
+                now,
+            )
+            .fires;
         // Expected as for a YAML step with `channels: []` ("channels is empty"):
         // refused, the default (no extra reminder) applied, and a rule failure kept.
         let messages: Vec<_> = fires
@@ -1082,5 +1187,93 @@ steps:
                 .collect::<Vec<_>>()
         );
         assert!(!planner.take_failures().is_empty());
+    }
+
+    const EVERY_MINUTE: &str = "\
+kind: meeting
+id: every-minute
+title: Trop souvent
+place: mopti/koro
+recurrence: \"* * * * *\"
+venue: Mairie de Koro
+recipients: [{ role: leader }]
+steps:
+  - { id: reminder, at: -2h, template: meeting-reminder, channels: [sms] }
+";
+
+    #[test]
+    fn a_crowded_window_is_complete_only_as_far_as_its_occurrences_reach() {
+        let (_dir, definitions) = load(&[("minute.yaml", EVERY_MINUTE)]);
+        let planner = Planner::new(&definitions, Arc::new(vec![leader()]));
+        let minute = meeting(&definitions, "every-minute");
+        let (from, to) = (at("2026-12-01 00:00"), at("2027-01-10 00:00"));
+        let window = planner.window_of(minute, from, to, &Changes::default(), from);
+        // 20,000 occurrences from 02:00 on (their reminders fall from midnight):
+        // the last one starts at 02:00 + 19,999 minutes, its reminder two hours before.
+        let last_start = at("2026-12-01 02:00") + TimeDelta::minutes(19_999);
+        assert_eq!(
+            window.complete_until,
+            last_start - TimeDelta::hours(2) + TimeDelta::milliseconds(1)
+        );
+        // Preview goes window after window: every minute of the 40 days, once.
+        let fires = planner.fires_between(from, to, &Changes::default(), from);
+        assert_eq!(fires.len(), 40 * 1_440);
+        assert!(
+            fires
+                .windows(2)
+                .all(|pair| pair[1].due - pair[0].due == TimeDelta::minutes(1))
+        );
+    }
+
+    #[test]
+    fn a_pass_out_of_rule_time_leaves_the_rest_to_the_next_and_never_asks_twice() {
+        let script = "fn meeting_reminders(input) { [#{ at: \"-3h\", channels: [\"sms\"] }] }";
+        let (_dir, definitions) = load_with_rules(&[("weekly.yaml", WEEKLY)], Some(script));
+        let weekly = meeting(&definitions, "weekly-koro");
+        let (from, to) = (at("2025-03-01 00:00"), at("2025-03-29 00:00"));
+        let pass = || {
+            Planner::new(&definitions, Arc::new(vec![leader()]))
+                .with_rule_time(Duration::ZERO)
+                .window_of(weekly, from, to, &Changes::default(), from)
+        };
+        // With no rule time, a pass asks about one occurrence only (the first whose
+        // steps reach the window, Monday 3 March), and is complete up to 30 days
+        // before the next one; the workflow's own steps are all there.
+        let first = pass();
+        assert_eq!(definitions.reminders.len(), 1);
+        assert_eq!(
+            first.complete_until,
+            at("2025-03-10 09:00") - MAX_RULE_REMINDER_LEAD
+        );
+        let own = |w: &Window<'_>| {
+            w.fires
+                .iter()
+                .filter(|f| !f.step.id.starts_with(RULE_STEP_PREFIX))
+                .count()
+        };
+        assert_eq!(
+            own(&first),
+            12,
+            "the invitations, reminders and minutes due in March"
+        );
+        // Each pass asks about one more, until the window is complete.
+        let mut passes = 1;
+        let last = loop {
+            let window = pass();
+            passes += 1;
+            if window.complete_until == to {
+                break window;
+            }
+            assert_eq!(definitions.reminders.len(), passes);
+        };
+        // The Mondays from 3 March to 21 April (30 days after the window): 8.
+        assert_eq!(definitions.reminders.len(), 8);
+        assert_eq!(passes, 8);
+        let rule_fires = last
+            .fires
+            .iter()
+            .filter(|f| f.step.id == "rule-reminder-3h")
+            .count();
+        assert_eq!(rule_fires, 4, "one per Monday of March");
     }
 }

@@ -4,8 +4,12 @@
 //! changed script or calendar its place reaches, re-plans its pending timers;
 //! fired ones stay, so nothing is sent twice. A removed workflow loses its
 //! pending timers. Each of these is in the ledger.
+//!
+//! A pass is bounded: a workflow's window stops where its occurrences stop being
+//! complete (a crowded recurrence, or reminders rules out of time), the watermark
+//! moves only that far, and the next tick goes on from there.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::Planner;
 use palabre_rules::Rules;
@@ -26,19 +30,37 @@ fn definition_hash(definition: &impl serde::Serialize, place: &str, rules: &Rule
     )
 }
 
+/// How long after an occurrence's start what its reminders rule decided is kept.
+const REMINDERS_KEPT: TimeDelta = TimeDelta::days(7);
+
+/// What one planning pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Planning {
+    /// Timers new in this pass.
+    pub planned: u64,
+    /// Workflows not yet planned to the horizon (their rules' time ran out, or
+    /// they recur too often for one pass): the next tick goes on at once.
+    pub behind: usize,
+}
+
 impl Runtime {
-    /// Plans every workflow up to `now + horizon`; returns how many timers are new.
+    /// Plans every workflow up to `now + horizon`, `now` taken once for the pass:
+    /// a workflow planned late in a long pass still starts from it, so none of its
+    /// slots falls between two instants. Reminders rules run for at most
+    /// [`RuntimeConfig::rule_time`](super::RuntimeConfig) in all; what they did not
+    /// reach is planned by the next passes, and due timers fire in between.
     pub(super) async fn plan(
         &self,
         definitions: &Definitions,
         state: &TickState,
         directory: &mut Option<Directory>,
-    ) -> Result<u64, RuntimeError> {
+    ) -> Result<Planning, RuntimeError> {
         let now = self.now();
         let until = now + self.config.horizon;
-        let mut planned = 0;
+        let mut pass = Planning::default();
         let contacts = self.directory(directory).await?.contacts.clone();
-        let planner = Planner::new(definitions, contacts);
+        definitions.reminders.forget_before(now - REMINDERS_KEPT);
+        let planner = Planner::new(definitions, contacts).with_rule_time(self.config.rule_time);
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
             let hash = definition_hash(
@@ -46,10 +68,11 @@ impl Runtime {
                 &meeting.definition.place,
                 &definitions.rules,
             );
-            planned += self
-                .plan_workflow(id, &hash, until, |from| {
-                    planner
-                        .fires_of(meeting, from, until, &state.changes, now)
+            let planned = self
+                .plan_workflow(id, &hash, now, until, |from| {
+                    let window = planner.window_of(meeting, from, until, &state.changes, now);
+                    let timers = window
+                        .fires
                         .into_iter()
                         .map(|fire| PlannedTimer {
                             workflow: id.clone(),
@@ -57,17 +80,20 @@ impl Runtime {
                             step: fire.step.id.clone(),
                             due: fire.due,
                         })
-                        .collect()
+                        .collect();
+                    (timers, window.complete_until)
                 })
                 .await?;
+            pass.add(planned);
         }
         for plan in &definitions.plans {
             let id = &plan.definition.id;
             let hash =
                 definition_hash(&plan.definition, &plan.definition.place, &definitions.rules);
-            planned += self
-                .plan_workflow(id, &hash, until, |from| {
-                    plan.fires_between(from, until, &state.statuses)
+            let planned = self
+                .plan_workflow(id, &hash, now, until, |from| {
+                    let timers = plan
+                        .fires_between(from, until, &state.statuses)
                         .into_iter()
                         .map(|fire| PlannedTimer {
                             workflow: id.clone(),
@@ -75,9 +101,11 @@ impl Runtime {
                             step: fire.step.id(&fire.milestone.id),
                             due: fire.due,
                         })
-                        .collect()
+                        .collect();
+                    (timers, until)
                 })
                 .await?;
+            pass.add(planned);
         }
         for workflow in self.store().scheduled_workflows().await? {
             if definitions.workflow_ids().all(|id| id != workflow) {
@@ -93,21 +121,30 @@ impl Runtime {
         if !failures.is_empty() {
             self.store().append_ledger(&failures).await?;
         }
-        if planned > 0 {
-            info!(planned, "timers planned");
+        if pass.planned > 0 {
+            info!(planned = pass.planned, "timers planned");
         }
-        Ok(planned)
+        if pass.behind > 0 {
+            info!(
+                workflows = pass.behind,
+                "planning goes on at the next tick (rules' time or a crowded recurrence)"
+            );
+        }
+        Ok(pass)
     }
+
     /// Plans one workflow from its watermark to `until` (re-planning its pending
-    /// timers first when its definition changed); returns how many timers are new.
+    /// timers first when its definition changed). `timers` gives the timers from an
+    /// instant on and how far they are complete: the watermark moves that far, not
+    /// further, so what was not planned yet is planned by the next pass.
     pub(super) async fn plan_workflow(
         &self,
         id: &str,
         hash: &str,
+        now: DateTime<Utc>,
         until: DateTime<Utc>,
-        timers: impl FnOnce(DateTime<Utc>) -> Vec<PlannedTimer>,
-    ) -> Result<u64, RuntimeError> {
-        let now = self.now();
+        timers: impl FnOnce(DateTime<Utc>) -> (Vec<PlannedTimer>, DateTime<Utc>),
+    ) -> Result<WorkflowPlanning, RuntimeError> {
         let from = match self.store().schedule(id).await? {
             None => now,
             Some((known, watermark)) if known == hash => watermark,
@@ -122,10 +159,30 @@ impl Runtime {
             }
         };
         if from >= until {
-            return Ok(0);
+            return Ok(WorkflowPlanning::default());
         }
-        let planned = self.store().plan_timers(&timers(from), now).await?;
-        self.store().set_schedule(id, hash, until).await?;
-        Ok(planned)
+        let (timers, complete_until) = timers(from);
+        let planned = self.store().plan_timers(&timers, now).await?;
+        let watermark = complete_until.min(until).max(from);
+        self.store().set_schedule(id, hash, watermark).await?;
+        Ok(WorkflowPlanning {
+            planned,
+            behind: watermark < until,
+        })
+    }
+}
+
+/// What planning one workflow did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct WorkflowPlanning {
+    planned: u64,
+    /// Not planned to the horizon yet.
+    behind: bool,
+}
+
+impl Planning {
+    fn add(&mut self, workflow: WorkflowPlanning) {
+        self.planned += workflow.planned;
+        self.behind += usize::from(workflow.behind);
     }
 }
