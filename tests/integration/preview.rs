@@ -162,8 +162,9 @@ fn plans_who_gets_what_when_on_which_channel_in_which_language() {
     }
     let texts: Vec<&str> = reminder.iter().filter_map(|m| m["body"].as_str()).collect();
     assert!(
-        texts.iter().any(|t| t
-            .starts_with("Rappel: Cadre de concertation du cercle de Mopti le 2026-12-01 a 09:00")),
+        texts.iter().any(|t| t.starts_with(
+            "Rappel : Cadre de concertation du cercle de Mopti le 2026-12-01 à 09:00"
+        )),
         "{texts:?}"
     );
 }

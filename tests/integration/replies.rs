@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::runtime::{Recorder, at, run_until, worlds};
 
-const REPLIES: &str = "yes: { fra: [OUI], ffm: [EEY] }\nno: { fra: [NON], bam: [AYI] }\ndone: { fra: [FAIT] }\nstop: [STOP, ARRÊT]\nstart: [START]\n";
+const REPLIES: &str = "yes: { fra: [OUI], eng: [YES], bam: [AWO], ffm: [EEY] }\nno: { fra: [NON], eng: [\"NO\"], bam: [AYI] }\ndone: { fra: [FAIT], eng: [DONE], bam: [BANNA] }\nstop: [STOP, ARRÊT]\nstart: [START]\n";
 
 #[tokio::test]
 async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
@@ -171,11 +171,11 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             [
                 (
                     "+22366445566".to_owned(),
-                    format!("Merci, votre absence est notee (ref {reference}).")
+                    format!("Merci, votre absence est notée (réf {reference}).")
                 ),
                 (
                     "+22366445566".to_owned(),
-                    format!("Merci, votre presence est notee (ref {reference}).")
+                    format!("Merci, votre présence est notée (réf {reference}).")
                 ),
                 (
                     "+22376112233".to_owned(),
@@ -594,5 +594,64 @@ async fn replies_acknowledge_disputes_and_close_milestones() {
             .filter(|m| m.key.contains("|reply@"))
             .count();
         assert_eq!(confirmations, 3);
+    }
+}
+
+#[tokio::test]
+async fn a_reply_not_understood_is_answered_once_a_day_in_the_senders_language() {
+    for world in worlds("reply_help", "once").await {
+        std::fs::write(world.workflows.join("replies.yaml"), REPLIES).unwrap();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, _email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        runtime.tick().await.unwrap();
+        let before = sms.keys().len();
+        let say = |from: &'static str, text: &'static str| {
+            let runtime = &runtime;
+            async move {
+                runtime
+                    .commands()
+                    .inbound_sms(&InboundSms::new(from, text))
+                    .await
+                    .unwrap()
+            }
+        };
+        // Awa (Bambara) writes a greeting, then a yes with no reference, then a
+        // reference that is not hers: all unmatched, and one help, in Bambara.
+        for text in ["I ni ce", "AWO", "AWO 0000"] {
+            assert!(matches!(
+                say("76112233", text).await,
+                InboundOutcome::Unmatched { .. }
+            ));
+        }
+        // Hama writes in Fulfulde, which the help text does not have: French.
+        say("66445566", "jam tan").await;
+        // A number nobody has gets nothing back.
+        say("+22399887766", "allo").await;
+        runtime.tick().await.unwrap();
+        let bodies = |from: usize| -> Vec<(String, String)> {
+            let delivered = sms.delivered.lock().unwrap();
+            delivered[from..]
+                .iter()
+                .map(|m| (m.to_address.clone(), m.body.clone()))
+                .collect()
+        };
+        let helps = bodies(before);
+        assert_eq!(helps.len(), 2, "{helps:?}");
+        assert!(
+            helps.iter().any(|(to, body)| to == "+22376112233"
+                && body.starts_with("An ma i ka cikan faamu. Jaabi AWO walima AYI")),
+            "{helps:?}"
+        );
+        assert!(
+            helps.iter().any(|(to, body)| to == "+22366445566"
+                && body.starts_with("Message non compris. Pour répondre, envoyez OUI ou NON")),
+            "{helps:?}"
+        );
+        // The next day, a new conversation: one more help.
+        clock.advance_to(at("2026-12-04T08:00:00Z"));
+        say("76112233", "?").await;
+        runtime.tick().await.unwrap();
+        assert_eq!(bodies(before).len(), 3);
     }
 }

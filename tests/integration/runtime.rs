@@ -123,7 +123,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let workflows = dir.path().join("workflows");
         std::fs::create_dir_all(workflows.join("templates")).unwrap();
-        for file in ["places.yaml", "roles.yaml"] {
+        for file in ["places.yaml", "roles.yaml", "replies.yaml"] {
             std::fs::copy(repo().join("workflows").join(file), workflows.join(file)).unwrap();
         }
         copy_dir(
@@ -639,7 +639,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|m| m.body.contains("deplace au 2026-12-08 a 10:00"))
+                .any(|m| m.body.contains("déplacé au 2026-12-08 à 10:00"))
         );
 
         // The two-hour reminder follows the meeting: not Monday 07:00, Tuesday 08:00.
@@ -655,7 +655,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
                 .last()
                 .unwrap()
                 .body
-                .contains("le 2026-12-08 a 10:00")
+                .contains("le 2026-12-08 à 10:00")
         );
         // Minutes a day after the new start; the invitation was never sent again.
         clock.advance_to(at("2026-12-09T10:00:00Z"));

@@ -19,7 +19,7 @@ pub(crate) fn workspace_with_meeting(lead: i64, offsets: &[i64]) -> tempfile::Te
     let dir = tempfile::tempdir().unwrap();
     let workflows = dir.path().join("workflows");
     std::fs::create_dir_all(&workflows).unwrap();
-    for file in ["places.yaml", "roles.yaml"] {
+    for file in ["places.yaml", "roles.yaml", "replies.yaml"] {
         std::fs::copy(repo().join("workflows").join(file), workflows.join(file)).unwrap();
     }
     copy_dir(

@@ -337,7 +337,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
         assert!(mails_to(&smtp, "fanta@example.org").is_empty());
         // Each answer was confirmed to its sender, in their language (Hama's
         // Fulfulde has no text: French).
-        let presence = format!("Merci, votre presence est notee (ref {reference}).");
+        let presence = format!("Merci, votre présence est notée (réf {reference}).");
         assert_eq!(
             sent_since(&accepted, 4),
             [
@@ -347,7 +347,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
                 ),
                 (
                     "+22376000008",
-                    format!("Merci, votre absence est notee (ref {reference}).")
+                    format!("Merci, votre absence est notée (réf {reference}).")
                 ),
                 ("+22366445566", presence.clone()),
                 ("+22376000009", presence.clone()),

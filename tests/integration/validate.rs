@@ -335,10 +335,11 @@ fn sms_texts_are_measured_in_segments_and_long_ones_warned() {
     );
     let dir = crate::util::workspace();
     let file = dir.path().join("workflows/templates/meeting-reminder.yaml");
-    let long = format!("Rappel: {}", "ɛ".repeat(150));
+    // A letter with no GSM look-alike: the whole text goes in UCS-2.
+    let long = format!("Rappel : {}", "ʃ".repeat(150));
     let text = std::fs::read_to_string(&file).unwrap().replacen(
-        "sms: \"Rappel:",
-        &format!("sms: \"{long} Rappel:"),
+        "sms: \"Rappel :",
+        &format!("sms: \"{long} Rappel :"),
         1,
     );
     std::fs::write(&file, text).unwrap();

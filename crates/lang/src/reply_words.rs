@@ -67,6 +67,8 @@ pub struct Replies {
     done: Vec<String>,
     stop: Vec<String>,
     start: Vec<String>,
+    /// Language → normalized word → what it means there (`yes`, `no`, `done`).
+    by_language: BTreeMap<String, BTreeMap<String, &'static str>>,
 }
 
 /// Upper case, without accents: what replies are compared as.
@@ -109,13 +111,30 @@ impl Replies {
         let all = |map: &BTreeMap<String, Vec<String>>| {
             map.values().flatten().map(|w| normalize(w)).collect()
         };
+        let mut by_language: BTreeMap<String, BTreeMap<String, &'static str>> = BTreeMap::new();
+        for (meaning, map) in [("yes", &file.yes), ("no", &file.no), ("done", &file.done)] {
+            for (language, list) in map {
+                let known = by_language.entry(language.clone()).or_default();
+                known.extend(list.iter().map(|w| (normalize(w), meaning)));
+            }
+        }
         Replies {
             yes: all(&file.yes),
             no: all(&file.no),
             done: all(&file.done),
             stop: file.stop.iter().map(|w| normalize(w)).collect(),
             start: file.start.iter().map(|w| normalize(w)).collect(),
+            by_language,
         }
+    }
+
+    /// What `word` means as an answer in `language` (`yes`, `no` or `done`), if
+    /// the file lists it there.
+    pub fn meaning_in(&self, language: &str, word: &str) -> Option<&'static str> {
+        self.by_language
+            .get(language)?
+            .get(&normalize(word))
+            .copied()
     }
 
     /// What `text` says.

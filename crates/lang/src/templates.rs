@@ -398,6 +398,14 @@ impl Templates {
         self.texts.contains_key(name)
     }
 
+    /// The languages `template` has a text in.
+    pub fn languages(&self, template: &str) -> Vec<&str> {
+        self.texts
+            .get(template)
+            .map(|file| file.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.texts.keys().map(String::as_str)
     }

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::memo::ReminderMemo;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use palabre_core::channel::Channel;
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::rule_function::RuleFunction;
 use palabre_core::suggest::did_you_mean;
@@ -37,7 +38,7 @@ use palabre_lang::places::{Places, is_slug};
 use palabre_lang::recurrence::{Recurrence, parse_time_zone};
 use palabre_lang::reply_words::Replies;
 use palabre_lang::source_map::SourceMap;
-use palabre_lang::templates::Templates;
+use palabre_lang::templates::{MessageContext, Templates};
 use palabre_lang::yaml;
 use palabre_rules::{
     Decision, HOOKS, Limits, MeetingFacts, RULES_DIR, RemindersDecision, Rules, World,
@@ -250,6 +251,12 @@ impl Definitions {
             replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
             reminders: ReminderMemo::default(),
         };
+        check_reply_instructions(
+            &root.join(TEMPLATES_DIR),
+            &definitions.templates,
+            &definitions.replies,
+            &mut diagnostics,
+        );
         let files = match only {
             Some(files) => files.to_vec(),
             None => yaml_files(root, &mut diagnostics)
@@ -1090,6 +1097,88 @@ impl Definitions {
     }
 }
 
+/// Every reply a template's text asks for (`OUI 4821`: a word in capitals just
+/// before a reference of the sample) must be one `replies.yaml` accepts in that
+/// text's language: otherwise whoever follows the instruction is not understood.
+fn check_reply_instructions(
+    folder: &Path,
+    templates: &Templates,
+    replies: &Replies,
+    diagnostics: &mut Diagnostics,
+) {
+    let sample = MessageContext::sample();
+    let references: Vec<&str> = [
+        Some(sample.occurrence.reference.as_str()),
+        sample.milestone.as_ref().map(|m| m.reference.as_str()),
+        sample.case.as_ref().map(|c| c.reference.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for name in templates.names() {
+        for language in templates.languages(name) {
+            for channel in [Channel::Sms, Channel::Email] {
+                let Ok(rendered) = templates.render(name, channel, language, &sample) else {
+                    continue;
+                };
+                if rendered.language != language {
+                    continue;
+                }
+                for word in asked_replies(&rendered.body, &references) {
+                    if replies.meaning_in(language, word).is_some() {
+                        continue;
+                    }
+                    let file = folder.join(format!("{name}.yaml"));
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    // The word in its language's text for the channel, else anywhere.
+                    let part = if channel == Channel::Sms {
+                        "sms:"
+                    } else {
+                        "email:"
+                    };
+                    let section = text
+                        .find(&format!("{language}:"))
+                        .and_then(|at| text[at..].find(part).map(|p| at + p))
+                        .unwrap_or(0);
+                    let offset = text[section..]
+                        .find(word)
+                        .map(|at| section + at)
+                        .or_else(|| text.find(word))
+                        .unwrap_or(0);
+                    diagnostics.push(
+                        Diagnostic::error(
+                            &file,
+                            Position::of_byte_offset(text.as_bytes(), offset),
+                            format!(
+                                "the {language} {channel} text asks for the reply '{word}', which replies.yaml does not accept in '{language}': add it there (yes.{language}, no.{language} or done.{language}) or change the text"
+                            ),
+                        )
+                        .with_width(word.chars().count())
+                        .with_source(&text),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The words in capitals that come just before one of `references` in `text`
+/// (`OUI` and `NON` in "Répondez OUI 4821 ou NON 4821").
+fn asked_replies<'t>(text: &'t str, references: &[&str]) -> Vec<&'t str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut asked = Vec::new();
+    for pair in words.windows(2) {
+        let reference = pair[1].trim_matches(|c: char| !c.is_alphanumeric());
+        let word = pair[0].trim_matches(|c: char| !c.is_alphanumeric());
+        let in_capitals = word.chars().count() >= 2
+            && word.chars().all(|c| c.is_alphabetic() && !c.is_lowercase());
+        if references.contains(&reference) && in_capitals && !asked.contains(&word) {
+            asked.push(word);
+        }
+    }
+    asked
+}
+
 fn is_workflow_file(root: &Path, file: &Path) -> bool {
     let Ok(relative) = file.strip_prefix(root) else {
         return true;
@@ -1123,5 +1212,29 @@ fn load_roles(file: &Path, diagnostics: &mut Diagnostics) -> BTreeSet<String> {
             diagnostics.push(*d);
             BTreeSet::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asked_replies;
+
+    #[test]
+    fn the_replies_a_text_asks_for_are_the_capitals_before_a_reference() {
+        let references = ["4821", "LT-0007"];
+        assert_eq!(
+            asked_replies("Répondez OUI 4821 ou NON 4821.", &references),
+            ["OUI", "NON"]
+        );
+        assert_eq!(
+            asked_replies(
+                "Reply YES 4821, or NO 4821; OUI LT-0007 acknowledges",
+                &references
+            ),
+            ["YES", "NO", "OUI"]
+        );
+        // A label before a reference is not an instruction.
+        assert!(asked_replies("Ref 4821. Litige LT-0007", &references).is_empty());
+        assert!(asked_replies("OUI 9999", &references).is_empty());
     }
 }

@@ -82,6 +82,8 @@ const ANSWER_WINDOW: TimeDelta = TimeDelta::days(60);
 
 /// The template of the confirmation a sender gets.
 const CONFIRMATION_TEMPLATE: &str = "reply-confirmation";
+/// The template that tells a sender how to answer when their reply was not understood.
+const HELP_TEMPLATE: &str = "reply-help";
 
 impl Commands {
     /// Reads one SMS reply and acts on it.
@@ -151,6 +153,7 @@ impl Commands {
                 }
             }
             Reply::NotUnderstood => {
+                self.help(&definitions, contact, now).await?;
                 let reason = format!("{}: not understood", contact.id);
                 return self.unmatched(now, &masked, reason).await;
             }
@@ -158,6 +161,7 @@ impl Commands {
                 reference: None, ..
             }
             | Reply::Done { reference: None } => {
+                self.help(&definitions, contact, now).await?;
                 let reason = format!("{}: a reply without a reference code", contact.id);
                 return self.unmatched(now, &masked, reason).await;
             }
@@ -176,6 +180,7 @@ impl Commands {
                 {
                     self.answer_case(case, contact, yes).await?
                 } else {
+                    self.help(&definitions, contact, now).await?;
                     let reason = format!(
                         "{}: no meeting or dispute of theirs has the reference {reference}",
                         contact.id
@@ -191,6 +196,7 @@ impl Commands {
             {
                 Some(done) => done,
                 None => {
+                    self.help(&definitions, contact, now).await?;
                     let reason = format!(
                         "{}: no open milestone they may close by SMS has the reference {reference}",
                         contact.id
@@ -406,8 +412,7 @@ impl Commands {
         }))
     }
 
-    /// Queues the short SMS that tells the sender their reply was acted on, when
-    /// the confirmation template exists.
+    /// Confirms a reply palabre acted on, by SMS in the sender's language.
     async fn confirm(
         &self,
         definitions: &Definitions,
@@ -416,9 +421,6 @@ impl Commands {
         provider_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), CommandError> {
-        if !definitions.templates.contains(CONFIRMATION_TEMPLATE) {
-            return Ok(());
-        }
         let (kind, reference, workflow, occurrence) = match outcome {
             InboundOutcome::Answered {
                 workflow,
@@ -445,54 +447,117 @@ impl Commands {
             | InboundOutcome::Unmatched { .. }
             | InboundOutcome::Repeated { .. } => return Ok(()),
         };
-        let title = definitions
-            .workflow(workflow)
-            .map_or_else(String::new, |w| w.title.to_owned());
         let step = format!("reply@{}-{kind}", now.timestamp_millis());
-        let slot = Slot {
-            due: now,
-            zone: chrono_tz::UTC,
-            workflow,
-            occurrence,
-            step: &step,
-            template: CONFIRMATION_TEMPLATE,
-            channels: &[Channel::Sms],
-        };
-        let context = MessageContext {
-            reply: Some(ReplyFacts {
-                kind: kind.to_owned(),
-                reference: reference.clone(),
-            }),
-            ..MessageContext::new(
-                WorkflowFacts {
-                    id: workflow.to_owned(),
-                    title,
-                    venue: String::new(),
-                    place: contact.place.clone(),
-                    place_name: String::new(),
-                },
-                OccurrenceFacts {
-                    reference,
-                    ..OccurrenceFacts::default()
-                },
-                &step,
-            )
-        }
-        .to(contact);
-        let planned = prepare_message(&definitions.templates, &slot, contact, &context);
         // One confirmation per reply: a message the provider posts twice (same
         // id) is confirmed once.
         let key = match provider_id {
             Some(id) => format!("reply|{id}"),
             None => format!("{workflow}|{}|{step}", occurrence.timestamp_millis()),
         };
-        let (messages, unreachable) = queue_messages(vec![planned], &key, now, |_| None);
+        let answer = Answer {
+            template: CONFIRMATION_TEMPLATE,
+            kind,
+            reference,
+            workflow,
+            occurrence,
+            step: &step,
+        };
+        self.answer_sender(definitions, contact, &answer, &key, now)
+            .await
+    }
+
+    /// Tells a known sender whose reply could not be acted on how to answer, in
+    /// their language: once a day at most, however many such replies they send
+    /// (the key is the contact and the day), so a conversation gets one help.
+    async fn help(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        if self.store().sms_stopped().await?.contains(&contact.id) {
+            return Ok(());
+        }
+        let day = now.format("%Y-%m-%d");
+        let answer = Answer {
+            template: HELP_TEMPLATE,
+            kind: "not-understood",
+            reference: String::new(),
+            workflow: "replies",
+            occurrence: now,
+            step: &format!("reply-help@{day}"),
+        };
+        let key = format!("reply-help|{}|{day}", contact.id);
+        self.answer_sender(definitions, contact, &answer, &key, now)
+            .await
+    }
+
+    /// Queues the SMS `answer` for `contact` under `key` (a key already queued
+    /// is left alone); nothing when the template is not in the workflows folder.
+    async fn answer_sender(
+        &self,
+        definitions: &Definitions,
+        contact: &Contact,
+        answer: &Answer<'_>,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        if !definitions.templates.contains(answer.template) {
+            return Ok(());
+        }
+        let title = definitions
+            .workflow(answer.workflow)
+            .map_or_else(String::new, |w| w.title.to_owned());
+        let slot = Slot {
+            due: now,
+            zone: chrono_tz::UTC,
+            workflow: answer.workflow,
+            occurrence: answer.occurrence,
+            step: answer.step,
+            template: answer.template,
+            channels: &[Channel::Sms],
+        };
+        let context = MessageContext {
+            reply: Some(ReplyFacts {
+                kind: answer.kind.to_owned(),
+                reference: answer.reference.clone(),
+            }),
+            ..MessageContext::new(
+                WorkflowFacts {
+                    id: answer.workflow.to_owned(),
+                    title,
+                    venue: String::new(),
+                    place: contact.place.clone(),
+                    place_name: String::new(),
+                },
+                OccurrenceFacts {
+                    reference: answer.reference.clone(),
+                    ..OccurrenceFacts::default()
+                },
+                answer.step,
+            )
+        }
+        .to(contact);
+        let planned = prepare_message(&definitions.templates, &slot, contact, &context);
+        let (messages, unreachable) = queue_messages(vec![planned], key, now, |_| None);
         self.store()
             .queue_messages(&messages, &unreachable, now)
             .await?;
         self.wake();
         Ok(())
     }
+}
+
+/// An SMS answering the sender of a reply.
+struct Answer<'a> {
+    template: &'a str,
+    /// What the template is told (`reply.kind`): yes, no, acknowledged, declined,
+    /// done, restarted, not-understood.
+    kind: &'a str,
+    reference: String,
+    workflow: &'a str,
+    occurrence: DateTime<Utc>,
+    step: &'a str,
 }
 
 /// Why SMS to a contact stop when their provider says they opted out.
