@@ -138,6 +138,43 @@ pub async fn create_token_expiring(
     Ok(format!("plb_{id}_{secret}"))
 }
 
+/// Why a bearer token was refused, as the server's log says it: the id of a
+/// known token at most, never a secret nor what an unknown token read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Not of the form `plb_<id>_<secret>`.
+    Malformed,
+    /// No token has this id.
+    Unknown,
+    /// The token's secret is not this one.
+    WrongSecret {
+        id: String,
+    },
+    Revoked {
+        id: String,
+    },
+    Expired {
+        id: String,
+    },
+    /// The stored role is none this version knows.
+    UnknownRole {
+        id: String,
+    },
+}
+
+impl fmt::Display for TokenRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenRefusal::Malformed => f.write_str("not a palabre token"),
+            TokenRefusal::Unknown => f.write_str("unknown token"),
+            TokenRefusal::WrongSecret { id } => write!(f, "wrong secret for token {id}"),
+            TokenRefusal::Revoked { id } => write!(f, "token {id} is revoked"),
+            TokenRefusal::Expired { id } => write!(f, "token {id} has expired"),
+            TokenRefusal::UnknownRole { id } => write!(f, "token {id} has an unknown role"),
+        }
+    }
+}
+
 /// The caller a bearer token stands for at `now` (the engine's clock), or `None`
 /// if it is not a valid token: unknown, wrong secret, revoked, or expired. An
 /// accepted token's `last_used` is recorded (at most once a minute).
@@ -146,23 +183,39 @@ pub async fn check(
     bearer: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Caller>, StoreError> {
+    Ok(check_token(store, bearer, now).await?.ok())
+}
+
+/// [`check`], saying why a token is refused.
+pub async fn check_token(
+    store: &Store,
+    bearer: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Caller, TokenRefusal>, StoreError> {
     let Some((id, secret)) = bearer
         .strip_prefix("plb_")
         .and_then(|rest| rest.split_once('_'))
     else {
-        return Ok(None);
+        return Ok(Err(TokenRefusal::Malformed));
     };
     let Some(stored) = store.token(id).await? else {
-        return Ok(None);
+        return Ok(Err(TokenRefusal::Unknown));
     };
-    if !same_secret(&sha256_hex(secret), &stored.secret_sha256) || !stored.usable(now) {
-        return Ok(None);
+    let id = stored.id.clone();
+    if !same_secret(&sha256_hex(secret), &stored.secret_sha256) {
+        return Ok(Err(TokenRefusal::WrongSecret { id }));
+    }
+    if stored.revoked.is_some() {
+        return Ok(Err(TokenRefusal::Revoked { id }));
+    }
+    if !stored.usable(now) {
+        return Ok(Err(TokenRefusal::Expired { id }));
     }
     let Some(role) = Role::parse(&stored.role) else {
-        return Ok(None);
+        return Ok(Err(TokenRefusal::UnknownRole { id }));
     };
     store.token_used(&stored, now).await?;
-    Ok(Some(Caller {
+    Ok(Ok(Caller {
         token: stored.id,
         role,
         scope: stored.scope,

@@ -5,9 +5,12 @@
 //! naming the field at fault. No text reaches a handler with a control character
 //! other than newline and tab ([`forbidden_char`]): [`JsonBody`] walks every
 //! string of the body, and [`check_uri`] every path segment and query value.
+//! Every 401 and 403 is logged once, by [`log_refusals`].
+
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::MatchedPath;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -48,22 +51,68 @@ async fn authenticate(
     headers: &HeaderMap,
     need: Role,
 ) -> Result<Caller, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
-    let bearer = bearer.ok_or_else(unauthorized)?;
-    let caller = auth::check(state.commands.store(), bearer.trim(), state.commands.now())
+    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized().logged_as("no Authorization header"));
+    };
+    let Some(bearer) = authorization
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Err(unauthorized().logged_as("an Authorization header but no bearer token"));
+    };
+    let caller = auth::check_token(state.commands.store(), bearer.trim(), state.commands.now())
         .await?
-        .ok_or_else(unauthorized)?;
+        .map_err(|refusal| unauthorized().logged_as(refusal.to_string()))?;
     if caller.role < need {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("this needs the {need} role; the token is {}", caller.role),
-        ));
+        )
+        .logged_as(format!(
+            "token {} is {}, this needs {need}",
+            caller.token, caller.role
+        )));
     }
     Ok(caller)
+}
+
+/// Logs every refused request, 401 (warn) and 403 (info), once, whichever
+/// part of the API refused it: the method, the path without its query (a
+/// webhook's secret masked), the client's address and the reason, never a
+/// token or a secret, so that guessing leaves a trace.
+pub(crate) async fn log_refusals(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = logged_path(&request);
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let reason = response
+            .extensions()
+            .get::<crate::Refusal>()
+            .map_or("", |r| r.0.as_str());
+        let status = status.as_u16();
+        if status == 401 {
+            tracing::warn!(status, %method, %path, %remote, %reason, "API request refused");
+        } else {
+            tracing::info!(status, %method, %path, %remote, %reason, "API request refused");
+        }
+    }
+    response
+}
+
+/// The path of a request as the log shows it: without its query, and a route
+/// whose path holds a secret (`/inbound/sms/{secret}`) as its template.
+fn logged_path(request: &Request) -> String {
+    match request.extensions().get::<MatchedPath>() {
+        Some(matched) if matched.as_str().contains("{secret}") => matched.as_str().to_owned(),
+        _ => request.uri().path().to_owned(),
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -158,7 +207,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A raw request body, at most [`crate::MAX_BODY_BYTES`]; over it, 413 as JSON.
+/// A raw request body, at most [`crate::MAX_BODY_BYTES`]; over it, 413 as JSON;
+/// not all there within the body read timeout ([`crate::BODY_READ_TIMEOUT`]),
+/// 408 as JSON.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
@@ -168,7 +219,16 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         Bytes::from_request(request, state)
             .await
             .map(RawBody)
-            .map_err(|rejection| body_refused(rejection.status(), rejection.body_text()))
+            .map_err(|rejection| match crate::serve::body_timed_out(&rejection) {
+                Some(timeout) => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the body did not arrive within {} s of the headers",
+                        timeout.as_secs_f64()
+                    ),
+                ),
+                None => body_refused(rejection.status(), rejection.body_text()),
+            })
     }
 }
 

@@ -12,7 +12,16 @@
 //! tab) in a body, a path or a query is refused with 400 before any SQL. Every
 //! refusal, unknown routes and methods included, is a JSON [`ApiError`]. A POST
 //! may carry an `Idempotency-Key`: sent again, it gets the first answer again.
-//! Nothing is changed by a refused request.
+//! Nothing is changed by a refused request. Every 401 and 403 is logged (warn
+//! and info) with the method, the path (without its query; a webhook's secret
+//! masked), the client's address and the reason, never a token's secret.
+//!
+//! Over TCP ([`serve`], [`serve_with`]) slow and numerous clients are bounded
+//! ([`ServeConfig`]): a request's headers must arrive within
+//! [`HEADER_READ_TIMEOUT`] (10 s), its body within [`BODY_READ_TIMEOUT`] (30 s,
+//! else 408), a connection silent for [`KEEP_ALIVE_IDLE`] (5 s) is closed, and
+//! at most [`MAX_CONNECTIONS`] (512) are served at once, the next ones waiting
+//! in the listener's queue.
 
 pub mod auth;
 mod extract;
@@ -20,6 +29,7 @@ mod idempotency;
 mod metrics;
 mod openapi;
 mod routes;
+mod serve;
 
 use std::sync::Arc;
 
@@ -33,6 +43,10 @@ use serde::Serialize;
 
 pub use openapi::document;
 pub use routes::{ROUTES, RouteDoc, router};
+pub use serve::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEP_ALIVE_IDLE, MAX_CONNECTIONS, ServeConfig,
+    serve_with,
+};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,6 +69,10 @@ pub struct ApiState {
 pub struct ApiError {
     #[serde(skip)]
     pub status: u16,
+    /// Why, for the server's log when it says more than `error` (which token
+    /// was refused, and why); never a secret. Not sent.
+    #[serde(skip)]
+    pub(crate) logged: Option<String>,
     /// What went wrong, for people.
     pub error: String,
     /// The request field at fault, as a path (`parties[1]`), when there is one.
@@ -66,9 +84,16 @@ impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
         ApiError {
             status: status.as_u16(),
+            logged: None,
             error: error.into(),
             field: None,
         }
+    }
+
+    /// Says `reason` in the log of a refusal instead of the error sent.
+    pub(crate) fn logged_as(mut self, reason: impl Into<String>) -> ApiError {
+        self.logged = Some(reason.into());
+        self
     }
 
     pub fn field(mut self, field: impl Into<String>) -> ApiError {
@@ -77,10 +102,18 @@ impl ApiError {
     }
 }
 
+/// Why a request was refused, as the answer carries it to the log of refusals
+/// ([`extract::log_refusals`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal(pub(crate) String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self)).into_response()
+        let reason = self.logged.clone().unwrap_or_else(|| self.error.clone());
+        let mut response = (status, Json(self)).into_response();
+        response.extensions_mut().insert(Refusal(reason));
+        response
     }
 }
 
@@ -113,13 +146,12 @@ async fn openapi_document() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, within the
+/// production limits ([`ServeConfig::default`]); see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, ServeConfig::default(), shutdown).await
 }

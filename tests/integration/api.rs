@@ -284,7 +284,10 @@ async fn cases_milestones_events_and_reports_through_the_api() {
             "{metrics}"
         );
         assert!(metrics.contains("palabre_rule_errors 0"), "{metrics}");
-        let (status, counts) = api.call("GET", "/status", Some(&observer), None).await;
+        // The counts cover every place: a national token's (see
+        // `status_shows_no_national_totals_to_a_scoped_token`).
+        let national = api.token(Role::Observer, "national").await;
+        let (status, counts) = api.call("GET", "/status", Some(&national), None).await;
         assert_eq!(status, StatusCode::OK);
         let sms = counts["channels"]
             .as_array()
@@ -424,4 +427,89 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(operations, palabre_api::ROUTES.len());
     let (status, _) = api.call("GET", "/no/such/route", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A weekly meeting in Ségou, for the scope of `/status`: its timers and
+/// messages are none of a Mopti token's business.
+const SEGOU_MEETING: &str = "\
+kind: meeting
+id: weekly-pelengana
+title: Réunion de Pelengana
+place: segou/segou/pelengana
+recurrence: \"0 9 * * MON\"
+venue: Mairie de Pelengana
+misfire: once
+recipients: [{ role: leader }]
+steps:
+  - { id: invitation, at: -3d, template: meeting-invitation, channels: [sms] }
+  - { id: reminder, at: -2h, template: meeting-reminder, channels: [sms] }
+";
+
+/// An API over a world with a meeting in Mopti (Koro) and one in Ségou
+/// (Pelengana), both planned, and a notice queued for each.
+async fn mopti_and_segou(world: &World) -> Api {
+    std::fs::write(world.workflows.join("pelengana.yaml"), SEGOU_MEETING).unwrap();
+    world
+        .add_csv(
+            "id,name,roles,place,phone,email,language,channels\n\
+             c-9,Fanta Coulibaly,leader,segou/segou/pelengana,76 99 88 77,,bam,sms\n",
+        )
+        .await;
+    let api = Api::new(world).await;
+    api.runtime.tick().await.unwrap();
+    let coordinator = api.token(Role::Coordinator, "national").await;
+    for meeting in ["weekly-koro", "weekly-pelengana"] {
+        let (status, done) = api
+            .call(
+                "POST",
+                &format!("/workflows/{meeting}/events/cancel"),
+                Some(&coordinator),
+                Some(r#"{"occurrence":"2026-12-07T09:00:00Z","reason":"fête"}"#.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{meeting}: {done}");
+    }
+    api
+}
+
+/// The timers and messages `/status` counts for `token`, or its refusal.
+async fn counted(api: &Api, token: &str) -> (StatusCode, i64, i64) {
+    let (status, counts) = api.call("GET", "/status", Some(token), None).await;
+    let timers = ["due_later", "late", "fired", "skipped"]
+        .iter()
+        .map(|k| counts[k].as_i64().unwrap_or_default())
+        .sum();
+    let messages = counts["channels"]
+        .as_array()
+        .map(|channels| {
+            channels
+                .iter()
+                .map(|c| c["queued"].as_i64().unwrap_or_default())
+                .sum()
+        })
+        .unwrap_or_default();
+    (status, timers, messages)
+}
+
+/// What `/status` shows a scoped token: the timers and messages of the workflows
+/// at or below its place only, Mopti's and Ségou's adding up to the national
+/// totals (before, every token got the national totals).
+#[tokio::test]
+async fn status_counts_only_the_workflows_of_the_token_place() {
+    for world in worlds("api_status_of", "once").await {
+        let api = mopti_and_segou(&world).await;
+        let national = api.token(Role::Observer, "national").await;
+        let mopti = api.token(Role::Observer, "mopti").await;
+        let segou = api.token(Role::Observer, "segou").await;
+        let (_, timers, messages) = counted(&api, &national).await;
+        let (status, mopti_timers, mopti_messages) = counted(&api, &mopti).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, segou_timers, segou_messages) = counted(&api, &segou).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(mopti_timers > 0 && segou_timers > 0 && mopti_messages > 0 && segou_messages > 0);
+        assert_eq!(mopti_timers + segou_timers, timers);
+        assert_eq!(mopti_messages + segou_messages, messages);
+        let elsewhere = api.token(Role::Observer, "segou/macina").await;
+        assert_eq!(counted(&api, &elsewhere).await, (StatusCode::OK, 0, 0));
+    }
 }

@@ -461,3 +461,435 @@ async fn an_idempotency_key_answers_a_retry_once_and_belongs_to_its_token() {
         assert_eq!(api.case_count().await, 4);
     }
 }
+
+/// The API served over TCP on a free port of 127.0.0.1 within `config`'s
+/// limits, stopped (and checked to stop) by [`Served::stop`].
+struct Served {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    async fn new(api: &Api, config: palabre_api::ServeConfig) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = palabre_api::ApiState {
+            commands: api.runtime.commands().clone(),
+            inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        };
+        let server = tokio::spawn(palabre_api::serve_with(
+            listener,
+            state,
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Served {
+            address,
+            stop,
+            server,
+        }
+    }
+
+    async fn connect(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.address).await.unwrap()
+    }
+
+    /// Stops the server, which must be done within a few seconds.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.server)
+            .await
+            .expect("the server stops gracefully")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Limits for a test: `changed` on the production ones.
+fn limits(changed: impl FnOnce(&mut palabre_api::ServeConfig)) -> palabre_api::ServeConfig {
+    let mut config = palabre_api::ServeConfig::default();
+    changed(&mut config);
+    config
+}
+
+/// Reads until the server closes the connection (end of file, or a reset when
+/// it closed with bytes unread), at most `within`; what was read, or `None`
+/// if the connection was still open then.
+async fn read_until_closed(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buffer = [0_u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    closed.ok().map(|()| read)
+}
+
+/// Reads one whole answer (its headers and its `Content-Length` body) from a
+/// connection that stays open; its text.
+async fn read_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&read).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before the whole answer: {text}");
+        read.extend_from_slice(&buffer[..n]);
+    }
+}
+
+/// One request on a connection of its own, `Connection: close`; the answer.
+async fn exchange(served: &Served, request: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = served.connect().await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let read = read_until_closed(&mut stream, std::time::Duration::from_secs(10))
+        .await
+        .expect("answered and closed within 10 s");
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+/// A client that sends half a header and then nothing, one that trickles its
+/// header a byte at a time, and one that sends nothing at all are all
+/// disconnected after the header read timeout, without an answer.
+#[tokio::test]
+async fn clients_slow_with_their_headers_are_disconnected() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let world = World::new("once", None).await;
+    let api = Api::new(&world).await;
+    let served = Served::new(
+        &api,
+        limits(|c| {
+            c.header_read_timeout = Duration::from_millis(200);
+            c.keep_alive_idle = Duration::from_secs(60);
+        }),
+    )
+    .await;
+
+    let started = Instant::now();
+    let mut half = served.connect().await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    let (mut trickled, mut writer) = served.connect().await.into_split();
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if writer.write_all(b"X").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut silent = served.connect().await;
+
+    for (what, read) in [
+        (
+            "half a header",
+            read_until_closed(&mut half, Duration::from_secs(3)).await,
+        ),
+        (
+            "a trickled header",
+            read_until_closed(&mut trickled, Duration::from_secs(3)).await,
+        ),
+        (
+            "nothing",
+            read_until_closed(&mut silent, Duration::from_secs(3)).await,
+        ),
+    ] {
+        let read = read.unwrap_or_else(|| panic!("a client sending {what} is still connected"));
+        assert!(
+            read.is_empty(),
+            "{what}: answered {}",
+            String::from_utf8_lossy(&read)
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "not before the timeout"
+    );
+    trickle.abort();
+    // A client that takes its time within the limit is answered.
+    let answer = exchange(
+        &served,
+        "GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    served.stop().await;
+}
+
+/// A body that does not arrive whole within the body read timeout is refused
+/// with a JSON 408, and the connection closed.
+#[tokio::test]
+async fn a_body_sent_too_slowly_is_refused_with_408() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let world = World::new("once", None).await;
+    let api = Api::new(&world).await;
+    let served = Served::new(
+        &api,
+        limits(|c| {
+            c.body_read_timeout = Duration::from_millis(300);
+            c.keep_alive_idle = Duration::from_secs(60);
+        }),
+    )
+    .await;
+    let mut stream = served.connect().await;
+    stream
+        .write_all(
+            b"POST /inbound/sms/s3cret HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"from\": \"+223",
+        )
+        .await
+        .unwrap();
+    let read = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered and closed within 5 s");
+    let answer = String::from_utf8_lossy(&read);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(r#""error":"the body did not arrive"#),
+        "{answer}"
+    );
+    served.stop().await;
+}
+
+/// A kept-alive connection on which no new request comes is closed after the
+/// idle limit, well before the header read timeout.
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let world = World::new("once", None).await;
+    let api = Api::new(&world).await;
+    let served = Served::new(
+        &api,
+        limits(|c| {
+            c.keep_alive_idle = Duration::from_millis(500);
+            c.header_read_timeout = Duration::from_secs(30);
+        }),
+    )
+    .await;
+    let mut stream = served.connect().await;
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_answer(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let idle = Instant::now();
+    let read = read_until_closed(&mut stream, Duration::from_secs(3))
+        .await
+        .expect("an idle connection is closed within 3 s");
+    assert!(read.is_empty(), "{}", String::from_utf8_lossy(&read));
+    assert!(
+        idle.elapsed() >= Duration::from_millis(300),
+        "not before the limit"
+    );
+    served.stop().await;
+}
+
+/// With a limit of two connections, a third is not served while two are open,
+/// and is as soon as one of them closes.
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_one() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::new("once", None).await;
+    let api = Api::new(&world).await;
+    let served = Served::new(&api, limits(|c| c.max_connections = 2)).await;
+    // Two clients in the middle of their headers hold both connections.
+    let mut first = served.connect().await;
+    first.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let mut second = served.connect().await;
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut third = served.connect().await;
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0_u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(700), third.read(&mut byte)).await;
+    assert!(early.is_err(), "the third connection was served: {early:?}");
+    drop(first);
+    let read = read_until_closed(&mut third, Duration::from_secs(5))
+        .await
+        .expect("served within 5 s of a free connection");
+    let answer = String::from_utf8_lossy(&read);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The second is still held, its header unfinished.
+    second
+        .write_all(b"Host: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let read = read_until_closed(&mut second, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&read).starts_with("HTTP/1.1 200"));
+    served.stop().await;
+}
+
+/// A log that keeps what is written to it.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Refused requests leave a line each in the log (401 at warn, 403 at info):
+/// method, path without its query, the client's address and why, but neither
+/// the token nor its secret, nor a webhook's secret.
+#[tokio::test]
+async fn refused_requests_are_logged_without_their_secrets() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This test's runtime has one thread: the server's tasks log here too.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let world = World::new("once", None).await;
+    let api = Api::new(&world).await;
+    let served = Served::new(&api, palabre_api::ServeConfig::default()).await;
+    let observer = api.token(Role::Observer, "mopti").await;
+    let (id, secret) = observer
+        .strip_prefix("plb_")
+        .and_then(|rest| rest.split_once('_'))
+        .unwrap();
+    let wrong = format!("plb_{id}_{}", "0".repeat(secret.len()));
+    let answer = exchange(
+        &served,
+        &format!(
+            "GET /cases?access_token={observer} HTTP/1.1\r\nHost: test\r\n\
+             Authorization: Bearer {wrong}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let answer = exchange(
+        &served,
+        "POST /inbound/sms/guessed-secret HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let body = r#"{"workflow":"litiges-test","category":"foncier","place":"mopti/koro/koro","description":"x"}"#;
+    let answer = exchange(
+        &served,
+        &format!(
+            "POST /cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {observer}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    served.stop().await;
+
+    let text = log.text();
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("API request refused"))
+        .collect();
+    assert_eq!(refused.len(), 3, "one line a refusal:\n{text}");
+    let wrong_secret = refused[0];
+    for expected in [
+        "WARN",
+        "status=401",
+        "method=GET",
+        "path=/cases ",
+        "remote=127.0.0.1:",
+        &format!("wrong secret for token {id}"),
+    ] {
+        assert!(
+            wrong_secret.contains(expected),
+            "{expected} in {wrong_secret}"
+        );
+    }
+    let webhook = refused[1];
+    for expected in [
+        "WARN",
+        "status=401",
+        "method=POST",
+        "path=/inbound/sms/{secret}",
+        "wrong webhook secret",
+    ] {
+        assert!(webhook.contains(expected), "{expected} in {webhook}");
+    }
+    let role = refused[2];
+    for expected in [
+        "INFO",
+        "status=403",
+        "method=POST",
+        "path=/cases ",
+        "this needs coordinator",
+    ] {
+        assert!(role.contains(expected), "{expected} in {role}");
+    }
+    for secret in [
+        secret,
+        &"0".repeat(secret.len()),
+        "guessed-secret",
+        "access_token",
+        "plb_",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
+}

@@ -229,7 +229,7 @@ pub static ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/status",
-        summary: "What `palabre status` counts: timers by state, messages by state, and each channel's messages queued, sent, delivered, undelivered and dead",
+        summary: "What `palabre status` counts: timers by state, messages by state, and each channel's messages queued, sent, delivered, undelivered and dead. National tokens only: the counts cover every place (a token scoped to a place is refused with 403)",
         role: Some(Role::Observer),
         request: None,
         query: &[],
@@ -289,7 +289,8 @@ async fn method_not_allowed() -> ApiError {
 /// The router of every route in [`ROUTES`], each behind the gate of its role;
 /// POST routes take an `Idempotency-Key` ([`crate::idempotency`]); every path
 /// and query is checked first ([`crate::extract::check_uri`]), and every refusal
-/// is a JSON [`ApiError`], unknown routes and methods included.
+/// is a JSON [`ApiError`], unknown routes and methods included; every 401 and
+/// 403 is logged ([`crate::extract::log_refusals`]).
 pub fn router(state: ApiState) -> Router {
     let mut paths: BTreeMap<&str, MethodRouter<ApiState>> = BTreeMap::new();
     for route in ROUTES {
@@ -323,6 +324,7 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::extract::check_uri))
+        .layer(axum::middleware::from_fn(crate::extract::log_refusals))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

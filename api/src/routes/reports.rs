@@ -18,10 +18,20 @@ pub struct LedgerQuery {
     pub limit: Option<i64>,
 }
 
-pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<StatusCounts>, ApiError> {
-    Ok(Json(
-        state.commands.store().status(state.commands.now()).await?,
-    ))
+/// The counts of `palabre status`, of the workflows in the caller's scope only
+/// (all of them for a national token).
+pub(super) async fn status(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<StatusCounts>, ApiError> {
+    let store = state.commands.store();
+    let now = state.commands.now();
+    if caller.scope == auth::NATIONAL {
+        return Ok(Json(store.status(now).await?));
+    }
+    let views = super::workflows::in_scope(&state, &caller);
+    let ids: Vec<&str> = views.iter().map(|w| w.id.as_str()).collect();
+    Ok(Json(store.status_of(now, &ids).await?))
 }
 
 pub(super) async fn ledger(

@@ -25,23 +25,28 @@ pub struct WorkflowView {
     pub place: String,
 }
 
+/// The workflows in `caller`'s scope: those at or below its place. What
+/// `/workflows` lists, and what a scoped caller's counts are to be made of.
+pub(super) fn in_scope(state: &ApiState, caller: &Caller) -> Vec<WorkflowView> {
+    state
+        .commands
+        .definitions()
+        .workflows()
+        .filter(|w| caller.covers(w.place))
+        .map(|w| WorkflowView {
+            id: w.id.to_owned(),
+            kind: w.kind.to_owned(),
+            title: w.title.to_owned(),
+            place: w.place.to_owned(),
+        })
+        .collect()
+}
+
 pub(super) async fn workflows(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
-    let definitions = state.commands.definitions();
-    Ok(Json(
-        definitions
-            .workflows()
-            .filter(|w| caller.covers(w.place))
-            .map(|w| WorkflowView {
-                id: w.id.to_owned(),
-                kind: w.kind.to_owned(),
-                title: w.title.to_owned(),
-                place: w.place.to_owned(),
-            })
-            .collect(),
-    ))
+    Ok(Json(in_scope(&state, &caller)))
 }
 
 /// A meeting occurrence, as the API lists it.

@@ -423,19 +423,52 @@ impl Store {
 
     /// Counts for `palabre status`, as of `now`.
     pub async fn status(&self, now: DateTime<Utc>) -> Result<StatusCounts, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        self.counts(now, None).await
+    }
+
+    /// Counts for `palabre status`, as of `now`, of these workflows only: their
+    /// timers, their outbox rows and their rule errors (an empty list counts
+    /// nothing); the definitions' health as in [`Store::status`].
+    pub async fn status_of(
+        &self,
+        now: DateTime<Utc>,
+        workflows: &[&str],
+    ) -> Result<StatusCounts, StoreError> {
+        self.counts(now, Some(workflows)).await
+    }
+
+    async fn counts(
+        &self,
+        now: DateTime<Utc>,
+        workflows: Option<&[&str]>,
+    ) -> Result<StatusCounts, StoreError> {
+        // Each sub-query names the workflows again (SQLite binds positionally).
+        let among = |params: &mut Params| among(workflows, params);
+        let mut params = Params::new(self.backend);
+        let due_later = format!("due > {}{}", params.next(), among(&mut params));
+        let late = format!("due <= {}{}", params.next(), among(&mut params));
+        let (fired, skipped, errors) = (among(&mut params), among(&mut params), among(&mut params));
+        let sql = format!(
             "SELECT \
-               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND due > $1) AS due_later, \
-               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND due <= $1) AS late, \
-               (SELECT COUNT(*) FROM timers WHERE state = '{FIRED}') AS fired, \
-               (SELECT COUNT(*) FROM timers WHERE state = '{SKIPPED}') AS skipped, \
-               (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error') AS rule_errors"
-        )))
-        .bind(millis(now))
-        .fetch_one(&self.pool)
-        .await?;
+               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND {due_later}) AS due_later, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{PENDING}' AND {late}) AS late, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{FIRED}'{fired}) AS fired, \
+               (SELECT COUNT(*) FROM timers WHERE state = '{SKIPPED}'{skipped}) AS skipped, \
+               (SELECT COUNT(*) FROM ledger WHERE event = 'rule-error'{errors}) AS rule_errors"
+        );
+        let list = workflows.unwrap_or_default();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for with_instant in [true, true, false, false, false] {
+            if with_instant {
+                query = query.bind(millis(now));
+            }
+            for workflow in list {
+                query = query.bind(*workflow);
+            }
+        }
+        let row = query.fetch_one(&self.pool).await?;
         // The outbox is read once, by channel; the totals are their sums.
-        let channels = self.channel_counts().await?;
+        let channels = self.channel_counts(workflows).await?;
         let total = |count: fn(&ChannelCounts) -> i64| channels.iter().map(count).sum::<i64>();
         Ok(StatusCounts {
             due_later: row.try_get("due_later")?,
@@ -453,19 +486,25 @@ impl Store {
     }
 
     /// [`ChannelCounts`] for every channel that has messages.
-    async fn channel_counts(&self) -> Result<Vec<ChannelCounts>, StoreError> {
-        let rows = sqlx::query(
-            sqlx::AssertSqlSafe(format!("SELECT channel, \
+    async fn channel_counts(
+        &self,
+        workflows: Option<&[&str]>,
+    ) -> Result<Vec<ChannelCounts>, StoreError> {
+        let filter = among(workflows, &mut Params::new(self.backend));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT channel, \
                SUM(CASE WHEN state = '{QUEUED}' THEN 1 ELSE 0 END) AS queued, \
                SUM(CASE WHEN state = '{QUEUED}' AND attempts > 0 THEN 1 ELSE 0 END) AS retrying, \
                SUM(CASE WHEN state = '{SENT}' THEN 1 ELSE 0 END) AS sent, \
                SUM(CASE WHEN state = '{SENT}' AND receipt = 'delivered' THEN 1 ELSE 0 END) AS delivered, \
                SUM(CASE WHEN state = '{SENT}' AND receipt = 'failed' THEN 1 ELSE 0 END) AS undelivered, \
                SUM(CASE WHEN state = '{DEAD}' THEN 1 ELSE 0 END) AS dead_lettered \
-             FROM outbox GROUP BY channel ORDER BY channel")),
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM outbox WHERE 1 = 1{filter} GROUP BY channel ORDER BY channel"
+        )));
+        for workflow in workflows.unwrap_or_default() {
+            query = query.bind(*workflow);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(ChannelCounts {
@@ -479,5 +518,15 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// ` AND workflow IN (…)` for the placeholders of `workflows` (nothing when all
+/// are counted, a clause true of no row when none are).
+fn among(workflows: Option<&[&str]>, params: &mut Params) -> String {
+    match workflows {
+        None => String::new(),
+        Some([]) => " AND 1 = 0".to_owned(),
+        Some(list) => format!(" AND workflow IN {}", params.row(list.len())),
     }
 }
