@@ -1,6 +1,8 @@
 //! `palabre contacts import|list|remove|deactivate|activate`: the contact
-//! directory in the database, imported from a CSV (bad rows reported, exit code
-//! 1, the good ones kept), or synced with it (`--sync`: the file is the whole
+//! directory in the database, imported from a CSV or a workbook as Excel saves
+//! them (how the file was read and the values read another way said as notes;
+//! bad rows reported, exit code 1, the good ones kept; a file that is no table
+//! refused whole), or synced with it (`--sync`: the file is the whole
 //! directory, the missing contacts deactivated after confirmation); listed with
 //! phones and emails masked unless asked, inactive contacts and SMS opt-outs
 //! marked; a contact removed, or deactivated (kept for the record, sent
@@ -12,15 +14,14 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 
 use anyhow::bail;
-use palabre_core::diagnostic::Diagnostics;
+use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::redact;
-use palabre_lang::contacts::{self, Contact};
+use palabre_lang::contacts::{self, Contact, DirectoryRules};
 use palabre_store::Store;
 
 use super::args::{Format, Sources};
 use super::context::{
-    Invalid, load_definitions, open_store, parse_directory, print_table, read_file, report,
-    required_store,
+    Invalid, load_definitions, open_store, print_table, read_file, report, required_store,
 };
 
 pub async fn import(
@@ -33,7 +34,29 @@ pub async fn import(
     let bytes = read_file(file)?;
     let definitions = load_definitions(&sources.workflows)?;
     let mut diagnostics = Diagnostics::default();
-    let good = parse_directory(file, &bytes, &definitions, &mut diagnostics);
+    let rules = DirectoryRules {
+        places: &definitions.places,
+        roles: &definitions.roles,
+    };
+    let good = match contacts::read_directory(file, &bytes, &rules, &mut diagnostics) {
+        Ok(directory) => {
+            // How the file was read, before what is wrong in it; never an address.
+            for note in &directory.notes {
+                eprintln!("{}: note: {note}", file.display());
+            }
+            directory.contacts
+        }
+        Err(refused) => {
+            // Not a table at all: nothing to import, and no database to open.
+            diagnostics.push(Diagnostic::error(
+                file,
+                Position::START,
+                refused.to_string(),
+            ));
+            report(diagnostics)?;
+            return Err(Invalid.into());
+        }
+    };
     let rejected = diagnostics
         .iter()
         .filter(|d| d.is_error())

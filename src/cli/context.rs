@@ -198,6 +198,14 @@ pub fn operator(named: Option<&str>) -> String {
 
 /// Prints rows as a left-aligned text table.
 pub fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    for line in table_lines(headers, rows) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// A table's lines, columns padded to their widest cell: the header line, then
+/// one line per row.
+pub fn table_lines(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Vec<String> {
     let rows: Vec<Vec<String>> = rows.collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
@@ -205,16 +213,16 @@ pub fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item 
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut line = |cells: Vec<String>| {
+    let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
             .collect();
-        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+        padded.join("  ").trim_end().to_owned()
     };
-    line(headers.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        line(row);
-    }
+    std::iter::once(headers.iter().map(|h| (*h).to_owned()).collect())
+        .chain(rows)
+        .map(line)
+        .collect()
 }

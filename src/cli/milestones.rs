@@ -1,6 +1,7 @@
 //! `palabre milestones` and `palabre milestone set`: the redeployment timeline
-//! (status, lateness, what blocks what) as a table, JSON or iCalendar to-dos,
-//! and one milestone's status change through the engine's commands.
+//! (status, lateness, what blocks what) as a table, JSON or iCalendar (all-day
+//! events on the due dates), and one milestone's status change through the
+//! engine's commands.
 
 use std::fmt::Write as _;
 
@@ -36,7 +37,7 @@ pub async fn timeline(
         .collect();
     match format {
         TimelineFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        TimelineFormat::Ics => out.push_str(&palabre_lang::ics::todos(&rows, now)),
+        TimelineFormat::Ics => out.push_str(&palabre_lang::ics::milestone_events(&rows, now)),
         TimelineFormat::Table => print_table(
             out,
             &[

@@ -3,6 +3,7 @@
 //! directory, with moved and cancelled occurrences applied. Nothing is sent and
 //! nothing is written, not even a missing database.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use palabre_store::Store;
 
 use super::args::{Format, PreviewArgs, Sources};
 use super::context::{
-    load_definitions, parse_directory, print_table, read_file, read_if_exists, report,
+    load_definitions, parse_directory, print_table, read_file, read_if_exists, report, table_lines,
 };
 
 pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
@@ -39,7 +40,19 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
     // Moved and cancelled occurrences, when there is a database to read them from.
     let changes = Changes::new(read_if_exists(&args.sources, Store::occurrence_changes).await?);
     let clock = VirtualClock::new(start);
-    let planned = Planner::new(&definitions, Arc::new(directory)).preview(&clock, until, &changes);
+    let languages: BTreeMap<String, String> = directory
+        .iter()
+        .map(|c| (c.id.clone(), c.language.clone()))
+        .collect();
+    let mut planned =
+        Planner::new(&definitions, Arc::new(directory)).preview(&clock, until, &changes);
+    // Who sent STOP gets no SMS: the server sends the next channel, or nothing.
+    let stopped = read_if_exists(&args.sources, Store::sms_stopped).await?;
+    for message in &mut planned {
+        if stopped.contains(&message.contact_id) {
+            as_the_server_sends_to_a_stopped_contact(message);
+        }
+    }
     match args.format {
         Format::Json => {
             // Each SMS with its size in segments.
@@ -55,7 +68,7 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
                 .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&with_segments)?)?;
         }
-        Format::Table => print_preview(out, &planned, args.show_text),
+        Format::Table => print_preview(out, &planned, &languages, args.show_text),
     }
     Ok(())
 }
@@ -97,7 +110,40 @@ fn sms_segment_count(message: &PlannedMessage) -> Option<usize> {
         .map(|body| palabre_sms::encoding::sms_size(body).segments)
 }
 
-fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) {
+/// A message to a contact who sent STOP, as the server handles it: an SMS becomes
+/// its fallback on the next channel the step allows, or is not sent at all.
+fn as_the_server_sends_to_a_stopped_contact(message: &mut PlannedMessage) {
+    if message.channel != Some(Channel::Sms) {
+        return;
+    }
+    match message.fallback.take() {
+        Some((channel, subject, body)) => {
+            message.channel = Some(channel);
+            message.subject = subject;
+            message.body = Some(body);
+        }
+        None => {
+            message.channel = None;
+            message.problem =
+                Some("sent STOP: no SMS, and no other channel the step allows".to_owned());
+        }
+    }
+}
+
+fn print_preview(
+    out: &mut String,
+    planned: &[PlannedMessage],
+    languages: &BTreeMap<String, String>,
+    show_text: bool,
+) {
+    // A message written in French to someone whose language the template lacks.
+    let in_french_instead = |m: &PlannedMessage| {
+        m.language.as_deref().is_some_and(|used| {
+            languages
+                .get(&m.contact_id)
+                .is_some_and(|wanted| wanted != used)
+        })
+    };
     let headers = [
         "due (UTC)",
         "local",
@@ -121,13 +167,19 @@ fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) 
             m.contact_id.clone(),
             m.contact_name.clone(),
             m.channel.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-            m.language.clone().unwrap_or_else(|| "-".to_owned()),
+            match &m.language {
+                Some(used) if in_french_instead(m) => format!("{used}*"),
+                Some(used) => used.clone(),
+                None => "-".to_owned(),
+            },
             sms_segment_count(m).map_or_else(String::new, |s| s.to_string()),
         ]
     };
     if show_text {
-        for m in planned {
-            print_table(out, &headers, std::iter::once(row(m)));
+        let lines = table_lines(&headers, planned.iter().map(row));
+        let _ = writeln!(out, "{}", lines[0]);
+        for (m, line) in planned.iter().zip(&lines[1..]) {
+            let _ = writeln!(out, "{line}");
             if let Some(subject) = &m.subject {
                 let _ = writeln!(out, "    subject: {subject}");
             }
@@ -140,6 +192,23 @@ fn print_preview(out: &mut String, planned: &[PlannedMessage], show_text: bool) 
         }
     } else {
         print_table(out, &headers, planned.iter().map(row));
+    }
+    let mut fallbacks: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in planned.iter().filter(|m| in_french_instead(m)) {
+        let wanted = languages.get(&m.contact_id).map_or("?", String::as_str);
+        *fallbacks.entry(wanted).or_default() += 1;
+    }
+    if !fallbacks.is_empty() {
+        let by_language: Vec<String> = fallbacks
+            .iter()
+            .map(|(language, count)| format!("{count} {language}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "* {} message(s) in French, the template having no text in the contact's language: {}",
+            fallbacks.values().sum::<usize>(),
+            by_language.join(", ")
+        );
     }
     let problems = planned.iter().filter(|m| m.problem.is_some()).count();
     let _ = writeln!(

@@ -60,6 +60,9 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
             store.close().await;
             diagnostics.extend(definitions.check_directory(&directory));
             eprintln!("recipients checked against {} contacts", directory.len());
+            for line in french_fallbacks(&definitions, &directory) {
+                eprintln!("{line}");
+            }
         }
         None if sources.db.is_some() => eprintln!(
             "no database at {}: recipients not checked against a directory",
@@ -115,4 +118,35 @@ fn sms_segments(
         }
     }
     Ok(())
+}
+
+/// Per template, how many contacts of the directory read it in French because it
+/// has no text in their language: `template meeting-invitation: in French for 23
+/// ffm, 12 bzo (no text in their language)`.
+fn french_fallbacks(
+    definitions: &Definitions,
+    directory: &[palabre_lang::contacts::Contact],
+) -> Vec<String> {
+    let mut by_language: std::collections::BTreeMap<&str, usize> = Default::default();
+    for contact in directory {
+        *by_language.entry(contact.language.as_str()).or_default() += 1;
+    }
+    definitions
+        .templates
+        .names()
+        .filter_map(|template| {
+            let written = definitions.templates.languages(template);
+            let missing: Vec<String> = by_language
+                .iter()
+                .filter(|(language, _)| !written.contains(language))
+                .map(|(language, count)| format!("{count} {language}"))
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "template {template}: in French for {} contact(s) (no text in their language)",
+                    missing.join(", ")
+                )
+            })
+        })
+        .collect()
 }

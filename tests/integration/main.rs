@@ -18,6 +18,7 @@ mod escalation;
 mod failures;
 mod gateways;
 mod hostile;
+mod invitations;
 mod milestones;
 mod planning;
 mod preview;

@@ -219,9 +219,10 @@ fn the_timeline_shows_status_lateness_and_what_blocks_what() {
     let run = palabre(dir.path(), &["milestones", "--format", "ics"]);
     assert!(
         run.stdout
-            .contains("UID:redeploiement-koro.ecole-reouverte@palabre\r\n")
+            .contains("UID:redeploiement-koro.ecole-reouverte.due@palabre\r\n"),
+        "{}",
+        run.stdout
     );
-    assert!(run.stdout.contains("STATUS:COMPLETED\r\n"));
     for (args, error) in [
         (
             &["milestone", "set", "nowhere", "done", "--note", "x"][..],
@@ -240,4 +241,81 @@ fn the_timeline_shows_status_lateness_and_what_blocks_what() {
         assert_eq!(run.code, 2, "{args:?}");
         assert!(run.stderr.contains(error), "{}", run.stderr);
     }
+}
+
+/// The timeline as iCalendar, read back with a maintained parser: one all-day
+/// VEVENT per milestone on its due date (what Google Calendar and Outlook
+/// import; they ignore VTODO), with stable UIDs, transparent (a due date does not
+/// make anyone busy), cancelled milestones marked so.
+#[test]
+fn the_timeline_as_ics_is_all_day_events_calendars_import() {
+    use icalendar::{Calendar, Component, DatePerhapsTime};
+
+    let dir = workspace();
+    let run = palabre(
+        dir.path(),
+        &[
+            "milestone",
+            "set",
+            "redeploiement-koro/etat-civil",
+            "cancelled",
+            "--note",
+            "reporté",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = palabre(dir.path(), &["milestones", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
+    assert!(rows.len() >= 8, "both plans: {}", json.stdout);
+    let run = palabre(dir.path(), &["milestones", "--format", "ics"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ics = run.stdout;
+    for line in ics.split_terminator("\r\n") {
+        assert!(line.len() <= 75, "folded at 75 octets: {line}");
+    }
+    assert!(!ics.contains("BEGIN:VTODO"), "VEVENTs only: {ics}");
+    let calendar: Calendar = ics.parse().unwrap();
+    assert_eq!(calendar.property_value("VERSION"), Some("2.0"));
+    let events: Vec<_> = calendar.events().collect();
+    assert_eq!(events.len(), rows.len(), "one event per milestone: {ics}");
+    for row in &rows {
+        let (plan, id) = (row["plan"].as_str().unwrap(), row["id"].as_str().unwrap());
+        let uid = format!("{plan}.{id}.due@palabre");
+        let event = events
+            .iter()
+            .find(|e| e.get_uid() == Some(&uid))
+            .unwrap_or_else(|| panic!("no event {uid}: {ics}"));
+        let due: chrono::NaiveDate = row["due"].as_str().unwrap().parse().unwrap();
+        assert_eq!(event.get_start(), Some(DatePerhapsTime::Date(due)), "{uid}");
+        assert_eq!(
+            event.get_end(),
+            Some(DatePerhapsTime::Date(due.succ_opt().unwrap())),
+            "{uid}: all day, DTEND the next day"
+        );
+        assert_eq!(event.property_value("TRANSP"), Some("TRANSPARENT"));
+        assert!(event.get_timestamp().is_some(), "DTSTAMP");
+        assert_eq!(event.get_summary(), row["title"].as_str(), "{uid}");
+        let status = if row["status"] == "cancelled" {
+            "CANCELLED"
+        } else {
+            "CONFIRMED"
+        };
+        assert_eq!(event.property_value("STATUS"), Some(status), "{uid}");
+        let description = event.get_description().unwrap_or_default();
+        for part in [
+            format!("owner: {}", row["owner"].as_str().unwrap()),
+            format!("status: {}", row["status"].as_str().unwrap()),
+        ] {
+            assert!(description.contains(&part), "{uid}: {description}");
+        }
+    }
+    // The same milestone keeps its UID from one export to the next.
+    let again = palabre(dir.path(), &["milestones", "--format", "ics"]).stdout;
+    let uids = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("UID:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(uids(&again), uids(&ics));
 }

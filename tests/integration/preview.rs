@@ -163,7 +163,7 @@ fn plans_who_gets_what_when_on_which_channel_in_which_language() {
     let texts: Vec<&str> = reminder.iter().filter_map(|m| m["body"].as_str()).collect();
     assert!(
         texts.iter().any(|t| t.starts_with(
-            "Rappel : Cadre de concertation du cercle de Mopti le 2026-12-01 à 09:00"
+            "Rappel : Cadre de concertation du cercle de Mopti le mardi 1er décembre à 9 h"
         )),
         "{texts:?}"
     );
@@ -390,4 +390,81 @@ fn a_moved_occurrence_is_previewed_at_its_new_time() {
         ],
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn the_text_table_has_one_header_marks_french_fallbacks_and_honours_stop() {
+    let dir = workspace_with_directory();
+    // Boubacar (c-0001: SMS then email) and Mariam (c-0002: SMS only) sent STOP.
+    let url = format!("sqlite://{}", dir.path().join("palabre.db").display());
+    let store = palabre_store::Store::connect(&url).await.unwrap();
+    let now = chrono::Utc::now();
+    for contact in ["c-0001", "c-0002"] {
+        let entry = palabre_store::LedgerEntry::new(
+            now,
+            palabre_store::LedgerEvent::SmsStopped,
+            "asked to receive no more SMS",
+        );
+        store
+            .set_sms_stopped(contact, true, now, &entry)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+
+    let planned = preview_json(dir.path(), "2026-11-30", "7");
+    let of = |contact: &str| -> Vec<&Value> {
+        planned
+            .iter()
+            .filter(|m| m["contact_id"] == contact)
+            .collect()
+    };
+    assert!(!of("c-0001").is_empty() && !of("c-0002").is_empty());
+    for m in of("c-0001").into_iter().chain(of("c-0002")) {
+        assert_ne!(m["channel"], "sms", "no SMS after STOP: {m}");
+        if m["channel"].is_null() || m["contact_id"] == "c-0002" {
+            assert!(m["problem"].as_str().unwrap().contains("sent STOP"), "{m}");
+        }
+    }
+    assert!(of("c-0001").iter().any(|m| m["channel"] == "email"));
+
+    let run = palabre(
+        dir.path(),
+        &[
+            "preview",
+            "--from",
+            "2026-11-30",
+            "--days",
+            "7",
+            "--show-text",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let headers = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("due (UTC)"))
+        .count();
+    assert_eq!(headers, 1, "one header for the whole table");
+    // Fulfulde speakers read French, marked, and counted by language.
+    let mariam_like = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(" c-0003 ") || l.contains("ffm"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        run.stdout.lines().any(|l| l.contains(" fra*")),
+        "{mariam_like}\n{}",
+        run.stdout
+    );
+    let summary = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("* "))
+        .expect("a summary of the messages in French");
+    assert!(
+        summary.contains(" ffm") && summary.contains(" bze"),
+        "{summary}"
+    );
 }

@@ -290,7 +290,7 @@ async fn each_step_fires_at_its_instant_and_each_message_is_delivered_once() {
                 .subject
                 .as_deref()
                 .unwrap()
-                .starts_with("Invitation : Réunion hebdomadaire le 2026-12-07")
+                .starts_with("Invitation : Réunion hebdomadaire le lundi 7 décembre 2026")
         );
         assert!(
             invitation
@@ -612,10 +612,12 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
         let notice = email.delivered.lock().unwrap().last().unwrap().clone();
         assert_eq!(
             notice.subject.as_deref(),
-            Some("Changement de date : Réunion hebdomadaire le 2026-12-08 à 10:00")
+            Some("Changement de date : Réunion hebdomadaire le mardi 8 décembre 2026 à 10 h")
         );
         assert!(
-            notice.body.contains("prévue le 2026-12-07 à 09:00"),
+            notice
+                .body
+                .contains("prévue le lundi 7 décembre 2026 à 9 h"),
             "{}",
             notice.body
         );
@@ -639,7 +641,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|m| m.body.contains("déplacé au 2026-12-08 à 10:00"))
+                .any(|m| m.body.contains("déplacé au mardi 8 décembre à 10 h"))
         );
 
         // The two-hour reminder follows the meeting: not Monday 07:00, Tuesday 08:00.
@@ -655,7 +657,7 @@ async fn moving_an_occurrence_moves_its_reminders_and_tells_the_participants() {
                 .last()
                 .unwrap()
                 .body
-                .contains("le 2026-12-08 à 10:00")
+                .contains("le mardi 8 décembre à 10 h")
         );
         // Minutes a day after the new start; the invitation was never sent again.
         clock.advance_to(at("2026-12-09T10:00:00Z"));
@@ -749,7 +751,7 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
         let notice = email.delivered.lock().unwrap()[0].clone();
         assert_eq!(
             notice.subject.as_deref(),
-            Some("Annulation : Réunion hebdomadaire du 2026-12-14")
+            Some("Annulation : Réunion hebdomadaire du lundi 14 décembre 2026")
         );
         let ics = notice.calendar.unwrap();
         assert!(

@@ -5,13 +5,17 @@
 //! mistake into a [`palabre_core::diagnostic::Diagnostic`]; one module per
 //! workflow kind holds its model ([`meeting`], [`milestones`], [`escalation`]);
 //! around them sit the shared files: [`places`], [`calendars`], [`contacts`] and
-//! their CSV, [`templates`] per language, [`reply_words`], and the time pieces
+//! the files coordinators keep the directory in ([`table`], read as CSV or
+//! workbook; [`directory_values`], the ways they write its words),
+//! [`templates`] per language, [`reply_words`], and the time pieces
 //! ([`recurrence`], [`occurrence`], [`ics`]). Nothing here touches a
 //! database, runs a script or plans a timer: checks that need several files
 //! together live in `palabre-plan`.
 
 pub mod calendars;
 pub mod contacts;
+pub mod dates;
+pub mod directory_values;
 pub mod escalation;
 pub mod files;
 pub mod gsm;
@@ -24,5 +28,6 @@ pub mod places;
 pub mod recurrence;
 pub mod reply_words;
 pub mod source_map;
+pub mod table;
 pub mod templates;
 pub mod yaml;

@@ -13,6 +13,7 @@ use std::path::Path;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::dates;
 use crate::gsm::to_gsm_lookalikes;
 use crate::language::is_language_code;
 use crate::meeting::{TemplateFile, TemplateText};
@@ -289,6 +290,21 @@ impl Default for Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(RENDER_FUEL));
+        let in_language = |f: fn(&str, &str) -> String| {
+            move |state: &minijinja::State<'_, '_>, value: String| -> String {
+                let language = state.lookup(dates::LANGUAGE_VARIABLE);
+                f(
+                    language
+                        .as_ref()
+                        .and_then(|l| l.as_str())
+                        .unwrap_or(FALLBACK_LANGUAGE),
+                    &value,
+                )
+            }
+        };
+        env.add_filter("date_long", in_language(dates::date_long));
+        env.add_filter("date_short", in_language(dates::date_short));
+        env.add_filter("clock", in_language(dates::clock));
         Templates {
             env,
             texts: BTreeMap::new(),
@@ -362,7 +378,7 @@ impl Templates {
                                 .env
                                 .get_template(&key(&name, language, part_name))?;
                             compiled
-                                .render(minijinja::value::Serde(MessageContext::sample()))
+                                .render(in_language(language, &MessageContext::sample()))
                                 .map(|_| ())
                         });
                     if let Err(e) = result {
@@ -465,7 +481,7 @@ impl Templates {
             let name = key(template, &language, part_name);
             self.env
                 .get_template(&name)
-                .and_then(|t| t.render(minijinja::value::Serde(context)))
+                .and_then(|t| t.render(in_language(&language, context)))
                 .map_err(|source| RenderError::Render { name, source })
         };
         let (subject, body) = match channel {
@@ -485,6 +501,15 @@ impl Templates {
             subject,
             body: body.trim_end().to_owned(),
         })
+    }
+}
+
+/// What a text in `language` renders with: `context`, and the language its
+/// date and time filters write in.
+fn in_language(language: &str, context: &MessageContext) -> minijinja::Value {
+    minijinja::context! {
+        lang => language,
+        ..minijinja::Value::from(minijinja::value::Serde(context))
     }
 }
 

@@ -4,8 +4,11 @@
 //!
 //! Every message carries a Message-ID derived from its outbox key, so a message
 //! sent again after a crash is recognisable as the same message; in the file
-//! outbox its file is written once, and a repeat leaves it as it is. Meeting invitations carry their
-//! `.ics` as a `text/calendar` part. Errors are classified for the engine's retry
+//! outbox its file is written once, and a repeat leaves it as it is. Meeting
+//! invitations carry their `.ics` as the `text/calendar; method=…` alternative
+//! of a `multipart/alternative` (the part mail clients act on), naming this
+//! connector's sender as ORGANIZER and the recipient as ATTENDEE, and again as
+//! an `invitation.ics` attachment. Errors are classified for the engine's retry
 //! policy (4xx and network trouble: transient; 5xx: permanent) and scrubbed of
 //! email addresses before they reach the ledger or the logs.
 
@@ -13,13 +16,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use palabre_core::channel::Channel;
 use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage};
 use palabre_core::outbox_file::write_once;
+
+mod invitation;
+use invitation::Party;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,43 +147,85 @@ impl EmailConnector {
     }
 
     fn build(&self, message: &OutgoingMessage) -> Result<Message, DeliveryError> {
-        let to: Mailbox = format!(
-            "{} <{}>",
-            message.to_name.replace(['<', '>', '"'], ""),
-            message.to_address
-        )
-        .parse()
-        .or_else(|_| message.to_address.parse())
-        .map_err(|_| {
+        let address: Address = message.to_address.parse().map_err(|_| {
             DeliveryError::Permanent("the recipient's email address is not valid".to_owned())
         })?;
+        let name: String = message
+            .to_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let name = name.trim();
+        let to = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), address);
         let domain = self.from.email.domain().to_owned();
         let builder = Message::builder()
             .from(self.from.clone())
-            .to(to)
+            .to(to.clone())
             .subject(message.subject.clone().unwrap_or_default())
             .message_id(Some(format!("<{}@{domain}>", message.key_hash())));
         let text = SinglePart::plain(message.body.clone());
         let built = match &message.calendar {
             None => builder.singlepart(text),
-            Some(ics) => {
-                let method = if ics.contains("METHOD:CANCEL") {
-                    "CANCEL"
-                } else {
-                    "REQUEST"
-                };
-                let content_type = ContentType::parse(&format!(
-                    "text/calendar; charset=utf-8; method={method}"
-                ))
-                .map_err(|e| DeliveryError::Permanent(format!("calendar content type: {e}")))?;
-                let calendar = lettre::message::Attachment::new("invitation.ics".to_owned())
-                    .body(ics.clone(), content_type);
-                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(calendar))
-            }
+            Some(ics) => builder.multipart(self.invitation(ics, text, &to)?),
         };
         built.map_err(|e| {
             DeliveryError::Permanent(format!("cannot build the email: {}", scrub(&e.to_string())))
         })
+    }
+
+    /// The body of an email carrying an invitation, as mail clients act on it:
+    ///
+    /// ```text
+    /// multipart/mixed
+    /// ├── multipart/alternative
+    /// │   ├── text/plain                                      the message
+    /// │   └── text/calendar; method=REQUEST; charset=UTF-8    what calendars act on
+    /// └── application/ics  invitation.ics                     for clients that show only attachments
+    /// ```
+    ///
+    /// The calendar names this connector's sender as ORGANIZER and the recipient
+    /// as ATTENDEE ([`invitation::addressed`]).
+    fn invitation(
+        &self,
+        ics: &str,
+        text: SinglePart,
+        to: &Mailbox,
+    ) -> Result<MultiPart, DeliveryError> {
+        let organizer = self.from.email.to_string();
+        let attendee = to.email.to_string();
+        let ics = invitation::addressed(
+            ics,
+            &Party {
+                name: self.from.name.as_deref().unwrap_or_default(),
+                address: &organizer,
+            },
+            &Party {
+                name: to.name.as_deref().unwrap_or_default(),
+                address: &attendee,
+            },
+        );
+        let calendar_type = match invitation::method(&ics) {
+            Some(method) => format!("text/calendar; method={method}; charset=UTF-8"),
+            None => "text/calendar; charset=UTF-8".to_owned(),
+        };
+        let content_type = |text: &str| {
+            ContentType::parse(text)
+                .map_err(|e| DeliveryError::Permanent(format!("calendar content type: {e}")))
+        };
+        let calendar = SinglePart::builder()
+            .header(content_type(&calendar_type)?)
+            .body(ics.clone());
+        let attachment = Attachment::new("invitation.ics".to_owned()).body(
+            ics,
+            content_type("application/ics; name=\"invitation.ics\"")?,
+        );
+        Ok(MultiPart::mixed()
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(text)
+                    .singlepart(calendar),
+            )
+            .singlepart(attachment))
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
@@ -254,7 +302,8 @@ mod tests {
         let connector =
             EmailConnector::files(dir.path().join("outbox"), "palabre <palabre@example.org>")
                 .unwrap();
-        let ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
+        let ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:u@palabre\r\n\
+                   END:VEVENT\r\nEND:VCALENDAR\r\n";
         let id = connector.deliver(&message(Some(ics))).await.unwrap();
         // Delivering the same message again (after a crash) leaves its file as it is.
         let eml_path = dir.path().join("outbox").join(&id);
@@ -279,11 +328,45 @@ mod tests {
             "{eml}"
         );
         assert!(eml.contains("Message-ID: <"), "{eml}");
+        assert!(eml.contains("Content-Type: multipart/mixed;"), "{eml}");
         assert!(
-            eml.contains("text/calendar; charset=utf-8; method=REQUEST"),
+            eml.contains("Content-Type: multipart/alternative;"),
             "{eml}"
         );
+        // Charset names are case-insensitive (RFC 2046 §4.1.2); lettre writes `utf-8`.
+        assert!(
+            eml.to_ascii_lowercase()
+                .contains("content-type: text/calendar; method=request; charset=utf-8\r\n"),
+            "{eml}"
+        );
+        assert!(eml.contains("Content-Type: application/ics;"), "{eml}");
         assert!(eml.contains("filename=\"invitation.ics\""), "{eml}");
+        // What a client reads, the transfer encoding undone.
+        use mail_parser::MimeHeaders;
+        let parsed = mail_parser::MessageParser::default()
+            .parse(eml.as_bytes())
+            .unwrap();
+        let calendar = parsed
+            .parts
+            .iter()
+            .find(|p| {
+                p.content_type()
+                    .is_some_and(|t| t.subtype() == Some("calendar"))
+            })
+            .and_then(|p| p.text_contents())
+            .unwrap()
+            .replace("\r\n ", "");
+        assert!(
+            calendar.contains("ORGANIZER;CN=palabre:mailto:palabre@example.org\r\n"),
+            "{calendar}"
+        );
+        assert!(
+            calendar.contains(
+                "ATTENDEE;CN=Oumar Tall;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;\
+                 RSVP=FALSE:mailto:oumar@example.org\r\nEND:VEVENT\r\n"
+            ),
+            "{calendar}"
+        );
     }
 
     #[tokio::test]
