@@ -86,12 +86,7 @@ fn sha256_hex(text: &str) -> String {
 
 /// Whether two secrets are equal, in a time that does not depend on where they differ.
 pub fn same_secret(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    palabre_core::secret::same_bytes(given.as_bytes(), expected.as_bytes())
 }
 
 /// Creates a token that never expires and returns it in full: the only time its

@@ -9,6 +9,7 @@
 //! CLI, the API and inbound webhooks change anything. See ARCHITECTURE.md at the
 //! repository root for the map of the crates.
 
+pub mod answer_links;
 pub mod commands;
 mod messages;
 pub mod runtime;

@@ -238,6 +238,11 @@ pub struct ServeArgs {
     /// Address of the HTTP API (`off` to serve none).
     #[arg(long, default_value = "127.0.0.1:8080", env = "PALABRE_HTTP")]
     pub http: String,
+    /// The address people reach this server's API at (`https://palabre.example.org`):
+    /// meeting emails then carry each recipient's link to answer yes or no.
+    /// Without it, emails ask people to confirm with the secretariat.
+    #[arg(long, env = "PALABRE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// How often the workflows folder is looked at for edits, which take effect
     /// without a restart (`0s` turns hot reload off).
     #[arg(long, default_value = "2s", env = "PALABRE_RELOAD_EVERY")]

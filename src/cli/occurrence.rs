@@ -41,6 +41,15 @@ pub async fn change(
     } else {
         "cancelled"
     };
+    if report.notified == 0 && report.unreachable == 0 {
+        writeln!(
+            out,
+            "{workflow} {}: {what} (sequence {}); no notice: nobody had been told of it yet",
+            occurrence.to_rfc3339(),
+            report.sequence,
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{workflow} {}: {what} (sequence {}); notice queued for {} participant(s), {} unreachable",

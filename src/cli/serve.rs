@@ -12,6 +12,7 @@ use palabre_core::clock::{Clock, SystemClock};
 use palabre_core::connector::{Connector, Connectors};
 use palabre_core::diagnostic::Diagnostics;
 use palabre_email::{EmailConnector, Security, SmtpConfig};
+use palabre_engine::answer_links::AnswerLinkSigner;
 use palabre_engine::runtime::{Runtime, RuntimeConfig};
 use palabre_lang::files::{files_below, folder_fingerprint};
 use palabre_plan::definitions::Definitions;
@@ -79,6 +80,21 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
+    // The demo's links point at its own API, for the coordinator to try them.
+    let public_url = match (&args.public_url, args.demo && args.http != "off") {
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => Some(format!("http://{}", args.http)),
+        (None, false) => None,
+    };
+    let signer = match &public_url {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            anyhow::bail!(
+                "--public-url '{url}': write the address people open, starting with https:// (or http://)"
+            )
+        }
+        Some(url) => Some(AnswerLinkSigner::load(&store, url).await?),
+        None => None,
+    };
     let runtime = Arc::new(Runtime::new(
         store,
         definitions,
@@ -86,6 +102,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         config,
     ));
+    if let Some(signer) = signer {
+        runtime.commands().set_answer_links(signer);
+        tracing::info!(
+            public_url = public_url.as_deref().unwrap_or_default(),
+            "meeting emails carry answer links"
+        );
+    }
     if args.http != "off" {
         let listener = match tokio::net::TcpListener::bind(&args.http).await {
             Ok(listener) => listener,

@@ -15,6 +15,9 @@ pub fn run(path: Option<&Path>, sources: &Sources, out: &mut String) -> anyhow::
     let path = path.unwrap_or(&rules_dir);
     let mut diagnostics = Diagnostics::default();
     let reports = palabre_rules::run_cases(&definitions.rules, path, &mut diagnostics);
+    // Errors in the case files themselves: a case that cannot be run also fails
+    // (and is counted there), a file that cannot be read has no case to count.
+    let errors = diagnostics.error_count();
     let broken_cases = report(diagnostics).is_err();
     writeln!(out, "running {} rule case(s)", reports.len())?;
     for case in &reports {
@@ -49,14 +52,18 @@ pub fn run(path: Option<&Path>, sources: &Sources, out: &mut String) -> anyhow::
         }
     }
     let passed = reports.len() - failed.len();
-    let verdict = if failed.is_empty() && !broken_cases {
-        "ok"
-    } else {
-        "FAILED"
+    // FAILED names failed cases: with none, a broken file is an error, not a failure.
+    let (verdict, unread) = match (failed.is_empty(), broken_cases) {
+        (true, false) => ("ok", String::new()),
+        (false, _) => ("FAILED", String::new()),
+        (true, true) => (
+            "error",
+            format!("; {errors} error(s) in the case files: fix them to run their cases"),
+        ),
     };
     writeln!(
         out,
-        "\ntest result: {verdict}. {passed} passed; {} failed",
+        "\ntest result: {verdict}. {passed} passed; {} failed{unread}",
         failed.len()
     )?;
     if verdict == "ok" {

@@ -369,6 +369,9 @@ async fn the_api_records_the_token_label_and_never_sends_it() {
             escalated.detail
         );
 
+        // The invitations of the 7th go out on the 4th (its participants are then
+        // told of it, and hear of its move).
+        crate::runtime::invite_to_the_seventh(&runtime, &clock).await;
         let (status, done) = call(
             &runtime,
             "POST",
@@ -420,6 +423,22 @@ async fn the_api_records_the_token_label_and_never_sends_it() {
             .chain(email.delivered.lock().unwrap().iter())
             .map(|m| m.body.clone())
             .collect();
+        // The mayor reads, in French, that the coordinator sent it on, and their note as written.
+        let mayor = sent
+            .iter()
+            .find(|b| b.contains("LT-0001") && b.contains("Oumar Tall"))
+            .unwrap_or_else(|| panic!("the mayor was told: {sent:#?}"));
+        assert!(
+            mayor.contains("Transmis par le coordinateur depuis le niveau « Chef »")
+                && mayor.contains("« pas de réponse »"),
+            "{mayor}"
+        );
+        // No one reads the engine's own words: the ledger's English, a level id.
+        for body in &sent {
+            for word in ["by hand", "by api", "level chef", "from level", "opened"] {
+                assert!(!body.contains(word), "{word:?} in {body}");
+            }
+        }
         // The email notice carries the reason (the SMS ones do not), and the reason only.
         let reasons: Vec<&str> = sent
             .iter()

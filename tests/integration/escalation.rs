@@ -303,3 +303,267 @@ fn cases_from_the_command_line() {
     let run = palabre(dir.path(), &["case", "show", "LM-0001", "--reveal"]);
     assert!(run.stdout.contains("description: Conflit de limites"));
 }
+
+/// A ladder whose level titles are what people read, unlike its ids.
+const WORDED_LADDER: &str = "\
+kind: escalation
+id: litiges-textes
+title: Litiges
+place: mopti
+categories: [foncier]
+levels:
+  - { id: chef, title: Chef de village, responders: [{ role: leader }], acknowledge_within: 4h, resolve_within: 10d }
+  - { id: maire, title: Maire de la commune, responders: [{ role: mayor }], acknowledge_within: 4h, resolve_within: 10d }
+  - { id: prefet, title: Préfet du cercle, scope: cercle, responders: [{ role: prefect }], acknowledge_within: 1d, resolve_within: 2d }
+  - { id: comite, title: Comité régional, scope: region, responders: [{ role: governor }], acknowledge_within: 1d, resolve_within: 10d }
+";
+
+/// Besides the world's Awa Diallo (leader, Bambara SMS) and Oumar Tall (mayor,
+/// French email): a leader, a prefect and a governor by French email, a mayor by
+/// English email, a prefect by French SMS.
+const WORDED_CONTACTS: &str = "id,name,roles,place,phone,email,language,channels
+c-4,Préfet Test,prefect,mopti/koro,,prefet@example.org,fra,email
+c-5,Gouverneur Test,governor,mopti,,gouverneur@example.org,fra,email
+c-6,Chef Test,leader,mopti/koro/koro,,chef@example.org,fra,email
+c-7,Mayor Test,mayor,mopti/koro/koro,,mayor@example.org,eng,email
+c-8,Préfet Sms,prefect,mopti/koro,76 00 00 18,,fra,sms
+";
+
+/// Words no responder may read: actors, the ledger's English, level ids.
+const INTERNAL: [&str; 17] = [
+    "by hand",
+    "by cli",
+    "by api",
+    "level chef",
+    "deadline missed",
+    "missed deadline",
+    "token",
+    "3f9a",
+    "hotline",
+    "Fatoumata",
+    "Koné",
+    "from level",
+    "chef",
+    "maire",
+    "prefet",
+    "comite",
+    "cli",
+];
+
+#[tokio::test]
+async fn responders_read_why_a_dispute_reaches_them_in_their_language_and_never_who_did_it() {
+    for world in worlds("escalation_texts", "once").await {
+        std::fs::write(world.workflows.join("ladder.yaml"), WORDED_LADDER).unwrap();
+        world.add_csv(WORDED_CONTACTS).await;
+        // Thursday 3 December 2026, 10:00 in Bamako (UTC).
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        let commands = runtime.commands();
+        let mut new = dispute("Deux familles se disputent un champ");
+        new.workflow = "litiges-textes".into();
+        // Opened through the API: its actor is the token's label and id.
+        let case = commands
+            .open_case(new, "hotline (token 3f9a)")
+            .await
+            .unwrap();
+        assert_eq!(case.id, "LT-0001");
+        // 14:00: the village chief did not acknowledge in time; the mayor is told.
+        run_until(&runtime, &clock, at("2026-12-03T14:30:00Z")).await;
+        assert_eq!(store_level(&runtime).await, 1);
+        // The coordinator sends it on to the prefect by hand, with a note.
+        commands
+            .act_on_case(
+                "LT-0001",
+                CaseAction::Escalate("Les familles demandent le préfet".into()),
+                "Fatoumata Koné",
+            )
+            .await
+            .unwrap();
+        run_until(&runtime, &clock, at("2026-12-03T14:45:00Z")).await;
+        commands
+            .act_on_case("LT-0001", CaseAction::Resolve("accord".into()), "cli")
+            .await
+            .unwrap();
+        commands
+            .act_on_case(
+                "LT-0001",
+                CaseAction::Reopen("L'accord n'est pas appliqué".into()),
+                "cli",
+            )
+            .await
+            .unwrap();
+        run_until(&runtime, &clock, at("2026-12-03T15:15:00Z")).await;
+        commands
+            .act_on_case("LT-0001", CaseAction::Acknowledge("vu".into()), "cli")
+            .await
+            .unwrap();
+        // Two working days to resolve from Thursday 14:45: Monday 14:45. Missed,
+        // the regional committee is told.
+        run_until(&runtime, &clock, at("2026-12-07T16:00:00Z")).await;
+        assert_eq!(store_level(&runtime).await, 3);
+
+        let sent: Vec<palabre_core::connector::OutgoingMessage> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .chain(email.delivered.lock().unwrap().iter())
+            .filter(|m| m.body.contains("LT-0001"))
+            .cloned()
+            .collect();
+        let to = |address: &str| -> Vec<String> {
+            let mut texts: Vec<(String, String)> = sent
+                .iter()
+                .filter(|m| m.to_address == address)
+                .map(|m| (m.key.clone(), m.body.clone()))
+                .collect();
+            texts.sort();
+            texts.into_iter().map(|(_, body)| body).collect()
+        };
+        assert_eq!(sent.len(), 9, "{sent:#?}");
+        let chef = to("chef@example.org");
+        assert_eq!(chef.len(), 1, "{chef:#?}");
+        assert!(chef[0].contains("Nouveau litige"), "{}", chef[0]);
+        assert!(
+            chef[0].contains("vous est confié au niveau « Chef de village »"),
+            "{}",
+            chef[0]
+        );
+        let mayor = to("oumar@example.org");
+        assert_eq!(mayor.len(), 1, "{mayor:#?}");
+        assert!(
+            mayor[0].contains("Le niveau « Chef de village » n'a pas accusé réception à temps"),
+            "{}",
+            mayor[0]
+        );
+        assert!(mayor[0].contains("au niveau « Maire de la commune »"));
+        let english = to("mayor@example.org");
+        assert_eq!(english.len(), 1, "{english:#?}");
+        assert!(
+            english[0].contains("The level \"Chef de village\" did not acknowledge it in time"),
+            "{}",
+            english[0]
+        );
+        let prefect = to("prefet@example.org");
+        assert_eq!(
+            prefect.len(),
+            2,
+            "sent by hand, then reopened: {prefect:#?}"
+        );
+        let (by_hand, reopened) = if prefect[0].contains("Rouvert") {
+            (&prefect[1], &prefect[0])
+        } else {
+            (&prefect[0], &prefect[1])
+        };
+        assert!(
+            by_hand
+                .contains("Transmis par le coordinateur depuis le niveau « Maire de la commune »"),
+            "{by_hand}"
+        );
+        assert!(
+            by_hand.contains("« Les familles demandent le préfet »"),
+            "the note, as written: {by_hand}"
+        );
+        assert!(reopened.contains("Rouvert"), "{reopened}");
+        assert!(
+            reopened.contains("« L'accord n'est pas appliqué »"),
+            "{reopened}"
+        );
+        let committee = to("gouverneur@example.org");
+        assert_eq!(committee.len(), 1, "{committee:#?}");
+        assert!(
+            committee[0].contains("Le niveau « Préfet du cercle » ne l'a pas réglé à temps"),
+            "{}",
+            committee[0]
+        );
+        let texts = to("+22376000018");
+        assert_eq!(texts.len(), 2, "{texts:#?}");
+        assert!(
+            texts.iter().any(|t| t.contains("transmis"))
+                && texts.iter().any(|t| t.contains("rouvert")),
+            "{texts:#?}"
+        );
+        let bambara = to("+22376112233");
+        assert_eq!(bambara.len(), 1, "{bambara:#?}");
+        assert!(bambara[0].contains("kura"), "{}", bambara[0]);
+
+        for message in &sent {
+            let text = format!(
+                "{}\n{}",
+                message.subject.as_deref().unwrap_or_default(),
+                message.body
+            );
+            for word in INTERNAL {
+                assert!(
+                    !text.contains(word),
+                    "{word:?} reached {}:\n{text}",
+                    message.to_address
+                );
+            }
+            // English has its own words for these; nowhere else may they appear.
+            if message.language != "eng" {
+                for word in ["opened", "reopened", "Dispute", "level"] {
+                    assert!(
+                        !text.contains(word),
+                        "{word:?} reached {}:\n{text}",
+                        message.to_address
+                    );
+                }
+            }
+        }
+
+        // The ledger keeps who did it and the English detail.
+        let history = runtime
+            .store()
+            .ledger_about("litiges-textes", "LT-0001")
+            .await
+            .unwrap();
+        let escalated: Vec<&str> = history
+            .iter()
+            .filter(|e| e.event == "case-escalated")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(escalated.len(), 5, "{escalated:#?}");
+        assert!(escalated[0].starts_with("level chef (Chef de village): "));
+        assert!(
+            escalated[1].contains(
+                "from level chef (missed deadline): acknowledge deadline missed at level chef"
+            ),
+            "{}",
+            escalated[1]
+        );
+        assert!(
+            escalated[2].contains("from level maire (by hand): Les familles demandent le préfet")
+                && escalated[2].ends_with("; by Fatoumata Koné"),
+            "{}",
+            escalated[2]
+        );
+        assert!(
+            escalated[3].contains("reopened: L'accord n'est pas appliqué"),
+            "{}",
+            escalated[3]
+        );
+        assert!(
+            escalated[4].contains(
+                "from level prefet (missed deadline): resolve deadline missed at level prefet"
+            ),
+            "{}",
+            escalated[4]
+        );
+        let opened = history.iter().find(|e| e.event == "case-opened").unwrap();
+        assert!(opened.detail.ends_with("by hotline (token 3f9a)"));
+        let reopened = history.iter().find(|e| e.event == "case-reopened").unwrap();
+        assert_eq!(reopened.detail, "by cli: L'accord n'est pas appliqué");
+    }
+}
+
+async fn store_level(runtime: &palabre_engine::runtime::Runtime) -> usize {
+    runtime
+        .store()
+        .case("LT-0001")
+        .await
+        .unwrap()
+        .unwrap()
+        .level
+}

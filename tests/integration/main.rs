@@ -7,6 +7,7 @@
 // environment variables for gateway secrets, which edition 2024 marks unsafe.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
+mod answers;
 mod api;
 mod api_hardening;
 mod architecture;
@@ -31,5 +32,6 @@ mod serve;
 mod sms_flow;
 mod smtp;
 mod store;
+mod texts;
 mod util;
 mod validate;

@@ -229,6 +229,13 @@ pub(crate) async fn run_until(runtime: &Runtime, clock: &VirtualClock, end: Date
     runtime.tick().await.unwrap();
 }
 
+/// Sends the invitations of Monday 7 December (due Friday 4 at 09:00): its
+/// participants are then told of it, and hear of its changes.
+pub(crate) async fn invite_to_the_seventh(runtime: &Runtime, clock: &VirtualClock) {
+    clock.advance_to(at("2026-12-04T09:00:00Z"));
+    runtime.tick().await.unwrap();
+}
+
 pub(crate) async fn worlds(name: &str, misfire: &str) -> Vec<World> {
     let mut worlds = vec![World::new(misfire, None).await];
     if let Some(base) = postgres_url() {
@@ -736,6 +743,9 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
         let (_sms, email, connectors) = Recorder::pair();
         let runtime = world.runtime(&clock, connectors, "a").await;
         runtime.tick().await.unwrap();
+        // The invitations of the 14th go out on the 11th: the three are told of it.
+        clock.advance_to(at("2026-12-11T09:00:00Z"));
+        assert_eq!(runtime.tick().await.unwrap().sent, 3);
         let report = runtime
             .commands()
             .change_occurrence(
@@ -748,7 +758,7 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
             .unwrap();
         assert_eq!((report.sequence, report.notified), (1, 3));
         assert_eq!(runtime.tick().await.unwrap().sent, 3);
-        let notice = email.delivered.lock().unwrap()[0].clone();
+        let notice = email.delivered.lock().unwrap().last().unwrap().clone();
         assert_eq!(
             notice.subject.as_deref(),
             Some("Annulation : Réunion hebdomadaire du lundi 14 décembre 2026")
@@ -760,12 +770,8 @@ async fn cancelling_an_occurrence_drops_its_steps_and_tells_the_participants() {
                 && ics.contains("SEQUENCE:1"),
             "{ics}"
         );
-        // Nothing of the 14th is sent: not the invitation (11th), the reminder, the minutes.
-        for day in [
-            "2026-12-11T09:00:00Z",
-            "2026-12-14T07:00:00Z",
-            "2026-12-15T09:00:00Z",
-        ] {
+        // Nothing more of the 14th is sent: not the reminder, not the minutes.
+        for day in ["2026-12-14T07:00:00Z", "2026-12-15T09:00:00Z"] {
             clock.advance_to(at(day));
             assert_eq!(runtime.tick().await.unwrap().sent, 0, "{day}");
         }
@@ -931,6 +937,9 @@ async fn a_repeated_move_is_a_no_op_and_reasons_and_moves_have_bounds() {
         let (sms, email, connectors) = Recorder::pair();
         let runtime = world.runtime(&clock, connectors, "a").await;
         runtime.tick().await.unwrap();
+        // The invitations of the 7th go out on the 4th: the three are told of it.
+        invite_to_the_seventh(&runtime, &clock).await;
+        let invited = sms.keys().len() + email.keys().len();
         let commands = runtime.commands();
         let monday = at("2026-12-07T09:00:00Z");
         let tuesday = at("2026-12-08T10:00:00Z");
@@ -952,8 +961,8 @@ async fn a_repeated_move_is_a_no_op_and_reasons_and_moves_have_bounds() {
             "the same move again is no change"
         );
         runtime.tick().await.unwrap();
-        let told = sms.keys().len() + email.keys().len();
-        assert_eq!(told, 3, "each participant told once");
+        let told = sms.keys().len() + email.keys().len() - invited;
+        assert_eq!(told, 3, "each participant told of the move once");
 
         for (reason, to, wanted) in [
             (
@@ -991,5 +1000,79 @@ async fn a_repeated_move_is_a_no_op_and_reasons_and_moves_have_bounds() {
             .filter(|e| e.event == "moved")
             .count();
         assert_eq!(moves, 1, "refused and repeated requests write nothing");
+    }
+}
+
+/// A change is news only to those who heard of the occurrence: before its first
+/// message it is silent (in the ledger), after it the notice goes to those
+/// already told, not to someone who joined the directory since.
+#[tokio::test]
+async fn only_people_told_of_an_occurrence_hear_of_its_change() {
+    for world in worlds("told_only", "once").await {
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        runtime.tick().await.unwrap();
+        let commands = runtime.commands();
+        // The 14th: nothing was sent about it yet.
+        let silent = commands
+            .change_occurrence_by(
+                "weekly-koro",
+                at("2026-12-14T09:00:00Z"),
+                Some(at("2026-12-15T09:00:00Z")),
+                "jour de marché",
+                "Awa Traoré",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (silent.sequence, silent.notified, silent.changed),
+            (1, 0, true)
+        );
+        // The 7th: the invitations go out on the 4th, then a leader joins.
+        invite_to_the_seventh(&runtime, &clock).await;
+        world
+            .add_csv(
+                "id,name,roles,place,phone,email,language,channels\n\
+                 c-9,Fanta Kodio,leader,mopti/koro/koro,76 99 88 77,,fra,sms\n",
+            )
+            .await;
+        let told = commands
+            .change_occurrence(
+                "weekly-koro",
+                at("2026-12-07T09:00:00Z"),
+                Some(at("2026-12-08T09:00:00Z")),
+                "salle occupée",
+            )
+            .await
+            .unwrap();
+        assert_eq!(told.notified, 3, "the three invited, not the newcomer");
+        runtime.tick().await.unwrap();
+        let to_newcomer = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to_address == "+22376998877")
+            .count();
+        assert_eq!(to_newcomer, 0);
+        let ledger = runtime
+            .store()
+            .ledger(Some("weekly-koro"), 100)
+            .await
+            .unwrap();
+        let moves: Vec<&str> = ledger
+            .iter()
+            .filter(|e| e.event == "moved")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(moves.len(), 2, "both changes are in the ledger: {moves:?}");
+        assert!(
+            moves.iter().any(|d| d.contains(
+                "by Awa Traoré (nobody had been told of it yet: no notice): jour de marché"
+            )),
+            "{moves:?}"
+        );
+        let _ = email;
     }
 }

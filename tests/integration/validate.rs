@@ -22,9 +22,13 @@ fn shipped_workflows_are_valid() {
     );
 }
 
-/// `(file, line, column, words)` for every `# expect: LINE:COL: words` line of the
-/// corpus (`// expect:` in rule scripts).
-fn expectations(root: &Path) -> BTreeSet<(String, usize, usize, String)> {
+/// One problem the corpus announces, or palabre reports: file, line, column,
+/// severity (`error` or `warning`) and the words of the message.
+type Problem = (String, usize, usize, &'static str, String);
+
+/// Every `# expect: LINE:COL: words` line of the corpus (`// expect:` in rule
+/// scripts); `# expect: LINE:COL: warning: words` announces a warning.
+fn expectations(root: &Path) -> BTreeSet<Problem> {
     let mut found = BTreeSet::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -45,13 +49,46 @@ fn expectations(root: &Path) -> BTreeSet<(String, usize, usize, String)> {
                 let mut parts = rest.splitn(3, ':');
                 let line_no = parts.next().unwrap().parse().unwrap();
                 let column = parts.next().unwrap().parse().unwrap();
-                let words = parts.next().unwrap().trim().to_owned();
+                let words = parts.next().unwrap().trim();
+                let (severity, words) = match words.strip_prefix("warning: ") {
+                    Some(words) => ("warning", words),
+                    None => ("error", words),
+                };
                 let relative = path.strip_prefix(repo()).unwrap().display().to_string();
-                found.insert((relative, line_no, column, words));
+                found.insert((relative, line_no, column, severity, words.to_owned()));
             }
         }
     }
     found
+}
+
+/// Every `FILE:LINE:COL: error: message` (or `warning:`) line of `stderr`.
+fn reported(stderr: &str) -> Vec<Problem> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let (location, severity, message) =
+                [": error: ", ": warning: "].into_iter().find_map(|mark| {
+                    let (location, message) = line.split_once(mark)?;
+                    Some((location, mark.trim_matches([':', ' ']), message))
+                })?;
+            let severity = if severity == "error" {
+                "error"
+            } else {
+                "warning"
+            };
+            let mut parts = location.rsplitn(3, ':');
+            let column = parts.next()?.parse().ok()?;
+            let line_no = parts.next()?.parse().ok()?;
+            Some((
+                parts.next()?.to_owned(),
+                line_no,
+                column,
+                severity,
+                message.to_owned(),
+            ))
+        })
+        .collect()
 }
 
 #[test]
@@ -65,39 +102,38 @@ fn broken_corpus_reports_every_problem_at_its_position() {
     );
     let run = palabre(&repo(), &["validate", "tests/data/invalid"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let reported: Vec<(String, usize, usize, String)> = run
-        .stderr
-        .lines()
-        .filter_map(|line| {
-            let (location, message) = line.split_once(": error: ")?;
-            let mut parts = location.rsplitn(3, ':');
-            let column = parts.next()?.parse().ok()?;
-            let line_no = parts.next()?.parse().ok()?;
-            Some((
-                parts.next()?.to_owned(),
-                line_no,
-                column,
-                message.to_owned(),
-            ))
-        })
-        .collect();
-    for (file, line, column, words) in &expected {
+    let reported = reported(&run.stderr);
+    for (file, line, column, severity, words) in &expected {
         assert!(
-            reported.iter().any(|(f, l, c, m)| f == file
+            reported.iter().any(|(f, l, c, s, m)| f == file
                 && l == line
                 && c == column
+                && s == severity
                 && m.contains(words.as_str())),
-            "expected {file}:{line}:{column}: {words}\nbut palabre reported:\n{}",
+            "expected {file}:{line}:{column}: {severity}: {words}\nbut palabre reported:\n{}",
             run.stderr
         );
     }
     assert_eq!(
         reported.len(),
         expected.len(),
-        "palabre reported errors the corpus does not expect:\n{}",
+        "palabre reported problems the corpus does not expect:\n{}",
         run.stderr
     );
-    assert!(run.stderr.contains(&format!("{} error(s)", expected.len())));
+    let count = |severity: &str| expected.iter().filter(|e| e.3 == severity).count();
+    assert!(
+        count("warning") >= 4,
+        "the corpus lost its warnings: {expected:#?}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{} error(s), {} warning(s)",
+            count("error"),
+            count("warning")
+        )),
+        "{}",
+        run.stderr
+    );
     // Each error comes with its source line and a caret.
     assert!(
         run.stderr

@@ -3,6 +3,7 @@
 //! module per resource. A route's role is enforced once, by the router (the
 //! [`crate::extract::Caller`] its handler reads was checked against it).
 
+mod answers;
 mod cases;
 mod health;
 mod milestones;
@@ -85,6 +86,28 @@ pub static ROUTES: &[RouteDoc] = &[
         response: || schemars::json_schema!({ "type": "object" }),
         success: 200,
         handler: || get(crate::openapi_document),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/answer/{token}",
+        summary: "The page of an email's answer link (HTML, in the recipient's language): the meeting and two buttons. Records nothing; 404 when the link is not valid or its meeting has started",
+        role: None,
+        request: None,
+        query: &[],
+        response: text,
+        success: 200,
+        handler: || get(answers::page),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/answer/{token}",
+        summary: "The answer the page's buttons post (form `answer=yes` or `answer=no`), recorded as an SMS reply would be (the same quorum rule); answers with the page again",
+        role: None,
+        request: None,
+        query: &[],
+        response: text,
+        success: 200,
+        handler: || post(answers::answer),
     },
     RouteDoc {
         method: "get",

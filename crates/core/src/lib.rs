@@ -18,5 +18,6 @@ pub mod offset;
 pub mod outbox_file;
 pub mod redact;
 pub mod rule_function;
+pub mod secret;
 pub mod suggest;
 pub mod webhooks;

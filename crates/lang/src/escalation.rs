@@ -244,6 +244,54 @@ impl Deadline {
             Deadline::Resolve => "resolve",
         }
     }
+
+    /// The ledger's words for this deadline missed at `level` (a level id), with
+    /// the missed rule's `reason`: `acknowledge deadline missed at level chef: …`.
+    /// Never sent to anyone.
+    pub fn missed(self, level: &str, reason: &str) -> String {
+        format!(
+            "{} deadline missed at level {level}: {reason}",
+            self.as_str()
+        )
+    }
+}
+
+/// Why a case reaches the level whose responders are told, as their message's
+/// template reads it (`case.why`) and words it in their language. The ledger
+/// keeps its own English detail, and who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A new case, at the first level or the one the entry rule chose.
+    Opened,
+    /// The level below let its acknowledgement deadline pass.
+    MissedAcknowledgement,
+    /// The level below let its resolution deadline pass.
+    MissedResolution,
+    /// Someone sent it up a level by hand, with a note.
+    SentByHand,
+    /// A resolved case opened again, with a note.
+    Reopened,
+}
+
+impl Arrival {
+    /// The word templates test (`{% if case.why == "opened" %}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrival::Opened => "opened",
+            Arrival::MissedAcknowledgement => "climbed_missed_acknowledgement",
+            Arrival::MissedResolution => "climbed_missed_resolution",
+            Arrival::SentByHand => "sent_by_hand",
+            Arrival::Reopened => "reopened",
+        }
+    }
+
+    /// The climb that follows `deadline` missed.
+    pub fn missed(deadline: Deadline) -> Arrival {
+        match deadline {
+            Deadline::Acknowledge => Arrival::MissedAcknowledgement,
+            Deadline::Resolve => Arrival::MissedResolution,
+        }
+    }
 }
 
 /// Days looked ahead for the next working hour before giving up (a ladder whose
@@ -336,6 +384,18 @@ mod tests {
             assert_eq!(Deadline::parse(&step), Some(("LT-0007", 2, deadline)));
         }
         assert_eq!(Deadline::parse("logement/overdue-1"), None);
+    }
+
+    #[test]
+    fn missed_deadline_words_and_arrivals() {
+        assert_eq!(
+            Deadline::missed(Deadline::Acknowledge, "chef", "délai dépassé"),
+            "acknowledge deadline missed at level chef: délai dépassé"
+        );
+        assert_eq!(
+            Arrival::missed(Deadline::Resolve).as_str(),
+            "climbed_missed_resolution"
+        );
     }
 
     // ---- Working time ------------------------------------------------------------

@@ -40,7 +40,8 @@ pub enum RecurrenceError {
         "a recurrence has 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first; '{expression}' has {count}"
     )]
     FieldCount { expression: String, count: usize },
-    #[error("day-of-week '{value}': {reason}")]
+    /// `reason` names the field and the value.
+    #[error("{reason}")]
     DayOfWeek { value: String, reason: String },
     #[error("'{expression}': {reason}")]
     Cron { expression: String, reason: String },
@@ -89,8 +90,11 @@ fn parse_weekday(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n @ 0..=6) => Ok(n),
         Ok(7) => Ok(0),
-        _ => Err(format!(
-            "'{text}' is not a day: use 0-7 (0 and 7 are Sunday) or SUN..SAT"
+        Ok(n) => Err(format!(
+            "day of week {n} is out of range: days of the week go from 0 to 7 (0 and 7 are Sunday) or SUN to SAT"
+        )),
+        Err(_) => Err(format!(
+            "'{text}' is not a day of the week: days of the week go from 0 to 7 (0 and 7 are Sunday) or SUN to SAT"
         )),
     }
 }
@@ -100,15 +104,20 @@ fn parse_weekday(text: &str) -> Result<usize, String> {
 /// the week (`5-7` is Friday to Sunday); 7 as the start is Sunday (`7-3` is Sunday to
 /// Wednesday), and `7-7` is Sunday alone.
 fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
-    let fail = |reason: String| RecurrenceError::DayOfWeek {
+    // A day that is no day names itself; other reasons are given with the field.
+    let not_a_day = |reason: String| RecurrenceError::DayOfWeek {
         value: field.to_owned(),
         reason,
+    };
+    let fail = |reason: String| RecurrenceError::DayOfWeek {
+        value: field.to_owned(),
+        reason: format!("day of week '{field}': {reason}"),
     };
     if field == "*" || field == "?" {
         return Ok(DaysOfWeek::All);
     }
     if let Some((day, nth)) = field.split_once('#') {
-        let weekday = parse_weekday(day).map_err(fail)?;
+        let weekday = parse_weekday(day).map_err(not_a_day)?;
         let nth = match nth.parse::<u32>() {
             Ok(n @ 1..=5) => n,
             _ => return Err(fail(format!("'#{nth}' must be #1 to #5"))),
@@ -128,12 +137,12 @@ fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
             "*" => (0, 6),
             _ => match range.split_once('-') {
                 Some((a_text, b)) => {
-                    let a = parse_weekday(a_text).map_err(fail)?;
+                    let a = parse_weekday(a_text).map_err(not_a_day)?;
                     // In a range, 7 closes the week (`5-7` is Friday to Sunday).
                     let b = if b == "7" {
                         7
                     } else {
-                        parse_weekday(b).map_err(fail)?
+                        parse_weekday(b).map_err(not_a_day)?
                     };
                     // A range from 7 opens on Sunday (`7-3` is Sunday to Wednesday), except
                     // `7-7`, which is Sunday alone, not Sunday through the next Sunday.
@@ -144,7 +153,7 @@ fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
                     (a, b)
                 }
                 None => {
-                    let d = parse_weekday(range).map_err(fail)?;
+                    let d = parse_weekday(range).map_err(not_a_day)?;
                     // `5/2` means from Friday every second day, as in Vixie cron.
                     (d, if step > 1 { 6 } else { d })
                 }
@@ -159,6 +168,158 @@ fn parse_days_of_week(field: &str) -> Result<DaysOfWeek, RecurrenceError> {
     } else {
         DaysOfWeek::Set(bits)
     })
+}
+
+/// A field of the cron line other than the day of the week (parsed by us), as
+/// users read it: to say what the `cron` crate refused in words of our own.
+struct Field {
+    singular: &'static str,
+    plural: &'static str,
+    min: u32,
+    max: u32,
+    /// Names its values may have, the first for `min`.
+    names: &'static [&'static str],
+    /// How the names are written, for the message.
+    named: &'static str,
+    /// Whether `?` stands for any value.
+    any: bool,
+}
+
+const SECOND: Field = Field {
+    singular: "second",
+    plural: "seconds",
+    min: 0,
+    max: 59,
+    names: &[],
+    named: "",
+    any: false,
+};
+const MINUTE: Field = Field {
+    singular: "minute",
+    plural: "minutes",
+    ..SECOND
+};
+const HOUR: Field = Field {
+    singular: "hour",
+    plural: "hours",
+    max: 23,
+    ..SECOND
+};
+const DAY_OF_MONTH: Field = Field {
+    singular: "day of month",
+    plural: "days of the month",
+    min: 1,
+    max: 31,
+    any: true,
+    ..SECOND
+};
+const MONTH: Field = Field {
+    singular: "month",
+    plural: "months",
+    min: 1,
+    max: 12,
+    names: &[
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ],
+    named: " or JAN to DEC",
+    any: false,
+};
+const MONTH_NAMES: [&str; 12] = [
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+];
+
+impl Field {
+    /// `hours go from 0 to 23`.
+    fn span(&self) -> String {
+        format!(
+            "{} go from {} to {}{}",
+            self.plural, self.min, self.max, self.named
+        )
+    }
+
+    /// One value: a number in range or a name.
+    fn value(&self, text: &str) -> Result<u32, String> {
+        if let Ok(n) = text.parse::<u32>() {
+            return if (self.min..=self.max).contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!(
+                    "{} {n} is out of range: {}",
+                    self.singular,
+                    self.span()
+                ))
+            };
+        }
+        let upper = text.to_ascii_uppercase();
+        let named = self.names.iter().position(|n| *n == upper).or_else(|| {
+            (!self.names.is_empty())
+                .then(|| MONTH_NAMES.iter().position(|n| *n == upper))
+                .flatten()
+        });
+        match named {
+            Some(i) => Ok(self.min + u32::try_from(i).unwrap_or(0)),
+            None if text.is_empty() => Err(format!(
+                "the {} field has an empty value: {}",
+                self.singular,
+                self.span()
+            )),
+            None => Err(format!(
+                "'{text}' is not a valid {}: {}",
+                self.singular,
+                self.span()
+            )),
+        }
+    }
+
+    /// What is wrong with `text` as this field, if we can say it.
+    fn problem(&self, text: &str) -> Option<String> {
+        for item in text.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(n) if (1..=self.max).contains(&n) => {}
+                    _ => {
+                        return Some(format!(
+                            "{} step '/{step}' must be a number from 1 to {}",
+                            self.singular, self.max
+                        ));
+                    }
+                }
+            }
+            if range == "*" || (range == "?" && self.any) {
+                continue;
+            }
+            let bounds = match range.split_once('-') {
+                Some((from, to)) => (self.value(from), Some(self.value(to))),
+                None => (self.value(range), None),
+            };
+            match bounds {
+                (Err(problem), _) | (_, Some(Err(problem))) => return Some(problem),
+                (Ok(from), Some(Ok(to))) if to < from => {
+                    return Some(format!(
+                        "{} range '{range}' runs backwards: write the smaller {} first",
+                        self.singular, self.singular
+                    ));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 fn day_names(bits: u8) -> String {
@@ -236,7 +397,17 @@ impl Recurrence {
             let line = format!("{second} {minute} {hour} {dom} {month} {dow}");
             cron::Schedule::from_str(&line).map_err(|e| RecurrenceError::Cron {
                 expression: expression.to_owned(),
-                reason: e.to_string(),
+                // The crate's own words are about its line, not the user's.
+                reason: [
+                    (&SECOND, second),
+                    (&MINUTE, minute),
+                    (&HOUR, hour),
+                    (&DAY_OF_MONTH, day_of_month),
+                    (&MONTH, month),
+                ]
+                .into_iter()
+                .find_map(|(field, text)| field.problem(text))
+                .unwrap_or_else(|| e.to_string()),
             })
         };
         let schedules = match parse_days_of_week(day_of_week)? {
@@ -249,7 +420,7 @@ impl Recurrence {
                 if restricted_day_of_month {
                     return Err(RecurrenceError::DayOfWeek {
                         value: day_of_week.to_owned(),
-                        reason: "'#' needs day-of-month '*'".to_owned(),
+                        reason: format!("day of week '{day_of_week}': '#' needs day-of-month '*'"),
                     });
                 }
                 let first = (nth - 1) * 7 + 1;
@@ -667,7 +838,7 @@ mod tests {
         let bamako = zone("Africa/Bamako");
         for (expr, needle) in [
             ("* * *", "5 fields"),
-            ("0 9 * * 8", "day-of-week"),
+            ("0 9 * * 8", "day of week 8 is out of range"),
             ("0 9 * * MON#6", "#1 to #5"),
             ("0 9 1 * MON#1", "day-of-month '*'"),
             ("0 9 * * 5-2", "backwards"),
@@ -680,6 +851,71 @@ mod tests {
         }
         assert!(parse_time_zone("Africa/Bamak").is_err());
         assert!(parse_time_zone("Europe/Zurich").is_ok());
+    }
+
+    #[test]
+    fn a_value_out_of_its_field_is_named_with_the_field_s_range() {
+        let bamako = zone("Africa/Bamako");
+        for (expr, said) in [
+            (
+                "0 25 8-14 * WED",
+                "'0 25 8-14 * WED': hour 25 is out of range: hours go from 0 to 23",
+            ),
+            (
+                "60 9 * * *",
+                "minute 60 is out of range: minutes go from 0 to 59",
+            ),
+            (
+                "0 9 0 * *",
+                "day of month 0 is out of range: days of the month go from 1 to 31",
+            ),
+            (
+                "0 9 1-32 * *",
+                "day of month 32 is out of range: days of the month go from 1 to 31",
+            ),
+            (
+                "0 9 1 13 *",
+                "month 13 is out of range: months go from 1 to 12 or JAN to DEC",
+            ),
+            (
+                "0 9 1 FOO *",
+                "'FOO' is not a valid month: months go from 1 to 12 or JAN to DEC",
+            ),
+            (
+                "0 9 * * 8",
+                "day of week 8 is out of range: days of the week go from 0 to 7 (0 and 7 are Sunday) or SUN to SAT",
+            ),
+            (
+                "0 9 * * 1,WEDS",
+                "'WEDS' is not a day of the week: days of the week go from 0 to 7",
+            ),
+            (
+                "61 0 9 * * *",
+                "second 61 is out of range: seconds go from 0 to 59",
+            ),
+            (
+                "0 9-h * * *",
+                "'h' is not a valid hour: hours go from 0 to 23",
+            ),
+            ("0 20-8 * * *", "hour range '20-8' runs backwards"),
+            (
+                "*/0 9 * * *",
+                "minute step '/0' must be a number from 1 to 59",
+            ),
+        ] {
+            let err = Recurrence::parse(expr, bamako).unwrap_err().to_string();
+            assert!(err.contains(said), "{expr}: {err}");
+            assert!(!err.contains("must be less than"), "{expr}: {err}");
+        }
+        // Names and steps the crate takes stay accepted.
+        for expr in [
+            "0 9 1 jan,JUL *",
+            "0 9 1 March *",
+            "*/15 8-17 * * MON-FRI",
+            "0 9 ? * 1",
+        ] {
+            assert!(Recurrence::parse(expr, bamako).is_ok(), "{expr}");
+        }
     }
 
     // ---- DST unit tests (2026 transitions in Zurich) --------------------------

@@ -69,6 +69,8 @@ pub struct Replies {
     start: Vec<String>,
     /// Language → normalized word → what it means there (`yes`, `no`, `done`).
     by_language: BTreeMap<String, BTreeMap<String, &'static str>>,
+    /// (language, meaning) → the first word the file lists for it, normalized.
+    first_words: BTreeMap<(String, &'static str), String>,
 }
 
 /// Upper case, without accents: what replies are compared as.
@@ -112,10 +114,14 @@ impl Replies {
             map.values().flatten().map(|w| normalize(w)).collect()
         };
         let mut by_language: BTreeMap<String, BTreeMap<String, &'static str>> = BTreeMap::new();
+        let mut first_words = BTreeMap::new();
         for (meaning, map) in [("yes", &file.yes), ("no", &file.no), ("done", &file.done)] {
             for (language, list) in map {
                 let known = by_language.entry(language.clone()).or_default();
                 known.extend(list.iter().map(|w| (normalize(w), meaning)));
+                if let Some(first) = list.first() {
+                    first_words.insert((language.clone(), meaning), normalize(first));
+                }
             }
         }
         Replies {
@@ -125,7 +131,16 @@ impl Replies {
             stop: file.stop.iter().map(|w| normalize(w)).collect(),
             start: file.start.iter().map(|w| normalize(w)).collect(),
             by_language,
+            first_words,
         }
+    }
+
+    /// The first word listed for `meaning` (`yes`, `no`, `done`) in `language`,
+    /// as replies are read (capitals, no accents): what a button offers.
+    pub fn first_word(&self, language: &str, meaning: &str) -> Option<String> {
+        self.first_words
+            .get(&(language.to_owned(), meaning))
+            .cloned()
     }
 
     /// What `word` means as an answer in `language` (`yes`, `no` or `done`), if

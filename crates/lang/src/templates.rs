@@ -42,6 +42,15 @@ pub struct MessageContext {
     pub case: Option<CaseFacts>,
     /// Set only in the confirmation of an SMS reply.
     pub reply: Option<ReplyFacts>,
+    /// Set in a meeting's messages when the server has a public address: the
+    /// recipient's own link to answer yes or no from an email.
+    pub answer: Option<AnswerFacts>,
+}
+
+/// Where a recipient answers a meeting from a browser (`{{ answer.url }}`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AnswerFacts {
+    pub url: String,
 }
 
 /// An SMS reply palabre acted on, as its confirmation names it.
@@ -66,8 +75,15 @@ pub struct CaseFacts {
     /// Local date and time, `YYYY-MM-DD HH:MM`.
     pub acknowledge_by: String,
     pub resolve_by: String,
-    /// Why it reached this level.
-    pub reason: String,
+    /// Why it reached this level, for the template to word: `opened`,
+    /// `climbed_missed_acknowledgement`, `climbed_missed_resolution`,
+    /// `sent_by_hand` or `reopened` (`palabre_lang::escalation::Arrival`).
+    pub why: String,
+    /// The title of the level it came from (a climb, by a missed deadline or by
+    /// hand; the same level when it stays at the top), or empty.
+    pub from_level: String,
+    /// The note of the person who sent it by hand or reopened it, as written, or empty.
+    pub note: String,
 }
 
 /// A milestone, as its messages name it.
@@ -175,6 +191,7 @@ impl MessageContext {
             milestone: None,
             case: None,
             reply: None,
+            answer: None,
         }
     }
 
@@ -237,11 +254,16 @@ impl MessageContext {
                 severity: 2,
                 acknowledge_by: "2027-01-06 12:00".into(),
                 resolve_by: "2027-01-11 17:00".into(),
-                reason: "délai dépassé au niveau précédent".into(),
+                why: "sent_by_hand".into(),
+                from_level: "Chef de village ou de fraction".into(),
+                note: "Les deux familles demandent une médiation rapide".into(),
             }),
             reply: Some(ReplyFacts {
                 kind: "yes".into(),
                 reference: "4821".into(),
+            }),
+            answer: Some(AnswerFacts {
+                url: "https://palabre.example.org/answer/c2FtcGxl".into(),
             }),
         }
     }
@@ -390,7 +412,10 @@ impl Templates {
                             &file,
                             &parsed.text,
                             parsed.map.value(&format!("{language}.{part_name}")),
-                            format!("{part_name} text in '{language}'{line}: {}", describe(&e)),
+                            format!(
+                                "{part_name} text in '{language}'{line}: {}",
+                                describe(&e, source)
+                            ),
                         ));
                     }
                 }
@@ -513,10 +538,80 @@ fn in_language(language: &str, context: &MessageContext) -> minijinja::Value {
     }
 }
 
-/// minijinja's error, on one line, without its template-name prefix noise.
-fn describe(error: &minijinja::Error) -> String {
+/// minijinja's error, on one line, without its template-name prefix noise. An
+/// undefined value is named, with the closest name [`MessageContext::sample`]
+/// has: `undefined variable 'ocurrence' (did you mean 'occurrence'?)`,
+/// `'occurrence' has no 'dat' (did you mean 'date'?)`.
+fn describe(error: &minijinja::Error, source: &str) -> String {
+    if error.kind() == minijinja::ErrorKind::UndefinedError
+        && let Some(undefined) = undefined_in(error, source)
+    {
+        return undefined;
+    }
     match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
     }
+}
+
+/// The first name of a dotted path (`occurrence.dat`) that the sample context
+/// lacks, said as [`describe`] says it. The path is the one minijinja's detail
+/// quotes (`` `occurrence.dat` is undefined ``), else any the template reads.
+/// Variables the template sets itself (`{% set %}`, `{% for %}`) are left to
+/// minijinja's own words.
+fn undefined_in(error: &minijinja::Error, source: &str) -> Option<String> {
+    let env = Environment::new();
+    let template = env.template_from_str(source).ok()?;
+    let from_context = template.undeclared_variables(false);
+    let quoted = error
+        .detail()
+        .and_then(|detail| detail.split('`').nth(1))
+        .map(str::to_owned);
+    let mut paths: Vec<String> = match quoted {
+        Some(path) => vec![path],
+        None => template.undeclared_variables(true).into_iter().collect(),
+    };
+    paths.sort();
+    let sample = minijinja::Value::from(minijinja::value::Serde(MessageContext::sample()));
+    let keys = |value: &minijinja::Value| -> Vec<String> {
+        if value.kind() != minijinja::value::ValueKind::Map {
+            return Vec::new();
+        }
+        value
+            .try_iter()
+            .map(|keys| keys.filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    paths.iter().find_map(|path| {
+        let first = path.split('.').next()?;
+        if !from_context.contains(first) || first == dates::LANGUAGE_VARIABLE {
+            return None;
+        }
+        let mut value = sample.clone();
+        let mut reached = Vec::new();
+        for name in path.split('.') {
+            let next = value.get_attr(name).ok().filter(|v| !v.is_undefined());
+            let Some(next) = next else {
+                let known = keys(&value);
+                let mut hint =
+                    palabre_core::suggest::did_you_mean(name, known.iter().map(String::as_str));
+                if hint.is_empty() && !known.is_empty() {
+                    let verb = if reached.is_empty() {
+                        "a template can use"
+                    } else {
+                        "it has"
+                    };
+                    hint = format!(" ({verb} {})", known.join(", "));
+                }
+                return Some(if reached.is_empty() {
+                    format!("undefined variable '{name}'{hint}")
+                } else {
+                    format!("'{}' has no '{name}'{hint}", reached.join("."))
+                });
+            };
+            value = next;
+            reached.push(name);
+        }
+        None
+    })
 }

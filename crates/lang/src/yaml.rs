@@ -134,6 +134,12 @@ fn clean_message(message: &str) -> String {
         }
         _ => {}
     }
+    // `title: Réunion: budget` reads as a key inside a value: the fix is quotes.
+    if message.contains("mapping values are not allowed") {
+        return format!(
+            "{message}: if a value contains ': ', put it in quotes, like title: \"Réunion: budget\""
+        );
+    }
     if let Some(limit) = message.strip_prefix("budget breached: ") {
         return format!(
             "document too large or too deeply nested once anchors and aliases are expanded ({limit}); definition files must stay small"
@@ -185,6 +191,23 @@ mod tests {
             let _ = parse_text::<MeetingWorkflow>(Path::new("x.yaml"), text.clone());
             let _ = SourceMap::index(&text);
         }
+    }
+
+    #[test]
+    fn a_colon_in_a_value_comes_with_the_advice_to_quote_it() {
+        let text = "kind: meeting\ntitle: Réunion: budget\n".to_owned();
+        let d = parse_text::<MeetingWorkflow>(Path::new("x.yaml"), text).unwrap_err();
+        assert_eq!(
+            d.message,
+            "mapping values are not allowed in this context: if a value contains ': ', put it in quotes, like title: \"Réunion: budget\""
+        );
+        assert_eq!(
+            d.position,
+            Position {
+                line: 2,
+                column: 15
+            }
+        );
     }
 
     #[test]

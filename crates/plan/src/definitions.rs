@@ -106,6 +106,18 @@ fn occurrences_in(recurrence: &Recurrence, length: TimeDelta, limit: usize) -> u
     recurrence.between(from, from + length, limit).len()
 }
 
+/// What a step sending `template` is, when that is something sent before the
+/// meeting (an invitation, a reminder): a positive offset would send it late.
+fn sent_before_the_start(template: &str) -> Option<&'static str> {
+    if template.contains("invitation") {
+        Some("an invitation")
+    } else if template.contains("reminder") {
+        Some("a reminder")
+    } else {
+        None
+    }
+}
+
 /// A duration in days, hours or minutes, whichever reads best.
 fn span_text(span: TimeDelta) -> String {
     match span {
@@ -512,6 +524,33 @@ impl Definitions {
                         ));
                     }
                 }
+            }
+            if let Some(kind) = sent_before_the_start(&step.template)
+                && step.at.seconds() > 0
+            {
+                let located = parsed.map.value(&at("at"));
+                let written: String = parsed
+                    .text
+                    .lines()
+                    .nth(located.position.line.saturating_sub(1))
+                    .unwrap_or_default()
+                    .chars()
+                    .skip(located.position.column.saturating_sub(1))
+                    .take(located.width)
+                    .collect();
+                let written = match written.trim().trim_matches(['"', '\'']) {
+                    "" => step.at.to_string(),
+                    text => text.to_owned(),
+                };
+                let before = palabre_core::offset::Offset::from_seconds(-step.at.seconds());
+                let mut warning = problem(
+                    &at("at"),
+                    format!(
+                        "'at: {written}' is after the meeting's start: {kind} should be negative, like {before}"
+                    ),
+                );
+                warning.severity = palabre_core::diagnostic::Severity::Warning;
+                diagnostics.push(warning);
             }
             if step.channels.is_empty() {
                 diagnostics.push(problem(
@@ -1125,9 +1164,17 @@ fn check_reply_instructions(
                     continue;
                 }
                 for word in asked_replies(&rendered.body, &references) {
-                    if replies.meaning_in(language, word).is_some() {
+                    let problem = if channel == Channel::Email {
+                        format!(
+                            "the {language} email text asks for the reply '{word}', but emails are not read: give the answer link ({{{{ answer.url }}}}) instead"
+                        )
+                    } else if replies.meaning_in(language, word).is_none() {
+                        format!(
+                            "the {language} {channel} text asks for the reply '{word}', which replies.yaml does not accept in '{language}': add it there (yes.{language}, no.{language} or done.{language}) or change the text"
+                        )
+                    } else {
                         continue;
-                    }
+                    };
                     let file = folder.join(format!("{name}.yaml"));
                     let text = std::fs::read_to_string(&file).unwrap_or_default();
                     // The word in its language's text for the channel, else anywhere.
@@ -1149,9 +1196,7 @@ fn check_reply_instructions(
                         Diagnostic::error(
                             &file,
                             Position::of_byte_offset(text.as_bytes(), offset),
-                            format!(
-                                "the {language} {channel} text asks for the reply '{word}', which replies.yaml does not accept in '{language}': add it there (yes.{language}, no.{language} or done.{language}) or change the text"
-                            ),
+                            problem,
                         )
                         .with_width(word.chars().count())
                         .with_source(&text),

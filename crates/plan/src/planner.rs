@@ -24,7 +24,7 @@ use palabre_lang::contacts::Contact;
 use palabre_lang::meeting::{RecipientGroup, Step};
 use palabre_lang::occurrence::{Changes, OccurrenceChange, occurrence_reference};
 use palabre_lang::templates::{
-    ChangeFacts, MessageContext, OccurrenceFacts, Templates, WorkflowFacts,
+    AnswerFacts, ChangeFacts, MessageContext, OccurrenceFacts, Templates, WorkflowFacts,
 };
 use palabre_rules::{
     Answer, InviteesDecision, RemindersDecision, RuleFailure, ScheduleDecision, Subject,
@@ -96,6 +96,12 @@ pub struct PlannedMessage {
     pub fallback: Option<(Channel, Option<String>, String)>,
 }
 
+/// Where each recipient of a meeting answers it from a browser: a link of their
+/// own, made by the server (which signs it and serves the page).
+pub trait AnswerLinks: Send + Sync {
+    fn url(&self, workflow: &str, occurrence: DateTime<Utc>, contact: &str) -> String;
+}
+
 /// One planning pass: fires and messages from one snapshot of the definitions
 /// and one of the contact directory. The rule failures met along the way are
 /// kept for the pass's caller ([`Planner::take_failures`]), which writes them to
@@ -108,6 +114,8 @@ pub struct Planner<'d> {
     rule_time: Option<Duration>,
     /// How long they ran so far.
     rule_time_spent: Mutex<Duration>,
+    /// Answer links for meeting messages, when the server has a public address.
+    answer_links: Option<&'d dyn AnswerLinks>,
 }
 
 /// The fires one meeting has in a window, and how far they are complete.
@@ -130,7 +138,15 @@ impl<'d> Planner<'d> {
             failures: Mutex::default(),
             rule_time: None,
             rule_time_spent: Mutex::default(),
+            answer_links: None,
         }
+    }
+
+    /// Gives each recipient of a meeting message their answer link
+    /// (`{{ answer.url }}` in templates).
+    pub fn with_answer_links(mut self, links: &'d dyn AnswerLinks) -> Planner<'d> {
+        self.answer_links = Some(links);
+        self
     }
 
     /// Bounds the real time reminders rules may run in this pass: once spent, the
@@ -501,6 +517,42 @@ impl<'d> Planner<'d> {
         )
     }
 
+    /// What a message about one occurrence of `meeting` (starting at `start`)
+    /// tells every recipient: the workflow and the occurrence.
+    pub fn meeting_context(
+        &self,
+        meeting: &Meeting,
+        occurrence: DateTime<Utc>,
+        start: DateTime<Utc>,
+        step: &str,
+    ) -> MessageContext {
+        let def = &meeting.definition;
+        let zone = meeting.recurrence.zone();
+        let local_start = start.with_timezone(&zone);
+        let place_name = self
+            .definitions
+            .places
+            .get(&def.place)
+            .map_or_else(|| def.place.clone(), |p| p.name.clone());
+        MessageContext::new(
+            WorkflowFacts {
+                id: def.id.clone(),
+                title: def.title.clone(),
+                venue: def.venue.clone(),
+                place: def.place.clone(),
+                place_name,
+            },
+            OccurrenceFacts {
+                date: local_start.format("%Y-%m-%d").to_string(),
+                time: local_start.format("%H:%M").to_string(),
+                timezone: zone.name().to_owned(),
+                starts_at: start.to_rfc3339(),
+                reference: occurrence_reference(&def.id, occurrence),
+            },
+            step,
+        )
+    }
+
     /// Everyone a sending reaches: its groups, plus what the invitees rule adds.
     fn recipients(
         &self,
@@ -552,16 +604,9 @@ impl<'d> Planner<'d> {
     ) -> Vec<PlannedMessage> {
         let def = &meeting.definition;
         let recipients = self.recipients(meeting, occurrence, start, now, sending);
-        let zone = meeting.recurrence.zone();
-        let local_start = start.with_timezone(&zone);
-        let place_name = self
-            .definitions
-            .places
-            .get(&def.place)
-            .map_or_else(|| def.place.clone(), |p| p.name.clone());
         let slot = Slot {
             due,
-            zone,
+            zone: meeting.recurrence.zone(),
             workflow: &def.id,
             occurrence,
             step: sending.step_id,
@@ -571,27 +616,17 @@ impl<'d> Planner<'d> {
         // What every recipient shares is made once.
         let shared = MessageContext {
             change,
-            ..MessageContext::new(
-                WorkflowFacts {
-                    id: def.id.clone(),
-                    title: def.title.clone(),
-                    venue: def.venue.clone(),
-                    place: def.place.clone(),
-                    place_name,
-                },
-                OccurrenceFacts {
-                    date: local_start.format("%Y-%m-%d").to_string(),
-                    time: local_start.format("%H:%M").to_string(),
-                    timezone: zone.name().to_owned(),
-                    starts_at: start.to_rfc3339(),
-                    reference: occurrence_reference(&def.id, occurrence),
-                },
-                sending.step_id,
-            )
+            ..self.meeting_context(meeting, occurrence, start, sending.step_id)
         };
         recipients
             .into_iter()
-            .map(|contact| self.prepare(&slot, contact, &shared.to(contact)))
+            .map(|contact| {
+                let mut context = shared.to(contact);
+                context.answer = self.answer_links.map(|links| AnswerFacts {
+                    url: links.url(&def.id, occurrence, &contact.id),
+                });
+                self.prepare(&slot, contact, &context)
+            })
             .collect()
     }
 

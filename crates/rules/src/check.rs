@@ -96,6 +96,53 @@ pub(super) fn function_docs(engine: &Engine) -> Vec<FunctionDoc> {
     docs
 }
 
+/// Why a function named `name` looks like a misspelt hook: it is no hook, but
+/// one is within a typo of it. The engine would never ask it, so a function
+/// nobody calls is almost surely a hook whose name went wrong.
+fn misspelt_hook(name: &str) -> Option<String> {
+    if hooks::spec(name).is_some() {
+        return None;
+    }
+    let hook = palabre_core::suggest::closest(name, hooks::HOOKS.iter().map(|h| h.name))?;
+    Some(format!(
+        "'{name}' is not a hook and no function calls it, so it never runs (did you mean '{hook}'?)"
+    ))
+}
+
+/// Where the `fn` that defines `name` stands, the function whose body opens at
+/// `body` (the last `fn name(` before it), and how wide `fn name` is.
+fn fn_keyword(text: &str, name: &str, body: RhaiPosition) -> Option<(Position, usize)> {
+    let line = body.line()?;
+    let column = body.position()?;
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = text.get(line_start..)?;
+    let in_line = rest
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(rest.len(), |(i, _)| i);
+    let before = text.get(..line_start + in_line)?;
+    let mut end = before.len();
+    while let Some(found) = before[..end].rfind(name) {
+        end = found;
+        let after = before[found + name.len()..].trim_start();
+        let lead = before[..found].trim_end();
+        let word_start = !before[..found].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if after.starts_with('(') && word_start && lead.ends_with("fn") {
+            let keyword = lead.len() - 2;
+            let ends_word = lead[..keyword].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+            if !ends_word {
+                let width = before[keyword..found + name.len()].chars().count();
+                return Some((Position::of_byte_offset(text.as_bytes(), keyword), width));
+            }
+        }
+    }
+    None
+}
+
 /// Every `.rhai` file below `root`, sorted.
 pub(super) fn script_files(root: &Path, diagnostics: &mut Diagnostics) -> Vec<PathBuf> {
     palabre_lang::files::files_below(root, &["rhai"], diagnostics)
@@ -242,6 +289,8 @@ pub(super) fn compile(
             .map(|(name, ..)| name.clone())
     };
     let mut parents = BTreeSet::new();
+    // Every function some other function calls (a function calling itself aside).
+    let mut called: BTreeSet<String> = BTreeSet::new();
     let mut problems = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
         let (call, at, method) = match path.last() {
@@ -254,10 +303,19 @@ pub(super) fn compile(
             return true;
         }
         let name = call.name.as_str();
+        let caller = within(at);
         if name == "parent"
-            && let Some(function) = within(at)
+            && let Some(function) = &caller
         {
-            parents.insert(function);
+            parents.insert(function.clone());
+        }
+        // `Fn("helper")` names a function as surely as calling it does.
+        let named = match (name, call.args.first()) {
+            ("Fn", Some(Expr::StringConstant(target, _))) => target.as_str(),
+            _ => name,
+        };
+        if caller.as_deref() != Some(named) {
+            called.insert(named.to_owned());
         }
         let arity = call.args.len();
         let accepted: Option<BTreeSet<usize>> = known
@@ -296,6 +354,19 @@ pub(super) fn compile(
     for (at, message) in problems {
         diagnostics.push(error(position(at), message).with_source(&text));
     }
+    for (name, _, body, _) in &spans {
+        if called.contains(name) {
+            continue;
+        }
+        if let Some(message) = misspelt_hook(name) {
+            let (at, width) = fn_keyword(&text, name, *body).unwrap_or((position(*body), 1));
+            diagnostics.push(
+                Diagnostic::warning(file, at, message)
+                    .with_width(width)
+                    .with_source(&text),
+            );
+        }
+    }
     for name in parents {
         if let Some(function) = functions.get_mut(&name) {
             function.calls_parent = true;
@@ -330,5 +401,36 @@ mod tests {
             Some(("g", 2))
         );
         assert_eq!(name_and_arity("nonsense"), None);
+    }
+
+    #[test]
+    fn a_function_named_almost_like_a_hook_is_a_misspelt_hook() {
+        assert_eq!(
+            misspelt_hook("meeting_invitee").as_deref(),
+            Some(
+                "'meeting_invitee' is not a hook and no function calls it, so it never runs (did you mean 'meeting_invitees'?)"
+            )
+        );
+        assert!(misspelt_hook("meeting_shedule").is_some());
+        assert_eq!(misspelt_hook("meeting_invitees"), None);
+        assert_eq!(misspelt_hook("committee_schedule"), None);
+        assert_eq!(misspelt_hook("is_big_market"), None);
+    }
+
+    #[test]
+    fn the_fn_of_a_function_is_found_before_its_body() {
+        let text = "// x\nfn helper() { 1 }\n  private fn meeting_quorm(\n  input\n) {\n  ()\n}\n";
+        let body = RhaiPosition::new(5, 3);
+        assert_eq!(
+            fn_keyword(text, "meeting_quorm", body),
+            Some((
+                Position {
+                    line: 3,
+                    column: 11
+                },
+                16
+            ))
+        );
+        assert_eq!(fn_keyword(text, "nowhere", body), None);
     }
 }

@@ -736,7 +736,8 @@ pub fn reference(extensions: &[RuleFunction]) -> String {
          `parent(input)` for the answer of the next script up, and above the national\n\
          script `parent` gives the built-in default. `palabre rules explain PLACE HOOK`\n\
          shows the chain. Only `fn` definitions belong in a script.\n\n\
-         Rule tests are `*.test.yaml` files beside the scripts, run by `palabre test`.\n\n\
+         Rule tests are `*.test.yaml` files beside the scripts, run by `palabre test`\n\
+         (see [Rule tests](#rule-tests) below).\n\n\
          ## Hooks\n\n\
          Each hook is a function of one argument, a map. Every meeting hook gets {COMMON_INPUT}.\n\
          What a hook returns is checked: a wrong shape is a rule error (script and line\n\
@@ -783,5 +784,85 @@ pub fn reference(extensions: &[RuleFunction]) -> String {
         map = limits.map_entries,
         ms = limits.time.as_millis(),
     );
+    out.push_str(RULE_TESTS_REFERENCE);
     out
 }
+
+/// The rule test format (`rule_tests`), as the reference documents it.
+const RULE_TESTS_REFERENCE: &str = r#"
+## Rule tests
+
+A rule test, or *case*, asks one hook at one place with an input written by hand
+and compares the decision with the one expected. Cases are YAML lists in
+`*.test.yaml` files beside the scripts, named after the script they exercise:
+`rules/mopti.test.yaml` beside `rules/mopti.rhai`,
+`rules/mopti/djenne/djenne.test.yaml` beside `rules/mopti/djenne/djenne.rhai`.
+A file's cases are asked at the place it is named after, unless a case names
+another `place`; each case of `national.test.yaml` must name one. The hook is
+answered as it is in service: by the most local script along the place that
+defines it, `parent()` reaching up to the built-in default, so a case also checks
+what the scripts above a place answer there.
+
+`palabre test` runs every case file below the workflows folder's `rules/`;
+`palabre test PATH` runs one case file, or those below a folder (`--workflows DIR`
+for another workflows folder, which is checked first, as by `palabre validate`).
+
+Each case is a map of these fields:
+
+| field | | what |
+|---|---|---|
+| `name` | required | what the case checks; the report names the case by it, after its file and line |
+| `hook` | required | the hook asked: `meeting_schedule`, `meeting_invitees`, `meeting_quorum`, `meeting_reminders`, `milestone_overdue`, `escalation_entry`, `escalation_deadlines` or `escalation_missed` |
+| `function` | optional | the function asked instead of the hook's own name, as a workflow's `rules:` may name one |
+| `place` | optional | where the hook is asked (a place path); default: the place the file is named after |
+| `date` | required | the occurrence's local date, `YYYY-MM-DD` |
+| `time` | optional | its local time, `"HH:MM"` in quotes; default `"09:00"` |
+| `timezone` | optional | an IANA time zone; default `Africa/Bamako` |
+| `now` | optional | the engine's clock, RFC 3339 in UTC (`2027-03-10T08:00:00Z`); default: seven days before the occurrence |
+| `participants` | optional | the contacts the workflow's groups reach, for `meeting_invitees` and `meeting_quorum`: `{ id, name, roles, place, language, response }`, with `id` required, `place` defaulting to the case's place, `language` to `fra` and `response` (`yes`, `no` or `none`, what `meeting_quorum` counts) to `none`. They are also the directory `contacts_with_role` reads. |
+| `input` | optional | fields merged into the hook's input over the common ones, maps key by key: what the milestone and escalation hooks read (`input: { milestone: { days_late: 20 } }`, `input: { dispute: { category: violence, severity: 4 } }`) |
+| `expect` | optional | the decision expected, written as the rule returns it, in YAML: a map for `#{ ... }` (`{ skip: "reason" }`), a list for an array, `true`. `~`, or no `expect`, is `()`: hold the meeting, nobody extra, no extra reminder, the first level, the level's deadlines. The expected decision goes through the same check as a rule's answer, so a case cannot expect what no rule could return: that is an error at its `expect`. |
+| `expect_error` | optional | instead of a decision, a text the rule's error must contain: the case passes when the rule fails with it |
+
+An example, `rules/mopti/djenne/djenne.test.yaml`:
+
+```yaml
+# Cases for rules/mopti/djenne/djenne.rhai, asked at mopti/djenne/djenne.
+- name: a meeting on market Monday moves to Tuesday, same time
+  hook: meeting_schedule
+  date: 2027-03-15
+  time: "09:00"
+  expect:
+    move_to: "2027-03-16 09:00"
+    reason: "Jour de foire à Djenné : la réunion a lieu le lendemain"
+
+- name: a Tuesday meeting is held
+  hook: meeting_schedule
+  date: 2026-12-15
+  expect: ~
+
+- name: the national quorum holds here, with a majority and an official
+  hook: meeting_quorum
+  date: 2026-12-02
+  participants:
+    - { id: c-1, roles: [leader], response: "yes" }
+    - { id: c-2, roles: [mayor], response: "yes" }
+    - { id: c-3, roles: [leader], response: "no" }
+  expect: { reached: true, reason: "2 confirmations sur 3, dont 1 de l'État" }
+
+- name: violence goes straight to the prefect
+  hook: escalation_entry
+  date: 2026-12-02
+  input: { dispute: { category: violence, severity: 2 } }
+  expect: { level: prefet, reason: "violence ou gravité élevée : directement au préfet" }
+```
+
+`palabre test` reports like a test runner: `running N rule case(s)`, a line
+`case FILE:LINE NAME ... ok` (or `FAILED`) per case, then for each failed case
+what was expected and what came, with the script that answered (or the built-in
+default), and last `test result: ok. N passed; 0 failed`, or `FAILED` with the
+number of failed cases. A case file that cannot be read (a YAML mistake) is an
+error at its position, and `test result: error` says how many there were. The
+exit code is 0 when every case passed, 1 when a case failed or a file is broken,
+2 for a usage or I/O error.
+"#;

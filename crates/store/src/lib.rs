@@ -317,6 +317,7 @@ mod ledger;
 mod milestones;
 mod outbox;
 mod replies;
+mod secrets;
 mod states;
 mod timers;
 mod tokens;

@@ -7,6 +7,8 @@
 //! lease expires. The key travels with the message (email Message-ID, SMS
 //! gateways' idempotency keys) so that receivers can recognise the repeat.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -194,6 +196,23 @@ impl Store {
             query.execute(&self.pool).await?;
         }
         Ok(())
+    }
+
+    /// The contacts something was queued or sent to about one occurrence of a
+    /// workflow: those a change of it must be told about.
+    pub async fn told_about(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT contact_id FROM outbox WHERE workflow = $1 AND occurrence = $2",
+        )
+        .bind(workflow)
+        .bind(millis(occurrence))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("contact_id")?)).collect()
     }
 
     /// Queues messages outside any timer (a reply's confirmation), with ledger

@@ -6,6 +6,11 @@
 //! level it reaches and the ledger entries. A case reaching a level asks
 //! `escalation_deadlines` for that level's deadlines, counted in working time; a
 //! missed deadline asks `escalation_missed` how far to climb.
+//!
+//! The ledger says in English what happened and who did it. The level's
+//! responders get facts their template words in their language (`case.why`, the
+//! title of the level it came from, a person's note as written): never an actor,
+//! a level id or the ledger's words.
 
 use std::sync::Arc;
 
@@ -14,7 +19,7 @@ use tracing::info;
 
 use super::{CommandError, Commands};
 use crate::messages::{queue_messages, rule_failure_entry};
-use palabre_lang::escalation::{Case, CaseState, Deadline, Ladder};
+use palabre_lang::escalation::{Arrival, Case, CaseState, Deadline, Ladder};
 use palabre_lang::templates::{CaseFacts, MessageContext, OccurrenceFacts, WorkflowFacts};
 use palabre_plan::definitions::{CASE_TEMPLATE, Definitions};
 use palabre_plan::planner::{Planner, Slot};
@@ -49,6 +54,18 @@ pub enum CaseAction {
 
 /// The longest description kept with a case.
 const MAX_DESCRIPTION: usize = 10_000;
+
+/// Why a case reaches a level: the ledger's words, and what its responders'
+/// template is told.
+struct Why<'a> {
+    arrival: Arrival,
+    /// The title of the level it came from (climbs), or empty.
+    from_level: &'a str,
+    /// A person's note, as written (sent by hand, reopened), or empty.
+    note: &'a str,
+    /// The ledger's detail, in English; never sent.
+    ledger: &'a str,
+}
 
 /// What reaching a level writes: its deadline timers, the messages to its
 /// responders, the ledger entry.
@@ -156,8 +173,13 @@ impl Commands {
             .open_case(&case, &prefix, |id| {
                 let mut opened = case.clone();
                 opened.id = id.to_owned();
-                let reached =
-                    self.reach_level(&planner, &definitions, ladder, &opened, &reason, now);
+                let why = Why {
+                    arrival: Arrival::Opened,
+                    from_level: "",
+                    note: "",
+                    ledger: &reason,
+                };
+                let reached = self.reach_level(&planner, &definitions, ladder, &opened, &why, now);
                 let mut ledger = vec![
                     LedgerEntry::new(
                         now,
@@ -248,8 +270,13 @@ impl Commands {
                 case.state = CaseState::Open;
                 let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
                 // The responders read the note, never who reopened it.
-                let reason = format!("reopened: {note}");
-                let reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
+                let why = Why {
+                    arrival: Arrival::Reopened,
+                    from_level: "",
+                    note: &note,
+                    ledger: &format!("reopened: {note}"),
+                };
+                let reached = self.reach_level(&planner, &definitions, ladder, &case, &why, now);
                 (
                     DropTimers::All,
                     Some(reached),
@@ -259,9 +286,9 @@ impl Commands {
                     )],
                 )
             }
-            CaseAction::Escalate(reason) => {
+            CaseAction::Escalate(note) => {
                 return match self
-                    .climb_case_by(id, 1, &reason, "by hand", Some(actor))
+                    .climb_case_by(id, 1, &note, "by hand", Arrival::SentByHand, Some(actor))
                     .await?
                 {
                     Some(case) => Ok(case),
@@ -274,27 +301,34 @@ impl Commands {
         Ok(case)
     }
 
-    /// Moves a case `climb` levels up (0: its level is told again; the top level
-    /// stays the top), planning that level's deadlines. `None` if there is no such
-    /// case, or it is resolved (then nothing happens).
+    /// Moves a case `climb` levels up after a missed deadline (0: its level is
+    /// told again; the top level stays the top), planning that level's deadlines.
+    /// Its responders are told which deadline was `missed`; `reason` (the
+    /// worker's [`Deadline::missed`] words) and `how` go to the ledger.
+    /// `None` if there is no such case, or it is resolved (then nothing happens).
     pub(crate) async fn climb_case(
         &self,
         id: &str,
         climb: u32,
+        missed: Deadline,
         reason: &str,
         how: &str,
     ) -> Result<Option<Case>, CommandError> {
-        self.climb_case_by(id, climb, reason, how, None).await
+        self.climb_case_by(id, climb, reason, how, Arrival::missed(missed), None)
+            .await
     }
 
-    /// [`Commands::climb_case`], by `actor` when a person asked it: the ledger
-    /// entry names them, the message to the level's responders does not.
+    /// [`Commands::climb_case`] for `arrival`, by `actor` when a person asked it:
+    /// the ledger entry names them, the message to the level's responders does
+    /// not. Sent by hand, `reason` is their note, which the responders read as
+    /// written.
     async fn climb_case_by(
         &self,
         id: &str,
         climb: u32,
         reason: &str,
         how: &str,
+        arrival: Arrival,
         actor: Option<&str>,
     ) -> Result<Option<Case>, CommandError> {
         let definitions = self.definitions();
@@ -315,9 +349,22 @@ impl Commands {
         case.state = CaseState::Open;
         case.updated = now;
         let planner = Planner::new(&definitions, Arc::new(self.store().contacts().await?));
-        let from = ladder.level(from).map_or("?", |l| l.id.as_str());
-        let reason = format!("from level {from} ({how}): {reason}");
-        let mut reached = self.reach_level(&planner, &definitions, ladder, &case, &reason, now);
+        let from = ladder.level(from);
+        let ledger = format!(
+            "from level {} ({how}): {reason}",
+            from.map_or("?", |l| l.id.as_str())
+        );
+        let why = Why {
+            arrival,
+            from_level: from.map_or("", |l| l.title.as_str()),
+            note: if arrival == Arrival::SentByHand {
+                reason
+            } else {
+                ""
+            },
+            ledger: &ledger,
+        };
+        let mut reached = self.reach_level(&planner, &definitions, ladder, &case, &why, now);
         if let (Some(actor), Some(entry)) = (actor, reached.ledger.first_mut()) {
             entry.detail.push_str(&format!("; by {actor}"));
         }
@@ -363,7 +410,7 @@ impl Commands {
         definitions: &Definitions,
         ladder: &Ladder,
         case: &Case,
-        reason: &str,
+        why: &Why<'_>,
         now: DateTime<Utc>,
     ) -> Reached {
         let def = &ladder.definition;
@@ -426,7 +473,9 @@ impl Commands {
             severity: case.severity,
             acknowledge_by: local(acknowledge_by),
             resolve_by: local(resolve_by),
-            reason: reason.to_owned(),
+            why: why.arrival.as_str().to_owned(),
+            from_level: why.from_level.to_owned(),
+            note: why.note.to_owned(),
         };
         let step = format!("{}/L{}", case.id, case.level);
         let slot = Slot {
@@ -469,9 +518,10 @@ impl Commands {
                 now,
                 LedgerEvent::CaseEscalated,
                 format!(
-                    "level {} ({}): {reason}; {} responder(s) told; acknowledge by {}, resolve by {}",
+                    "level {} ({}): {}; {} responder(s) told; acknowledge by {}, resolve by {}",
                     level.id,
                     level.title,
+                    why.ledger,
                     messages.len(),
                     local(acknowledge_by),
                     local(resolve_by)

@@ -170,7 +170,14 @@ impl Commands {
                 reference: Some(reference),
             } => {
                 if let Some(answered) = self
-                    .answer_meeting(&definitions, contact, &directory, yes, &reference, now)
+                    .answer_meeting(
+                        &definitions,
+                        contact,
+                        &directory,
+                        (yes, &reference),
+                        Channel::Sms,
+                        now,
+                    )
                     .await?
                 {
                     answered
@@ -228,13 +235,13 @@ impl Commands {
 
     /// A yes or no to the occurrence with this reference among the meetings the
     /// contact is invited to; `None` if there is none.
-    async fn answer_meeting(
+    pub(super) async fn answer_meeting(
         &self,
         definitions: &Definitions,
         contact: &Contact,
         directory: &Arc<Vec<Contact>>,
-        yes: bool,
-        reference: &str,
+        (yes, reference): (bool, &str),
+        via: Channel,
         now: DateTime<Utc>,
     ) -> Result<Option<InboundOutcome>, CommandError> {
         let found = definitions.meetings.iter().find_map(|meeting| {
@@ -261,7 +268,7 @@ impl Commands {
             format!("{response} to {reference}"),
         )
         .slot(&def.id, occurrence, "reply")
-        .recipient(&contact.id, Some(Channel::Sms));
+        .recipient(&contact.id, Some(via));
         self.store()
             .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
             .await?;

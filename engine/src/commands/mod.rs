@@ -7,6 +7,7 @@
 //! exit code. A command writes through the store in one transaction and wakes
 //! the worker; it never delivers anything itself.
 
+mod answers;
 mod cases;
 mod inbound;
 mod milestones;
@@ -20,6 +21,9 @@ use palabre_plan::definitions::Definitions;
 use palabre_store::{Store, StoreError};
 use tokio::sync::Notify;
 
+use crate::answer_links::AnswerLinkSigner;
+
+pub use answers::{ANSWER_PAGE_TEMPLATE, AnswerPage};
 pub use cases::{CaseAction, NewCase};
 pub use inbound::InboundOutcome;
 pub(crate) use inbound::{PROVIDER_OPT_OUT, about_sent};
@@ -72,6 +76,8 @@ struct Shared {
     definitions: RwLock<Arc<Definitions>>,
     clock: Arc<dyn Clock>,
     wake: Notify,
+    /// Set when the server has a public address: emails carry answer links.
+    answer_links: RwLock<Option<Arc<AnswerLinkSigner>>>,
 }
 
 impl Commands {
@@ -82,8 +88,27 @@ impl Commands {
                 definitions: RwLock::new(Arc::new(definitions)),
                 clock,
                 wake: Notify::new(),
+                answer_links: RwLock::new(None),
             }),
         }
+    }
+
+    /// Makes meeting messages carry answer links signed by `signer`, and lets
+    /// [`Commands::answer_page`] read them.
+    pub fn set_answer_links(&self, signer: AnswerLinkSigner) {
+        *self
+            .shared
+            .answer_links
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(signer));
+    }
+
+    /// The answer links' signer, when the server has a public address.
+    pub fn answer_links(&self) -> Option<Arc<AnswerLinkSigner>> {
+        self.shared
+            .answer_links
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |l| l.clone())
     }
 
     pub fn store(&self) -> &Store {

@@ -1,7 +1,8 @@
 //! Moving and cancelling one occurrence of a meeting, as a coordinator (CLI,
 //! API) or a schedule rule asks: the change is recorded with its iCalendar
-//! sequence, every participant gets a notice (and an updated invitation by
-//! email), and the occurrence's remaining steps are planned for the new start.
+//! sequence, every participant already told of the occurrence gets a notice (and
+//! an updated invitation by email; before its first message the change is
+//! silent), and the occurrence's remaining steps are planned for the new start.
 
 use std::sync::Arc;
 
@@ -39,8 +40,8 @@ pub const MOVE_HORIZON: TimeDelta = TimeDelta::days(366);
 impl Commands {
     /// Moves one occurrence to `new_start`, or cancels it when `new_start` is `None`:
     /// its pending steps are re-planned relative to the new start (or dropped),
-    /// steps already sent stay sent, and every participant is sent the
-    /// `meeting-moved` or `meeting-cancelled` notice, by email with the updated
+    /// steps already sent stay sent, and every participant already told of it
+    /// is sent the `meeting-moved` or `meeting-cancelled` notice, by email with the updated
     /// calendar entry (same UID, next SEQUENCE). All in one transaction, in the ledger.
     /// For changes no person made (a schedule rule's); people's go through
     /// [`Commands::change_occurrence_by`].
@@ -152,7 +153,11 @@ impl Commands {
             ));
         }
         let directory = Arc::new(self.store().contacts().await?);
-        let planner = Planner::new(&definitions, directory);
+        let links = self.answer_links();
+        let mut planner = Planner::new(&definitions, directory);
+        if let Some(links) = &links {
+            planner = planner.with_answer_links(links.as_ref());
+        }
         let timers: Vec<PlannedTimer> = new_start
             .map(|start| {
                 planner
@@ -168,7 +173,14 @@ impl Commands {
             })
             .unwrap_or_default();
         let timer_key = PlannedTimer::key(workflow, occurrence, &notice_id);
-        let planned = planner.notice(meeting, &change, previous_start, template, &notice_id, now);
+        // Only people already told about the occurrence hear of its change: before
+        // its first message, a move or a cancellation is silent (the ledger has it).
+        let told = self.store().told_about(workflow, occurrence).await?;
+        let planned: Vec<_> = planner
+            .notice(meeting, &change, previous_start, template, &notice_id, now)
+            .into_iter()
+            .filter(|message| told.contains(&message.contact_id))
+            .collect();
         let slot = |event, detail: String| {
             LedgerEntry::new(now, event, detail).slot(workflow, occurrence, &notice_id)
         };
@@ -181,7 +193,12 @@ impl Commands {
             None => format!("cancelled (was {})", previous_start.to_rfc3339()),
         };
         let by = actor.map(|a| format!(" by {a}")).unwrap_or_default();
-        let mut ledger = vec![slot(event, format!("{what}{by}: {reason}"))];
+        let silent = if told.is_empty() {
+            " (nobody had been told of it yet: no notice)"
+        } else {
+            ""
+        };
+        let mut ledger = vec![slot(event, format!("{what}{by}{silent}: {reason}"))];
         ledger.extend(rule_failure_entries(&planner, now));
         let calendar = |channel: Channel| {
             (channel == Channel::Email).then(|| {

@@ -85,10 +85,8 @@ impl Runtime {
         let follow_up = FollowUp::Climb {
             case: case.id.clone(),
             climb,
-            reason: format!(
-                "{} deadline missed at level {level_id}: {reason}",
-                deadline.as_str()
-            ),
+            missed: deadline,
+            reason: deadline.missed(level_id, &reason),
         };
         let mut fired = done(TimerOutcome::Fired, ledger, Some(follow_up));
         fired.completion.ledger.extend(failure);

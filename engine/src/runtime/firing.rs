@@ -39,6 +39,8 @@ pub(super) enum FollowUp {
     Climb {
         case: String,
         climb: u32,
+        /// The deadline missed, which its responders' message words.
+        missed: palabre_lang::escalation::Deadline,
         reason: String,
     },
 }
@@ -256,7 +258,11 @@ impl Runtime {
                 return Ok(());
             }
             let contacts = self.directory(directory).await?;
-            let planner = Planner::new(definitions, contacts.contacts.clone());
+            let links = self.commands.answer_links();
+            let mut planner = Planner::new(definitions, contacts.contacts.clone());
+            if let Some(links) = &links {
+                planner = planner.with_answer_links(links.as_ref());
+            }
             let mut completions = Vec::with_capacity(claimed.len());
             let mut follow_ups: Vec<FollowUp> = Vec::new();
             for timer in claimed {
@@ -310,10 +316,11 @@ impl Runtime {
                     FollowUp::Climb {
                         case,
                         climb,
+                        missed,
                         reason,
                     } => match self
                         .commands
-                        .climb_case(&case, climb, &reason, "missed deadline")
+                        .climb_case(&case, climb, missed, &reason, "missed deadline")
                         .await
                     {
                         Ok(_) => {}
