@@ -247,10 +247,11 @@ fn demo_workflow(now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     let start = now + chrono::TimeDelta::minutes(5);
     let yaml = format!(
         "kind: meeting\nid: demo\ntitle: \"Démonstration palabre\"\nplace: mopti/mopti\n\
-         recurrence: \"{} {} {} {} *\"\ntimezone: UTC\nduration: 1h\nvenue: \"Salle de démonstration\"\n\
+         recurrence: \"{} {} {} {} *\"\ntimezone: Africa/Bamako\nduration: 1h\nvenue: \"Salle de démonstration\"\n\
          recipients:\n  - role: leader\n  - role: mayor\n  - role: prefect\n\
          steps:\n  - {{ id: invitation, at: -4m, template: meeting-invitation, channels: [email, sms], calendar: true }}\n\
          \x20 - {{ id: reminder, at: -2m, template: meeting-reminder, channels: [sms, email] }}\n",
+        // Bamako keeps UTC all year: the UTC fields are its local time.
         start.minute(),
         start.hour(),
         start.day(),
