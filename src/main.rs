@@ -75,7 +75,7 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
             reveal,
             format,
             sources,
-        }) => contacts::list(reveal, format, &sources, out).await,
+        }) => contacts::list(reveal, format, operator, &sources, out).await,
         Command::Contacts(ContactsCommand::Remove { id, sources }) => {
             contacts::remove(&id, &sources, out).await
         }
@@ -85,6 +85,9 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
         Command::Contacts(ContactsCommand::Activate { id, sources }) => {
             contacts::set_active(&id, true, &sources, out).await
         }
+        Command::Contacts(
+            command @ (ContactsCommand::Erase { .. } | ContactsCommand::Export { .. }),
+        ) => contacts::personal_data(command, operator, out).await,
         Command::Milestones {
             place,
             format,

@@ -498,4 +498,26 @@ pub enum ContactsCommand {
         #[command(flatten)]
         sources: Sources,
     },
+    /// Erase a person: name, phone and email destroyed everywhere (the
+    /// directory, the texts of their messages, the ledger), their id replaced
+    /// by a pseudonym that says nothing, so counts and history stay (role and
+    /// place kept); their queued messages dropped. After confirmation.
+    Erase {
+        id: String,
+        /// Why (up to 300 characters), as the ledger records it.
+        #[arg(long)]
+        reason: String,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Print everything stored about one person as JSON, for a subject-access
+    /// request (in clear); the ledger records who exported whom, not what.
+    Export {
+        id: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
 }

@@ -1,7 +1,8 @@
 //! `palabre case`: disputes on an escalation ladder, opened and acted on through
 //! the engine's commands as the operator (the sending is left to `serve`), the
 //! list a coordinator follows, and one case shown with its whole history from
-//! the ledger (who did what included).
+//! the ledger (who did what included); its description only with `--reveal`,
+//! which the ledger records (`revealed`, with the operator).
 
 use std::fmt::Write as _;
 
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 use palabre_core::clock::{Clock, SystemClock};
 use palabre_engine::commands::{CaseAction, NewCase};
 use palabre_lang::escalation::CaseState;
-use palabre_store::{CaseFilter, ListedCase, Store};
+use palabre_store::{CaseFilter, LedgerEntry, ListedCase, Store};
 
 use super::args::{CaseCommand, Format, Sources};
 use super::context::{
@@ -58,7 +59,7 @@ pub async fn run(command: CaseCommand, operator: &str, out: &mut String) -> anyh
             id,
             reveal,
             sources,
-        } => return show(&id, reveal, &sources, out).await,
+        } => return show(&id, reveal, operator, &sources, out).await,
         CaseCommand::Ack(n) => (n.sources, n.id, CaseAction::Acknowledge(n.note)),
         CaseCommand::Note(n) => (n.sources, n.id, CaseAction::Note(n.note)),
         CaseCommand::Resolve(n) => (n.sources, n.id, CaseAction::Resolve(n.note)),
@@ -211,11 +212,28 @@ async fn list(
     Ok(())
 }
 
-async fn show(id: &str, reveal: bool, sources: &Sources, out: &mut String) -> anyhow::Result<()> {
+/// `case show`; with `reveal`, the description too, and a `revealed` ledger
+/// entry naming `operator` (never the description itself).
+async fn show(
+    id: &str,
+    reveal: bool,
+    operator: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let store = required_store(sources, "no case yet").await?;
     let Some(case) = store.case(id).await? else {
         bail!("no case '{id}'");
     };
+    if reveal {
+        // Accounted for before it is shown, and in the case's own history.
+        let entry = LedgerEntry::case_reveal(
+            SystemClock.now(),
+            &[(&case.workflow, &case.id)],
+            &format!("shown by `palabre case show --reveal` to {operator}"),
+        );
+        store.append_ledger(&[entry]).await?;
+    }
     let history = store.ledger_about(&case.workflow, &case.id).await?;
     store.close().await;
     writeln!(

@@ -191,9 +191,24 @@ struct Listed {
     sms_stopped: bool,
 }
 
+/// The `revealed` ledger entry of `contacts list --reveal` showing `count`
+/// contacts to `operator`: what was shown, never a phone or an email.
+fn revealed(count: usize, operator: &str) -> palabre_store::LedgerEntry {
+    use palabre_core::clock::Clock as _;
+    palabre_store::LedgerEntry::new(
+        palabre_core::clock::SystemClock.now(),
+        palabre_store::LedgerEvent::Revealed,
+        format!(
+            "contacts list: {count} contacts' phones and emails, shown by \
+             `palabre contacts list --reveal` to {operator}"
+        ),
+    )
+}
+
 pub async fn list(
     reveal: bool,
     format: Format,
+    operator: &str,
     sources: &Sources,
     out: &mut String,
 ) -> anyhow::Result<()> {
@@ -203,7 +218,14 @@ pub async fn list(
     )
     .await?;
     let read = async {
-        Ok::<_, palabre_store::StoreError>((store.directory().await?, store.sms_stopped().await?))
+        let entries = store.directory().await?;
+        if reveal {
+            // Accounted for before anything is shown: who, and how many; never a value.
+            store
+                .append_ledger(&[revealed(entries.len(), operator)])
+                .await?;
+        }
+        Ok::<_, palabre_store::StoreError>((entries, store.sms_stopped().await?))
     }
     .await;
     store.close().await;
@@ -265,5 +287,155 @@ pub async fn list(
             writeln!(out, "{} contact(s), {inactive} inactive", directory.len())?;
         }
     }
+    Ok(())
+}
+
+/// `contacts erase` and `contacts export`: one person's data, as `operator`.
+pub async fn personal_data(
+    command: super::args::ContactsCommand,
+    operator: &str,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    use super::args::ContactsCommand;
+    match command {
+        ContactsCommand::Erase {
+            id,
+            reason,
+            yes,
+            sources,
+        } => erase(&id, &reason, yes, operator, &sources, out).await,
+        ContactsCommand::Export { id, sources } => export(&id, operator, &sources, out).await,
+        _ => bail!("not a command on one person's data"),
+    }
+}
+
+/// The longest reason `contacts erase` takes.
+const MAX_ERASE_REASON: usize = 300;
+
+/// `contacts erase ID --reason TEXT [--yes]`: says what will go, asks for
+/// confirmation unless `yes`, then erases in one transaction.
+async fn erase(
+    id: &str,
+    reason: &str,
+    yes: bool,
+    operator: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_ERASE_REASON {
+        eprintln!(
+            "error: --reason must say why, in 1 to {MAX_ERASE_REASON} characters \
+             (it has {})",
+            reason.chars().count()
+        );
+        return Err(Invalid.into());
+    }
+    if reason.chars().any(char::is_control) {
+        eprintln!("error: --reason must be one line of text, without control characters");
+        return Err(Invalid.into());
+    }
+    let store = required_store(sources, "no contact imported yet").await?;
+    let result = erase_in(&store, id, reason, yes, operator, out).await;
+    store.close().await;
+    result
+}
+
+async fn erase_in(
+    store: &Store,
+    id: &str,
+    reason: &str,
+    yes: bool,
+    operator: &str,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    if store.contact(id).await?.is_none() {
+        return no_such_contact(id);
+    }
+    eprintln!(
+        "{id} will be erased: their name, phone and email destroyed everywhere, their id \
+         replaced by a pseudonym, their queued messages dropped; this cannot be undone"
+    );
+    if !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            bail!(
+                "not erasing {id} without confirmation: no terminal to ask on; \
+                 run again with --yes to confirm"
+            );
+        }
+        eprint!("type yes to go on: ");
+        let mut answer = String::new();
+        stdin.lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("not confirmed: nothing changed");
+        }
+    }
+    use palabre_core::clock::Clock as _;
+    let erasure = palabre_store::erasure::Erasure {
+        id,
+        reason,
+        operator,
+        random: random_bytes()?,
+        now: palabre_core::clock::SystemClock.now(),
+    };
+    let Some(done) = store.erase_contact(&erasure).await? else {
+        return no_such_contact(id);
+    };
+    writeln!(
+        out,
+        "{id} erased: now {}; {} answer(s), {} message(s) and {} ledger entries kept under \
+         the pseudonym, {} queued message(s) dropped, {} case(s)",
+        done.pseudonym,
+        done.responses,
+        done.messages_kept,
+        done.ledger_entries,
+        done.messages_dropped,
+        done.cases,
+    )?;
+    match done.files_rewritten {
+        Some(true) | None => {}
+        Some(false) => eprintln!(
+            "warning: another process has the database open: the old values may stay in \
+             its -wal file until the last process using it closes it"
+        ),
+    }
+    if done.files_rewritten.is_none() {
+        eprintln!(
+            "note: PostgreSQL keeps old row versions on disk until it vacuums them: \
+             run VACUUM FULL on contacts, outbox and ledger to rewrite them now"
+        );
+    }
+    Ok(())
+}
+
+/// Six random bytes for a pseudonym: from the operating system (`/dev/urandom`),
+/// else from the keys std draws from it for its hash maps.
+fn random_bytes() -> anyhow::Result<[u8; 6]> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0_u8; 6];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system gave no random bytes for a pseudonym"))?;
+    Ok(bytes)
+}
+
+/// `contacts export ID`: everything stored about them, as JSON.
+async fn export(
+    id: &str,
+    operator: &str,
+    sources: &Sources,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    use palabre_core::clock::Clock as _;
+    let store = required_store(sources, "no contact imported yet").await?;
+    let exported = store
+        .export_contact(id, operator, palabre_core::clock::SystemClock.now())
+        .await;
+    store.close().await;
+    let Some(exported) = exported? else {
+        return no_such_contact(id);
+    };
+    writeln!(out, "{}", serde_json::to_string_pretty(&exported)?)?;
     Ok(())
 }

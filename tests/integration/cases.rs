@@ -641,3 +641,205 @@ fn the_operator_is_recorded_and_cases_are_listed_from_the_command_line() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("unknown place"), "{}", run.stderr);
 }
+
+/// Every `revealed` entry of the ledger, and the whole ledger as text.
+async fn revealed_entries(
+    store: &palabre_store::Store,
+) -> (Vec<palabre_store::LedgerEntry>, String) {
+    let ledger = store.ledger(None, 10_000).await.unwrap();
+    let text = serde_json::to_string(&ledger).unwrap();
+    let revealed = ledger
+        .into_iter()
+        .filter(|e| e.event == "revealed")
+        .collect();
+    (revealed, text)
+}
+
+#[tokio::test]
+async fn reading_descriptions_through_the_api_is_in_the_ledger_with_the_token() {
+    for world in worlds("case_reveal_api", "once").await {
+        ladders(&world);
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
+        let (_, _, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        four_cases(&runtime).await;
+        let now = clock.now();
+        let store = runtime.store();
+        let hotline = create_token(store, Role::Coordinator, "mopti", "hotline", now)
+            .await
+            .unwrap();
+        let by = format!("by hotline (token {})", hotline.split('_').nth(1).unwrap());
+        let national = create_token(store, Role::Administrator, "national", "", now)
+            .await
+            .unwrap();
+        let national_id = national.split('_').nth(1).unwrap().to_owned();
+        let observer = create_token(store, Role::Observer, "mopti/koro", "koro", now)
+            .await
+            .unwrap();
+
+        // Observers read no description: nothing to account for.
+        let (status, case) = call(&runtime, "GET", "/cases/LT-0001", &observer, None).await;
+        assert_eq!(status, StatusCode::OK, "{case}");
+        assert!(case.get("description").is_none(), "{case}");
+        let (status, _) = call(&runtime, "GET", "/cases?state=all", &observer, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(revealed_entries(store).await.0.is_empty());
+
+        // A coordinator's reading of one case: one entry, in the case's history.
+        let (status, case) = call(&runtime, "GET", "/cases/LT-0001", &hotline, None).await;
+        assert_eq!(status, StatusCode::OK, "{case}");
+        assert_eq!(case["description"], "Deux familles et un champ");
+        let (revealed, _) = revealed_entries(store).await;
+        assert_eq!(revealed.len(), 1, "{revealed:#?}");
+        assert_eq!(
+            revealed[0].detail,
+            format!(
+                "case LT-0001 (litiges-test): description, read through GET /cases/LT-0001 {by}"
+            )
+        );
+        let history = store.ledger_about("litiges-test", "LT-0001").await.unwrap();
+        assert_eq!(
+            history.iter().filter(|e| e.event == "revealed").count(),
+            1,
+            "{history:#?}"
+        );
+
+        // A list: one entry naming the cases it showed, and those only.
+        let (_, cases) = call(&runtime, "GET", "/cases", &hotline, None).await;
+        assert_eq!(listed_ids(&cases), ["LT-0001", "LT-0003"]);
+        let (revealed, _) = revealed_entries(store).await;
+        assert_eq!(revealed.len(), 2, "{revealed:#?}");
+        assert_eq!(
+            revealed[1].detail,
+            format!(
+                "2 cases' descriptions (litiges-test: LT-0001, LT-0003), read through GET /cases {by}"
+            )
+        );
+        assert_eq!(revealed[1].workflow.as_deref(), Some("litiges-test"));
+        // An empty list shows nothing.
+        let (_, cases) = call(
+            &runtime,
+            "GET",
+            "/cases?workflow=litiges-segou-test",
+            &hotline,
+            None,
+        )
+        .await;
+        assert!(listed_ids(&cases).is_empty(), "{cases}");
+        assert_eq!(revealed_entries(store).await.0.len(), 2);
+
+        // Across ladders, an unlabelled token: named by its id.
+        let (_, cases) = call(&runtime, "GET", "/cases?state=all", &national, None).await;
+        assert_eq!(listed_ids(&cases).len(), 4);
+        let (revealed, ledger) = revealed_entries(store).await;
+        assert_eq!(revealed.len(), 3, "{revealed:#?}");
+        assert_eq!(
+            revealed[2].detail,
+            format!(
+                "4 cases' descriptions (litiges-segou-test: LST-0001; litiges-test: LT-0001, \
+                 LT-0002, LT-0003), read through GET /cases by token {national_id}"
+            )
+        );
+        assert_eq!(revealed[2].workflow, None);
+
+        for description in [
+            "Deux familles",
+            "Un puits",
+            "Un couloir",
+            "Un litige à Kolongo",
+        ] {
+            assert!(!ledger.contains(description), "{description} in the ledger");
+        }
+    }
+}
+
+#[tokio::test]
+async fn case_show_reveal_is_in_the_ledger_with_the_operator() {
+    let dir = workspace_with_directory();
+    let dir = dir.path();
+    let mut urls = vec![format!("sqlite://{}", dir.join("reveal.db").display())];
+    if let Some(base) = crate::util::postgres_url() {
+        urls.push(crate::util::fresh_postgres_schema(&base, "case_show_reveal").await);
+    }
+    let csv = crate::util::repo().join("examples/directory.csv");
+    for url in urls {
+        let run_on = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--db", url.as_str()]);
+            palabre_with(dir, &all, &[("USER", "awa")], &[])
+        };
+        let run = run_on(&["contacts", "import", csv.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = run_on(&[
+            "case",
+            "open",
+            "--workflow",
+            "litiges-mopti",
+            "--category",
+            "foncier",
+            "--place",
+            "mopti/koro/koro",
+            "--party",
+            "c-0001",
+            "--description",
+            "Conflit de limites entre Dioura et Koro",
+        ]);
+        assert_eq!(run.stdout, "LM-0001 opened at level 0\n", "{}", run.stderr);
+        let revealed = async || {
+            let store = palabre_store::Store::connect(&url).await.unwrap();
+            let ledger = store.ledger(None, 10_000).await.unwrap();
+            store.close().await;
+            let text = serde_json::to_string(&ledger).unwrap();
+            let entries: Vec<_> = ledger
+                .into_iter()
+                .filter(|e| e.event == "revealed")
+                .collect();
+            (entries, text)
+        };
+
+        let run = run_on(&["case", "show", "LM-0001", "--as", "Awa Traoré"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stdout.contains("Conflit"), "{}", run.stdout);
+        assert!(revealed().await.0.is_empty(), "{url}: no reveal, no entry");
+
+        let run = run_on(&["case", "show", "LM-0001", "--reveal", "--as", "Awa Traoré"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout
+                .contains("description: Conflit de limites entre Dioura et Koro"),
+            "{}",
+            run.stdout
+        );
+        let (entries, ledger) = revealed().await;
+        assert_eq!(entries.len(), 1, "{url}: {entries:#?}");
+        let entry = &entries[0];
+        assert_eq!(
+            (entry.workflow.as_deref(), entry.step.as_deref()),
+            (Some("litiges-mopti"), Some("LM-0001"))
+        );
+        assert!(
+            entry
+                .detail
+                .starts_with("case LM-0001 (litiges-mopti): description")
+                && entry.detail.ends_with("to Awa Traoré"),
+            "{}",
+            entry.detail
+        );
+        // The show that revealed it lists it in the case's history.
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains("revealed") && l.ends_with("to Awa Traoré")),
+            "{}",
+            run.stdout
+        );
+        for secret in [
+            "Conflit",
+            "Dioura",
+            "+22376942303",
+            "boubacar.sow.1@example.org",
+        ] {
+            assert!(!ledger.contains(secret), "{secret} in the ledger");
+        }
+    }
+}

@@ -343,3 +343,87 @@ fn values_written_by_hand_are_stored_normalized_and_noted() {
     assert_eq!(listed[1]["channels"], serde_json::json!(["email", "sms"]));
     assert_eq!(listed[2]["language"], "bam");
 }
+
+/// The databases a CLI test runs on: a SQLite file in `dir`, and a fresh
+/// PostgreSQL schema when one is configured.
+async fn cli_databases(dir: &std::path::Path, name: &str) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("reveal.db").display())];
+    if let Some(base) = crate::util::postgres_url() {
+        urls.push(crate::util::fresh_postgres_schema(&base, name).await);
+    }
+    urls
+}
+
+/// Every `revealed` entry of the ledger at `url`, and the whole ledger as text.
+async fn revealed_entries(url: &str) -> (Vec<palabre_store::LedgerEntry>, String) {
+    let store = palabre_store::Store::connect(url).await.unwrap();
+    let ledger = store.ledger(None, 10_000).await.unwrap();
+    store.close().await;
+    let text = serde_json::to_string(&ledger).unwrap();
+    let revealed = ledger
+        .into_iter()
+        .filter(|e| e.event == "revealed")
+        .collect();
+    (revealed, text)
+}
+
+#[tokio::test]
+async fn revealing_the_directory_is_in_the_ledger_with_who_and_never_a_phone_or_email() {
+    let dir = workspace();
+    for url in cli_databases(dir.path(), "contacts_reveal").await {
+        let run_on = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--db", url.as_str()]);
+            palabre(dir.path(), &all)
+        };
+        let run = run_on(&["contacts", "import", &example_csv()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+
+        // Masked: nothing revealed, nothing recorded.
+        let run = run_on(&["contacts", "list", "--as", "Awa Traoré"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stdout.contains("+22376942303"), "masked");
+        let run = run_on(&["contacts", "list", "--format", "json", "--as", "Awa Traoré"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let (revealed, _) = revealed_entries(&url).await;
+        assert!(revealed.is_empty(), "{url}: {revealed:#?}");
+
+        // In clear: one entry, with who and how many.
+        let run = run_on(&["contacts", "list", "--reveal", "--as", "Awa Traoré"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("+22376942303"), "{}", run.stdout);
+        let (revealed, _) = revealed_entries(&url).await;
+        assert_eq!(revealed.len(), 1, "{url}: {revealed:#?}");
+        let detail = &revealed[0].detail;
+        assert!(
+            detail.starts_with("contacts list: 238 contacts' phones and emails")
+                && detail.ends_with("to Awa Traoré"),
+            "{detail}"
+        );
+
+        let run = run_on(&[
+            "contacts",
+            "list",
+            "--reveal",
+            "--format",
+            "json",
+            "--as",
+            "Awa Traoré",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let (revealed, ledger) = revealed_entries(&url).await;
+        assert_eq!(revealed.len(), 2, "one entry per listing: {revealed:#?}");
+        let listed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let values: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| [c["phone"].as_str(), c["email"].as_str()])
+            .flatten()
+            .collect();
+        assert!(values.len() > 238, "phones and emails in clear");
+        for value in values {
+            assert!(!ledger.contains(value), "{value} in the ledger");
+        }
+    }
+}

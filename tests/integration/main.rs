@@ -15,6 +15,7 @@ mod backup;
 mod cases;
 mod contacts;
 mod directory;
+mod erasure;
 mod escalation;
 mod failures;
 mod gateways;

@@ -1,6 +1,7 @@
 //! Disputes: opening a case, reading it and its history, acting on it
 //! (acknowledge, note, resolve, reopen, escalate). Descriptions are shown to
-//! coordinators and administrators only.
+//! coordinators and administrators only, and each reading of them is written
+//! in the ledger (`revealed`: which cases, by which token; never the text).
 
 use axum::Json;
 use axum::extract::State;
@@ -78,8 +79,39 @@ pub(super) fn case_view(state: &ApiState, case: Case, caller: &Caller) -> CaseVi
         state: case.state,
         opened: case.opened,
         updated: case.updated,
-        description: (caller.role >= Role::Coordinator).then_some(case.description),
+        description: reads_descriptions(caller).then_some(case.description),
     }
+}
+
+/// Whether `caller`'s role reads descriptions (what [`case_view`] shows them).
+fn reads_descriptions(caller: &Caller) -> bool {
+    caller.role >= Role::Coordinator
+}
+
+/// Writes one `revealed` ledger entry when `caller` is about to read the
+/// descriptions of `cases` through `route`: the token's label and id, the
+/// cases' ladders and references, never a description. Nothing when their role
+/// reads none, or there is no case. Written before the answer goes out: a
+/// description whose reading could not be recorded is not shown.
+pub(crate) async fn record_reveal(
+    state: &ApiState,
+    caller: &Caller,
+    route: &str,
+    cases: &[&Case],
+) -> Result<(), ApiError> {
+    if !reads_descriptions(caller) || cases.is_empty() {
+        return Ok(());
+    }
+    let actor = super::actor(state, caller).await?;
+    let shown: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| (c.workflow.as_str(), c.id.as_str()))
+        .collect();
+    state
+        .commands
+        .record_case_reveal(&shown, &format!("read through {route} by {actor}"))
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn open_case(
@@ -156,11 +188,19 @@ pub(super) async fn list_cases(
         workflow: query.workflow,
         within,
     };
-    let listed = state.commands.store().list_cases(&filter).await?;
+    let listed: Vec<_> = state
+        .commands
+        .store()
+        .list_cases(&filter)
+        .await?
+        .into_iter()
+        .filter(|l| caller.covers(&l.case.place))
+        .collect();
+    let shown: Vec<&Case> = listed.iter().map(|l| &l.case).collect();
+    record_reveal(&state, &caller, "GET /cases", &shown).await?;
     Ok(Json(
         listed
             .into_iter()
-            .filter(|l| caller.covers(&l.case.place))
             .map(|l| ListedCaseView {
                 next_deadline: l.next_deadline,
                 case: case_view(&state, l.case, &caller),
@@ -188,6 +228,13 @@ pub(super) async fn read_case(
     Path(id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let case = visible_case(&state, &caller, &id).await?;
+    record_reveal(
+        &state,
+        &caller,
+        &format!("GET /cases/{}", case.id),
+        &[&case],
+    )
+    .await?;
     Ok(Json(case_view(&state, case, &caller)))
 }
 

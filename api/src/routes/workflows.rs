@@ -10,7 +10,7 @@ use palabre_lang::milestones::{Statuses, TimelineRow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::cases::{CaseView, case_view};
+use super::cases::{CaseView, case_view, record_reveal};
 use crate::auth::Caller;
 use crate::extract::{JsonBody, Path, out_of_scope};
 use crate::{ApiError, ApiState};
@@ -116,14 +116,20 @@ pub(super) async fn instances(
         if !caller.covers(place) && !palabre_lang::places::Places::contains(place, &caller.scope) {
             return Err(out_of_scope(&caller));
         }
-        let cases = store
+        let cases: Vec<_> = store
             .cases(&id)
             .await?
             .into_iter()
             .filter(|c| caller.covers(&c.place))
+            .collect();
+        let shown: Vec<&_> = cases.iter().collect();
+        let route = format!("GET /workflows/{id}/instances");
+        record_reveal(&state, &caller, &route, &shown).await?;
+        let views = cases
+            .into_iter()
             .map(|c| case_view(&state, c, &caller))
             .collect();
-        return Ok(Json(Instances::Escalation(cases)));
+        return Ok(Json(Instances::Escalation(views)));
     }
     Err(ApiError::new(
         StatusCode::NOT_FOUND,

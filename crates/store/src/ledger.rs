@@ -66,10 +66,16 @@ pub enum LedgerEvent {
     Delivered,
     Undelivered,
     Receipt,
+    /// Personal data was shown in clear (phones and emails, a case's
+    /// description): who saw what, never the values themselves.
+    Revealed,
+    /// One person's data was erased (under a pseudonym) or exported (a
+    /// subject-access request): who asked and why, never the data.
+    PersonalData,
 }
 
 impl LedgerEvent {
-    pub const ALL: [LedgerEvent; 29] = [
+    pub const ALL: [LedgerEvent; 31] = [
         LedgerEvent::Fired,
         LedgerEvent::FiredLate,
         LedgerEvent::Missed,
@@ -99,6 +105,8 @@ impl LedgerEvent {
         LedgerEvent::Delivered,
         LedgerEvent::Undelivered,
         LedgerEvent::Receipt,
+        LedgerEvent::Revealed,
+        LedgerEvent::PersonalData,
     ];
 
     /// The event a stored word names.
@@ -137,6 +145,8 @@ impl LedgerEvent {
             LedgerEvent::Delivered => "delivered",
             LedgerEvent::Undelivered => "undelivered",
             LedgerEvent::Receipt => "receipt",
+            LedgerEvent::PersonalData => "personal-data",
+            LedgerEvent::Revealed => "revealed",
         }
     }
 }
@@ -168,6 +178,42 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
+    /// The `revealed` entry of `how` (`read through GET /cases by hotline (token
+    /// …)`) showing the descriptions of `cases` (ladder, reference): under the case
+    /// when there is one, else naming them per ladder. Never a description.
+    pub fn case_reveal(now: DateTime<Utc>, cases: &[(&str, &str)], how: &str) -> LedgerEntry {
+        if let [(workflow, id)] = cases {
+            return LedgerEntry::new(
+                now,
+                LedgerEvent::Revealed,
+                format!("case {id} ({workflow}): description, {how}"),
+            )
+            .about(workflow, id);
+        }
+        // Per ladder, in the order listed: `litiges-mopti: LM-0001, LM-0003`.
+        let mut ladders: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (workflow, id) in cases {
+            match ladders.iter_mut().find(|(w, _)| w == workflow) {
+                Some((_, ids)) => ids.push(id),
+                None => ladders.push((workflow, vec![id])),
+            }
+        }
+        let named = ladders
+            .iter()
+            .map(|(workflow, ids)| format!("{workflow}: {}", ids.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut entry = LedgerEntry::new(
+            now,
+            LedgerEvent::Revealed,
+            format!("{} cases' descriptions ({named}), {how}", cases.len()),
+        );
+        if let [(workflow, _)] = ladders.as_slice() {
+            entry.workflow = Some((*workflow).to_owned());
+        }
+        entry
+    }
+
     pub fn new(at: DateTime<Utc>, event: LedgerEvent, detail: impl Into<String>) -> LedgerEntry {
         LedgerEntry {
             at,

@@ -311,6 +311,7 @@ mod cases;
 mod changes;
 mod contacts;
 mod definitions;
+pub mod erasure;
 mod idempotency;
 mod lease;
 mod ledger;

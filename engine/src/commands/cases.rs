@@ -76,6 +76,20 @@ struct Reached {
 }
 
 impl Commands {
+    /// Records that the descriptions of `cases` (ladder, reference) were shown,
+    /// `how` and to whom (`read through GET /cases by hotline (token …)`).
+    pub async fn record_case_reveal(
+        &self,
+        cases: &[(&str, &str)],
+        how: &str,
+    ) -> Result<(), CommandError> {
+        let entry = LedgerEntry::case_reveal(self.now(), cases, how);
+        self.store().append_ledger(&[entry]).await?;
+        Ok(())
+    }
+}
+
+impl Commands {
     /// Opens a dispute at the level the entry rule chooses; its responders are told.
     pub async fn open_case(&self, new: NewCase, actor: &str) -> Result<Case, CommandError> {
         let definitions = self.definitions();

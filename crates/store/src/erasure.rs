@@ -1,0 +1,561 @@
+//! One person's data: erased (a subject's right to be forgotten, or a leader
+//! whose contact with the programme must leave no trace) or exported (a
+//! subject-access request).
+//!
+//! Erasure keeps the counts and the history meaningful: the contact's id is
+//! replaced everywhere it appears by a pseudonym that carries no information
+//! (`erased-` and 12 random hex digits, the randomness the caller's), the row
+//! keeps its roles, place and language ("a leader of Koro answered yes"), and
+//! the name, phone and email are destroyed: in the row, in the bodies of the
+//! messages sent to them, and wherever a free text quotes them (ledger details,
+//! case descriptions, notes, reasons, kept API answers). Their queued messages
+//! are dropped. All of it in one transaction; on SQLite with `secure_delete`
+//! on, then the database rewritten (`VACUUM`) and the WAL checkpointed and
+//! truncated, so that the bytes are gone from the files too.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AnyConnection, Connection as _, Executor as _, Row};
+
+use super::ledger::{LedgerEntry, LedgerEvent, append};
+use super::states::QUEUED;
+use super::{Backend, DirectoryEntry, Store, StoreError, instant, parsed};
+use palabre_core::channel::Channel;
+
+/// What the text of an erased message, and the name of an erased contact, become.
+pub const ERASED_TEXT: &str = "[effacé]";
+
+/// The prefix of every pseudonym.
+pub const PSEUDONYM_PREFIX: &str = "erased-";
+
+/// The pseudonym made of 6 random bytes: `erased-` and 12 hex digits.
+pub fn pseudonym(random: [u8; 6]) -> String {
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{PSEUDONYM_PREFIX}{hex}")
+}
+
+/// One erasure asked for.
+#[derive(Debug, Clone)]
+pub struct Erasure<'a> {
+    pub id: &'a str,
+    /// Why, as the ledger records it (occurrences of the erased values removed).
+    pub reason: &'a str,
+    /// Who asks, as the ledger records it.
+    pub operator: &'a str,
+    /// The pseudonym's randomness (from the caller: the store draws none).
+    pub random: [u8; 6],
+    pub now: DateTime<Utc>,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureSummary {
+    /// The id that now stands for the person everywhere.
+    pub pseudonym: String,
+    /// Their answers, kept under the pseudonym.
+    pub responses: u64,
+    /// Their messages already sent or given up on, kept under the pseudonym, texts emptied.
+    pub messages_kept: u64,
+    /// Their queued messages, dropped (each with a `dead-letter` entry).
+    pub messages_dropped: u64,
+    /// The ledger entries about them, kept under the pseudonym.
+    pub ledger_entries: u64,
+    /// The cases they are a party to, the party renamed.
+    pub cases: u64,
+    /// On SQLite: whether the file was rewritten and the WAL checkpoint
+    /// completed (false while another process held the database open: the old
+    /// bytes may stay in the `-wal` file until its next checkpoint). `None` on
+    /// PostgreSQL, whose old row versions stay on disk until it vacuums them.
+    pub files_rewritten: Option<bool>,
+}
+
+/// Everything stored about one person, for a subject-access request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactExport {
+    /// The contact as the directory holds it, in clear.
+    pub contact: DirectoryEntry,
+    /// Since when they have opted out of SMS (STOP); `None` if they have not.
+    pub sms_stopped_since: Option<DateTime<Utc>>,
+    pub responses: Vec<ExportedResponse>,
+    pub messages: Vec<ExportedMessage>,
+    /// The ledger entries about them, oldest first.
+    pub ledger: Vec<LedgerEntry>,
+    /// The cases they are a party to.
+    pub cases: Vec<ExportedCase>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedResponse {
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub response: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedMessage {
+    pub workflow: String,
+    pub occurrence: DateTime<Utc>,
+    pub step: String,
+    pub channel: String,
+    pub state: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub subject: Option<String>,
+    pub body: String,
+    /// What the provider last reported (`delivered`, `failed` ...).
+    pub receipt: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedCase {
+    pub reference: String,
+    pub workflow: String,
+    pub category: String,
+    pub place: String,
+    pub state: String,
+    pub level: i64,
+    pub description: String,
+    pub opened: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+/// The free texts any erased value may be quoted in, whoever they are about.
+const FREE_TEXTS: [(&str, &str); 6] = [
+    ("ledger", "detail"),
+    ("outbox", "last_error"),
+    ("cases", "description"),
+    ("milestone_status", "note"),
+    ("occurrence_changes", "reason"),
+    ("idempotency_keys", "body"),
+];
+
+/// The strings an erasure removes from free texts: the name, the email, the
+/// phone as stored and without its `+`. Values too short to be told apart
+/// from ordinary words are left out.
+fn needles(name: &str, phone: Option<&str>, email: Option<&str>) -> Vec<String> {
+    let mut found = Vec::new();
+    let name = name.trim();
+    if name.chars().count() >= 4 {
+        found.push(name.to_owned());
+    }
+    if let Some(email) = email.map(str::trim).filter(|e| e.len() >= 4) {
+        found.push(email.to_owned());
+    }
+    if let Some(phone) = phone.map(str::trim).filter(|p| p.len() >= 6) {
+        found.push(phone.to_owned());
+        if let Some(bare) = phone.strip_prefix('+').filter(|p| p.len() >= 6) {
+            found.push(bare.to_owned());
+        }
+    }
+    found
+}
+
+/// `text` with every needle replaced by `by`.
+fn scrub(text: &str, needles: &[String], by: &str) -> String {
+    needles.iter().fold(text.to_owned(), |text, needle| {
+        text.replace(needle.as_str(), by)
+    })
+}
+
+impl Store {
+    /// Erases one contact (see the module); `None` if there is none by that id.
+    pub async fn erase_contact(
+        &self,
+        erasure: &Erasure<'_>,
+    ) -> Result<Option<ErasureSummary>, StoreError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        if self.backend == Backend::Sqlite {
+            conn.execute("PRAGMA secure_delete = ON").await?;
+        }
+        let result = self.erase_on(&mut conn, erasure).await;
+        let result = match result {
+            Ok(Some(mut summary)) if self.backend == Backend::Sqlite => {
+                // Pages freed or rewritten before this erasure still hold the old
+                // texts in their free space: rewrite the whole file, then empty
+                // the WAL into it.
+                conn.execute("VACUUM").await?;
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let busy: i64 = row.try_get(0)?;
+                summary.files_rewritten = Some(busy == 0);
+                Ok(Some(summary))
+            }
+            other => other,
+        };
+        // The connection had secure_delete on: it goes, rather than back to the pool.
+        let _ = conn.close().await;
+        result
+    }
+
+    async fn erase_on(
+        &self,
+        conn: &mut AnyConnection,
+        erasure: &Erasure<'_>,
+    ) -> Result<Option<ErasureSummary>, StoreError> {
+        let backend = self.backend;
+        let mut tx = match backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.begin().await?,
+        };
+        let id = erasure.id;
+        let Some(row) = sqlx::query("SELECT name, phone, email FROM contacts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let name: String = row.try_get("name")?;
+        let phone: Option<String> = row.try_get("phone")?;
+        let email: Option<String> = row.try_get("email")?;
+        let pseudonym = pseudonym(erasure.random);
+        let taken = sqlx::query("SELECT id FROM contacts WHERE id = $1")
+            .bind(&pseudonym)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Corrupt {
+                table: "contacts",
+                id: pseudonym,
+                reason: "this pseudonym is already taken: erase again".to_owned(),
+            });
+        }
+        let needles = needles(&name, phone.as_deref(), email.as_deref());
+        let mut ledger = Vec::new();
+
+        // Queued messages: dropped, each said in the ledger.
+        let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT workflow, occurrence, step, channel FROM outbox \
+             WHERE contact_id = $1 AND state = '{QUEUED}' ORDER BY id"
+        )))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &queued {
+            let workflow: String = row.try_get("workflow")?;
+            let step: String = row.try_get("step")?;
+            let channel: String = row.try_get("channel")?;
+            ledger.push(
+                LedgerEntry::new(
+                    erasure.now,
+                    LedgerEvent::DeadLetter,
+                    "dropped: the contact was erased",
+                )
+                .slot(&workflow, instant(row.try_get("occurrence")?), &step)
+                .recipient(&pseudonym, Channel::parse(&channel)),
+            );
+        }
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM outbox WHERE contact_id = $1 AND state = '{QUEUED}'"
+        )))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        // The others: kept under the pseudonym (their keys name the contact),
+        // their texts emptied, the invitation dropped.
+        let kept = sqlx::query(
+            "SELECT id, timer_id, provider_id, last_error FROM outbox WHERE contact_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (from, to) = (format!("|{id}|"), format!("|{pseudonym}|"));
+        for row in &kept {
+            let message: String = row.try_get("id")?;
+            let timer: String = row.try_get("timer_id")?;
+            let error: Option<String> = row.try_get("last_error")?;
+            // A provider id that echoes the key names the contact too.
+            let provider: Option<String> = row.try_get("provider_id")?;
+            sqlx::query(
+                "UPDATE outbox SET id = $2, timer_id = $3, contact_id = $4, body = $5, \
+                 subject = CASE WHEN subject IS NULL THEN NULL ELSE $5 END, \
+                 fallback_subject = CASE WHEN fallback_subject IS NULL THEN NULL ELSE $5 END, \
+                 fallback_body = CASE WHEN fallback_body IS NULL THEN NULL ELSE $5 END, \
+                 calendar = NULL, last_error = $6, provider_id = $7 WHERE id = $1",
+            )
+            .bind(&message)
+            .bind(message.replace(&from, &to))
+            .bind(timer.replace(&from, &to))
+            .bind(&pseudonym)
+            .bind(ERASED_TEXT)
+            .bind(error.map(|e| scrub(&e, &needles, &pseudonym)))
+            .bind(provider.map(|p| p.replace(&from, &to)))
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // Answers, opt-out and the ledger: the pseudonym for the id.
+        let mut renamed = [0_u64; 3];
+        for (count, sql) in renamed.iter_mut().zip([
+            "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE ledger SET contact_id = $2 WHERE contact_id = $1",
+        ]) {
+            *count = sqlx::query(sql)
+                .bind(id)
+                .bind(&pseudonym)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        // The entries about them may name them by their id, or by a message key.
+        sqlx::query("UPDATE ledger SET detail = REPLACE(detail, $1, $2) WHERE contact_id = $2")
+            .bind(id)
+            .bind(&pseudonym)
+            .execute(&mut *tx)
+            .await?;
+
+        // Cases: the party renamed.
+        let cases = sqlx::query("SELECT id, parties FROM cases WHERE parties LIKE $1")
+            .bind(format!("%\"{id}\"%"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut case_count = 0;
+        for row in &cases {
+            let case: String = row.try_get("id")?;
+            let parties: String = row.try_get("parties")?;
+            let Ok(mut parties) = serde_json::from_str::<Vec<String>>(&parties) else {
+                continue;
+            };
+            if !parties.iter().any(|p| p == id) {
+                continue;
+            }
+            for party in &mut parties {
+                if party == id {
+                    party.clone_from(&pseudonym);
+                }
+            }
+            sqlx::query("UPDATE cases SET parties = $2 WHERE id = $1")
+                .bind(&case)
+                .bind(serde_json::to_string(&parties).unwrap_or_else(|_| "[]".to_owned()))
+                .execute(&mut *tx)
+                .await?;
+            case_count += 1;
+        }
+
+        // Every free text quoting them, whoever it is about.
+        for (table, column) in FREE_TEXTS {
+            for needle in &needles {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET {column} = REPLACE({column}, $1, $2) \
+                     WHERE {column} <> REPLACE({column}, $1, $2)"
+                )))
+                .bind(needle)
+                .bind(&pseudonym)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+
+        // The row itself: what they are kept, who they are destroyed.
+        sqlx::query(
+            "UPDATE contacts SET id = $2, name = $3, phone = NULL, email = NULL, channels = '[]', \
+             active = FALSE WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&pseudonym)
+        .bind(ERASED_TEXT)
+        .execute(&mut *tx)
+        .await?;
+
+        let summary = ErasureSummary {
+            pseudonym: pseudonym.clone(),
+            responses: renamed[0],
+            messages_kept: u64::try_from(kept.len()).unwrap_or(u64::MAX),
+            messages_dropped: dropped,
+            ledger_entries: renamed[2],
+            cases: case_count,
+            files_rewritten: None,
+        };
+        ledger.push(
+            LedgerEntry::new(
+                erasure.now,
+                LedgerEvent::PersonalData,
+                format!(
+                    "erased by {}: {}; {} answer(s), {} message(s) and {} ledger entries kept \
+                     under the pseudonym, {} queued message(s) dropped, {} case(s)",
+                    scrub(erasure.operator, &needles, &pseudonym),
+                    scrub(erasure.reason, &needles, &pseudonym),
+                    summary.responses,
+                    summary.messages_kept,
+                    summary.ledger_entries,
+                    summary.messages_dropped,
+                    summary.cases,
+                ),
+            )
+            .recipient(&pseudonym, None),
+        );
+        append(&mut tx, backend, &ledger).await?;
+        tx.commit().await?;
+        Ok(Some(summary))
+    }
+
+    /// Everything stored about one contact, and a ledger entry saying who asked
+    /// for it and when (never what it holds); `None` if there is none by that id.
+    pub async fn export_contact(
+        &self,
+        id: &str,
+        operator: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ContactExport>, StoreError> {
+        let Some(contact) = self.contact(id).await? else {
+            return Ok(None);
+        };
+        let active = !self.inactive_contacts().await?.contains(id);
+        let pool = &self.pool;
+        let stopped = sqlx::query("SELECT since FROM sms_stopped WHERE contact_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get::<i64, _>("since").map(instant))
+            .transpose()?;
+        let responses = sqlx::query(
+            "SELECT workflow, occurrence, response, at FROM responses WHERE contact_id = $1 \
+             ORDER BY at, workflow, occurrence",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ExportedResponse {
+                workflow: row.try_get("workflow")?,
+                occurrence: instant(row.try_get("occurrence")?),
+                response: row.try_get("response")?,
+                at: instant(row.try_get("at")?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let messages = sqlx::query(
+            "SELECT workflow, occurrence, step, channel, state, created, updated, subject, body, \
+             receipt FROM outbox WHERE contact_id = $1 ORDER BY created, id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ExportedMessage {
+                workflow: row.try_get("workflow")?,
+                occurrence: instant(row.try_get("occurrence")?),
+                step: row.try_get("step")?,
+                channel: row.try_get("channel")?,
+                state: row.try_get("state")?,
+                created: instant(row.try_get("created")?),
+                updated: instant(row.try_get("updated")?),
+                subject: row.try_get("subject")?,
+                body: row.try_get("body")?,
+                receipt: row.try_get("receipt")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let ledger = self.ledger_of_contact(id).await?;
+        let cases = sqlx::query(
+            "SELECT id, workflow, category, place, parties, state, level, description, opened, \
+             updated FROM cases WHERE parties LIKE $1 ORDER BY opened, id",
+        )
+        .bind(format!("%\"{id}\"%"))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .filter(|row| {
+            row.try_get::<String, _>("parties")
+                .ok()
+                .and_then(|p| serde_json::from_str::<Vec<String>>(&p).ok())
+                .is_some_and(|parties| parties.iter().any(|p| p == id))
+        })
+        .map(|row| {
+            Ok(ExportedCase {
+                reference: row.try_get("id")?,
+                workflow: row.try_get("workflow")?,
+                category: row.try_get("category")?,
+                place: row.try_get("place")?,
+                state: row.try_get("state")?,
+                level: row.try_get("level")?,
+                description: row.try_get("description")?,
+                opened: instant(row.try_get("opened")?),
+                updated: instant(row.try_get("updated")?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        self.append_ledger(&[LedgerEntry::new(
+            now,
+            LedgerEvent::PersonalData,
+            format!("exported by {operator} (a subject-access request)"),
+        )
+        .recipient(id, None)])
+            .await?;
+        Ok(Some(ContactExport {
+            contact: DirectoryEntry { contact, active },
+            sms_stopped_since: stopped,
+            responses,
+            messages,
+            ledger,
+            cases,
+        }))
+    }
+
+    /// The ledger entries about one contact, oldest first.
+    async fn ledger_of_contact(&self, id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail \
+             FROM ledger WHERE contact_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_of).collect()
+    }
+}
+
+/// One ledger row read back, as [`Store::ledger`] reads it.
+fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let event: String = row.try_get("event")?;
+    let channel: Option<String> = row.try_get("channel")?;
+    Ok(LedgerEntry {
+        at: instant(row.try_get("at")?),
+        event: parsed(
+            "ledger",
+            seq.to_string(),
+            "event",
+            &event,
+            LedgerEvent::parse(&event),
+        )?,
+        channel: channel
+            .map(|c| parsed("ledger", seq.to_string(), "channel", &c, Channel::parse(&c)))
+            .transpose()?,
+        workflow: row.try_get("workflow")?,
+        occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
+        step: row.try_get("step")?,
+        contact_id: row.try_get("contact_id")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pseudonym_is_twelve_hex_digits_of_the_random_bytes() {
+        assert_eq!(
+            pseudonym([0, 1, 0xab, 0xcd, 0xef, 0xff]),
+            "erased-0001abcdefff"
+        );
+    }
+
+    #[test]
+    fn short_values_are_not_scrubbed_and_phones_are_also_found_without_plus() {
+        let found = needles("Al", Some("+22376554433"), Some("a@b.c"));
+        assert_eq!(found, ["a@b.c", "+22376554433", "22376554433"]);
+        assert_eq!(
+            scrub("from 22376554433 to a@b.c", &found, "erased-x"),
+            "from erased-x to erased-x"
+        );
+    }
+}
