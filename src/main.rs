@@ -15,8 +15,8 @@ use cli::args::{
     Cli, Command, ContactsCommand, MilestoneCommand, OccurrenceCommand, RulesCommand, TokenCommand,
 };
 use cli::{
-    backup, case, contacts, context, logging, milestones, occurrence, preview, rules, schema,
-    serve, status, test, token, validate,
+    backup, case, contacts, context, logging, milestones, occurrence, preview, purge, rules,
+    schema, serve, status, test, token, validate,
 };
 
 fn main() -> ExitCode {
@@ -124,6 +124,11 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
         }
         Command::Test { path, sources } => test::run(path.as_deref(), &sources, out),
         Command::Preview(args) => preview::run(&args, out).await,
+        Command::Purge {
+            place,
+            confirm,
+            sources,
+        } => purge::run(&place, &confirm, operator, &sources, out).await,
         Command::Backup { file, sources } => backup::backup(&file, &sources, out).await,
         Command::Restore {
             file,

@@ -147,6 +147,25 @@ pub enum Command {
     },
     /// Show what would be sent, when, to whom and how, without sending anything.
     Preview(PreviewArgs),
+    /// Emergency purge: erase every contact at or below a place, as `contacts
+    /// erase` erases one, in one transaction.
+    ///
+    /// Names, phones and emails of everyone at PLACE and below (`mopti/koro`
+    /// takes in `mopti/koro/bondo`) are destroyed everywhere, their ids replaced
+    /// by pseudonyms (roles and places kept, so counts stay), their queued
+    /// messages dropped; on SQLite the file is rewritten so the bytes are gone.
+    /// One ledger entry says where, how many and who, never a name. This cannot
+    /// be undone; backups made before still hold everything.
+    Purge {
+        /// The place path (`mopti/koro`), as in places.yaml.
+        #[arg(long)]
+        place: String,
+        /// The same place again, exactly: nothing is done otherwise.
+        #[arg(long, value_name = "PLACE")]
+        confirm: String,
+        #[command(flatten)]
+        sources: Sources,
+    },
     /// Copy the database into a new file, even while `serve` runs (on PostgreSQL: how to use pg_dump).
     ///
     /// The copy is consistent and a complete database file of its own, to keep or

@@ -376,7 +376,7 @@ async fn erase_in(
         id,
         reason,
         operator,
-        random: random_bytes()?,
+        random: super::context::pseudonyms()?(),
         now: palabre_core::clock::SystemClock.now(),
     };
     let Some(done) = store.erase_contact(&erasure).await? else {
@@ -384,8 +384,8 @@ async fn erase_in(
     };
     writeln!(
         out,
-        "{id} erased: now {}; {} answer(s), {} message(s) and {} ledger entries kept under \
-         the pseudonym, {} queued message(s) dropped, {} case(s)",
+        "{id} erased: now {}; {} answer(s), {} message(s) and {} ledger entry(ies) kept \
+         under the pseudonym, {} queued message(s) dropped, {} case(s)",
         done.pseudonym,
         done.responses,
         done.messages_kept,
@@ -411,15 +411,6 @@ async fn erase_in(
 
 /// Six random bytes for a pseudonym: from the operating system (`/dev/urandom`),
 /// else from the keys std draws from it for its hash maps.
-fn random_bytes() -> anyhow::Result<[u8; 6]> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0_u8; 6];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system gave no random bytes for a pseudonym"))?;
-    Ok(bytes)
-}
-
 /// `contacts export ID`: everything stored about them, as JSON.
 async fn export(
     id: &str,

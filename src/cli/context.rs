@@ -226,3 +226,25 @@ pub fn table_lines(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
         .map(line)
         .collect()
 }
+
+/// The randomness of the pseudonyms: a key of 32 bytes from the operating
+/// system, and for the n-th pseudonym the first 6 bytes of HMAC-SHA256(key, n),
+/// so that drawing one cannot fail halfway through the transaction.
+pub fn pseudonyms() -> anyhow::Result<impl FnMut() -> [u8; 6] + Send> {
+    use ring::rand::SecureRandom as _;
+    let mut seed = [0_u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| anyhow::anyhow!("the system gave no random bytes for pseudonyms"))?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed);
+    let mut n: u64 = 0;
+    Ok(move || {
+        n += 1;
+        let tag = ring::hmac::sign(&key, &n.to_be_bytes());
+        let mut bytes = [0_u8; 6];
+        for (byte, from) in bytes.iter_mut().zip(tag.as_ref()) {
+            *byte = *from;
+        }
+        bytes
+    })
+}

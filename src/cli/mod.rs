@@ -12,6 +12,7 @@ pub mod logging;
 pub mod milestones;
 pub mod occurrence;
 pub mod preview;
+pub mod purge;
 pub mod rules;
 pub mod schema;
 pub mod serve;

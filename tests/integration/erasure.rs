@@ -2,7 +2,9 @@
 //! in no row of any table, nor in the bytes of the SQLite files; the id
 //! replaced by a pseudonym so that counts stay; queued messages dropped) and
 //! exported for a subject-access request (recorded in the ledger); and the
-//! `contacts erase` and `contacts export` commands.
+//! `contacts erase` and `contacts export` commands; and the emergency purge
+//! (`palabre purge`: everyone at or below a place erased at once, through the
+//! binary on both backends).
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use palabre_store::erasure::Erasure;
 use palabre_store::{LedgerEntry, LedgerEvent, Store};
 
 use crate::runtime::{Recorder, at, invite_to_the_seventh, worlds};
-use crate::util::{palabre, workspace_with_directory};
+use crate::util::{palabre, repo, workspace_with_directory};
 
 const FANTA: &str = "id,name,roles,place,phone,email,language,channels
 c-9,Fanta Kansaye,leader,mopti/koro/koro,76 55 44 33,fanta.kansaye@example.org,fra,sms;email
@@ -375,4 +377,253 @@ fn contacts_erase_asks_refuses_an_unknown_id_and_export_is_recorded() {
         personal[1].starts_with("erased by mariam: asked to be forgotten"),
         "{personal:?}"
     );
+}
+
+/// `palabre purge ARGS` against a world's workflows and database.
+fn purge(world: &crate::runtime::World, args: &[&str]) -> crate::util::Run {
+    let workflows = world.workflows.to_str().unwrap();
+    let mut all = vec!["--as", "mariam", "purge"];
+    all.extend(args);
+    all.extend(["--workflows", workflows, "--db", world.url.as_str()]);
+    palabre(world.workflows.parent().unwrap(), &all)
+}
+
+/// Every value of every table, sorted, to compare before and after.
+async fn snapshot(url: &str) -> Vec<(String, String)> {
+    let mut values = every_value(url).await;
+    values.sort();
+    values
+}
+
+#[tokio::test]
+async fn a_purge_erases_everyone_at_or_below_a_place_in_one_go_and_no_one_else() {
+    use palabre_lang::places::Places;
+    for world in worlds("purge", "once").await {
+        let directory = std::fs::read_to_string(repo().join("examples/directory.csv")).unwrap();
+        world.add_csv(&directory).await;
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let (sms, _email, connectors) = Recorder::pair();
+        let runtime = world.runtime(&clock, connectors, "a").await;
+        let store = runtime.store().clone();
+
+        // The invitations go to Koro's leaders and mayors; one answers yes and
+        // her confirmation waits in the outbox; a note quotes her.
+        invite_to_the_seventh(&runtime, &clock).await;
+        assert!(sms.delivered.lock().unwrap().len() > 10, "Koro was invited");
+        let reference = occurrence_reference("weekly-koro", at("2026-12-07T09:00:00Z"));
+        let answer = runtime
+            .commands()
+            .inbound_sms(&InboundSms::new("76 11 22 33", format!("oui {reference}")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&answer, InboundOutcome::Answered { contact, .. } if contact == "c-1"),
+            "{answer:?}"
+        );
+        assert!(queued_to(&world.url, "c-1").await >= 1);
+        store
+            .append_ledger(&[LedgerEntry::new(
+                clock.now(),
+                LedgerEvent::CaseNote,
+                "called Awa Diallo at +22376112233 about the well".to_owned(),
+            )
+            .recipient("c-1", None)])
+            .await
+            .unwrap();
+
+        let before = store.directory().await.unwrap();
+        let (koro, elsewhere): (Vec<_>, Vec<_>) = before
+            .iter()
+            .cloned()
+            .partition(|e| Places::contains("mopti/koro", &e.contact.place));
+        assert_eq!(
+            koro.len(),
+            34 + 3,
+            "the example's Koro and the world's three"
+        );
+        assert!(
+            elsewhere
+                .iter()
+                .any(|e| e.contact.place.starts_with("mopti/djenne/"))
+        );
+        assert!(
+            elsewhere
+                .iter()
+                .all(|e| !e.contact.place.starts_with("mopti/koro"))
+        );
+        // What of Koro's people must go: names, phones (with and without
+        // `+`), emails; but not a value someone elsewhere shares (a namesake
+        // in Djenné keeps their name).
+        let values_of = |e: &palabre_store::DirectoryEntry| {
+            let c = &e.contact;
+            let mut values = vec![c.name.clone()];
+            values.extend(c.phone.clone());
+            values.extend(
+                c.phone
+                    .as_deref()
+                    .map(|p| p.trim_start_matches('+').to_owned()),
+            );
+            values.extend(c.email.clone());
+            values
+        };
+        let kept: Vec<String> = elsewhere.iter().flat_map(values_of).collect();
+        let needles: Vec<String> = koro
+            .iter()
+            .flat_map(values_of)
+            .filter(|n| !kept.iter().any(|k| k.contains(n.as_str())))
+            .collect();
+        assert!(needles.len() > 80, "{}", needles.len());
+        drop(runtime);
+        store.close().await;
+
+        // A --confirm that is not the place exactly: refused, nothing changed.
+        let untouched = snapshot(&world.url).await;
+        for wrong in [
+            "mopti/kor",
+            "mopti/koro/koro",
+            "mopti",
+            "Mopti/Koro",
+            "mopti/koro/",
+        ] {
+            let run = purge(&world, &["--place", "mopti/koro", "--confirm", wrong]);
+            assert_eq!(run.code, 1, "{wrong}: {}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains("--confirm must repeat the place exactly"),
+                "{}",
+                run.stderr
+            );
+        }
+        let run = purge(&world, &["--place", "mopti/koro"]);
+        assert_eq!(run.code, 2, "--confirm is required: {}", run.stderr);
+        // An unknown place: said, with a suggestion; nothing changed.
+        let run = purge(
+            &world,
+            &["--place", "mopti/koor", "--confirm", "mopti/koor"],
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("unknown place 'mopti/koor'") && run.stderr.contains("mopti/koro"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&world.url).await, untouched, "nothing changed");
+
+        // Purged.
+        let run = purge(
+            &world,
+            &["--place", "mopti/koro", "--confirm", "mopti/koro"],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let summary = run.stdout.trim();
+        assert_eq!(summary.lines().count(), 1, "{summary}");
+        assert!(
+            summary.starts_with(&format!(
+                "mopti/koro purged: {} contact(s) erased, ",
+                koro.len()
+            )),
+            "{summary}"
+        );
+        assert!(summary.contains("queued message(s) dropped"), "{summary}");
+        assert!(!summary.contains("0 queued message(s)"), "{summary}");
+        for needle in &needles {
+            assert!(!run.stdout.contains(needle.as_str()) && !run.stderr.contains(needle.as_str()));
+        }
+        // Nobody is left there to purge: said, exit 1.
+        let run = purge(
+            &world,
+            &[
+                "--place",
+                "mopti/koro/bondo",
+                "--confirm",
+                "mopti/koro/bondo",
+            ],
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("no contact at or below 'mopti/koro/bondo'"),
+            "{}",
+            run.stderr
+        );
+
+        let store = Store::connect(&world.url).await.unwrap();
+        let after = store.directory().await.unwrap();
+        // Everyone elsewhere exactly as they were; Koro's people under
+        // pseudonyms, roles and places kept, nothing else.
+        let (erased, rest): (Vec<_>, Vec<_>) = after
+            .iter()
+            .cloned()
+            .partition(|e| e.contact.id.starts_with("erased-"));
+        assert_eq!(rest, elsewhere);
+        assert_eq!(erased.len(), koro.len());
+        for entry in &erased {
+            let c = &entry.contact;
+            assert!(Places::contains("mopti/koro", &c.place), "{c:?}");
+            assert_eq!(
+                (c.phone.as_ref(), c.email.as_ref(), entry.active),
+                (None, None, false)
+            );
+        }
+        let mut places_before: Vec<_> = koro.iter().map(|e| e.contact.place.clone()).collect();
+        let mut places_after: Vec<_> = erased.iter().map(|e| e.contact.place.clone()).collect();
+        places_before.sort();
+        places_after.sort();
+        assert_eq!(places_before, places_after);
+        for entry in &koro {
+            assert!(store.contact(&entry.contact.id).await.unwrap().is_none());
+            assert_eq!(queued_to(&world.url, &entry.contact.id).await, 0);
+        }
+        // One ledger entry for the purge: where, how many, who; no one named.
+        let ledger = store.ledger(None, 100_000).await.unwrap();
+        let personal: Vec<_> = ledger
+            .iter()
+            .filter(|e| e.event == LedgerEvent::PersonalData)
+            .collect();
+        assert_eq!(personal.len(), 1, "{personal:#?}");
+        let entry = personal[0];
+        assert!(
+            entry.detail.starts_with(&format!(
+                "purged mopti/koro by mariam: {} contact(s) erased",
+                koro.len()
+            )),
+            "{}",
+            entry.detail
+        );
+        assert_eq!(entry.contact_id, None);
+        assert!(
+            ledger.iter().any(|e| e.event == LedgerEvent::DeadLetter
+                && e.detail.contains("erased")
+                && e.contact_id
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("erased-"))),
+            "the dropped messages are said"
+        );
+        store.close().await;
+
+        // No name, phone or email of Koro's people in any row of any table.
+        let values = every_value(&world.url).await;
+        for needle in &needles {
+            let found: Vec<_> = values
+                .iter()
+                .filter(|(at, v)| v.contains(needle.as_str()) && !at.starts_with("secrets."))
+                .collect();
+            assert!(found.is_empty(), "{needle} still in {found:#?}");
+        }
+        // Nor in the bytes of the SQLite files, once closed.
+        if let Some(path) = world.url.strip_prefix("sqlite://") {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = format!("{path}{suffix}");
+                let Ok(bytes) = std::fs::read(&file) else {
+                    continue;
+                };
+                for needle in &needles {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{needle} still in the bytes of {file}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -11,7 +11,9 @@
 //! case descriptions, notes, reasons, kept API answers). Their queued messages
 //! are dropped. All of it in one transaction; on SQLite with `secure_delete`
 //! on, then the database rewritten (`VACUUM`) and the WAL checkpointed and
-//! truncated, so that the bytes are gone from the files too.
+//! truncated, so that the bytes are gone from the files too. An emergency
+//! purge erases every contact at or below a place the same way (the same
+//! code), all of them in one transaction, with one ledger entry for the purge.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -21,6 +23,7 @@ use super::ledger::{LedgerEntry, LedgerEvent, append};
 use super::states::QUEUED;
 use super::{Backend, DirectoryEntry, Store, StoreError, instant, parsed};
 use palabre_core::channel::Channel;
+use palabre_lang::places::Places;
 
 /// What the text of an erased message, and the name of an erased contact, become.
 pub const ERASED_TEXT: &str = "[effacé]";
@@ -158,19 +161,152 @@ fn scrub(text: &str, needles: &[String], by: &str) -> String {
     })
 }
 
+/// An emergency purge asked for: every contact at or below a place erased, as
+/// [`Store::erase_contact`] erases one, all in one transaction.
+pub struct Purge<'a> {
+    /// A place path (`mopti/koro`): the contacts at it and below it go.
+    pub place: &'a str,
+    /// Who asks, as the ledger records it.
+    pub operator: &'a str,
+    /// The randomness of each pseudonym, drawn once per contact (from the
+    /// caller: the store draws none).
+    pub random: &'a mut (dyn FnMut() -> [u8; 6] + Send),
+    pub now: DateTime<Utc>,
+}
+
+/// What a purge did, in counts only (never who).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeSummary {
+    /// The contacts erased, each under a pseudonym of its own.
+    pub contacts: u64,
+    pub responses: u64,
+    pub messages_kept: u64,
+    pub messages_dropped: u64,
+    pub ledger_entries: u64,
+    pub cases: u64,
+    /// As [`ErasureSummary::files_rewritten`].
+    pub files_rewritten: Option<bool>,
+}
+
+/// Whom one erasing transaction is for.
+enum Whom<'a> {
+    /// One contact, by id.
+    Contact(&'a str),
+    /// Every contact at or below a place (pseudonyms of earlier erasures left out).
+    Place(&'a str),
+}
+
+/// One contact erased inside the transaction: what was done, what the free
+/// texts were scrubbed of, and the ledger entries to add.
+struct Erased {
+    summary: ErasureSummary,
+    needles: Vec<String>,
+    entries: Vec<LedgerEntry>,
+}
+
 impl Store {
     /// Erases one contact (see the module); `None` if there is none by that id.
     pub async fn erase_contact(
         &self,
         erasure: &Erasure<'_>,
     ) -> Result<Option<ErasureSummary>, StoreError> {
+        let mut random = || erasure.random;
+        let done = self
+            .erase_whom(
+                Whom::Contact(erasure.id),
+                &mut random,
+                erasure.now,
+                |erased| {
+                    erased
+                        .iter()
+                        .map(|one| {
+                            let (summary, needles) = (&one.summary, &one.needles);
+                            let pseudonym = &summary.pseudonym;
+                            LedgerEntry::new(
+                                erasure.now,
+                                LedgerEvent::PersonalData,
+                                format!(
+                                    "erased by {}: {}; {} answer(s), {} message(s) and {} \
+                                     ledger entries kept under the pseudonym, {} queued \
+                                     message(s) dropped, {} case(s)",
+                                    scrub(erasure.operator, needles, pseudonym),
+                                    scrub(erasure.reason, needles, pseudonym),
+                                    summary.responses,
+                                    summary.messages_kept,
+                                    summary.ledger_entries,
+                                    summary.messages_dropped,
+                                    summary.cases,
+                                ),
+                            )
+                            .recipient(pseudonym, None)
+                        })
+                        .collect()
+                },
+            )
+            .await?;
+        Ok(done.and_then(|(summaries, rewritten)| {
+            summaries.into_iter().next().map(|summary| ErasureSummary {
+                files_rewritten: rewritten,
+                ..summary
+            })
+        }))
+    }
+
+    /// Erases every contact at or below `purge.place` (the place itself, or a
+    /// path under it followed by `/`), each as [`Store::erase_contact`] would,
+    /// in one transaction, with one `personal-data` ledger entry for them all
+    /// (the place, how many, who; never a name); `None` if there is no contact
+    /// there (nothing done).
+    pub async fn purge_place(&self, purge: Purge<'_>) -> Result<Option<PurgeSummary>, StoreError> {
+        let (place, operator, now) = (purge.place, purge.operator, purge.now);
+        let done = self
+            .erase_whom(Whom::Place(place), purge.random, now, |erased| {
+                let total = sum(erased.iter().map(|one| &one.summary), None);
+                let needles: Vec<String> = erased
+                    .iter()
+                    .flat_map(|one| one.needles.iter().cloned())
+                    .collect();
+                vec![LedgerEntry::new(
+                    now,
+                    LedgerEvent::PersonalData,
+                    format!(
+                        "purged {place} by {}: {} contact(s) erased, each under a pseudonym; \
+                         {} answer(s), {} message(s) and {} ledger entries kept under the \
+                         pseudonyms, {} queued message(s) dropped, {} case(s)",
+                        scrub(operator, &needles, ERASED_TEXT),
+                        total.contacts,
+                        total.responses,
+                        total.messages_kept,
+                        total.ledger_entries,
+                        total.messages_dropped,
+                        total.cases,
+                    ),
+                )]
+            })
+            .await?;
+        Ok(done.map(|(summaries, rewritten)| sum(&summaries, rewritten)))
+    }
+
+    /// The one way contacts are erased: on a connection of its own (with
+    /// `secure_delete` on SQLite), in one transaction, each contact of `whom`
+    /// erased with a pseudonym from `random`, the entries `record` makes of
+    /// them added to the ledger; then on SQLite the file rewritten and the WAL
+    /// truncated. `None` if `whom` names no contact (nothing done). The
+    /// summaries, and whether the files were rewritten.
+    async fn erase_whom(
+        &self,
+        whom: Whom<'_>,
+        random: &mut (dyn FnMut() -> [u8; 6] + Send),
+        now: DateTime<Utc>,
+        record: impl FnOnce(&[Erased]) -> Vec<LedgerEntry>,
+    ) -> Result<Option<(Vec<ErasureSummary>, Option<bool>)>, StoreError> {
         let mut conn = self.pool.acquire().await?.detach();
         if self.backend == Backend::Sqlite {
             conn.execute("PRAGMA secure_delete = ON").await?;
         }
-        let result = self.erase_on(&mut conn, erasure).await;
+        let result = self.erase_on(&mut conn, whom, random, now, record).await;
         let result = match result {
-            Ok(Some(mut summary)) if self.backend == Backend::Sqlite => {
+            Ok(Some(summaries)) if self.backend == Backend::Sqlite => {
                 // Pages freed or rewritten before this erasure still hold the old
                 // texts in their free space: rewrite the whole file, then empty
                 // the WAL into it.
@@ -179,10 +315,10 @@ impl Store {
                     .fetch_one(&mut conn)
                     .await?;
                 let busy: i64 = row.try_get(0)?;
-                summary.files_rewritten = Some(busy == 0);
-                Ok(Some(summary))
+                Ok(Some((summaries, Some(busy == 0))))
             }
-            other => other,
+            Ok(done) => Ok(done.map(|summaries| (summaries, None))),
+            Err(e) => Err(e),
         };
         // The connection had secure_delete on: it goes, rather than back to the pool.
         let _ = conn.close().await;
@@ -192,206 +328,54 @@ impl Store {
     async fn erase_on(
         &self,
         conn: &mut AnyConnection,
-        erasure: &Erasure<'_>,
-    ) -> Result<Option<ErasureSummary>, StoreError> {
+        whom: Whom<'_>,
+        random: &mut (dyn FnMut() -> [u8; 6] + Send),
+        now: DateTime<Utc>,
+        record: impl FnOnce(&[Erased]) -> Vec<LedgerEntry>,
+    ) -> Result<Option<Vec<ErasureSummary>>, StoreError> {
         let backend = self.backend;
         let mut tx = match backend {
             Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => conn.begin().await?,
         };
-        let id = erasure.id;
-        let Some(row) = sqlx::query("SELECT name, phone, email FROM contacts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let name: String = row.try_get("name")?;
-        let phone: Option<String> = row.try_get("phone")?;
-        let email: Option<String> = row.try_get("email")?;
-        let pseudonym = pseudonym(erasure.random);
-        let taken = sqlx::query("SELECT id FROM contacts WHERE id = $1")
-            .bind(&pseudonym)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(StoreError::Corrupt {
-                table: "contacts",
-                id: pseudonym,
-                reason: "this pseudonym is already taken: erase again".to_owned(),
-            });
-        }
-        let needles = needles(&name, phone.as_deref(), email.as_deref());
-        let mut ledger = Vec::new();
-
-        // Queued messages: dropped, each said in the ledger.
-        let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT workflow, occurrence, step, channel FROM outbox \
-             WHERE contact_id = $1 AND state = '{QUEUED}' ORDER BY id"
-        )))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &queued {
-            let workflow: String = row.try_get("workflow")?;
-            let step: String = row.try_get("step")?;
-            let channel: String = row.try_get("channel")?;
-            ledger.push(
-                LedgerEntry::new(
-                    erasure.now,
-                    LedgerEvent::DeadLetter,
-                    "dropped: the contact was erased",
-                )
-                .slot(&workflow, instant(row.try_get("occurrence")?), &step)
-                .recipient(&pseudonym, Channel::parse(&channel)),
-            );
-        }
-        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM outbox WHERE contact_id = $1 AND state = '{QUEUED}'"
-        )))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-
-        // The others: kept under the pseudonym (their keys name the contact),
-        // their texts emptied, the invitation dropped.
-        let kept = sqlx::query(
-            "SELECT id, timer_id, provider_id, last_error FROM outbox WHERE contact_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let (from, to) = (format!("|{id}|"), format!("|{pseudonym}|"));
-        for row in &kept {
-            let message: String = row.try_get("id")?;
-            let timer: String = row.try_get("timer_id")?;
-            let error: Option<String> = row.try_get("last_error")?;
-            // A provider id that echoes the key names the contact too.
-            let provider: Option<String> = row.try_get("provider_id")?;
-            sqlx::query(
-                "UPDATE outbox SET id = $2, timer_id = $3, contact_id = $4, body = $5, \
-                 subject = CASE WHEN subject IS NULL THEN NULL ELSE $5 END, \
-                 fallback_subject = CASE WHEN fallback_subject IS NULL THEN NULL ELSE $5 END, \
-                 fallback_body = CASE WHEN fallback_body IS NULL THEN NULL ELSE $5 END, \
-                 calendar = NULL, last_error = $6, provider_id = $7 WHERE id = $1",
-            )
-            .bind(&message)
-            .bind(message.replace(&from, &to))
-            .bind(timer.replace(&from, &to))
-            .bind(&pseudonym)
-            .bind(ERASED_TEXT)
-            .bind(error.map(|e| scrub(&e, &needles, &pseudonym)))
-            .bind(provider.map(|p| p.replace(&from, &to)))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // Answers, opt-out and the ledger: the pseudonym for the id.
-        let mut renamed = [0_u64; 3];
-        for (count, sql) in renamed.iter_mut().zip([
-            "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
-            "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
-            "UPDATE ledger SET contact_id = $2 WHERE contact_id = $1",
-        ]) {
-            *count = sqlx::query(sql)
+        let ids: Vec<String> = match whom {
+            Whom::Contact(id) => sqlx::query("SELECT id FROM contacts WHERE id = $1")
                 .bind(id)
-                .bind(&pseudonym)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?
-                .rows_affected();
-        }
-        // The entries about them may name them by their id, or by a message key.
-        sqlx::query("UPDATE ledger SET detail = REPLACE(detail, $1, $2) WHERE contact_id = $2")
-            .bind(id)
-            .bind(&pseudonym)
-            .execute(&mut *tx)
-            .await?;
-
-        // Cases: the party renamed.
-        let cases = sqlx::query("SELECT id, parties FROM cases WHERE parties LIKE $1")
-            .bind(format!("%\"{id}\"%"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut case_count = 0;
-        for row in &cases {
-            let case: String = row.try_get("id")?;
-            let parties: String = row.try_get("parties")?;
-            let Ok(mut parties) = serde_json::from_str::<Vec<String>>(&parties) else {
-                continue;
-            };
-            if !parties.iter().any(|p| p == id) {
-                continue;
-            }
-            for party in &mut parties {
-                if party == id {
-                    party.clone_from(&pseudonym);
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?,
+            Whom::Place(place) => {
+                let mut ids = Vec::new();
+                for row in sqlx::query("SELECT id, place FROM contacts ORDER BY id")
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    let id: String = row.try_get("id")?;
+                    let at: String = row.try_get("place")?;
+                    if Places::contains(place, &at) && !id.starts_with(PSEUDONYM_PREFIX) {
+                        ids.push(id);
+                    }
                 }
+                ids
             }
-            sqlx::query("UPDATE cases SET parties = $2 WHERE id = $1")
-                .bind(&case)
-                .bind(serde_json::to_string(&parties).unwrap_or_else(|_| "[]".to_owned()))
-                .execute(&mut *tx)
-                .await?;
-            case_count += 1;
-        }
-
-        // Every free text quoting them, whoever it is about.
-        for (table, column) in FREE_TEXTS {
-            for needle in &needles {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET {column} = REPLACE({column}, $1, $2) \
-                     WHERE {column} <> REPLACE({column}, $1, $2)"
-                )))
-                .bind(needle)
-                .bind(&pseudonym)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-
-        // The row itself: what they are kept, who they are destroyed.
-        sqlx::query(
-            "UPDATE contacts SET id = $2, name = $3, phone = NULL, email = NULL, channels = '[]', \
-             active = FALSE WHERE id = $1",
-        )
-        .bind(id)
-        .bind(&pseudonym)
-        .bind(ERASED_TEXT)
-        .execute(&mut *tx)
-        .await?;
-
-        let summary = ErasureSummary {
-            pseudonym: pseudonym.clone(),
-            responses: renamed[0],
-            messages_kept: u64::try_from(kept.len()).unwrap_or(u64::MAX),
-            messages_dropped: dropped,
-            ledger_entries: renamed[2],
-            cases: case_count,
-            files_rewritten: None,
         };
-        ledger.push(
-            LedgerEntry::new(
-                erasure.now,
-                LedgerEvent::PersonalData,
-                format!(
-                    "erased by {}: {}; {} answer(s), {} message(s) and {} ledger entries kept \
-                     under the pseudonym, {} queued message(s) dropped, {} case(s)",
-                    scrub(erasure.operator, &needles, &pseudonym),
-                    scrub(erasure.reason, &needles, &pseudonym),
-                    summary.responses,
-                    summary.messages_kept,
-                    summary.ledger_entries,
-                    summary.messages_dropped,
-                    summary.cases,
-                ),
-            )
-            .recipient(&pseudonym, None),
-        );
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut erased = Vec::with_capacity(ids.len());
+        for id in &ids {
+            erased.push(erase_one(&mut tx, id, random(), now).await?);
+        }
+        let mut ledger: Vec<LedgerEntry> = erased
+            .iter_mut()
+            .flat_map(|one| std::mem::take(&mut one.entries))
+            .collect();
+        ledger.extend(record(&erased));
         append(&mut tx, backend, &ledger).await?;
         tx.commit().await?;
-        Ok(Some(summary))
+        Ok(Some(erased.into_iter().map(|one| one.summary).collect()))
     }
 
     /// Everything stored about one contact, and a ledger entry saying who asked
@@ -510,6 +494,217 @@ impl Store {
         .await?;
         rows.iter().map(entry_of).collect()
     }
+}
+
+/// Erases one contact inside the transaction `tx` (see the module): the
+/// pseudonym for their id everywhere, their texts emptied, their queued
+/// messages dropped (the `dead-letter` entries returned, not yet added).
+async fn erase_one(
+    tx: &mut AnyConnection,
+    id: &str,
+    random: [u8; 6],
+    now: DateTime<Utc>,
+) -> Result<Erased, StoreError> {
+    let row = sqlx::query("SELECT name, phone, email FROM contacts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let name: String = row.try_get("name")?;
+    let phone: Option<String> = row.try_get("phone")?;
+    let email: Option<String> = row.try_get("email")?;
+    let pseudonym = pseudonym(random);
+    let taken = sqlx::query("SELECT id FROM contacts WHERE id = $1")
+        .bind(&pseudonym)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::Corrupt {
+            table: "contacts",
+            id: pseudonym,
+            reason: "this pseudonym is already taken: erase again".to_owned(),
+        });
+    }
+    let needles = needles(&name, phone.as_deref(), email.as_deref());
+    let mut entries = Vec::new();
+
+    // Queued messages: dropped, each said in the ledger.
+    let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT workflow, occurrence, step, channel FROM outbox \
+         WHERE contact_id = $1 AND state = '{QUEUED}' ORDER BY id"
+    )))
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &queued {
+        let workflow: String = row.try_get("workflow")?;
+        let step: String = row.try_get("step")?;
+        let channel: String = row.try_get("channel")?;
+        entries.push(
+            LedgerEntry::new(
+                now,
+                LedgerEvent::DeadLetter,
+                "dropped: the contact was erased",
+            )
+            .slot(&workflow, instant(row.try_get("occurrence")?), &step)
+            .recipient(&pseudonym, Channel::parse(&channel)),
+        );
+    }
+    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM outbox WHERE contact_id = $1 AND state = '{QUEUED}'"
+    )))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+
+    // The others: kept under the pseudonym (their keys name the contact),
+    // their texts emptied, the invitation dropped.
+    let kept = sqlx::query(
+        "SELECT id, timer_id, provider_id, last_error FROM outbox WHERE contact_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (from, to) = (format!("|{id}|"), format!("|{pseudonym}|"));
+    for row in &kept {
+        let message: String = row.try_get("id")?;
+        let timer: String = row.try_get("timer_id")?;
+        let error: Option<String> = row.try_get("last_error")?;
+        // A provider id that echoes the key names the contact too.
+        let provider: Option<String> = row.try_get("provider_id")?;
+        sqlx::query(
+            "UPDATE outbox SET id = $2, timer_id = $3, contact_id = $4, body = $5, \
+             subject = CASE WHEN subject IS NULL THEN NULL ELSE $5 END, \
+             fallback_subject = CASE WHEN fallback_subject IS NULL THEN NULL ELSE $5 END, \
+             fallback_body = CASE WHEN fallback_body IS NULL THEN NULL ELSE $5 END, \
+             calendar = NULL, last_error = $6, provider_id = $7 WHERE id = $1",
+        )
+        .bind(&message)
+        .bind(message.replace(&from, &to))
+        .bind(timer.replace(&from, &to))
+        .bind(&pseudonym)
+        .bind(ERASED_TEXT)
+        .bind(error.map(|e| scrub(&e, &needles, &pseudonym)))
+        .bind(provider.map(|p| p.replace(&from, &to)))
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // Answers, opt-out and the ledger: the pseudonym for the id.
+    let mut renamed = [0_u64; 3];
+    for (count, sql) in renamed.iter_mut().zip([
+        "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
+        "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
+        "UPDATE ledger SET contact_id = $2 WHERE contact_id = $1",
+    ]) {
+        *count = sqlx::query(sql)
+            .bind(id)
+            .bind(&pseudonym)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    // The entries about them may name them by their id, or by a message key.
+    sqlx::query("UPDATE ledger SET detail = REPLACE(detail, $1, $2) WHERE contact_id = $2")
+        .bind(id)
+        .bind(&pseudonym)
+        .execute(&mut *tx)
+        .await?;
+
+    // Cases: the party renamed.
+    let cases = sqlx::query("SELECT id, parties FROM cases WHERE parties LIKE $1")
+        .bind(format!("%\"{id}\"%"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut case_count = 0;
+    for row in &cases {
+        let case: String = row.try_get("id")?;
+        let parties: String = row.try_get("parties")?;
+        let Ok(mut parties) = serde_json::from_str::<Vec<String>>(&parties) else {
+            continue;
+        };
+        if !parties.iter().any(|p| p == id) {
+            continue;
+        }
+        for party in &mut parties {
+            if party == id {
+                party.clone_from(&pseudonym);
+            }
+        }
+        sqlx::query("UPDATE cases SET parties = $2 WHERE id = $1")
+            .bind(&case)
+            .bind(serde_json::to_string(&parties).unwrap_or_else(|_| "[]".to_owned()))
+            .execute(&mut *tx)
+            .await?;
+        case_count += 1;
+    }
+
+    // Every free text quoting them, whoever it is about.
+    for (table, column) in FREE_TEXTS {
+        for needle in &needles {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET {column} = REPLACE({column}, $1, $2) \
+                 WHERE {column} <> REPLACE({column}, $1, $2)"
+            )))
+            .bind(needle)
+            .bind(&pseudonym)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+
+    // The row itself: what they are kept, who they are destroyed.
+    sqlx::query(
+        "UPDATE contacts SET id = $2, name = $3, phone = NULL, email = NULL, channels = '[]', \
+         active = FALSE WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&pseudonym)
+    .bind(ERASED_TEXT)
+    .execute(&mut *tx)
+    .await?;
+
+    let summary = ErasureSummary {
+        pseudonym: pseudonym.clone(),
+        responses: renamed[0],
+        messages_kept: u64::try_from(kept.len()).unwrap_or(u64::MAX),
+        messages_dropped: dropped,
+        ledger_entries: renamed[2],
+        cases: case_count,
+        files_rewritten: None,
+    };
+    Ok(Erased {
+        summary,
+        needles,
+        entries,
+    })
+}
+
+/// The counts of many erasures added up.
+fn sum<'a>(
+    summaries: impl IntoIterator<Item = &'a ErasureSummary>,
+    files_rewritten: Option<bool>,
+) -> PurgeSummary {
+    summaries.into_iter().fold(
+        PurgeSummary {
+            contacts: 0,
+            responses: 0,
+            messages_kept: 0,
+            messages_dropped: 0,
+            ledger_entries: 0,
+            cases: 0,
+            files_rewritten,
+        },
+        |total, one| PurgeSummary {
+            contacts: total.contacts + 1,
+            responses: total.responses + one.responses,
+            messages_kept: total.messages_kept + one.messages_kept,
+            messages_dropped: total.messages_dropped + one.messages_dropped,
+            ledger_entries: total.ledger_entries + one.ledger_entries,
+            cases: total.cases + one.cases,
+            files_rewritten,
+        },
+    )
 }
 
 /// One ledger row read back, as [`Store::ledger`] reads it.
