@@ -70,7 +70,7 @@ async fn purge_in(
     writeln!(
         out,
         "{place} purged: {} contact(s) erased, {} queued message(s) dropped; {} answer(s), \
-         {} message(s) and {} ledger entries kept under pseudonyms, {} case(s)",
+         {} message(s) and {} ledger entry(ies) kept under pseudonyms, {} case(s)",
         done.contacts,
         done.messages_dropped,
         done.responses,
