@@ -125,10 +125,12 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
         Command::Test { path, sources } => test::run(path.as_deref(), &sources, out),
         Command::Preview(args) => preview::run(&args, out).await,
         Command::Purge {
-            place,
-            confirm,
+            place: Some(place),
+            confirm: Some(confirm),
             sources,
+            ..
         } => purge::run(&place, &confirm, operator, &sources, out).await,
+        Command::Purge { sources, .. } => purge::expired(&sources, out).await,
         Command::Backup { file, sources } => backup::backup(&file, &sources, out).await,
         Command::Restore {
             file,

@@ -48,6 +48,7 @@ pub enum SchemaFor {
     RuleCases,
     Milestones,
     Escalation,
+    Retention,
 }
 
 impl From<SchemaFor> for SchemaKind {
@@ -61,6 +62,7 @@ impl From<SchemaFor> for SchemaKind {
             SchemaFor::RuleCases => SchemaKind::RuleCases,
             SchemaFor::Milestones => SchemaKind::Milestones,
             SchemaFor::Escalation => SchemaKind::Escalation,
+            SchemaFor::Retention => SchemaKind::Retention,
         }
     }
 }
@@ -157,12 +159,20 @@ pub enum Command {
     /// One ledger entry says where, how many and who, never a name. This cannot
     /// be undone; backups made before still hold everything.
     Purge {
-        /// The place path (`mopti/koro`), as in places.yaml.
-        #[arg(long)]
-        place: String,
+        /// The place path (`mopti/koro`), as in places.yaml: erase everyone at or below it.
+        #[arg(
+            long,
+            required_unless_present = "expired",
+            conflicts_with = "expired",
+            requires = "confirm"
+        )]
+        place: Option<String>,
         /// The same place again, exactly: nothing is done otherwise.
         #[arg(long, value_name = "PLACE")]
-        confirm: String,
+        confirm: Option<String>,
+        /// Remove instead the texts past the keeping times of `retention.yaml`.
+        #[arg(long)]
+        expired: bool,
         #[command(flatten)]
         sources: Sources,
     },

@@ -5,6 +5,9 @@
 //! where, how many and who; never a name. `--confirm` must repeat the place
 //! exactly, else nothing is done. Only `places.yaml` is read: a broken workflow
 //! file elsewhere does not stand in the way of a purge.
+//!
+//! `palabre purge --expired`: the texts past the keeping times of
+//! `retention.yaml` removed (what `serve` does once a day).
 
 use std::fmt::Write as _;
 
@@ -89,5 +92,23 @@ async fn purge_in(
              run VACUUM FULL on contacts, outbox and ledger to rewrite them now"
         ),
     }
+    Ok(())
+}
+
+/// `palabre purge --expired`: removes the texts past the keeping times of
+/// `retention.yaml` (what `serve` does once a day), and says how many.
+pub async fn expired(sources: &Sources, out: &mut String) -> anyhow::Result<()> {
+    required_store(sources, "no database here: nothing to purge")
+        .await?
+        .close()
+        .await;
+    let commands = super::context::offline_commands(sources).await?;
+    let done = commands.purge_expired().await?;
+    commands.store().close().await;
+    writeln!(
+        out,
+        "past their keeping time: {} message text(s), {} ledger detail(s), {} resolved case description(s) removed",
+        done.message_texts, done.ledger_details, done.case_descriptions
+    )?;
     Ok(())
 }

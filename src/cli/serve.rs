@@ -102,6 +102,25 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         config,
     ));
+    // Texts past their keeping time (retention.yaml) go at start, then daily.
+    let purger = runtime.commands().clone();
+    tokio::spawn(async move {
+        loop {
+            match purger.purge_expired().await {
+                Ok(done) if done != Default::default() => tracing::info!(
+                    message_texts = done.message_texts,
+                    ledger_details = done.ledger_details,
+                    case_descriptions = done.case_descriptions,
+                    "texts past their keeping time removed"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "removing expired texts failed; tried again tomorrow")
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+        }
+    });
     if let Some(signer) = signer {
         runtime.commands().set_answer_links(signer);
         tracing::info!(

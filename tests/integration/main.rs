@@ -26,6 +26,7 @@ mod planning;
 mod preview;
 mod readme;
 mod replies;
+mod retention;
 mod rules;
 mod runtime;
 mod schema;

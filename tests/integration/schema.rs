@@ -13,6 +13,9 @@ fn committed_schemas_are_current() {
         "template",
         "calendar",
         "rule-cases",
+        "milestones",
+        "escalation",
+        "retention",
     ] {
         let run = palabre(&repo(), &["schema", "--kind", kind]);
         assert_eq!(run.code, 0);

@@ -27,6 +27,7 @@ pub mod occurrence;
 pub mod places;
 pub mod recurrence;
 pub mod reply_words;
+pub mod retention;
 pub mod source_map;
 pub mod table;
 pub mod templates;

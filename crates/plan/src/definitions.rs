@@ -37,6 +37,7 @@ use palabre_lang::milestones::{MilestonePlan, Plan, find_cycle};
 use palabre_lang::places::{Places, is_slug};
 use palabre_lang::recurrence::{Recurrence, parse_time_zone};
 use palabre_lang::reply_words::Replies;
+use palabre_lang::retention::Retention;
 use palabre_lang::source_map::SourceMap;
 use palabre_lang::templates::{MessageContext, Templates};
 use palabre_lang::yaml;
@@ -50,6 +51,7 @@ const ROLES_FILE: &str = "roles.yaml";
 const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
 const REPLIES_FILE: &str = "replies.yaml";
+const RETENTION_FILE: &str = "retention.yaml";
 
 /// The template sent to a level's responders when a case reaches them.
 pub const CASE_TEMPLATE: &str = "case-assigned";
@@ -165,6 +167,8 @@ pub struct Definitions {
     pub replies: Replies,
     /// What the reminders rules decided for this snapshot so far.
     pub reminders: ReminderMemo,
+    /// How long texts that can identify people are kept (`retention.yaml`).
+    pub retention: Retention,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -262,6 +266,7 @@ impl Definitions {
             ladders: Vec::new(),
             replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
             reminders: ReminderMemo::default(),
+            retention: Retention::load(&root.join(RETENTION_FILE), &mut diagnostics),
         };
         check_reply_instructions(
             &root.join(TEMPLATES_DIR),
@@ -1234,7 +1239,15 @@ fn is_workflow_file(root: &Path, file: &Path) -> bool {
         .and_then(|c| c.as_os_str().to_str());
     !matches!(
         first,
-        Some(PLACES_FILE | ROLES_FILE | REPLIES_FILE | TEMPLATES_DIR | CALENDARS_DIR | RULES_DIR)
+        Some(
+            PLACES_FILE
+                | ROLES_FILE
+                | REPLIES_FILE
+                | RETENTION_FILE
+                | TEMPLATES_DIR
+                | CALENDARS_DIR
+                | RULES_DIR
+        )
     )
 }
 

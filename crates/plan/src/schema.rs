@@ -14,10 +14,11 @@ pub enum SchemaKind {
     RuleCases,
     Milestones,
     Escalation,
+    Retention,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 8] = [
+    pub const ALL: [SchemaKind; 9] = [
         SchemaKind::Workflow,
         SchemaKind::Milestones,
         SchemaKind::Escalation,
@@ -26,6 +27,7 @@ impl SchemaKind {
         SchemaKind::Template,
         SchemaKind::Calendar,
         SchemaKind::RuleCases,
+        SchemaKind::Retention,
     ];
 
     /// The file name the schema is published under in `schemas/`.
@@ -39,6 +41,7 @@ impl SchemaKind {
             SchemaKind::RuleCases => "rule-cases.schema.json",
             SchemaKind::Milestones => "milestones.schema.json",
             SchemaKind::Escalation => "escalation.schema.json",
+            SchemaKind::Retention => "retention.schema.json",
         }
     }
 }
@@ -71,6 +74,10 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
         SchemaKind::Escalation => (
             schemars::schema_for!(palabre_lang::escalation::EscalationWorkflow),
             "palabre escalation ladder",
+        ),
+        SchemaKind::Retention => (
+            schemars::schema_for!(palabre_lang::retention::Retention),
+            "palabre retention",
         ),
     };
     schema.insert(

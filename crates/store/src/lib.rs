@@ -318,6 +318,7 @@ mod ledger;
 mod milestones;
 mod outbox;
 mod replies;
+pub mod retention;
 mod secrets;
 mod states;
 mod timers;

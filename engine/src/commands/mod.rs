@@ -141,6 +141,20 @@ impl Commands {
         self.wake();
     }
 
+    /// Removes the texts past the keeping times of `retention.yaml`, as of now;
+    /// the counts go to the ledger.
+    pub async fn purge_expired(&self) -> Result<palabre_store::retention::Expired, CommandError> {
+        let now = self.now();
+        let retention = self.definitions().retention;
+        let days = |n: u32| now - chrono::TimeDelta::days(i64::from(n));
+        let cutoffs = palabre_store::retention::ExpiryCutoffs {
+            message_texts: days(retention.message_texts_days),
+            ledger_details: days(retention.ledger_details_days),
+            resolved_case_descriptions: days(retention.resolved_case_descriptions_days),
+        };
+        Ok(self.store().purge_expired(now, cutoffs).await?)
+    }
+
     /// Wakes a sleeping worker (something changed).
     pub fn wake(&self) {
         self.shared.wake.notify_one();
