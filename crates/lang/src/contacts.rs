@@ -466,8 +466,9 @@ mod tests {
         // Typed without spaces, `0022370000001` (invented) becomes the number 22370000001.
         assert_eq!(
             normalize_phone("22370000001").as_deref(),
-            Some("+22370000001")
+            Some("+22370000001") // invented
         );
+        // An invented number, as typed without its country code.
         assert_eq!(normalize_phone("70000001").as_deref(), Some("+22370000001"));
     }
 

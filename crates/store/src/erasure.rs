@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Connection as _, Executor as _, Row};
 
-use super::ledger::{LedgerEntry, LedgerEvent, append};
+use super::ledger::{LedgerEntry, LedgerEvent, append, entry_of};
 use super::states::QUEUED;
-use super::{Backend, DirectoryEntry, Store, StoreError, instant, parsed};
+use super::{Backend, DirectoryEntry, Store, StoreError, instant};
 use palabre_core::channel::Channel;
 use palabre_lang::places::Places;
 
@@ -705,31 +705,6 @@ fn sum<'a>(
             files_rewritten,
         },
     )
-}
-
-/// One ledger row read back, as [`Store::ledger`] reads it.
-fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
-    let seq: i64 = row.try_get("seq")?;
-    let event: String = row.try_get("event")?;
-    let channel: Option<String> = row.try_get("channel")?;
-    Ok(LedgerEntry {
-        at: instant(row.try_get("at")?),
-        event: parsed(
-            "ledger",
-            seq.to_string(),
-            "event",
-            &event,
-            LedgerEvent::parse(&event),
-        )?,
-        channel: channel
-            .map(|c| parsed("ledger", seq.to_string(), "channel", &c, Channel::parse(&c)))
-            .transpose()?,
-        workflow: row.try_get("workflow")?,
-        occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
-        step: row.try_get("step")?,
-        contact_id: row.try_get("contact_id")?,
-        detail: row.try_get("detail")?,
-    })
 }
 
 #[cfg(test)]

@@ -280,7 +280,8 @@ pub(crate) async fn append(
     Ok(())
 }
 
-fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
+/// One ledger row read back.
+pub(crate) fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let event: String = row.try_get("event")?;
     let channel: Option<String> = row.try_get("channel")?;
