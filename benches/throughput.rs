@@ -83,7 +83,9 @@ fn definitions(dir: &Path, with_workflow: bool) -> Definitions {
 }
 
 async fn store(url: &str) -> Store {
-    let store = Store::connect(url).await.unwrap();
+    let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
+        .await
+        .unwrap();
     let contact = Contact {
         id: "c-1".into(),
         name: "Awa Diallo".into(),

@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::{
-    Cli, Command, ContactsCommand, MilestoneCommand, OccurrenceCommand, RulesCommand, TokenCommand,
+    Cli, Command, ContactsCommand, KeyCommand, MilestoneCommand, OccurrenceCommand, RulesCommand,
+    TokenCommand,
 };
 use cli::{
-    backup, case, contacts, context, logging, milestones, occurrence, preview, purge, rules,
+    backup, case, contacts, context, key, logging, milestones, occurrence, preview, purge, rules,
     schema, serve, status, test, token, validate,
 };
 
@@ -131,6 +132,11 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
             ..
         } => purge::run(&place, &confirm, operator, &sources, out).await,
         Command::Purge { sources, .. } => purge::expired(&sources, out).await,
+        Command::Key(KeyCommand::Init { key_file }) => key::init(&key_file, out),
+        Command::Key(KeyCommand::Rotate {
+            new_key_file,
+            sources,
+        }) => key::rotate(&new_key_file, &sources, out).await,
         Command::Backup { file, sources } => backup::backup(&file, &sources, out).await,
         Command::Restore {
             file,

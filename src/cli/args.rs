@@ -81,6 +81,10 @@ pub struct Sources {
     /// Database URL: sqlite://FILE (the default) or postgres://...
     #[arg(long, env = "PALABRE_DATABASE_URL")]
     pub db: Option<String>,
+    /// The database's key file (made by `palabre key init`). Without it the
+    /// key is read from PALABRE_KEY (the key file's one line).
+    #[arg(long, env = "PALABRE_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl Sources {
@@ -134,6 +138,9 @@ pub enum Command {
     /// API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The key the directory and every personal text are encrypted with.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Disputes on an escalation ladder: open, act on, show.
     #[command(subcommand)]
     Case(CaseCommand),
@@ -402,6 +409,35 @@ pub enum CaseCommand {
         /// Also print the description.
         #[arg(long)]
         reveal: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Write a new random key to FILE, readable by its owner only; an existing
+    /// file is never overwritten.
+    ///
+    /// Keep the key apart from the database and its backups (a USB stick, a
+    /// password manager, the server's secrets): whoever has both reads the
+    /// directory; whoever loses the key loses the database.
+    Init {
+        /// The key file to write.
+        #[arg(long, env = "PALABRE_KEY_FILE", value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Re-encrypt everything under a new key (stop `serve` first).
+    ///
+    /// The database's key is --key-file (or PALABRE_KEY); the new one
+    /// --new-key-file (make it with `palabre key init`). Batch by batch, each in
+    /// its own transaction: interrupted, run the same command again to finish.
+    /// Until it finishes the database opens for nothing else. After it, the old
+    /// key opens nothing; backups made before still need it.
+    Rotate {
+        /// The new key file.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
         #[command(flatten)]
         sources: Sources,
     },

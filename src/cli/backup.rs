@@ -145,7 +145,7 @@ pub async fn restore(
     }
     let temporary = beside(&target, "restoring")?;
     remove_database_files(&temporary)?;
-    let checked = copy_and_check(file, &temporary).await;
+    let checked = copy_and_check(file, &temporary, sources).await;
     let contents = match checked {
         Ok(contents) => contents,
         Err(error) => {
@@ -179,7 +179,12 @@ pub async fn restore(
 /// Copies the backup to `temporary` and checks the copy: a palabre database,
 /// which palabre opens and reads. Closing it folds everything into the file.
 /// Returns what it holds, for people.
-async fn copy_and_check(file: &Path, temporary: &Path) -> anyhow::Result<String> {
+async fn copy_and_check(
+    file: &Path,
+    temporary: &Path,
+    sources: &Sources,
+) -> anyhow::Result<String> {
+    let key = super::context::database_key(sources)?;
     std::fs::copy(file, temporary).with_context(|| {
         format!(
             "copying {} to {} before putting it in place",
@@ -199,7 +204,7 @@ async fn copy_and_check(file: &Path, temporary: &Path) -> anyhow::Result<String>
     let name = temporary
         .to_str()
         .with_context(|| format!("{} is not a name SQLite can open", temporary.display()))?;
-    let store = Store::connect(&store::sqlite_url_of(name))
+    let store = Store::connect(&store::sqlite_url_of(name), &key)
         .await
         .with_context(not_palabre)?;
     let read = async {

@@ -1,8 +1,9 @@
 //! What many commands share: the rule functions plugins add, loading the
 //! definitions (their diagnostics on stderr), reading files and directory CSVs,
-//! opening the database, the engine's commands over it and their refusals, who
-//! acts, how a command's end maps to an exit code (0 ok, 1 invalid input, 2
-//! usage or I/O error), and printing tables.
+//! the database's key (`--key-file`, else `PALABRE_KEY`, else a refusal that
+//! says how to make one) and opening the database, the engine's commands over
+//! it and their refusals, who acts, how a command's end maps to an exit code
+//! (0 ok, 1 invalid input, 2 usage or I/O error), and printing tables.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,7 +18,7 @@ use palabre_core::rule_function::RuleFunction;
 use palabre_engine::commands::{CommandError, Commands};
 use palabre_lang::contacts::{self, Contact, DirectoryRules};
 use palabre_plan::definitions::Definitions;
-use palabre_store::{self as store, Store, StoreError};
+use palabre_store::{self as store, Key, Store, StoreError};
 
 use super::args::Sources;
 
@@ -107,14 +108,67 @@ pub fn parse_directory(
     contacts::parse_csv(csv, bytes, &rules, diagnostics)
 }
 
+/// The environment variable that may hold the key itself.
+const KEY_VARIABLE: &str = "PALABRE_KEY";
+
+/// The key in the file at `path`, which only its owner may read.
+pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("reading the key file {}", path.display()))?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the key file {} can be read by others (mode {mode:o}): make it yours alone \
+             (chmod 600 {}) and check who may have copied it",
+            path.display(),
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key file {}", path.display()))?;
+    Key::parse(&text).with_context(|| format!("the key file {}", path.display()))
+}
+
+/// The key of the database `sources` names: its key file, else `PALABRE_KEY`.
+pub fn database_key(sources: &Sources) -> anyhow::Result<Key> {
+    if let Some(path) = &sources.key_file {
+        return read_key_file(path);
+    }
+    match std::env::var(KEY_VARIABLE) {
+        Ok(text) => Key::parse(&text).with_context(|| format!("the key in {KEY_VARIABLE}")),
+        Err(_) => bail!(
+            "no key for the database {}: palabre keeps the directory and every personal text \
+             encrypted, and needs the database's key. Give its key file with --key-file FILE \
+             (or PALABRE_KEY_FILE); for a new database, make one first with \
+             `palabre key init --key-file FILE`",
+            sources.database_url()
+        ),
+    }
+}
+
 /// The database `--db` names, created if it does not exist yet.
 pub async fn open_store(sources: &Sources) -> anyhow::Result<Store> {
     let url = sources.database_url();
     let new = !store::exists(url);
-    let store = Store::connect(url).await.context("opening the database")?;
+    let key = database_key(sources)?;
+    let store = Store::connect(url, &key)
+        .await
+        .context("opening the database")?;
     if new {
         // Only commands that write get here: a mistyped --db shows at once.
-        tracing::warn!(target: LOG_TARGET, "created a new, empty database at {url}");
+        tracing::warn!(
+            target: LOG_TARGET,
+            "created a new, empty database at {url}, encrypted under key {}",
+            key.id()
+        );
+    } else if store.rows_sealed_at_opening() > 0 {
+        tracing::warn!(
+            target: LOG_TARGET,
+            "encrypted {} row(s) of {url} that were in clear, under key {}: from now on it \
+             opens with this key only",
+            store.rows_sealed_at_opening(),
+            key.id()
+        );
     }
     Ok(store)
 }

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod case;
 pub mod contacts;
 pub mod context;
+pub mod key;
 pub mod logging;
 pub mod milestones;
 pub mod occurrence;

@@ -255,6 +255,9 @@ fn keep_the_demo_apart(args: &mut ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(DEMO_FOLDER)
         .with_context(|| format!("creating the demo's folder {DEMO_FOLDER}/"))?;
     args.sources.db = Some(format!("sqlite://{DEMO_FOLDER}/palabre.db"));
+    let key = Path::new(DEMO_FOLDER).join("palabre.key");
+    super::key::demo_key(&key)?;
+    args.sources.key_file = Some(key);
     args.outbox = Path::new(DEMO_FOLDER).join("outbox");
     Ok(())
 }

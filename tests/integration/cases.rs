@@ -470,6 +470,8 @@ fn palabre_with(dir: &Path, args: &[&str], env: &[(&str, &str)], remove: &[&str]
         .env_remove("PALABRE_WORKFLOWS")
         .env_remove("PALABRE_LOG")
         .env_remove("PALABRE_OPERATOR")
+        .env_remove("PALABRE_KEY_FILE")
+        .env("PALABRE_KEY", crate::util::TEST_KEY)
         .timeout(Duration::from_secs(120));
     for name in remove {
         cmd.env_remove(name);
@@ -786,7 +788,9 @@ async fn case_show_reveal_is_in_the_ledger_with_the_operator() {
         ]);
         assert_eq!(run.stdout, "LM-0001 opened at level 0\n", "{}", run.stderr);
         let revealed = async || {
-            let store = palabre_store::Store::connect(&url).await.unwrap();
+            let store = palabre_store::Store::connect(&url, &crate::util::test_key())
+                .await
+                .unwrap();
             let ledger = store.ledger(None, 10_000).await.unwrap();
             store.close().await;
             let text = serde_json::to_string(&ledger).unwrap();

@@ -356,7 +356,9 @@ async fn cli_databases(dir: &std::path::Path, name: &str) -> Vec<String> {
 
 /// Every `revealed` entry of the ledger at `url`, and the whole ledger as text.
 async fn revealed_entries(url: &str) -> (Vec<palabre_store::LedgerEntry>, String) {
-    let store = palabre_store::Store::connect(url).await.unwrap();
+    let store = palabre_store::Store::connect(url, &crate::util::test_key())
+        .await
+        .unwrap();
     let ledger = store.ledger(None, 10_000).await.unwrap();
     store.close().await;
     let text = serde_json::to_string(&ledger).unwrap();

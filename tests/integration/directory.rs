@@ -29,7 +29,9 @@ fn ids(contacts: &[palabre_lang::contacts::Contact]) -> Vec<&str> {
 #[tokio::test]
 async fn the_store_deactivates_removes_and_syncs_on_both_backends() {
     for world in worlds("directory_store", "once").await {
-        let store = Store::connect(&world.url).await.unwrap();
+        let store = Store::connect(&world.url, &crate::util::test_key())
+            .await
+            .unwrap();
         let everyone: Vec<_> = store
             .directory()
             .await
@@ -188,7 +190,9 @@ async fn contacts_are_removed_deactivated_and_listed_with_their_state() {
 
     // An opt-out, as a STOP would record it.
     let url = format!("sqlite://{}", path.join("palabre.db").display());
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&url, &crate::util::test_key())
+        .await
+        .unwrap();
     let now = at("2026-12-01T10:00:00Z");
     let entry = LedgerEntry::new(now, LedgerEvent::SmsStopped, "STOP").recipient("c-0003", None);
     store

@@ -26,7 +26,7 @@ const NAME: &str = "Fanta Kansaye";
 const EMAIL: &str = "fanta.kansaye@example.org";
 
 /// Every value of every row of every table, as text, with its table and column.
-async fn every_value(url: &str) -> Vec<(String, String)> {
+pub(crate) async fn every_value(url: &str) -> Vec<(String, String)> {
     use sqlx::Row;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
@@ -361,7 +361,9 @@ fn contacts_erase_asks_refuses_an_unknown_id_and_export_is_recorded() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ledger = rt.block_on(async {
         let url = format!("sqlite://{}", path.join("palabre.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&url, &crate::util::test_key())
+            .await
+            .unwrap();
         let ledger = store.ledger(None, 1000).await.unwrap();
         store.close().await;
         ledger
@@ -547,7 +549,9 @@ async fn a_purge_erases_everyone_at_or_below_a_place_in_one_go_and_no_one_else()
             run.stderr
         );
 
-        let store = Store::connect(&world.url).await.unwrap();
+        let store = Store::connect(&world.url, &crate::util::test_key())
+            .await
+            .unwrap();
         let after = store.directory().await.unwrap();
         // Everyone elsewhere exactly as they were; Koro's people under
         // pseudonyms, roles and places kept, nothing else.

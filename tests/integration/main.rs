@@ -15,6 +15,7 @@ mod backup;
 mod cases;
 mod contacts;
 mod directory;
+mod encryption;
 mod erasure;
 mod escalation;
 mod failures;

@@ -32,7 +32,9 @@ impl Clock for Hurried {
 async fn runtime_on(world: &World, clock: Arc<dyn Clock>, config: RuntimeConfig) -> Runtime {
     let (_, _, connectors) = Recorder::pair();
     Runtime::new(
-        Store::connect(&world.url).await.unwrap(),
+        Store::connect(&world.url, &crate::util::test_key())
+            .await
+            .unwrap(),
         world.definitions().0,
         connectors,
         clock,

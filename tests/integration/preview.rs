@@ -400,7 +400,9 @@ async fn the_text_table_has_one_header_marks_french_fallbacks_and_honours_stop()
     let dir = workspace_with_directory();
     // Boubacar (c-0001: SMS then email) and Mariam (c-0002: SMS only) sent STOP.
     let url = format!("sqlite://{}", dir.path().join("palabre.db").display());
-    let store = palabre_store::Store::connect(&url).await.unwrap();
+    let store = palabre_store::Store::connect(&url, &crate::util::test_key())
+        .await
+        .unwrap();
     let now = chrono::Utc::now();
     for contact in ["c-0001", "c-0002"] {
         let entry = palabre_store::LedgerEntry::new(

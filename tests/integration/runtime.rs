@@ -177,7 +177,7 @@ impl World {
     }
 
     pub(crate) async fn add_contacts(&self, contacts: &[palabre_lang::contacts::Contact]) {
-        Store::connect(&self.url)
+        Store::connect(&self.url, &crate::util::test_key())
             .await
             .unwrap()
             .upsert_contacts(contacts)
@@ -198,7 +198,9 @@ impl World {
         connectors: Connectors,
         owner: &str,
     ) -> Runtime {
-        let store = Store::connect(&self.url).await.unwrap();
+        let store = Store::connect(&self.url, &crate::util::test_key())
+            .await
+            .unwrap();
         let config = RuntimeConfig {
             owner: owner.to_owned(),
             horizon: TimeDelta::days(14),
@@ -909,7 +911,9 @@ async fn a_batch_out_of_time_gives_its_messages_back() {
         batch_time: std::time::Duration::ZERO,
         ..RuntimeConfig::default()
     };
-    let store = Store::connect(&world.url).await.unwrap();
+    let store = Store::connect(&world.url, &crate::util::test_key())
+        .await
+        .unwrap();
     let runtime = Runtime::new(
         store,
         world.definitions().0,

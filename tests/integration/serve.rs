@@ -71,6 +71,8 @@ pub(crate) fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
         .args(args)
         .env_remove("PALABRE_DATABASE_URL")
         .env_remove("PALABRE_SMTP_HOST")
+        .env_remove("PALABRE_KEY_FILE")
+        .env("PALABRE_KEY", crate::util::TEST_KEY)
         .env("PALABRE_LOG", "info")
         // Each server gets a free port for its HTTP API: tests run side by side.
         .env("PALABRE_HTTP", "127.0.0.1:0")
@@ -496,7 +498,14 @@ fn the_demo_never_touches_the_real_database_or_real_connectors() {
     );
     let demo = palabre(
         dir.path(),
-        &["contacts", "list", "--db", "sqlite://demo/palabre.db"],
+        &[
+            "contacts",
+            "list",
+            "--db",
+            "sqlite://demo/palabre.db",
+            "--key-file",
+            "demo/palabre.key",
+        ],
     );
     assert!(demo.stdout.lines().count() > 200, "{}", demo.stdout);
     assert!(dir.path().join("demo/demo-meeting.yaml").exists());

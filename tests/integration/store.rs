@@ -21,7 +21,7 @@ fn contact(id: &str, name: &str) -> Contact {
 }
 
 async fn conformance(url: &str, backend: Backend) {
-    let store = Store::connect(url).await.unwrap();
+    let store = Store::connect(url, &crate::util::test_key()).await.unwrap();
     assert_eq!(store.backend(), backend);
     let mut contacts = vec![contact("c-2", "Hama Bocoum"), contact("c-1", "Awa Diallo")];
     contacts[1].email = Some("awa@example.org".to_owned());
@@ -65,7 +65,7 @@ async fn conformance(url: &str, backend: Backend) {
     store.close().await;
 
     // Reconnecting runs no migration twice and finds the same rows.
-    let again = Store::connect(url).await.unwrap();
+    let again = Store::connect(url, &crate::util::test_key()).await.unwrap();
     assert_eq!(again.contacts().await.unwrap().len(), 3);
     again.close().await;
 }
@@ -396,14 +396,24 @@ mod runtime {
     async fn sqlite_runtime_conformance() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("runtime.db").display());
-        conformance(Store::connect(&url).await.unwrap()).await;
+        conformance(
+            Store::connect(&url, &crate::util::test_key())
+                .await
+                .unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn postgres_runtime_conformance() {
         let Some(base) = postgres_url() else { return };
         let url = fresh_postgres_schema(&base, "runtime").await;
-        conformance(Store::connect(&url).await.unwrap()).await;
+        conformance(
+            Store::connect(&url, &crate::util::test_key())
+                .await
+                .unwrap(),
+        )
+        .await;
     }
 }
 
@@ -414,7 +424,7 @@ async fn corrupt_rows(url: &str) {
     use palabre_lang::escalation::{Case, CaseState};
     use palabre_lang::milestones::MilestoneStatus;
     use palabre_store::StoreError;
-    let store = Store::connect(url).await.unwrap();
+    let store = Store::connect(url, &crate::util::test_key()).await.unwrap();
     let now = chrono::Utc::now();
     store
         .set_milestone_status("plan-a", "m-1", MilestoneStatus::Done, "fait", now)
@@ -545,7 +555,7 @@ async fn postgres_corrupt_rows_are_reported() {
 /// The last good definitions and the folder's health, on both backends.
 async fn definitions_in_force(url: &str) {
     use palabre_store::DefinitionFile;
-    let store = Store::connect(url).await.unwrap();
+    let store = Store::connect(url, &crate::util::test_key()).await.unwrap();
     assert_eq!(store.valid_definitions().await.unwrap(), None);
     // Before any good copy, an invalid folder is not recorded (nothing runs).
     let t0 = chrono::Utc::now();

@@ -11,6 +11,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The database key every test runs with (given to the binary as `PALABRE_KEY`).
+pub const TEST_KEY: &str =
+    "palabre-key-v1 0707070707070707070707070707070707070707070707070707070707070707";
+
+pub fn test_key() -> palabre_store::Key {
+    palabre_store::Key::parse(TEST_KEY).unwrap()
+}
+
 /// What one run of the binary did.
 #[derive(Debug)]
 pub struct Run {
@@ -28,6 +36,8 @@ pub fn palabre(dir: &Path, args: &[&str]) -> Run {
         .env_remove("PALABRE_DATABASE_URL")
         .env_remove("PALABRE_WORKFLOWS")
         .env_remove("PALABRE_LOG")
+        .env_remove("PALABRE_KEY_FILE")
+        .env("PALABRE_KEY", TEST_KEY)
         .timeout(Duration::from_secs(120));
     let output = cmd.output().expect("the palabre binary runs");
     let run = Run {

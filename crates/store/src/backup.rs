@@ -170,6 +170,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Key;
 
     #[test]
     fn a_sqlite_url_names_its_file_and_back() {
@@ -200,9 +201,12 @@ mod tests {
     async fn a_backup_is_a_standalone_palabre_database() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("palabre.db");
-        let store = Store::connect(&sqlite_url_of(db.to_str().unwrap()))
-            .await
-            .unwrap();
+        let store = Store::connect(
+            &sqlite_url_of(db.to_str().unwrap()),
+            &Key::from_bytes([7; 32]),
+        )
+        .await
+        .unwrap();
         let copy = dir.path().join("copy.db");
         store.backup_into(copy.to_str().unwrap()).await.unwrap();
         assert!(sqlite_in_use(&db).await.unwrap(), "the store has it open");
@@ -214,9 +218,12 @@ mod tests {
         assert!(!sqlite_in_use(&copy).await.unwrap());
 
         let other = dir.path().join("other.db");
-        let foreign = Store::connect(&sqlite_url_of(other.to_str().unwrap()))
-            .await
-            .unwrap();
+        let foreign = Store::connect(
+            &sqlite_url_of(other.to_str().unwrap()),
+            &Key::from_bytes([7; 32]),
+        )
+        .await
+        .unwrap();
         sqlx::query("DROP TABLE ledger")
             .execute(&foreign.pool)
             .await

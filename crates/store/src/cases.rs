@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
+use super::sealing::{CASE_DESCRIPTION, Sealer};
 use super::states::PENDING;
 use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis, parsed};
@@ -55,7 +56,7 @@ pub struct ListedCase {
 const COLUMNS: &str =
     "id, workflow, category, place, parties, severity, description, level, state, opened, updated";
 
-fn case_of(row: &AnyRow) -> Result<Case, StoreError> {
+fn case_of(sealer: &Sealer, row: &AnyRow) -> Result<Case, StoreError> {
     let id: String = row.try_get("id")?;
     let parties: String = row.try_get("parties")?;
     let state: String = row.try_get("state")?;
@@ -70,14 +71,19 @@ fn case_of(row: &AnyRow) -> Result<Case, StoreError> {
         )?,
         level: parsed("cases", &id, "level", level, usize::try_from(level).ok())?,
         state: parsed("cases", &id, "state", &state, CaseState::parse(&state))?,
-        id,
         workflow: row.try_get("workflow")?,
         category: row.try_get("category")?,
         place: row.try_get("place")?,
         severity: row.try_get("severity")?,
-        description: row.try_get("description")?,
+        description: sealer.open(
+            "cases",
+            &CASE_DESCRIPTION,
+            &id,
+            &row.try_get::<String, _>("description")?,
+        )?,
         opened: instant(row.try_get("opened")?),
         updated: instant(row.try_get("updated")?),
+        id,
     })
 }
 
@@ -113,7 +119,7 @@ impl Store {
             .bind(&case.place)
             .bind(serde_json::to_string(&case.parties).unwrap_or_else(|_| "[]".to_owned()))
             .bind(case.severity)
-            .bind(&case.description)
+            .bind(self.sealer.seal(&CASE_DESCRIPTION, &id, &case.description)?)
             .bind(i64::try_from(case.level).unwrap_or(0))
             .bind(case.state.as_str())
             .bind(millis(case.opened))
@@ -128,8 +134,8 @@ impl Store {
         };
         let (timers, messages, ledger) = write(&id);
         insert_timers(&mut tx, self.backend, &timers, case.opened).await?;
-        enqueue(&mut tx, self.backend, &messages, case.opened).await?;
-        append(&mut tx, self.backend, &ledger).await?;
+        enqueue(&mut tx, self, &messages, case.opened).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -141,7 +147,9 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(case_of).transpose()
+        row.as_ref()
+            .map(|row| case_of(&self.sealer, row))
+            .transpose()
     }
 
     /// Cases of a ladder, oldest first.
@@ -152,7 +160,7 @@ impl Store {
         .bind(workflow)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(case_of).collect()
+        rows.iter().map(|row| case_of(&self.sealer, row)).collect()
     }
 
     /// The cases `filter` keeps, oldest first, each with its next pending
@@ -204,7 +212,7 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         let mut listed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let case = case_of(row)?;
+            let case = case_of(&self.sealer, row)?;
             // LIKE reads `_` as any one character: keep only true descendants.
             if !filter
                 .within
@@ -262,8 +270,8 @@ impl Store {
             .await?;
         }
         insert_timers(&mut tx, self.backend, write.timers, case.updated).await?;
-        enqueue(&mut tx, self.backend, write.messages, case.updated).await?;
-        append(&mut tx, self.backend, write.ledger).await?;
+        enqueue(&mut tx, self, write.messages, case.updated).await?;
+        append(&mut tx, self, write.ledger).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::ledger::{LedgerEntry, append};
 use super::outbox::{QueuedMessage, enqueue};
+use super::sealing::CHANGE_REASON;
 use super::states::{CANCELLED, PENDING};
 use super::timers::{PlannedTimer, insert_timers};
 use super::{Store, StoreError, instant, millis, parsed};
@@ -33,10 +34,15 @@ impl Store {
                         sequence,
                         u32::try_from(sequence).ok().filter(|s| *s > 0),
                     )?,
+                    reason: self.sealer.open(
+                        "occurrence_changes",
+                        &CHANGE_REASON,
+                        &format!("{workflow}|{}", millis(occurrence)),
+                        &r.try_get::<String, _>("reason")?,
+                    )?,
                     workflow,
                     occurrence,
                     starts_at: r.try_get::<Option<i64>, _>("starts_at")?.map(instant),
-                    reason: r.try_get("reason")?,
                 })
             })
             .collect()
@@ -78,7 +84,11 @@ impl Store {
         .bind(millis(change.occurrence))
         .bind(change.starts_at.map(millis))
         .bind(i64::from(change.sequence))
-        .bind(&change.reason)
+        .bind(self.sealer.seal(
+            &CHANGE_REASON,
+            &format!("{}|{}", change.workflow, millis(change.occurrence)),
+            &change.reason,
+        )?)
         .bind(millis(now))
         .execute(&mut *tx)
         .await?;
@@ -91,8 +101,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_timers(&mut tx, self.backend, timers, now).await?;
-        enqueue(&mut tx, self.backend, notices, now).await?;
-        append(&mut tx, self.backend, ledger).await?;
+        enqueue(&mut tx, self, notices, now).await?;
+        append(&mut tx, self, ledger).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::sealing::{CONTACT_EMAIL, CONTACT_NAME, CONTACT_PHONE, Indexed, Sealer};
 use super::{ImportSummary, Store, StoreError};
 use palabre_core::channel::Channel;
 use palabre_lang::contacts::Contact;
+
+const TABLE: &str = "contacts";
 
 const CONTACT_COLUMNS: &str = "id, name, roles, place, phone, email, language, channels";
 
@@ -68,7 +71,7 @@ impl Store {
     /// active is left as it is (a new one is active).
     pub async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let summary = upsert(&mut tx, contacts).await?;
+        let summary = upsert(&mut tx, &self.sealer, contacts).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -89,7 +92,7 @@ impl Store {
         let stored = activity(&mut tx).await?;
         let ids = contacts.iter().map(|c| c.id.as_str()).collect();
         let preview = SyncPreview::of(&stored, &ids);
-        let import = upsert(&mut tx, contacts).await?;
+        let import = upsert(&mut tx, &self.sealer, contacts).await?;
         for (ids, active) in [(&preview.deactivate, false), (&preview.reactivate, true)] {
             for id in ids {
                 sqlx::query(active_statement(active))
@@ -157,7 +160,7 @@ impl Store {
         let inactive = self.inactive_contacts().await?;
         rows.iter()
             .map(|row| {
-                let contact = contact_from_row(row)?;
+                let contact = contact_from_row(&self.sealer, row)?;
                 let active = !inactive.contains(&contact.id);
                 Ok(DirectoryEntry { contact, active })
             })
@@ -194,6 +197,7 @@ async fn activity(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String, boo
 /// Inserts new contacts and updates changed ones within `tx`.
 async fn upsert(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sealer: &Sealer,
     contacts: &[Contact],
 ) -> Result<ImportSummary, StoreError> {
     let mut summary = ImportSummary::default();
@@ -205,7 +209,7 @@ async fn upsert(
             .bind(&contact.id)
             .fetch_optional(&mut **tx)
             .await?
-            .map(|row| contact_from_row(&row))
+            .map(|row| contact_from_row(sealer, &row))
             .transpose()?;
             let roles = json_list(contact.roles.iter().map(String::as_str));
             let channels = json_list(contact.channels.iter().map(|c| c.as_str()));
@@ -217,23 +221,30 @@ async fn upsert(
                 Some(_) => {
                     summary.updated += 1;
                     "UPDATE contacts SET name = $2, roles = $3, place = $4, phone = $5, email = $6, \
-                     language = $7, channels = $8 WHERE id = $1"
+                     language = $7, channels = $8, phone_index = $9, email_index = $10 WHERE id = $1"
                 }
                 None => {
                     summary.inserted += 1;
-                    "INSERT INTO contacts (id, name, roles, place, phone, email, language, channels) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    "INSERT INTO contacts (id, name, roles, place, phone, email, language, channels, \
+                     phone_index, email_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 }
             };
+            let (id, phone, email) = (
+                &contact.id,
+                contact.phone.as_deref(),
+                contact.email.as_deref(),
+            );
             sqlx::query(sql)
-                .bind(&contact.id)
-                .bind(&contact.name)
+                .bind(id)
+                .bind(sealer.seal(&CONTACT_NAME, id, &contact.name)?)
                 .bind(roles)
                 .bind(&contact.place)
-                .bind(contact.phone.as_deref())
-                .bind(contact.email.as_deref())
+                .bind(sealer.seal_some(&CONTACT_PHONE, id, phone)?)
+                .bind(sealer.seal_some(&CONTACT_EMAIL, id, email)?)
                 .bind(&contact.language)
                 .bind(channels)
+                .bind(sealer.index_some(Indexed::Phone, phone))
+                .bind(sealer.index_some(Indexed::Email, email))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -252,7 +263,23 @@ impl Store {
         )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(contact_from_row).collect()
+        rows.iter()
+            .map(|row| contact_from_row(&self.sealer, row))
+            .collect()
+    }
+
+    /// The active contact whose phone is `number` (normalised, as stored), found
+    /// by its blind index; the first by id if several share it.
+    pub async fn contact_by_phone(&self, number: &str) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE active AND phone_index = $1 \
+             ORDER BY id LIMIT 1"
+        )))
+        .bind(self.sealer.index(Indexed::Phone, number))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| contact_from_row(&self.sealer, &row))
+            .transpose()
     }
 }
 
@@ -265,10 +292,10 @@ fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     .to_string()
 }
 
-fn contact_from_row(row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {
+fn contact_from_row(sealer: &Sealer, row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {
     let id: String = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::Corrupt {
-        table: "contacts",
+        table: TABLE,
         id: id.clone(),
         reason,
     };
@@ -283,10 +310,25 @@ fn contact_from_row(row: &sqlx::any::AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
         roles: list("roles")?,
         channels,
-        name: row.try_get("name")?,
+        name: sealer.open(
+            TABLE,
+            &CONTACT_NAME,
+            &id,
+            &row.try_get::<String, _>("name")?,
+        )?,
         place: row.try_get("place")?,
-        phone: row.try_get("phone")?,
-        email: row.try_get("email")?,
+        phone: sealer.open_some(
+            TABLE,
+            &CONTACT_PHONE,
+            &id,
+            row.try_get::<Option<String>, _>("phone")?.as_deref(),
+        )?,
+        email: sealer.open_some(
+            TABLE,
+            &CONTACT_EMAIL,
+            &id,
+            row.try_get::<Option<String>, _>("email")?.as_deref(),
+        )?,
         language: row.try_get("language")?,
         id,
     })
@@ -302,6 +344,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| contact_from_row(&row)).transpose()
+        row.map(|row| contact_from_row(&self.sealer, &row))
+            .transpose()
     }
 }

@@ -17,16 +17,20 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{AnyConnection, Connection as _, Executor as _, Row};
+use sqlx::{AnyConnection, Connection as _, Row};
 
 use super::ledger::{LedgerEntry, LedgerEvent, append, entry_of};
+use super::rekey::rewrite_sealed;
+use super::sealing::{
+    CASE_DESCRIPTION, CHANGE_REASON, CONTACT_EMAIL, CONTACT_NAME, CONTACT_PHONE, KEPT_ANSWER,
+    LEDGER_DETAIL, MESSAGE_BODY, MESSAGE_SUBJECT, MILESTONE_NOTE, Sealed,
+};
 use super::states::QUEUED;
-use super::{Backend, DirectoryEntry, Store, StoreError, instant};
+use super::{Backend, DirectoryEntry, Store, StoreError, instant, rewrite_sqlite_file};
 use palabre_core::channel::Channel;
 use palabre_lang::places::Places;
 
-/// What the text of an erased message, and the name of an erased contact, become.
-pub const ERASED_TEXT: &str = "[effacé]";
+pub use super::sealing::ERASED_TEXT;
 
 /// The prefix of every pseudonym.
 pub const PSEUDONYM_PREFIX: &str = "erased-";
@@ -123,14 +127,13 @@ pub struct ExportedCase {
     pub updated: DateTime<Utc>,
 }
 
-/// The free texts any erased value may be quoted in, whoever they are about.
-const FREE_TEXTS: [(&str, &str); 6] = [
-    ("ledger", "detail"),
-    ("outbox", "last_error"),
-    ("cases", "description"),
-    ("milestone_status", "note"),
-    ("occurrence_changes", "reason"),
-    ("idempotency_keys", "body"),
+/// The sealed free texts any erased value may be quoted in, whoever they are
+/// about (ledger details are scrubbed with the ledger, below).
+const SEALED_FREE_TEXTS: [(&str, &Sealed); 4] = [
+    ("cases", &CASE_DESCRIPTION),
+    ("milestone_status", &MILESTONE_NOTE),
+    ("occurrence_changes", &CHANGE_REASON),
+    ("idempotency_keys", &KEPT_ANSWER),
 ];
 
 /// The strings an erasure removes from free texts: the name, the email, the
@@ -300,22 +303,15 @@ impl Store {
         now: DateTime<Utc>,
         record: impl FnOnce(&[Erased]) -> Vec<LedgerEntry>,
     ) -> Result<Option<(Vec<ErasureSummary>, Option<bool>)>, StoreError> {
-        let mut conn = self.pool.acquire().await?.detach();
-        if self.backend == Backend::Sqlite {
-            conn.execute("PRAGMA secure_delete = ON").await?;
-        }
+        let mut conn = self.scrubbing_connection().await?;
         let result = self.erase_on(&mut conn, whom, random, now, record).await;
         let result = match result {
             Ok(Some(summaries)) if self.backend == Backend::Sqlite => {
                 // Pages freed or rewritten before this erasure still hold the old
                 // texts in their free space: rewrite the whole file, then empty
                 // the WAL into it.
-                conn.execute("VACUUM").await?;
-                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(&mut conn)
-                    .await?;
-                let busy: i64 = row.try_get(0)?;
-                Ok(Some((summaries, Some(busy == 0))))
+                let rewritten = rewrite_sqlite_file(&mut conn).await?;
+                Ok(Some((summaries, Some(rewritten))))
             }
             Ok(done) => Ok(done.map(|summaries| (summaries, None))),
             Err(e) => Err(e),
@@ -366,14 +362,14 @@ impl Store {
         }
         let mut erased = Vec::with_capacity(ids.len());
         for id in &ids {
-            erased.push(erase_one(&mut tx, id, random(), now).await?);
+            erased.push(self.erase_one(&mut tx, id, random(), now).await?);
         }
         let mut ledger: Vec<LedgerEntry> = erased
             .iter_mut()
             .flat_map(|one| std::mem::take(&mut one.entries))
             .collect();
         ledger.extend(record(&erased));
-        append(&mut tx, backend, &ledger).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(Some(erased.into_iter().map(|one| one.summary).collect()))
     }
@@ -414,15 +410,17 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+        let sealer = &*self.sealer;
         let messages = sqlx::query(
-            "SELECT workflow, occurrence, step, channel, state, created, updated, subject, body, \
-             receipt FROM outbox WHERE contact_id = $1 ORDER BY created, id",
+            "SELECT id, workflow, occurrence, step, channel, state, created, updated, subject, \
+             body, receipt FROM outbox WHERE contact_id = $1 ORDER BY created, id",
         )
         .bind(id)
         .fetch_all(pool)
         .await?
         .iter()
         .map(|row| {
+            let message: String = row.try_get("id")?;
             Ok(ExportedMessage {
                 workflow: row.try_get("workflow")?,
                 occurrence: instant(row.try_get("occurrence")?),
@@ -431,8 +429,18 @@ impl Store {
                 state: row.try_get("state")?,
                 created: instant(row.try_get("created")?),
                 updated: instant(row.try_get("updated")?),
-                subject: row.try_get("subject")?,
-                body: row.try_get("body")?,
+                subject: sealer.open_some(
+                    "outbox",
+                    &MESSAGE_SUBJECT,
+                    &message,
+                    row.try_get::<Option<String>, _>("subject")?.as_deref(),
+                )?,
+                body: sealer.open(
+                    "outbox",
+                    &MESSAGE_BODY,
+                    &message,
+                    &row.try_get::<String, _>("body")?,
+                )?,
                 receipt: row.try_get("receipt")?,
             })
         })
@@ -453,14 +461,20 @@ impl Store {
                 .is_some_and(|parties| parties.iter().any(|p| p == id))
         })
         .map(|row| {
+            let reference: String = row.try_get("id")?;
             Ok(ExportedCase {
-                reference: row.try_get("id")?,
+                description: sealer.open(
+                    "cases",
+                    &CASE_DESCRIPTION,
+                    &reference,
+                    &row.try_get::<String, _>("description")?,
+                )?,
+                reference,
                 workflow: row.try_get("workflow")?,
                 category: row.try_get("category")?,
                 place: row.try_get("place")?,
                 state: row.try_get("state")?,
                 level: row.try_get("level")?,
-                description: row.try_get("description")?,
                 opened: instant(row.try_get("opened")?),
                 updated: instant(row.try_get("updated")?),
             })
@@ -492,192 +506,257 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry_of).collect()
+        rows.iter().map(|row| entry_of(&self.sealer, row)).collect()
     }
 }
 
-/// Erases one contact inside the transaction `tx` (see the module): the
-/// pseudonym for their id everywhere, their texts emptied, their queued
-/// messages dropped (the `dead-letter` entries returned, not yet added).
-async fn erase_one(
-    tx: &mut AnyConnection,
-    id: &str,
-    random: [u8; 6],
-    now: DateTime<Utc>,
-) -> Result<Erased, StoreError> {
-    let row = sqlx::query("SELECT name, phone, email FROM contacts WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let name: String = row.try_get("name")?;
-    let phone: Option<String> = row.try_get("phone")?;
-    let email: Option<String> = row.try_get("email")?;
-    let pseudonym = pseudonym(random);
-    let taken = sqlx::query("SELECT id FROM contacts WHERE id = $1")
-        .bind(&pseudonym)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if taken.is_some() {
-        return Err(StoreError::Corrupt {
-            table: "contacts",
-            id: pseudonym,
-            reason: "this pseudonym is already taken: erase again".to_owned(),
-        });
-    }
-    let needles = needles(&name, phone.as_deref(), email.as_deref());
-    let mut entries = Vec::new();
-
-    // Queued messages: dropped, each said in the ledger.
-    let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT workflow, occurrence, step, channel FROM outbox \
-         WHERE contact_id = $1 AND state = '{QUEUED}' ORDER BY id"
-    )))
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in &queued {
-        let workflow: String = row.try_get("workflow")?;
-        let step: String = row.try_get("step")?;
-        let channel: String = row.try_get("channel")?;
-        entries.push(
-            LedgerEntry::new(
-                now,
-                LedgerEvent::DeadLetter,
-                "dropped: the contact was erased",
-            )
-            .slot(&workflow, instant(row.try_get("occurrence")?), &step)
-            .recipient(&pseudonym, Channel::parse(&channel)),
-        );
-    }
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM outbox WHERE contact_id = $1 AND state = '{QUEUED}'"
-    )))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-
-    // The others: kept under the pseudonym (their keys name the contact),
-    // their texts emptied, the invitation dropped.
-    let kept = sqlx::query(
-        "SELECT id, timer_id, provider_id, last_error FROM outbox WHERE contact_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let (from, to) = (format!("|{id}|"), format!("|{pseudonym}|"));
-    for row in &kept {
-        let message: String = row.try_get("id")?;
-        let timer: String = row.try_get("timer_id")?;
-        let error: Option<String> = row.try_get("last_error")?;
-        // A provider id that echoes the key names the contact too.
-        let provider: Option<String> = row.try_get("provider_id")?;
-        sqlx::query(
-            "UPDATE outbox SET id = $2, timer_id = $3, contact_id = $4, body = $5, \
-             subject = CASE WHEN subject IS NULL THEN NULL ELSE $5 END, \
-             fallback_subject = CASE WHEN fallback_subject IS NULL THEN NULL ELSE $5 END, \
-             fallback_body = CASE WHEN fallback_body IS NULL THEN NULL ELSE $5 END, \
-             calendar = NULL, last_error = $6, provider_id = $7 WHERE id = $1",
-        )
-        .bind(&message)
-        .bind(message.replace(&from, &to))
-        .bind(timer.replace(&from, &to))
-        .bind(&pseudonym)
-        .bind(ERASED_TEXT)
-        .bind(error.map(|e| scrub(&e, &needles, &pseudonym)))
-        .bind(provider.map(|p| p.replace(&from, &to)))
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    // Answers, opt-out and the ledger: the pseudonym for the id.
-    let mut renamed = [0_u64; 3];
-    for (count, sql) in renamed.iter_mut().zip([
-        "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
-        "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
-        "UPDATE ledger SET contact_id = $2 WHERE contact_id = $1",
-    ]) {
-        *count = sqlx::query(sql)
+impl Store {
+    /// Erases one contact inside the transaction `tx` (see the module): the
+    /// pseudonym for their id everywhere, their texts emptied, their queued
+    /// messages dropped (the `dead-letter` entries returned, not yet added).
+    async fn erase_one(
+        &self,
+        tx: &mut AnyConnection,
+        id: &str,
+        random: [u8; 6],
+        now: DateTime<Utc>,
+    ) -> Result<Erased, StoreError> {
+        let sealer = &*self.sealer;
+        let row = sqlx::query("SELECT name, phone, email FROM contacts WHERE id = $1")
             .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let open = |column: &Sealed, name: &str| -> Result<Option<String>, StoreError> {
+            let stored: Option<String> = row.try_get(name)?;
+            sealer.open_some("contacts", column, id, stored.as_deref())
+        };
+        let name = open(&CONTACT_NAME, "name")?.unwrap_or_default();
+        let phone = open(&CONTACT_PHONE, "phone")?;
+        let email = open(&CONTACT_EMAIL, "email")?;
+        let pseudonym = pseudonym(random);
+        let taken = sqlx::query("SELECT id FROM contacts WHERE id = $1")
             .bind(&pseudonym)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    // The entries about them may name them by their id, or by a message key.
-    sqlx::query("UPDATE ledger SET detail = REPLACE(detail, $1, $2) WHERE contact_id = $2")
-        .bind(id)
-        .bind(&pseudonym)
-        .execute(&mut *tx)
-        .await?;
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Corrupt {
+                table: "contacts",
+                id: pseudonym,
+                reason: "this pseudonym is already taken: erase again".to_owned(),
+            });
+        }
+        let needles = needles(&name, phone.as_deref(), email.as_deref());
+        let mut entries = Vec::new();
 
-    // Cases: the party renamed.
-    let cases = sqlx::query("SELECT id, parties FROM cases WHERE parties LIKE $1")
-        .bind(format!("%\"{id}\"%"))
+        // Queued messages: dropped, each said in the ledger.
+        let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT workflow, occurrence, step, channel FROM outbox \
+             WHERE contact_id = $1 AND state = '{QUEUED}' ORDER BY id"
+        )))
+        .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-    let mut case_count = 0;
-    for row in &cases {
-        let case: String = row.try_get("id")?;
-        let parties: String = row.try_get("parties")?;
-        let Ok(mut parties) = serde_json::from_str::<Vec<String>>(&parties) else {
-            continue;
-        };
-        if !parties.iter().any(|p| p == id) {
-            continue;
+        for row in &queued {
+            let workflow: String = row.try_get("workflow")?;
+            let step: String = row.try_get("step")?;
+            let channel: String = row.try_get("channel")?;
+            entries.push(
+                LedgerEntry::new(
+                    now,
+                    LedgerEvent::DeadLetter,
+                    "dropped: the contact was erased",
+                )
+                .slot(&workflow, instant(row.try_get("occurrence")?), &step)
+                .recipient(&pseudonym, Channel::parse(&channel)),
+            );
         }
-        for party in &mut parties {
-            if party == id {
-                party.clone_from(&pseudonym);
-            }
-        }
-        sqlx::query("UPDATE cases SET parties = $2 WHERE id = $1")
-            .bind(&case)
-            .bind(serde_json::to_string(&parties).unwrap_or_else(|_| "[]".to_owned()))
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM outbox WHERE contact_id = $1 AND state = '{QUEUED}'"
+        )))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        // The others: kept under the pseudonym (their keys name the contact),
+        // their texts emptied, the invitation dropped.
+        let kept = sqlx::query(
+            "SELECT id, timer_id, provider_id, last_error FROM outbox WHERE contact_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (from, to) = (format!("|{id}|"), format!("|{pseudonym}|"));
+        for row in &kept {
+            let message: String = row.try_get("id")?;
+            let timer: String = row.try_get("timer_id")?;
+            let error: Option<String> = row.try_get("last_error")?;
+            // A provider id that echoes the key names the contact too.
+            let provider: Option<String> = row.try_get("provider_id")?;
+            sqlx::query(
+                "UPDATE outbox SET id = $2, timer_id = $3, contact_id = $4, body = $5, \
+                 subject = CASE WHEN subject IS NULL THEN NULL ELSE $5 END, \
+                 fallback_subject = CASE WHEN fallback_subject IS NULL THEN NULL ELSE $5 END, \
+                 fallback_body = CASE WHEN fallback_body IS NULL THEN NULL ELSE $5 END, \
+                 calendar = NULL, last_error = $6, provider_id = $7 WHERE id = $1",
+            )
+            .bind(&message)
+            .bind(message.replace(&from, &to))
+            .bind(timer.replace(&from, &to))
+            .bind(&pseudonym)
+            .bind(ERASED_TEXT)
+            .bind(error.map(|e| scrub(&e, &needles, &pseudonym)))
+            .bind(provider.map(|p| p.replace(&from, &to)))
             .execute(&mut *tx)
             .await?;
-        case_count += 1;
-    }
+        }
 
-    // Every free text quoting them, whoever it is about.
-    for (table, column) in FREE_TEXTS {
+        // Answers and opt-out: the pseudonym for the id.
+        let mut renamed = [0_u64; 2];
+        for (count, sql) in renamed.iter_mut().zip([
+            "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
+        ]) {
+            *count = sqlx::query(sql)
+                .bind(id)
+                .bind(&pseudonym)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        // The ledger entries about them: the pseudonym for the id, also in their
+        // details, which may name them by their id or by a message key (sealed
+        // again, as the row they are bound to changed).
+        let about = sqlx::query(
+            "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail \
+             FROM ledger WHERE contact_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &about {
+            let seq: i64 = row.try_get("seq")?;
+            let mut entry = entry_of(sealer, row)?;
+            entry.contact_id = Some(pseudonym.clone());
+            entry.detail = scrub(&entry.detail.replace(id, &pseudonym), &needles, &pseudonym);
+            sqlx::query("UPDATE ledger SET contact_id = $1, detail = $2 WHERE seq = $3")
+                .bind(&pseudonym)
+                .bind(sealer.seal(&LEDGER_DETAIL, &entry.row_key(), &entry.detail)?)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let ledger_entries = u64::try_from(about.len()).unwrap_or(u64::MAX);
+
+        // Cases: the party renamed.
+        let cases = sqlx::query("SELECT id, parties FROM cases WHERE parties LIKE $1")
+            .bind(format!("%\"{id}\"%"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut case_count = 0;
+        for row in &cases {
+            let case: String = row.try_get("id")?;
+            let parties: String = row.try_get("parties")?;
+            let Ok(mut parties) = serde_json::from_str::<Vec<String>>(&parties) else {
+                continue;
+            };
+            if !parties.iter().any(|p| p == id) {
+                continue;
+            }
+            for party in &mut parties {
+                if party == id {
+                    party.clone_from(&pseudonym);
+                }
+            }
+            sqlx::query("UPDATE cases SET parties = $2 WHERE id = $1")
+                .bind(&case)
+                .bind(serde_json::to_string(&parties).unwrap_or_else(|_| "[]".to_owned()))
+                .execute(&mut *tx)
+                .await?;
+            case_count += 1;
+        }
+
+        // Every free text quoting them, whoever it is about.
         for needle in &needles {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {table} SET {column} = REPLACE({column}, $1, $2) \
-                 WHERE {column} <> REPLACE({column}, $1, $2)"
-            )))
+            sqlx::query(
+                "UPDATE outbox SET last_error = REPLACE(last_error, $1, $2) \
+                 WHERE last_error <> REPLACE(last_error, $1, $2)",
+            )
             .bind(needle)
             .bind(&pseudonym)
             .execute(&mut *tx)
             .await?;
         }
+        if !needles.is_empty() {
+            let scrubbed = |text: &str| scrub(text, &needles, &pseudonym);
+            self.rewrite_ledger_details(tx, &scrubbed).await?;
+            for (table, column) in SEALED_FREE_TEXTS {
+                rewrite_sealed(tx, self.backend, sealer, table, column, &scrubbed).await?;
+            }
+        }
+
+        // The row itself: what they are kept, who they are destroyed.
+        sqlx::query(
+            "UPDATE contacts SET id = $2, name = $3, phone = NULL, email = NULL, phone_index = NULL, \
+             email_index = NULL, channels = '[]', active = FALSE WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&pseudonym)
+        .bind(ERASED_TEXT)
+        .execute(&mut *tx)
+        .await?;
+
+        let summary = ErasureSummary {
+            pseudonym: pseudonym.clone(),
+            responses: renamed[0],
+            messages_kept: u64::try_from(kept.len()).unwrap_or(u64::MAX),
+            messages_dropped: dropped,
+            ledger_entries,
+            cases: case_count,
+            files_rewritten: None,
+        };
+        Ok(Erased {
+            summary,
+            needles,
+            entries,
+        })
     }
 
-    // The row itself: what they are kept, who they are destroyed.
-    sqlx::query(
-        "UPDATE contacts SET id = $2, name = $3, phone = NULL, email = NULL, channels = '[]', \
-         active = FALSE WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&pseudonym)
-    .bind(ERASED_TEXT)
-    .execute(&mut *tx)
-    .await?;
-
-    let summary = ErasureSummary {
-        pseudonym: pseudonym.clone(),
-        responses: renamed[0],
-        messages_kept: u64::try_from(kept.len()).unwrap_or(u64::MAX),
-        messages_dropped: dropped,
-        ledger_entries: renamed[2],
-        cases: case_count,
-        files_rewritten: None,
-    };
-    Ok(Erased {
-        summary,
-        needles,
-        entries,
-    })
+    /// Every ledger detail `scrubbed` changes, sealed again, page by page.
+    async fn rewrite_ledger_details(
+        &self,
+        tx: &mut AnyConnection,
+        scrubbed: &dyn Fn(&str) -> String,
+    ) -> Result<(), StoreError> {
+        let mut after = 0_i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail \
+                 FROM ledger WHERE seq > $1 AND detail <> '' ORDER BY seq LIMIT 1000",
+            )
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.try_get("seq")?;
+            for row in &rows {
+                let entry = entry_of(&self.sealer, row)?;
+                let detail = scrubbed(&entry.detail);
+                if detail != entry.detail {
+                    sqlx::query("UPDATE ledger SET detail = $1 WHERE seq = $2")
+                        .bind(
+                            self.sealer
+                                .seal(&LEDGER_DETAIL, &entry.row_key(), &detail)?,
+                        )
+                        .bind(row.try_get::<i64, _>("seq")?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+    }
 }
 
 /// The counts of many erasures added up.

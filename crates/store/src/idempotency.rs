@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::Row;
 
+use super::sealing::KEPT_ANSWER;
 use super::{Store, StoreError, millis};
 
 /// An answer kept for a key: its HTTP status, content type and body.
@@ -97,8 +98,14 @@ impl Store {
                 content_type: row
                     .try_get::<Option<String>, _>("content_type")?
                     .unwrap_or_default(),
-                body: row
-                    .try_get::<Option<String>, _>("body")?
+                body: self
+                    .sealer
+                    .open_some(
+                        "idempotency_keys",
+                        &KEPT_ANSWER,
+                        &format!("{scope}|{key}"),
+                        row.try_get::<Option<String>, _>("body")?.as_deref(),
+                    )?
                     .unwrap_or_default(),
             }),
             None => None,
@@ -124,7 +131,10 @@ impl Store {
         .bind(key)
         .bind(i64::from(answer.status))
         .bind(&answer.content_type)
-        .bind(&answer.body)
+        .bind(
+            self.sealer
+                .seal(&KEPT_ANSWER, &format!("{scope}|{key}"), &answer.body)?,
+        )
         .execute(&self.pool)
         .await?;
         Ok(())

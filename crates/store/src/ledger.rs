@@ -9,7 +9,8 @@ use sqlx::{AnyConnection, Row};
 
 use palabre_core::channel::Channel;
 
-use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
+use super::sealing::{LEDGER_DETAIL, Sealer};
+use super::{Params, Store, StoreError, instant, millis, parsed};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -243,6 +244,22 @@ impl LedgerEntry {
         self
     }
 
+    /// The key its detail is sealed under: what [`LEDGER_DETAIL`]'s SQL computes.
+    pub(crate) fn row_key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            millis(self.at),
+            self.event.as_str(),
+            self.workflow.as_deref().unwrap_or_default(),
+            self.occurrence
+                .map(|o| millis(o).to_string())
+                .unwrap_or_default(),
+            self.step.as_deref().unwrap_or_default(),
+            self.contact_id.as_deref().unwrap_or_default(),
+            self.channel.map(Channel::as_str).unwrap_or_default(),
+        )
+    }
+
     /// Names the recipient and channel the entry is about.
     pub fn recipient(mut self, contact_id: &str, channel: Option<Channel>) -> LedgerEntry {
         self.contact_id = Some(contact_id.to_owned());
@@ -254,17 +271,20 @@ impl LedgerEntry {
 /// Appends entries inside the caller's transaction, many rows per statement.
 pub(crate) async fn append(
     conn: &mut AnyConnection,
-    backend: Backend,
+    store: &Store,
     entries: &[LedgerEntry],
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 8;
     for chunk in entries.chunks(500) {
         let sql = format!(
             "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) VALUES {}",
-            Params::new(backend).rows(chunk.len(), COLUMNS)
+            Params::new(store.backend).rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for entry in chunk {
+            let detail = store
+                .sealer
+                .seal(&LEDGER_DETAIL, &entry.row_key(), &entry.detail)?;
             query = query
                 .bind(millis(entry.at))
                 .bind(entry.event.as_str())
@@ -273,7 +293,7 @@ pub(crate) async fn append(
                 .bind(entry.step.as_deref())
                 .bind(entry.contact_id.as_deref())
                 .bind(entry.channel.map(Channel::as_str))
-                .bind(&entry.detail);
+                .bind(detail);
         }
         query.execute(&mut *conn).await?;
     }
@@ -281,11 +301,14 @@ pub(crate) async fn append(
 }
 
 /// One ledger row read back.
-pub(crate) fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {
+pub(crate) fn entry_of(
+    sealer: &Sealer,
+    row: &sqlx::any::AnyRow,
+) -> Result<LedgerEntry, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let event: String = row.try_get("event")?;
     let channel: Option<String> = row.try_get("channel")?;
-    Ok(LedgerEntry {
+    let mut entry = LedgerEntry {
         at: instant(row.try_get("at")?),
         event: parsed(
             "ledger",
@@ -301,8 +324,20 @@ pub(crate) fn entry_of(row: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreErro
         occurrence: row.try_get::<Option<i64>, _>("occurrence")?.map(instant),
         step: row.try_get("step")?,
         contact_id: row.try_get("contact_id")?,
-        detail: row.try_get("detail")?,
-    })
+        detail: String::new(),
+    };
+    let stored: String = row.try_get("detail")?;
+    entry.detail = sealer
+        .open("ledger", &LEDGER_DETAIL, &entry.row_key(), &stored)
+        .map_err(|e| match e {
+            StoreError::Corrupt { table, reason, .. } => StoreError::Corrupt {
+                table,
+                id: seq.to_string(),
+                reason,
+            },
+            other => other,
+        })?;
+    Ok(entry)
 }
 
 impl Store {
@@ -322,7 +357,7 @@ impl Store {
         .bind(format!("{subject}/%"))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry_of).collect()
+        rows.iter().map(|row| entry_of(&self.sealer, row)).collect()
     }
 
     /// The most recent `limit` entries (of one workflow, if given), oldest first.
@@ -339,7 +374,10 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
+        let mut entries = rows
+            .iter()
+            .map(|row| entry_of(&self.sealer, row))
+            .collect::<Result<Vec<_>, _>>()?;
         entries.reverse();
         Ok(entries)
     }
@@ -347,6 +385,6 @@ impl Store {
     /// Appends entries on their own (for events not tied to another change).
     pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        append(&mut conn, self.backend, entries).await
+        append(&mut conn, self, entries).await
     }
 }

@@ -14,6 +14,8 @@ use sqlx::AnyPool;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
+use sealing::Sealer;
+
 /// The default database: a SQLite file in the working folder.
 pub const DEFAULT_URL: &str = "sqlite://palabre.db";
 
@@ -41,6 +43,24 @@ pub enum StoreError {
         "there is no database '{name}' at {at}: create it (createdb {name}) or name another one in the URL"
     )]
     NoDatabase { name: String, at: String },
+    /// The key given is not the one the database was sealed with.
+    #[error(
+        "the key given (key {given}) is not this database's key (key {expected}): give the key it was encrypted with (--key-file or PALABRE_KEY_FILE); nothing was read or written"
+    )]
+    WrongKey { given: String, expected: String },
+    /// A key rotation was interrupted: the database holds values under both keys.
+    #[error(
+        "a key rotation from key {from} to key {to} did not finish: run `palabre key rotate` again with both keys to finish it; nothing was read or written"
+    )]
+    RotationUnfinished { from: String, to: String },
+    /// A rotation asked for while another, to a third key, is unfinished.
+    #[error(
+        "a rotation to key {unfinished} did not finish: finish it first, with that key as the new one"
+    )]
+    RotationToAnother { unfinished: String },
+    /// Encrypting a value failed (the system gave no randomness).
+    #[error("encryption failed: {0}")]
+    Sealing(String),
     #[error("row '{id}' in table {table} is corrupt: {reason}")]
     Corrupt {
         table: &'static str,
@@ -117,11 +137,14 @@ pub struct ImportSummary {
     pub unchanged: usize,
 }
 
-/// A connection pool to the palabre database, migrated to the current schema.
+/// A connection pool to the palabre database, migrated to the current schema,
+/// with the key its personal values are sealed under.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    pub(crate) sealer: std::sync::Arc<Sealer>,
+    sealed_at_opening: u64,
 }
 
 /// Adds `mode=rwc` to a SQLite URL so that a missing file is created.
@@ -216,55 +239,113 @@ pub fn exists(url: &str) -> bool {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://palabre.db`, `postgres://...`) and applies pending migrations.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let (backend, url) = if url.starts_with("sqlite:") {
-            (Backend::Sqlite, sqlite_url(url))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            (Backend::Postgres, url.to_owned())
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
-        let options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
-        let options = if backend == Backend::Sqlite {
-            options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                        .await?;
-                    Ok(())
-                })
-            })
-        } else {
-            options
-        };
-        if backend == Backend::Postgres {
-            // One connection first: a server that is down, or a database that does
-            // not exist, is said at once, not after the pool's half minute of retries.
-            use sqlx::Connection;
-            let first = sqlx::AnyConnection::connect(&url)
-                .await
-                .map_err(|e| first_connection_failed(&url, e))?;
-            first.close().await?;
-        }
-        let pool = options.connect(&url).await?;
-        match backend {
-            Backend::Sqlite => {
-                pool.execute("PRAGMA journal_mode = WAL").await?;
-                sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("../../migrations/postgres")
-                    .run(&pool)
-                    .await?
-            }
-        }
-        Ok(Store { pool, backend })
+    /// Connects to `url` (`sqlite://palabre.db`, `postgres://...`), applies
+    /// pending migrations and checks `key` against the database's: a wrong key,
+    /// or an unfinished rotation, is refused before anything is read or written.
+    /// A database never sealed (new, or from a version before encryption) is
+    /// sealed under `key` now, in one transaction
+    /// ([`Store::rows_sealed_at_opening`] says how many rows were).
+    pub async fn connect(url: &str, key: &Key) -> Result<Store, StoreError> {
+        let (pool, backend) = connect_pool(url).await?;
+        let sealer = Sealer::new(key)?;
+        let sealed_at_opening = rekey::open_sealing(&pool, backend, &sealer).await?;
+        Ok(Store {
+            pool,
+            backend,
+            sealer: std::sync::Arc::new(sealer),
+            sealed_at_opening,
+        })
     }
 
+    /// How many rows held values in clear that this opening sealed (0 but the
+    /// first time a database is opened with a key).
+    pub fn rows_sealed_at_opening(&self) -> u64 {
+        self.sealed_at_opening
+    }
+}
+
+async fn scrubbing_connection(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::AnyConnection, StoreError> {
+    let mut conn = pool.acquire().await?.detach();
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA secure_delete = ON").await?;
+    }
+    Ok(conn)
+}
+
+/// Rewrites a SQLite database file (`VACUUM`: free pages holding old texts go)
+/// and empties its WAL into it; whether the WAL checkpoint completed (not while
+/// another process reads the database: the old bytes may then stay in the
+/// `-wal` file until its next checkpoint).
+async fn rewrite_sqlite_file(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
+    use sqlx::Row;
+    conn.execute("VACUUM").await?;
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    let busy: i64 = row.try_get(0)?;
+    Ok(busy == 0)
+}
+
+/// A pool to `url`, migrated.
+async fn connect_pool(url: &str) -> Result<(AnyPool, Backend), StoreError> {
+    sqlx::any::install_default_drivers();
+    let (backend, url) = if url.starts_with("sqlite:") {
+        (Backend::Sqlite, sqlite_url(url))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        (Backend::Postgres, url.to_owned())
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    let options =
+        AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+    let options = if backend == Backend::Sqlite {
+        options.after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                    .await?;
+                Ok(())
+            })
+        })
+    } else {
+        options
+    };
+    if backend == Backend::Postgres {
+        // One connection first: a server that is down, or a database that does
+        // not exist, is said at once, not after the pool's half minute of retries.
+        use sqlx::Connection;
+        let first = sqlx::AnyConnection::connect(&url)
+            .await
+            .map_err(|e| first_connection_failed(&url, e))?;
+        first.close().await?;
+    }
+    let pool = options.connect(&url).await?;
+    match backend {
+        Backend::Sqlite => {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+            sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        }
+        Backend::Postgres => {
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?
+        }
+    }
+    Ok((pool, backend))
+}
+
+impl Store {
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection of its own, out of the pool, for work that must leave no
+    /// old bytes behind: on SQLite with `secure_delete` on (what it frees or
+    /// overwrites is zeroed). Close it after, rather than give it back.
+    pub(crate) async fn scrubbing_connection(&self) -> Result<sqlx::AnyConnection, StoreError> {
+        scrubbing_connection(&self.pool, self.backend).await
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once
@@ -317,8 +398,10 @@ mod lease;
 mod ledger;
 mod milestones;
 mod outbox;
+mod rekey;
 mod replies;
 pub mod retention;
+pub mod sealing;
 mod secrets;
 mod states;
 mod timers;
@@ -332,6 +415,8 @@ pub use idempotency::{IdempotencyClaim, StoredAnswer};
 pub use ledger::{LedgerEntry, LedgerEvent};
 pub use outbox::ReceiptSubject;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
+pub use rekey::Rotated;
+pub use sealing::{Key, KeyError};
 pub use timers::{
     ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
 };

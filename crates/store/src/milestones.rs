@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ledger::{LedgerEntry, LedgerEvent, append};
+use super::sealing::MILESTONE_NOTE;
 use super::states::PENDING;
 use super::{Store, StoreError, instant, millis, parsed};
 use palabre_lang::milestones::{MilestoneState, MilestoneStatus};
@@ -30,9 +31,14 @@ impl Store {
                         &status,
                         MilestoneStatus::parse(&status),
                     )?,
+                    note: self.sealer.open(
+                        "milestone_status",
+                        &MILESTONE_NOTE,
+                        &format!("{plan}|{milestone}"),
+                        &r.try_get::<String, _>("note")?,
+                    )?,
                     plan,
                     milestone,
-                    note: r.try_get("note")?,
                     changed: instant(r.try_get("changed")?),
                 })
             })
@@ -94,7 +100,10 @@ impl Store {
         .bind(plan)
         .bind(milestone)
         .bind(status.as_str())
-        .bind(note)
+        .bind(
+            self.sealer
+                .seal(&MILESTONE_NOTE, &format!("{plan}|{milestone}"), note)?,
+        )
         .bind(millis(now))
         .execute(&mut *tx)
         .await?;
@@ -136,7 +145,7 @@ impl Store {
                 );
             }
         }
-        append(&mut tx, self.backend, &ledger).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(previous)
     }

@@ -17,7 +17,13 @@ use super::ledger::{LedgerEntry, LedgerEvent, append};
 use super::states::{DEAD, QUEUED, SENT};
 use palabre_core::channel::Channel;
 
+use super::sealing::{
+    FALLBACK_BODY, FALLBACK_SUBJECT, MESSAGE_BODY, MESSAGE_CALENDAR, MESSAGE_SUBJECT, Sealed,
+    Sealer,
+};
 use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
+
+const TABLE: &str = "outbox";
 
 /// A message to put in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +108,11 @@ pub struct DeliveryRecord {
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
 pub(crate) async fn enqueue(
     conn: &mut AnyConnection,
-    backend: Backend,
+    store: &Store,
     messages: &[QueuedMessage],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let (backend, sealer) = (store.backend, &*store.sealer);
     const COLUMNS: usize = 19;
     for chunk in messages.chunks(200) {
         let sql = format!(
@@ -116,6 +123,8 @@ pub(crate) async fn enqueue(
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
+            let fallback_row = format!("{}|fallback", m.id);
+            let fallback = m.fallback.as_ref();
             query = query
                 .bind(&m.id)
                 .bind(&m.timer_id)
@@ -125,17 +134,25 @@ pub(crate) async fn enqueue(
                 .bind(&m.contact_id)
                 .bind(m.channel.as_str())
                 .bind(&m.language)
-                .bind(m.subject.as_deref())
-                .bind(&m.body)
-                .bind(m.calendar.as_deref())
+                .bind(sealer.seal_some(&MESSAGE_SUBJECT, &m.id, m.subject.as_deref())?)
+                .bind(sealer.seal(&MESSAGE_BODY, &m.id, &m.body)?)
+                .bind(sealer.seal_some(&MESSAGE_CALENDAR, &m.id, m.calendar.as_deref())?)
                 .bind(QUEUED)
                 .bind(0_i64)
                 .bind(millis(now))
                 .bind(millis(now))
                 .bind(millis(now))
-                .bind(m.fallback.as_ref().map(|f| f.channel.as_str()))
-                .bind(m.fallback.as_ref().and_then(|f| f.subject.as_deref()))
-                .bind(m.fallback.as_ref().map(|f| f.body.as_str()));
+                .bind(fallback.map(|f| f.channel.as_str()))
+                .bind(sealer.seal_some(
+                    &FALLBACK_SUBJECT,
+                    &fallback_row,
+                    fallback.and_then(|f| f.subject.as_deref()),
+                )?)
+                .bind(sealer.seal_some(
+                    &FALLBACK_BODY,
+                    &fallback_row,
+                    fallback.map(|f| f.body.as_str()),
+                )?);
         }
         query.execute(&mut *conn).await?;
     }
@@ -224,8 +241,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        enqueue(&mut tx, self.backend, messages, now).await?;
-        append(&mut tx, self.backend, ledger).await?;
+        enqueue(&mut tx, self, messages, now).await?;
+        append(&mut tx, self, ledger).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -267,7 +284,7 @@ impl Store {
         }
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         queue_fallbacks(&mut tx, self.backend, &ids, now).await?;
-        append(&mut tx, self.backend, &ledger).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(ledger.len())
     }
@@ -290,7 +307,7 @@ impl Store {
         let mut messages = Vec::with_capacity(rows.len());
         let mut corrupt = Vec::new();
         for row in &rows {
-            match claimed_message(row) {
+            match claimed_message(&self.sealer, row) {
                 Ok(message) => messages.push(message),
                 Err(StoreError::Corrupt { id, reason, .. }) => corrupt.push((id, reason)),
                 Err(other) => return Err(other),
@@ -389,7 +406,7 @@ impl Store {
             .map(|r| r.message_id.as_str())
             .collect();
         queue_fallbacks(&mut tx, self.backend, &fall_back, now).await?;
-        append(&mut tx, self.backend, &ledger).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(ledger.len())
     }
@@ -418,12 +435,17 @@ impl Store {
 
 /// A claimed outbox row as a message; a channel no version writes makes the row
 /// corrupt.
-fn claimed_message(r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> {
+fn claimed_message(sealer: &Sealer, r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> {
     let id: String = r.try_get("id")?;
+    let fallback_row = format!("{id}|fallback");
+    let open = |column: &Sealed, row: &str, name: &str| -> Result<Option<String>, StoreError> {
+        let stored: Option<String> = r.try_get(name)?;
+        sealer.open_some(TABLE, column, row, stored.as_deref())
+    };
     let channel: String = r.try_get("channel")?;
     let fallback = match (
         r.try_get::<Option<String>, _>("fallback_channel")?,
-        r.try_get::<Option<String>, _>("fallback_body")?,
+        open(&FALLBACK_BODY, &fallback_row, "fallback_body")?,
     ) {
         (Some(channel), Some(body)) => Some(Fallback {
             channel: parsed(
@@ -433,7 +455,7 @@ fn claimed_message(r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> 
                 &channel,
                 Channel::parse(&channel),
             )?,
-            subject: r.try_get("fallback_subject")?,
+            subject: open(&FALLBACK_SUBJECT, &fallback_row, "fallback_subject")?,
             body,
         }),
         _ => None,
@@ -445,9 +467,9 @@ fn claimed_message(r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> 
         step: r.try_get("step")?,
         contact_id: r.try_get("contact_id")?,
         language: r.try_get("language")?,
-        subject: r.try_get("subject")?,
-        body: r.try_get("body")?,
-        calendar: r.try_get("calendar")?,
+        subject: open(&MESSAGE_SUBJECT, &id, "subject")?,
+        body: open(&MESSAGE_BODY, &id, "body")?.unwrap_or_default(),
+        calendar: open(&MESSAGE_CALENDAR, &id, "calendar")?,
         attempts: r.try_get("attempts")?,
         fallback,
         id,
@@ -479,7 +501,7 @@ impl Store {
             entry.step = Some(id.clone());
             ledger.push(entry);
         }
-        append(&mut tx, self.backend, &ledger).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(())
     }

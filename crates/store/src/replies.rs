@@ -72,7 +72,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        append(&mut tx, self.backend, std::slice::from_ref(entry)).await?;
+        append(&mut tx, self, std::slice::from_ref(entry)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -100,7 +100,7 @@ impl Store {
         .bind(millis(now))
         .execute(&mut *tx)
         .await?;
-        append(&mut tx, self.backend, ledger).await?;
+        append(&mut tx, self, ledger).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Store {
         if !fell_back {
             subject.fell_back_to = None;
         }
-        append(&mut tx, self.backend, &[entry(&subject)]).await?;
+        append(&mut tx, self, &[entry(&subject)]).await?;
         tx.commit().await?;
         Ok(Some(subject))
     }

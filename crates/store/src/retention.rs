@@ -12,8 +12,7 @@ use super::ledger::{LedgerEntry, LedgerEvent, append};
 use super::states::{DEAD, SENT};
 use super::{Store, StoreError, millis};
 
-/// What a message's texts become once expired.
-pub const EXPIRED_TEXT: &str = "[expiré]";
+pub use super::sealing::EXPIRED_TEXT;
 
 /// The instants before which each kind of text expires.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +77,7 @@ impl Store {
                      and {case_descriptions} resolved case description(s) past their keeping time removed"
                 ),
             );
-            append(&mut tx, self.backend, &[entry]).await?;
+            append(&mut tx, self, &[entry]).await?;
         }
         tx.commit().await?;
         Ok(expired)

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::sealing::SECRET_VALUE;
 use super::{Store, StoreError};
 
 impl Store {
@@ -14,13 +15,18 @@ impl Store {
             "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .bind(candidate)
+        .bind(self.sealer.seal(&SECRET_VALUE, name, candidate)?)
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.try_get("value")?)
+        self.sealer.open(
+            "secrets",
+            &SECRET_VALUE,
+            name,
+            &row.try_get::<String, _>("value")?,
+        )
     }
 }

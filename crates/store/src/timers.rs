@@ -184,7 +184,7 @@ impl Store {
             let mut entry = ledger.clone();
             entry.workflow = Some(workflow.to_owned());
             entry.detail = format!("{} ({removed} pending timer(s) removed)", entry.detail);
-            append(&mut tx, self.backend, &[entry]).await?;
+            append(&mut tx, self, &[entry]).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -327,8 +327,8 @@ impl Store {
             .flat_map(|c| c.messages.iter().cloned())
             .collect();
         let ledger: Vec<LedgerEntry> = done.iter().flat_map(|c| c.ledger.iter().cloned()).collect();
-        enqueue(&mut tx, self.backend, &messages, now).await?;
-        append(&mut tx, self.backend, &ledger).await?;
+        enqueue(&mut tx, self, &messages, now).await?;
+        append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
         Ok(done.len())
     }

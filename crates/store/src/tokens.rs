@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::Row;
 
+use super::sealing::{Sealer, TOKEN_LABEL};
 use super::{Store, StoreError, instant, millis};
 
 /// A stored token, without its secret.
@@ -37,20 +38,26 @@ pub const LAST_USED_PRECISION: TimeDelta = TimeDelta::minutes(1);
 const TOKEN_COLUMNS: &str =
     "id, secret_sha256, role, scope, label, created, expires, revoked, last_used";
 
-fn token_from_row(r: &sqlx::any::AnyRow) -> Result<StoredToken, StoreError> {
+fn token_from_row(sealer: &Sealer, r: &sqlx::any::AnyRow) -> Result<StoredToken, StoreError> {
+    let id: String = r.try_get("id")?;
     let at = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(r.try_get::<Option<i64>, _>(column)?.map(instant))
     };
     Ok(StoredToken {
-        id: r.try_get("id")?,
         secret_sha256: r.try_get("secret_sha256")?,
         role: r.try_get("role")?,
         scope: r.try_get("scope")?,
-        label: r.try_get("label")?,
+        label: sealer.open(
+            "api_tokens",
+            &TOKEN_LABEL,
+            &id,
+            &r.try_get::<String, _>("label")?,
+        )?,
         created: instant(r.try_get("created")?),
         expires: at("expires")?,
         revoked: at("revoked")?,
         last_used: at("last_used")?,
+        id,
     })
 }
 
@@ -65,7 +72,7 @@ impl Store {
         .bind(&token.secret_sha256)
         .bind(&token.role)
         .bind(&token.scope)
-        .bind(&token.label)
+        .bind(self.sealer.seal(&TOKEN_LABEL, &token.id, &token.label)?)
         .bind(millis(token.created))
         .bind(token.expires.map(millis))
         .bind(token.revoked.map(millis))
@@ -82,7 +89,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| token_from_row(&r)).transpose()
+        row.map(|r| token_from_row(&self.sealer, &r)).transpose()
     }
 
     /// Every token, revoked and expired ones included, oldest first.
@@ -92,7 +99,9 @@ impl Store {
         )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(token_from_row).collect()
+        rows.iter()
+            .map(|r| token_from_row(&self.sealer, r))
+            .collect()
     }
 
     /// Revokes a token at `now`: `None` if there is none by that id, else whether

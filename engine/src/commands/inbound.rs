@@ -121,16 +121,18 @@ impl Commands {
         let definitions = self.definitions();
         let now = self.now();
         let number = normalize_phone(from);
-        let directory = Arc::new(self.store().contacts().await?);
-        let contact = number
-            .as_deref()
-            .and_then(|n| directory.iter().find(|c| c.phone.as_deref() == Some(n)));
+        // Found by the number's blind index: the directory's numbers are sealed.
+        let contact = match number.as_deref() {
+            Some(number) => self.store().contact_by_phone(number).await?,
+            None => None,
+        };
         let masked = redact::phone(number.as_deref().unwrap_or(from));
-        let Some(contact) = contact else {
+        let Some(contact) = &contact else {
             return self
                 .unmatched(now, &masked, "no contact has this number".to_owned())
                 .await;
         };
+        let directory = Arc::new(self.store().contacts().await?);
         let reply = match opt_out {
             Some(true) => Reply::Stop,
             Some(false) => Reply::Start,
