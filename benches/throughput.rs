@@ -54,7 +54,7 @@ const WORKFLOW: &str = "kind: meeting
 id: bench
 title: Bench
 place: mopti/koro
-recurrence: \"* * * * * *\"
+recurrence: \"*/5 * * * * *\"
 timezone: UTC
 venue: Koro
 misfire: all
@@ -112,10 +112,13 @@ fn config(horizon: TimeDelta) -> RuntimeConfig {
 async fn throughput(url: &str, timers: i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(url).await;
+    // Occurrences of the bench's recurrence (every 5 s: a recurrence more
+    // frequent than that is refused at load), all due.
     let now = Utc::now();
+    let now = now - TimeDelta::seconds(now.timestamp() % 5);
     let planned: Vec<PlannedTimer> = (1..=timers)
         .map(|i| {
-            let occurrence = now - TimeDelta::seconds(i);
+            let occurrence = now - TimeDelta::seconds(5 * i);
             PlannedTimer {
                 workflow: "bench".into(),
                 occurrence,

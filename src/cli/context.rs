@@ -136,13 +136,23 @@ pub fn database_key(sources: &Sources) -> anyhow::Result<Key> {
     }
     match std::env::var(KEY_VARIABLE) {
         Ok(text) => Key::parse(&text).with_context(|| format!("the key in {KEY_VARIABLE}")),
-        Err(_) => bail!(
-            "no key for the database {}: palabre keeps the directory and every personal text \
-             encrypted, and needs the database's key. Give its key file with --key-file FILE \
-             (or PALABRE_KEY_FILE); for a new database, make one first with \
-             `palabre key init --key-file FILE`",
-            sources.database_url()
-        ),
+        Err(_) => {
+            let url = sources.database_url();
+            // The demo's database is opened by hand too, to look at it.
+            let demo = if url.trim_start_matches("sqlite://").trim_start_matches("./")
+                == "demo/palabre.db"
+            {
+                " (the demo's key is demo/palabre.key: --key-file demo/palabre.key)"
+            } else {
+                ""
+            };
+            bail!(
+                "no key for the database {url}{demo}: palabre keeps the directory and every \
+                 personal text encrypted, and needs the database's key. Give its key file with \
+                 --key-file FILE (or PALABRE_KEY_FILE); for a new database, make one first with \
+                 `palabre key init --key-file FILE`"
+            )
+        }
     }
 }
 

@@ -274,17 +274,28 @@ async fn unseal_by_hand(world: &World) {
         .await
         .unwrap();
     }
-    sqlx::query(
-        "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, detail) \
-         VALUES (1, 'reply', NULL, NULL, NULL, 'c-1', NULL, 'Awa Diallo said yes')",
+    pool.close().await;
+    run_sql(
+        &world.url,
+        &[
+            "INSERT INTO ledger (at, event, workflow, occurrence, step, contact_id, channel, \
+             detail) VALUES (1, 'reply', NULL, NULL, NULL, 'c-1', NULL, 'Awa Diallo said yes')",
+            "DELETE FROM sealing",
+        ],
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("DELETE FROM sealing")
-        .execute(&pool)
-        .await
-        .unwrap();
+    .await;
+}
+
+/// Runs statements on the database at `url`, as another program would.
+async fn run_sql(url: &str, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     pool.close().await;
 }
 
@@ -366,20 +377,13 @@ async fn a_database_in_clear_is_sealed_once_at_its_first_opening_with_a_key() {
 fn the_first_opening_of_a_clear_database_says_how_many_rows_it_sealed() {
     let dir = workspace_with_directory();
     let url = format!("sqlite://{}", dir.path().join("palabre.db").display());
-    let world_like = tokio::runtime::Runtime::new().unwrap();
-    world_like.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE contacts SET name = 'Boubacar Sow' WHERE id = 'c-0001'")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM sealing")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
+    tokio::runtime::Runtime::new().unwrap().block_on(run_sql(
+        &url,
+        &[
+            "UPDATE contacts SET name = 'Boubacar Sow' WHERE id = 'c-0001'",
+            "DELETE FROM sealing",
+        ],
+    ));
     let run = palabre(dir.path(), &["contacts", "list"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(

@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
 
 use super::sealing::{
-    CHECK, CHECK_TEXT, ERASED_TEXT, EXPIRED_TEXT, Key, SEALED_TABLES, Sealed, SealedTable, Sealer,
-    is_public, is_sealed, sealed_under,
+    CHECK, CHECK_TEXT, ERASED_TEXT, EXPIRED_TEXT, Key, SEALED_PATTERN, SEALED_TABLES, Sealed,
+    SealedTable, Sealer, is_public, is_sealed, sealed_under,
 };
 use super::{Backend, Store, StoreError, connect_pool, rewrite_sqlite_file, scrubbing_connection};
 
@@ -149,7 +149,7 @@ impl Which {
     fn condition(&self, column: &str) -> String {
         match self {
             Which::Clear => format!(
-                "({column} IS NOT NULL AND {column} NOT LIKE 'p1.%' \
+                "({column} IS NOT NULL AND {column} NOT LIKE '{SEALED_PATTERN}' \
                  AND {column} NOT IN ('', '{ERASED_TEXT}', '{EXPIRED_TEXT}'))"
             ),
             Which::UnderKey(id) => format!("{column} LIKE '{}'", sealed_under(id)),

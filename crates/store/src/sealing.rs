@@ -269,10 +269,18 @@ pub(crate) fn is_public(value: &str) -> bool {
     value.is_empty() || value == ERASED_TEXT || value == EXPIRED_TEXT
 }
 
-/// Whether a stored value has the sealed form (under any key).
+/// Whether a stored value has the sealed form (under any key): the prefix, a
+/// key id of 8 hex digits, a dot.
 pub(crate) fn is_sealed(value: &str) -> bool {
-    value.starts_with(SEALED_PREFIX)
+    value.strip_prefix(SEALED_PREFIX).is_some_and(|rest| {
+        rest.len() > 9
+            && rest.as_bytes()[8] == b'.'
+            && rest.as_bytes()[..8].iter().all(u8::is_ascii_hexdigit)
+    })
 }
+
+/// `LIKE` pattern of the values of the sealed form (under any key).
+pub(crate) const SEALED_PATTERN: &str = "p1.________.%";
 
 /// `LIKE` pattern of the values sealed under the key `id`.
 pub(crate) fn sealed_under(id: &str) -> String {
@@ -558,6 +566,16 @@ mod tests {
                 .open("ledger", &LEDGER_DETAIL, "r", &after)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_sealed_form_is_told_from_a_text_that_begins_like_it() {
+        let stored = sealer(1)
+            .seal(&MILESTONE_NOTE, "p|m", "p1. faire le point")
+            .unwrap();
+        assert!(is_sealed(&stored));
+        assert!(!is_sealed("p1. faire le point"));
+        assert!(!is_sealed("p1.notahexid.rest"));
     }
 
     #[test]
