@@ -129,6 +129,11 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
     Key::parse(&text).with_context(|| format!("the key file {}", path.display()))
 }
 
+/// Whether a key is given at all (`--key-file`, `PALABRE_KEY_FILE` or `PALABRE_KEY`).
+pub fn has_key(sources: &Sources) -> bool {
+    sources.key_file.is_some() || std::env::var_os(KEY_VARIABLE).is_some()
+}
+
 /// The key of the database `sources` names: its key file, else `PALABRE_KEY`.
 pub fn database_key(sources: &Sources) -> anyhow::Result<Key> {
     if let Some(path) = &sources.key_file {

@@ -15,7 +15,7 @@ use palabre_plan::definitions::Definitions;
 use palabre_sms::encoding::{Encoding, sms_size};
 
 use super::args::Sources;
-use super::context::{RULE_EXTENSIONS, existing_store, report};
+use super::context::{RULE_EXTENSIONS, existing_store, has_key, report};
 
 /// SMS above this many segments get a warning (they cost as many messages).
 const SMS_MAX_SEGMENTS: usize = 2;
@@ -53,14 +53,37 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
         diagnostics.push(crowded);
     }
     // Recipients are checked against the directory when there is one to check
-    // against; validating never creates a database.
+    // against and its key is given; validating never creates a database.
+    let url = sources.database_url();
+    if palabre_store::exists(url) && !has_key(sources) {
+        eprintln!(
+            "recipients not checked against the directory in {url}: it is encrypted and no key \
+             was given (--key-file or PALABRE_KEY_FILE)"
+        );
+    } else {
+        check_recipients(&definitions, sources, &mut diagnostics).await?;
+    }
+    sms_segments(&definitions, &root, &mut diagnostics)?;
+    report(diagnostics)?;
+    let workflows = definitions.workflow_ids().count();
+    eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
+    Ok(())
+}
+
+/// Recipients checked against the directory of the database, if there is one;
+/// how many contacts fall back to French.
+async fn check_recipients(
+    definitions: &Definitions,
+    sources: &Sources,
+    diagnostics: &mut Diagnostics,
+) -> anyhow::Result<()> {
     match existing_store(sources).await? {
         Some(store) => {
             let directory = store.contacts().await?;
             store.close().await;
             diagnostics.extend(definitions.check_directory(&directory));
             eprintln!("recipients checked against {} contacts", directory.len());
-            for line in french_fallbacks(&definitions, &directory) {
+            for line in french_fallbacks(definitions, &directory) {
                 eprintln!("{line}");
             }
         }
@@ -70,10 +93,6 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
         ),
         None => {}
     }
-    sms_segments(&definitions, &root, &mut diagnostics)?;
-    report(diagnostics)?;
-    let workflows = definitions.workflow_ids().count();
-    eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
     Ok(())
 }
 

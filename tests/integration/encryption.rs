@@ -617,3 +617,34 @@ async fn an_interrupted_rotation_blocks_openings_and_finishes_when_run_again() {
         assert!(refused.to_string().contains("is not this database's key"));
     }
 }
+
+#[test]
+fn validate_without_the_key_checks_the_files_and_says_the_directory_was_not_read() {
+    let dir = workspace_with_directory();
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("palabre");
+    let output = cmd
+        .current_dir(dir.path())
+        .arg("validate")
+        .env_remove("PALABRE_KEY")
+        .env_remove("PALABRE_KEY_FILE")
+        .env_remove("PALABRE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("recipients not checked against the directory in sqlite://palabre.db")
+            && said.contains("workflow(s) valid"),
+        "{said}"
+    );
+    // With the key, the directory is read.
+    let with_key = palabre(dir.path(), &["validate"]);
+    assert_eq!(with_key.code, 0, "{}", with_key.stderr);
+    assert!(
+        with_key
+            .stderr
+            .contains("recipients checked against 238 contacts"),
+        "{}",
+        with_key.stderr
+    );
+}
