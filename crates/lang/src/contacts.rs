@@ -31,7 +31,7 @@ pub struct Contact {
     pub roles: Vec<String>,
     /// A place path from places.yaml.
     pub place: String,
-    /// E.164, for example `+22376451234` (an invented number).
+    /// E.164: `+223` and the 8 digits, for a Mali number.
     pub phone: Option<String>,
     pub email: Option<String>,
     /// ISO 639-3 (`fra`, `bam`, `ffm`).
@@ -61,8 +61,9 @@ pub struct DirectoryRules<'a> {
     pub roles: &'a BTreeSet<String>,
 }
 
-/// Parses a phone number as written in Mali to E.164. For example (a fake number):
-/// `76 45 12 34`, `0022376451234` and `+223 76 45 12 34` (doc example) give the same E.164.
+/// Parses a phone number as written in Mali to E.164: the 8 digits with or
+/// without spaces, after `00223`, `+223` or nothing, give the same number (the
+/// cases are in `tests/data/phones.txt`).
 pub fn normalize_phone(text: &str) -> Option<String> {
     let text = text.trim();
     let text = text
@@ -444,32 +445,19 @@ fn validate(
 mod tests {
     use super::*;
 
+    /// The cases of `tests/data/phones.txt`: invented numbers as people write
+    /// them, and what is kept.
     #[test]
     fn normalizes_the_ways_people_write_mali_numbers() {
-        // One fake number, written four ways.
-        let fake = "+22376451234";
-        for written in [
-            "76 45 12 34",
-            "+223 76 45 12 34", // fake
-            "0022376451234",
-            fake,
-        ] {
-            assert_eq!(normalize_phone(written).as_deref(), Some(fake), "{written}");
+        let cases = include_str!("../../../tests/data/phones.txt");
+        let mut checked = 0;
+        for line in cases.lines().filter(|l| !l.starts_with('#')) {
+            let (written, kept) = line.split_once(" => ").unwrap();
+            let kept = (kept != "none").then_some(kept);
+            assert_eq!(normalize_phone(written).as_deref(), kept, "{line}");
+            checked += 1;
         }
-        for wrong in ["7645123", "+223 12", "hello", ""] {
-            assert_eq!(normalize_phone(wrong), None, "{wrong}");
-        }
-    }
-
-    #[test]
-    fn numbers_excel_took_for_numbers_are_read_too() {
-        // Typed without spaces, `0022370000001` (invented) becomes the number 22370000001.
-        assert_eq!(
-            normalize_phone("22370000001").as_deref(),
-            Some("+22370000001") // invented
-        );
-        // An invented number, as typed without its country code.
-        assert_eq!(normalize_phone("70000001").as_deref(), Some("+22370000001"));
+        assert_eq!(checked, 10);
     }
 
     #[test]
@@ -525,11 +513,7 @@ mod tests {
     }
 
     /// Invented people and numbers, as French Excel would save them.
-    const FRENCH_EXCEL: &str = "id;name;roles;place;phone;email;language;channels\r\n\
-        c-1;Fatoumata Koné;leader;mopti/koro/koro;+223 70 00 00 01;;bam;sms\r\n\
-        c-2;Aïssata Cissé;women-leader;mopti/djenne/djenne;+223 70 00 00 02;aissata@example.org;fra;sms,email\r\n\
-        c-3;Hamadoun Dicko, fils;mayor;mopti/koro/koro;;hamadoun@example.org;ffm;email\r\n\
-        ;;;;;;;\r\n";
+    const FRENCH_EXCEL: &str = include_str!("../../../tests/data/directory/french-excel.csv");
 
     #[test]
     fn a_semicolon_windows_1252_csv_reads_every_row_with_its_accents() {
@@ -600,11 +584,8 @@ mod tests {
     #[test]
     fn values_written_by_hand_are_kept_normalized_and_said_per_column() {
         let world = world();
-        let csv = "ID,Name,Roles,Place,Phone,Email,Language,Channels\n\
-            c-1,Awa Diallo,Leader,Mopti/Koro/Koro,+223 70 00 00 01,,FRA,SMS\n\
-            c-2,Hama Bocoum,LEADER;Women Leader,Mopti / Djenné / Djenné,+223 70 00 00 02,hama@example.org,Français,E-mail;sms\n\
-            c-3,Issa Guindo,leader,mopti/koro/koro,+223 70 00 00 03,,Peul,sms\n\
-            c-4,Fanta Sow,Leadr,Mopti/Korro,,,Dogon,pigeon\n";
+        // Invented people and numbers, written as people write them.
+        let csv = include_str!("../../../tests/data/directory/written-by-hand.csv");
         let (directory, diagnostics) = read(&world, "d.csv", csv.as_bytes());
         let contacts = &directory.contacts;
         assert_eq!(contacts.len(), 3);

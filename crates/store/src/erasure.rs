@@ -800,10 +800,10 @@ mod tests {
 
     #[test]
     fn short_values_are_not_scrubbed_and_phones_are_also_found_without_plus() {
-        let found = needles("Al", Some("+22376554433"), Some("a@b.c"));
-        assert_eq!(found, ["a@b.c", "+22376554433", "22376554433"]);
+        let found = needles("Al", Some("+invented-phone"), Some("a@b.c"));
+        assert_eq!(found, ["a@b.c", "+invented-phone", "invented-phone"]);
         assert_eq!(
-            scrub("from 22376554433 to a@b.c", &found, "erased-x"),
+            scrub("from invented-phone to a@b.c", &found, "erased-x"),
             "from erased-x to erased-x"
         );
     }
