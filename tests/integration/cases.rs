@@ -19,7 +19,7 @@ use palabre_store::CaseFilter;
 use serde_json::{Value, json};
 
 use crate::runtime::{Recorder, World, at, run_until, worlds};
-use crate::util::{Run, workspace_with_directory};
+use crate::util::{Run, revealed_entries, workspace_with_directory};
 
 const PLAN: &str = "\
 kind: milestones
@@ -53,6 +53,17 @@ fn dispute(workflow: &str, place: &str, description: &str) -> NewCase {
         severity: 2,
         description: description.into(),
     }
+}
+
+/// The ladders in `world`, a runtime over it on a clock at Thursday 3 December
+/// 2026 10:00, and [`four_cases`] opened.
+async fn with_four_cases(world: &World) -> (Arc<VirtualClock>, Runtime) {
+    ladders(world);
+    let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
+    let (_, _, connectors) = Recorder::pair();
+    let runtime = world.runtime(&clock, connectors, "a").await;
+    four_cases(&runtime).await;
+    (clock, runtime)
 }
 
 /// Opens, on Thursday 3 December 2026 at 10:00 (Bamako is UTC): LT-0001 at
@@ -96,11 +107,7 @@ fn ids(listed: &[palabre_store::ListedCase]) -> Vec<&str> {
 #[tokio::test]
 async fn the_case_list_filters_in_the_store() {
     for world in worlds("case_list", "once").await {
-        ladders(&world);
-        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
-        let (_, _, connectors) = Recorder::pair();
-        let runtime = world.runtime(&clock, connectors, "a").await;
-        four_cases(&runtime).await;
+        let (_, runtime) = with_four_cases(&world).await;
         let store = runtime.store();
         let list = |filter: CaseFilter| async move { store.list_cases(&filter).await.unwrap() };
 
@@ -211,11 +218,7 @@ fn listed_ids(body: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn get_cases_keeps_to_the_token_scope_and_role() {
     for world in worlds("case_list_api", "once").await {
-        ladders(&world);
-        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
-        let (_, _, connectors) = Recorder::pair();
-        let runtime = world.runtime(&clock, connectors, "a").await;
-        four_cases(&runtime).await;
+        let (clock, runtime) = with_four_cases(&world).await;
         let now = clock.now();
         let store = runtime.store();
         let mopti = create_token(store, Role::Coordinator, "mopti", "mopti", now)
@@ -644,27 +647,10 @@ fn the_operator_is_recorded_and_cases_are_listed_from_the_command_line() {
     assert!(run.stderr.contains("unknown place"), "{}", run.stderr);
 }
 
-/// Every `revealed` entry of the ledger, and the whole ledger as text.
-async fn revealed_entries(
-    store: &palabre_store::Store,
-) -> (Vec<palabre_store::LedgerEntry>, String) {
-    let ledger = store.ledger(None, 10_000).await.unwrap();
-    let text = serde_json::to_string(&ledger).unwrap();
-    let revealed = ledger
-        .into_iter()
-        .filter(|e| e.event == "revealed")
-        .collect();
-    (revealed, text)
-}
-
 #[tokio::test]
 async fn reading_descriptions_through_the_api_is_in_the_ledger_with_the_token() {
     for world in worlds("case_reveal_api", "once").await {
-        ladders(&world);
-        let clock = Arc::new(VirtualClock::new(at("2026-12-03T10:00:00Z")));
-        let (_, _, connectors) = Recorder::pair();
-        let runtime = world.runtime(&clock, connectors, "a").await;
-        four_cases(&runtime).await;
+        let (clock, runtime) = with_four_cases(&world).await;
         let now = clock.now();
         let store = runtime.store();
         let hotline = create_token(store, Role::Coordinator, "mopti", "hotline", now)

@@ -359,14 +359,9 @@ async fn revealed_entries(url: &str) -> (Vec<palabre_store::LedgerEntry>, String
     let store = palabre_store::Store::connect(url, &crate::util::test_key())
         .await
         .unwrap();
-    let ledger = store.ledger(None, 10_000).await.unwrap();
+    let entries = crate::util::revealed_entries(&store).await;
     store.close().await;
-    let text = serde_json::to_string(&ledger).unwrap();
-    let revealed = ledger
-        .into_iter()
-        .filter(|e| e.event == "revealed")
-        .collect();
-    (revealed, text)
+    entries
 }
 
 #[tokio::test]

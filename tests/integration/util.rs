@@ -158,3 +158,16 @@ pub(crate) async fn api_request(
     });
     Answered { status, json, body }
 }
+
+/// Every `revealed` entry of the ledger, and the whole ledger as text.
+pub(crate) async fn revealed_entries(
+    store: &palabre_store::Store,
+) -> (Vec<palabre_store::LedgerEntry>, String) {
+    let ledger = store.ledger(None, 10_000).await.unwrap();
+    let text = serde_json::to_string(&ledger).unwrap();
+    let revealed = ledger
+        .into_iter()
+        .filter(|e| e.event == "revealed")
+        .collect();
+    (revealed, text)
+}
