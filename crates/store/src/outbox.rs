@@ -19,7 +19,7 @@ use palabre_core::channel::Channel;
 
 use super::sealing::{
     FALLBACK_BODY, FALLBACK_SUBJECT, MESSAGE_BODY, MESSAGE_CALENDAR, MESSAGE_SUBJECT, Sealed,
-    Sealer,
+    Sealer, fallback_row,
 };
 use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
 
@@ -123,8 +123,8 @@ pub(crate) async fn enqueue(
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
-            let fallback_row = format!("{}|fallback", m.id);
             let fallback = m.fallback.as_ref();
+            let fallback_row = fallback.map(|_| fallback_row(&m.id)).unwrap_or_default();
             query = query
                 .bind(&m.id)
                 .bind(&m.timer_id)
@@ -437,17 +437,19 @@ impl Store {
 /// corrupt.
 fn claimed_message(sealer: &Sealer, r: &sqlx::any::AnyRow) -> Result<ClaimedMessage, StoreError> {
     let id: String = r.try_get("id")?;
-    let fallback_row = format!("{id}|fallback");
     let open = |column: &Sealed, row: &str, name: &str| -> Result<Option<String>, StoreError> {
         let stored: Option<String> = r.try_get(name)?;
         sealer.open_some(TABLE, column, row, stored.as_deref())
     };
     let channel: String = r.try_get("channel")?;
-    let fallback = match (
-        r.try_get::<Option<String>, _>("fallback_channel")?,
-        open(&FALLBACK_BODY, &fallback_row, "fallback_body")?,
-    ) {
-        (Some(channel), Some(body)) => Some(Fallback {
+    let fallback_channel: Option<String> = r.try_get("fallback_channel")?;
+    let fallback_row = fallback_channel.as_ref().map(|_| fallback_row(&id));
+    let fallback_body = match &fallback_row {
+        Some(row) => open(&FALLBACK_BODY, row, "fallback_body")?,
+        None => None,
+    };
+    let fallback = match (fallback_channel, fallback_body, &fallback_row) {
+        (Some(channel), Some(body), Some(row)) => Some(Fallback {
             channel: parsed(
                 "outbox",
                 &id,
@@ -455,7 +457,7 @@ fn claimed_message(sealer: &Sealer, r: &sqlx::any::AnyRow) -> Result<ClaimedMess
                 &channel,
                 Channel::parse(&channel),
             )?,
-            subject: open(&FALLBACK_SUBJECT, &fallback_row, "fallback_subject")?,
+            subject: open(&FALLBACK_SUBJECT, row, "fallback_subject")?,
             body,
         }),
         _ => None,

@@ -177,6 +177,13 @@ pub(crate) const CONTACT_EMAIL: Sealed = sealed("email", "contacts.email", "id")
 pub(crate) const MESSAGE_SUBJECT: Sealed = sealed("subject", "outbox.subject", "id");
 pub(crate) const MESSAGE_BODY: Sealed = sealed("body", "outbox.body", "id");
 pub(crate) const MESSAGE_CALENDAR: Sealed = sealed("calendar", "outbox.calendar", "id");
+/// The row a message's fallback copy becomes (`queue_fallbacks` writes it by
+/// SQL, as [`FALLBACK_SUBJECT`] and [`FALLBACK_BODY`]'s row key computes it):
+/// its texts are sealed under this row key from the start.
+pub(crate) fn fallback_row(id: &str) -> String {
+    format!("{id}|fallback")
+}
+
 pub(crate) const FALLBACK_SUBJECT: Sealed =
     sealed("fallback_subject", "outbox.subject", "id || '|fallback'");
 pub(crate) const FALLBACK_BODY: Sealed =
@@ -373,18 +380,20 @@ impl Sealer {
         self.random
             .fill(&mut nonce)
             .map_err(|_| StoreError::Sealing("the system gave no randomness".to_owned()))?;
-        let mut text = clear.as_bytes().to_vec();
-        self.current
+        // Nonce, ciphertext and tag in one buffer, encrypted in place.
+        let mut sealed = Vec::with_capacity(NONCE_BYTES + clear.len() + aead::MAX_TAG_LEN);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(clear.as_bytes());
+        let tag = self
+            .current
             .sealing
-            .seal_in_place_append_tag(
+            .seal_in_place_separate_tag(
                 aead::Nonce::assume_unique_for_key(nonce),
                 aead::Aad::from(bound(column, row)),
-                &mut text,
+                &mut sealed[NONCE_BYTES..],
             )
             .map_err(|_| StoreError::Sealing("a value could not be sealed".to_owned()))?;
-        let mut sealed = Vec::with_capacity(NONCE_BYTES + text.len());
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&text);
+        sealed.extend_from_slice(tag.as_ref());
         Ok(format!(
             "{SEALED_PREFIX}{}.{}",
             self.current.id,
