@@ -24,6 +24,7 @@ mod hostile;
 mod invitations;
 mod milestones;
 mod planning;
+mod postgres_tcp;
 mod preview;
 mod readme;
 mod replies;
