@@ -11,15 +11,18 @@
 //! - **Firing** claims due timers by lease, applies the misfire policy to late
 //!   ones, expands the fire into messages (recipients, channel, language, text,
 //!   calendar) and writes outbox rows, ledger entries and the timer's state in one
-//!   transaction.
+//!   transaction. The outbox rows are written already leased to this worker,
+//!   which delivers them next, with no claim between (unless a rule's change or
+//!   a case's climb follows the batch: then they are claimed afresh after it).
 //! - **Delivery** claims ready messages, reads the recipient's current address,
 //!   hands the message to the channel's connector and records the outcome:
 //!   sent; retried with exponential backoff and jitter; or dead-lettered.
 //!
 //! Time comes from the injected [`Clock`]; [`Runtime::tick`] does everything due
 //! *now*, so tests drive the runtime with a virtual clock, and [`Runtime::run`]
-//! loops ticks, sleeping until the next due instant or a change (not while
-//! planning is behind: a planning pass is bounded, and the next goes on).
+//! loops ticks, sleeping until the next due instant, a change, or (PostgreSQL)
+//! another worker's news of new work (not while planning is behind: a planning
+//! pass is bounded, and the next goes on).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,8 +36,8 @@ use palabre_lang::contacts::Contact;
 use palabre_lang::milestones::Statuses;
 use palabre_lang::occurrence::Changes;
 use palabre_plan::definitions::Definitions;
-use palabre_store::{Store, StoreError};
-use tracing::{debug, info};
+use palabre_store::{Store, StoreError, WorkListener};
+use tracing::{debug, info, warn};
 
 use crate::commands::Commands;
 
@@ -259,7 +262,11 @@ impl Runtime {
         if released > 0 {
             info!(released, owner = %self.config.owner, "took back the leases of a previous run");
         }
+        let mut listener = None;
         loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
             let tick = self.tick();
             tokio::pin!(tick);
             let report = tokio::select! {
@@ -290,7 +297,35 @@ impl Runtime {
                 () = &mut shutdown => return self.release_leases().await,
                 () = self.commands.woken() => {}
                 () = tokio::time::sleep(sleep) => {}
+                heard = announced(&mut listener) => {
+                    if let Err(error) = heard {
+                        warn!(%error, "no longer hearing other workers' news; looking every {} s until it comes back", self.config.max_sleep.num_seconds());
+                        listener = None;
+                    }
+                }
             }
         }
+    }
+
+    /// On PostgreSQL, an ear for other workers' news (new timers, new
+    /// messages); `None` on SQLite, or when the database refuses it (said once
+    /// per try: the loop then looks every `max_sleep`).
+    async fn listen(&self) -> Option<WorkListener> {
+        match self.store().work_listener().await {
+            Ok(listener) => listener,
+            Err(error) => {
+                warn!(%error, "cannot hear other workers' news");
+                None
+            }
+        }
+    }
+}
+
+/// Resolves when another worker (or this one) announced new work; never
+/// without a listener.
+async fn announced(listener: &mut Option<WorkListener>) -> Result<(), StoreError> {
+    match listener {
+        Some(listener) => listener.announced().await,
+        None => std::future::pending().await,
     }
 }

@@ -39,3 +39,4 @@ mod store;
 mod texts;
 mod util;
 mod validate;
+mod workers;

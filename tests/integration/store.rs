@@ -374,22 +374,138 @@ mod runtime {
             .collect();
         assert_eq!(all, ["fired", "sent", "retry", "dead-letter", "replanned"]);
 
-        store
-            .set_schedule("dialogue-koro", "hash-1", later)
-            .await
-            .unwrap();
-        store
-            .set_schedule("dialogue-koro", "hash-2", retry_at)
-            .await
-            .unwrap();
+        // A pass's schedules are written with its timers; a later pass's win.
+        let schedule = |hash: &str, until| palabre_store::Schedule {
+            workflow: "dialogue-koro".to_owned(),
+            hash: hash.to_owned(),
+            planned_until: until,
+        };
+        let more = [timer("reminder-2h", "2026-12-09T07:00:00Z")];
         assert_eq!(
-            store.schedule("dialogue-koro").await.unwrap(),
-            Some(("hash-2".to_owned(), retry_at))
+            store
+                .plan_pass(&more, &[schedule("hash-1", later)], later)
+                .await
+                .unwrap(),
+            1
         );
         assert_eq!(
-            store.scheduled_workflows().await.unwrap(),
-            ["dialogue-koro"]
+            store
+                .plan_pass(&more, &[schedule("hash-2", retry_at)], later)
+                .await
+                .unwrap(),
+            0,
+            "a timer planned twice is new once"
         );
+        let schedules = store.schedules().await.unwrap();
+        assert_eq!(schedules.len(), 1);
+        assert_eq!(
+            schedules.get("dialogue-koro"),
+            Some(&("hash-2".to_owned(), retry_at))
+        );
+    }
+
+    /// Messages queued already leased to the worker that fired them: only the
+    /// timers it still held count, their messages come back as claimed (no
+    /// claim query), nobody else can claim them while the lease runs, and their
+    /// outcomes record as any claimed message's. A batch partly taken by
+    /// another worker still completes the rest (the short count is read again
+    /// by ids, in a new transaction).
+    async fn held_messages(store: Store) {
+        use palabre_store::{DeliveryRecord, TimerCompletion};
+        let now = at("2026-12-08T08:00:00Z");
+        let lease = TimeDelta::seconds(30);
+        let timers = [
+            timer("invitation", "2026-12-02T09:00:00Z"),
+            timer("reminder-7d", "2026-12-02T09:00:00Z"),
+            timer("reminder-3d", "2026-12-06T09:00:00Z"),
+        ];
+        store.plan_timers(&timers, now).await.unwrap();
+        // worker-a claims one timer, then 20 s later the two others; the first
+        // lease runs out before the others, and worker-b takes that timer.
+        let mut claimed = store
+            .claim_due_timers(now, "worker-a", lease, 1)
+            .await
+            .unwrap();
+        let second = now + TimeDelta::seconds(20);
+        claimed.extend(
+            store
+                .claim_due_timers(second, "worker-a", lease, 10)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(claimed.len(), 3);
+        let later = now + TimeDelta::seconds(31);
+        let taken = store
+            .claim_due_timers(later, "worker-b", lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1, "{taken:?}");
+        assert_eq!(taken[0].id, claimed[0].id);
+        let completions: Vec<TimerCompletion> = claimed
+            .iter()
+            .map(|timer| TimerCompletion {
+                timer_id: timer.id.clone(),
+                outcome: TimerOutcome::Fired,
+                messages: vec![message(&timer.id, "c-1")],
+                ledger: Vec::new(),
+            })
+            .collect();
+        let completed = store
+            .complete_timers("worker-a", &completions, later, Some(later + lease))
+            .await
+            .unwrap();
+        assert_eq!(completed.timers, 2);
+        let mut held: Vec<&str> = completed.held.iter().map(|m| m.id.as_str()).collect();
+        held.sort_unstable();
+        let mut expected = vec![
+            completions[1].messages[0].id.as_str(),
+            completions[2].messages[0].id.as_str(),
+        ];
+        expected.sort_unstable();
+        assert_eq!(held, expected);
+        assert!(
+            completed
+                .held
+                .iter()
+                .all(|m| m.attempts == 0 && m.body == "Bonjour")
+        );
+        assert!(
+            store
+                .claim_messages(later, "worker-b", lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "held messages are worker-a's while the lease runs"
+        );
+        let records: Vec<DeliveryRecord> = completed
+            .held
+            .iter()
+            .map(|m| DeliveryRecord {
+                message_id: m.id.clone(),
+                outcome: DeliveryOutcome::Sent {
+                    provider_id: "p".to_owned(),
+                    awaiting_receipt_until: None,
+                },
+                ledger: LedgerEntry::new(later, LedgerEvent::Sent, "sent"),
+                fall_back: false,
+            })
+            .collect();
+        assert_eq!(
+            store
+                .record_deliveries("worker-b", &records, later)
+                .await
+                .unwrap(),
+            0,
+            "another worker cannot record them"
+        );
+        assert_eq!(
+            store
+                .record_deliveries("worker-a", &records, later)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(store.status(later).await.unwrap().sent, 2);
     }
 
     #[tokio::test]
@@ -402,6 +518,13 @@ mod runtime {
                 .unwrap(),
         )
         .await;
+        let url = format!("sqlite://{}", dir.path().join("held.db").display());
+        held_messages(
+            Store::connect(&url, &crate::util::test_key())
+                .await
+                .unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -409,6 +532,13 @@ mod runtime {
         let Some(base) = postgres_url() else { return };
         let url = fresh_postgres_schema(&base, "runtime").await;
         conformance(
+            Store::connect(&url, &crate::util::test_key())
+                .await
+                .unwrap(),
+        )
+        .await;
+        let url = fresh_postgres_schema(&base, "held").await;
+        held_messages(
             Store::connect(&url, &crate::util::test_key())
                 .await
                 .unwrap(),

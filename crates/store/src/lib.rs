@@ -10,6 +10,7 @@
 //! `migrations/`, embedded in the binary at build time.
 
 use serde::Serialize;
+use sqlx::AnyConnection;
 use sqlx::AnyPool;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
@@ -145,6 +146,8 @@ pub struct Store {
     backend: Backend,
     pub(crate) sealer: std::sync::Arc<Sealer>,
     sealed_at_opening: u64,
+    /// On PostgreSQL, where to listen for other workers' news ([`wakeup`]).
+    listen_url: Option<String>,
 }
 
 /// Adds `mode=rwc` to a SQLite URL so that a missing file is created.
@@ -223,6 +226,55 @@ impl Params {
     }
 }
 
+/// How a batch statement (an `UPDATE` or `INSERT` of many rows at once) tells
+/// which rows it touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Touched {
+    /// By its count: when every row was touched, as when no other worker holds
+    /// them, no ids cross back from the database (on SQLite each row returned
+    /// is a message between threads); when not, the caller gives up.
+    Counted,
+    /// By the ids it returns (`RETURNING`).
+    Returned,
+}
+
+impl Touched {
+    /// The clause to end the statement with: ` RETURNING {column}`, or nothing.
+    pub(crate) fn clause(self, column: &str) -> String {
+        match self {
+            Touched::Counted => String::new(),
+            Touched::Returned => format!(" RETURNING {column}"),
+        }
+    }
+
+    /// Runs a statement ending with [`Touched::clause`] for `ids`; the ids it
+    /// touched, or `None` when it was counted and came short.
+    pub(crate) async fn run<'q, 'i>(
+        self,
+        conn: &mut AnyConnection,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        ids: impl ExactSizeIterator<Item = &'i str>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        use sqlx::Row;
+        match self {
+            Touched::Counted => {
+                let expected = ids.len();
+                let touched = query.execute(&mut *conn).await?.rows_affected();
+                Ok((usize::try_from(touched).ok() == Some(expected))
+                    .then(|| ids.map(str::to_owned).collect()))
+            }
+            Touched::Returned => {
+                let rows = query.fetch_all(&mut *conn).await?;
+                let ids = rows
+                    .iter()
+                    .map(|row| row.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
+                Ok(Some(ids))
+            }
+        }
+    }
+}
+
 /// Whether the database at `url` already exists. Only a SQLite file can be missing;
 /// read-only commands use this to avoid creating one as a side effect.
 pub fn exists(url: &str) -> bool {
@@ -254,6 +306,7 @@ impl Store {
             backend,
             sealer: std::sync::Arc::new(sealer),
             sealed_at_opening,
+            listen_url: (backend == Backend::Postgres).then(|| url.to_owned()),
         })
     }
 
@@ -304,8 +357,13 @@ async fn connect_pool(url: &str) -> Result<(AnyPool, Backend), StoreError> {
     let options = if backend == Backend::Sqlite {
         options.after_connect(|conn, _| {
             Box::pin(async move {
-                conn.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                    .await?;
+                // A 16 MiB page cache per connection (SQLite's default is 2 MiB):
+                // a busy outbox's pages stay in memory rather than being read
+                // again from the file at every statement.
+                conn.execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;",
+                )
+                .await?;
                 Ok(())
             })
         })
@@ -346,6 +404,28 @@ impl Store {
     /// overwrites is zeroed). Close it after, rather than give it back.
     pub(crate) async fn scrubbing_connection(&self) -> Result<sqlx::AnyConnection, StoreError> {
         scrubbing_connection(&self.pool, self.backend).await
+    }
+
+    /// Runs `work` in a write transaction, first learning what its batch
+    /// statements touched by their counts alone ([`Touched::Counted`]); when a
+    /// count comes short (rows another worker took meanwhile), `work` gives up,
+    /// and is done again in a new transaction reading the ids back
+    /// ([`Touched::Returned`]).
+    pub(crate) async fn write_batches<T: Default>(
+        &self,
+        work: impl AsyncFn(&mut AnyConnection, Touched) -> Result<Option<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        if let Some(done) = work(&mut tx, Touched::Counted).await? {
+            tx.commit().await?;
+            return Ok(done);
+        }
+        tx.rollback().await?;
+        let mut tx = self.write_transaction().await?;
+        // Reading ids back never comes short.
+        let done = work(&mut tx, Touched::Returned).await?.unwrap_or_default();
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once
@@ -406,6 +486,7 @@ mod secrets;
 mod states;
 mod timers;
 mod tokens;
+mod wakeup;
 
 pub use backup::{is_palabre_database, sqlite_file, sqlite_in_use, sqlite_url_of};
 pub use cases::{CaseFilter, CaseWrite, DropTimers, ListedCase};
@@ -418,6 +499,8 @@ pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, Queu
 pub use rekey::Rotated;
 pub use sealing::{Key, KeyError};
 pub use timers::{
-    ChannelCounts, ClaimedTimer, PlannedTimer, StatusCounts, TimerCompletion, TimerOutcome,
+    ChannelCounts, ClaimedTimer, Completed, PlannedTimer, Schedule, StatusCounts, TimerCompletion,
+    TimerOutcome,
 };
 pub use tokens::{LAST_USED_PRECISION, StoredToken};
+pub use wakeup::WorkListener;

@@ -15,13 +15,14 @@ use sqlx::{AnyConnection, Row};
 use super::lease::Claim;
 use super::ledger::{LedgerEntry, LedgerEvent, append};
 use super::states::{DEAD, QUEUED, SENT};
+use super::wakeup::announce_work;
 use palabre_core::channel::Channel;
 
 use super::sealing::{
     FALLBACK_BODY, FALLBACK_SUBJECT, MESSAGE_BODY, MESSAGE_CALENDAR, MESSAGE_SUBJECT, Sealed,
     Sealer, fallback_row,
 };
-use super::{Backend, Params, Store, StoreError, instant, millis, parsed};
+use super::{Backend, Params, Store, StoreError, Touched, instant, millis, parsed};
 
 const TABLE: &str = "outbox";
 
@@ -77,6 +78,26 @@ pub struct ClaimedMessage {
     pub fallback: Option<Fallback>,
 }
 
+impl ClaimedMessage {
+    /// A message just queued, as its first delivery attempt takes it.
+    fn first_attempt(message: &QueuedMessage) -> ClaimedMessage {
+        ClaimedMessage {
+            id: message.id.clone(),
+            workflow: message.workflow.clone(),
+            occurrence: message.occurrence,
+            step: message.step.clone(),
+            contact_id: message.contact_id.clone(),
+            channel: message.channel,
+            language: message.language.clone(),
+            subject: message.subject.clone(),
+            body: message.body.clone(),
+            calendar: message.calendar.clone(),
+            attempts: 0,
+            fallback: message.fallback.clone(),
+        }
+    }
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -105,58 +126,122 @@ pub struct DeliveryRecord {
     pub fall_back: bool,
 }
 
+/// A lease given to messages as they are queued: the worker that fired them
+/// delivers them next, without claiming them first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held<'a> {
+    pub owner: &'a str,
+    pub until: DateTime<Utc>,
+}
+
+/// Rows per outbox INSERT (21 values a row).
+const ENQUEUE_CHUNK: usize = 200;
+
 /// Inserts messages inside the caller's transaction; a key already present is left alone.
-pub(crate) async fn enqueue(
+pub(crate) async fn enqueue<'m>(
     conn: &mut AnyConnection,
     store: &Store,
-    messages: &[QueuedMessage],
+    messages: impl IntoIterator<Item = &'m QueuedMessage>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (backend, sealer) = (store.backend, &*store.sealer);
-    const COLUMNS: usize = 19;
-    for chunk in messages.chunks(200) {
-        let sql = format!(
-            "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
-             calendar, state, attempts, next_attempt, created, updated, fallback_channel, fallback_subject, fallback_body) \
-             VALUES {} ON CONFLICT (id) DO NOTHING",
-            Params::new(backend).rows(chunk.len(), COLUMNS)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for m in chunk {
-            let fallback = m.fallback.as_ref();
-            let fallback_row = fallback.map(|_| fallback_row(&m.id)).unwrap_or_default();
-            query = query
-                .bind(&m.id)
-                .bind(&m.timer_id)
-                .bind(&m.workflow)
-                .bind(millis(m.occurrence))
-                .bind(&m.step)
-                .bind(&m.contact_id)
-                .bind(m.channel.as_str())
-                .bind(&m.language)
-                .bind(sealer.seal_some(&MESSAGE_SUBJECT, &m.id, m.subject.as_deref())?)
-                .bind(sealer.seal(&MESSAGE_BODY, &m.id, &m.body)?)
-                .bind(sealer.seal_some(&MESSAGE_CALENDAR, &m.id, m.calendar.as_deref())?)
-                .bind(QUEUED)
-                .bind(0_i64)
-                .bind(millis(now))
-                .bind(millis(now))
-                .bind(millis(now))
-                .bind(fallback.map(|f| f.channel.as_str()))
-                .bind(sealer.seal_some(
-                    &FALLBACK_SUBJECT,
-                    &fallback_row,
-                    fallback.and_then(|f| f.subject.as_deref()),
-                )?)
-                .bind(sealer.seal_some(
-                    &FALLBACK_BODY,
-                    &fallback_row,
-                    fallback.map(|f| f.body.as_str()),
-                )?);
-        }
-        query.execute(&mut *conn).await?;
+    let messages: Vec<&QueuedMessage> = messages.into_iter().collect();
+    for chunk in messages.chunks(ENQUEUE_CHUNK) {
+        insert_messages(store, chunk, now, None, "")?
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !messages.is_empty() {
+        announce_work(conn, store.backend).await?;
     }
     Ok(())
+}
+
+/// [`enqueue`], the messages leased to `held`'s owner: those inserted come back
+/// as claimed (a key already present does not: it was queued before, perhaps
+/// by someone else). `None` when `touched` counted short.
+pub(crate) async fn enqueue_held<'m>(
+    conn: &mut AnyConnection,
+    store: &Store,
+    messages: impl IntoIterator<Item = &'m QueuedMessage>,
+    now: DateTime<Utc>,
+    held: Held<'_>,
+    touched: Touched,
+) -> Result<Option<Vec<ClaimedMessage>>, StoreError> {
+    let messages: Vec<&QueuedMessage> = messages.into_iter().collect();
+    let mut claimed = Vec::with_capacity(messages.len());
+    for chunk in messages.chunks(ENQUEUE_CHUNK) {
+        let query = insert_messages(store, chunk, now, Some(held), &touched.clause("id"))?;
+        let Some(inserted) = touched
+            .run(conn, query, chunk.iter().map(|m| m.id.as_str()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let inserted: BTreeSet<String> = inserted.into_iter().collect();
+        claimed.extend(
+            chunk
+                .iter()
+                .filter(|m| inserted.contains(&m.id))
+                .map(|m| ClaimedMessage::first_attempt(m)),
+        );
+    }
+    Ok(Some(claimed))
+}
+
+/// The INSERT of a chunk of messages, sealed, leased to `held`'s owner if
+/// given, the statement ending with `ending`.
+fn insert_messages<'q>(
+    store: &Store,
+    chunk: &[&'q QueuedMessage],
+    now: DateTime<Utc>,
+    held: Option<Held<'q>>,
+    ending: &str,
+) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, StoreError> {
+    let (backend, sealer) = (store.backend, &*store.sealer);
+    const COLUMNS: usize = 21;
+    let sql = format!(
+        "INSERT INTO outbox (id, timer_id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
+         calendar, state, attempts, next_attempt, created, updated, fallback_channel, fallback_subject, fallback_body, \
+         lease_owner, lease_until) \
+         VALUES {} ON CONFLICT (id) DO NOTHING{ending}",
+        Params::new(backend).rows(chunk.len(), COLUMNS)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for m in chunk {
+        let fallback = m.fallback.as_ref();
+        let fallback_row = fallback.map(|_| fallback_row(&m.id)).unwrap_or_default();
+        query = query
+            .bind(&m.id)
+            .bind(&m.timer_id)
+            .bind(&m.workflow)
+            .bind(millis(m.occurrence))
+            .bind(&m.step)
+            .bind(&m.contact_id)
+            .bind(m.channel.as_str())
+            .bind(&m.language)
+            .bind(sealer.seal_some(&MESSAGE_SUBJECT, &m.id, m.subject.as_deref())?)
+            .bind(sealer.seal(&MESSAGE_BODY, &m.id, &m.body)?)
+            .bind(sealer.seal_some(&MESSAGE_CALENDAR, &m.id, m.calendar.as_deref())?)
+            .bind(QUEUED)
+            .bind(0_i64)
+            .bind(millis(now))
+            .bind(millis(now))
+            .bind(millis(now))
+            .bind(fallback.map(|f| f.channel.as_str()))
+            .bind(sealer.seal_some(
+                &FALLBACK_SUBJECT,
+                &fallback_row,
+                fallback.and_then(|f| f.subject.as_deref()),
+            )?)
+            .bind(sealer.seal_some(
+                &FALLBACK_BODY,
+                &fallback_row,
+                fallback.map(|f| f.body.as_str()),
+            )?)
+            .bind(held.map(|h| h.owner))
+            .bind(held.map(|h| millis(h.until)));
+    }
+    Ok(query)
 }
 
 /// Queues, for each message of `ids` that has a fallback on another channel, its
@@ -329,7 +414,22 @@ impl Store {
         records: &[DeliveryRecord],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.write_transaction().await?;
+        self.write_batches(async |conn, touched| {
+            self.record_in(conn, owner, records, now, touched).await
+        })
+        .await
+    }
+
+    /// [`Store::record_deliveries`] inside a transaction; `None` when `touched`
+    /// counted short.
+    async fn record_in(
+        &self,
+        conn: &mut AnyConnection,
+        owner: &str,
+        records: &[DeliveryRecord],
+        now: DateTime<Utc>,
+        touched: Touched,
+    ) -> Result<Option<usize>, StoreError> {
         let mut recorded = std::collections::HashSet::new();
         for chunk in records.chunks(500) {
             // One statement per chunk: the outcomes as a table of values, joined to the
@@ -359,8 +459,9 @@ impl Store {
                  last_error = outcome.last_error, awaiting_receipt_until = outcome.awaiting, \
                  lease_owner = NULL, lease_until = NULL, updated = {updated} \
                  FROM outcome WHERE outbox.id = outcome.id AND outbox.state = '{QUEUED}' \
-                 AND outbox.lease_owner = {owner_param} RETURNING outbox.id",
-                values.join(", ")
+                 AND outbox.lease_owner = {owner_param}{}",
+                values.join(", "),
+                touched.clause("outbox.id")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for record in chunk {
@@ -391,9 +492,11 @@ impl Store {
                     .bind(awaiting);
             }
             query = query.bind(millis(now)).bind(owner);
-            for row in query.fetch_all(&mut *tx).await? {
-                recorded.insert(row.try_get::<String, _>("id")?);
-            }
+            let ids = chunk.iter().map(|r| r.message_id.as_str());
+            let Some(ids) = touched.run(conn, query, ids).await? else {
+                return Ok(None);
+            };
+            recorded.extend(ids);
         }
         let ledger: Vec<LedgerEntry> = records
             .iter()
@@ -405,10 +508,9 @@ impl Store {
             .filter(|r| r.fall_back && recorded.contains(&r.message_id))
             .map(|r| r.message_id.as_str())
             .collect();
-        queue_fallbacks(&mut tx, self.backend, &fall_back, now).await?;
-        append(&mut tx, self, &ledger).await?;
-        tx.commit().await?;
-        Ok(ledger.len())
+        queue_fallbacks(conn, self.backend, &fall_back, now).await?;
+        append(conn, self, &ledger).await?;
+        Ok(Some(ledger.len()))
     }
 
     /// [`Store::record_deliveries`] for one message; false if the lease was lost.

@@ -13,9 +13,10 @@ use sqlx::{AnyConnection, Row};
 
 use super::lease::Claim;
 use super::ledger::{LedgerEntry, append};
-use super::outbox::{QueuedMessage, enqueue};
+use super::outbox::{ClaimedMessage, Held, QueuedMessage, enqueue, enqueue_held};
 use super::states::{DEAD, FIRED, PENDING, QUEUED, SENT, SKIPPED, TimerState};
-use super::{Backend, Params, Store, StoreError, instant, millis};
+use super::wakeup::announce_work;
+use super::{Backend, Params, Store, StoreError, Touched, instant, millis};
 
 /// A timer to plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,24 @@ pub struct TimerCompletion {
     pub outcome: TimerOutcome,
     pub messages: Vec<QueuedMessage>,
     pub ledger: Vec<LedgerEntry>,
+}
+
+/// Where a workflow's planning stands: the hash of the definition it was
+/// planned from, and how far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub workflow: String,
+    pub hash: String,
+    pub planned_until: DateTime<Utc>,
+}
+
+/// What completing a batch of timers did.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// Timers completed (this worker still held their lease).
+    pub timers: usize,
+    /// The messages queued already leased to this worker, when it asked for them.
+    pub held: Vec<ClaimedMessage>,
 }
 
 /// How a claimed timer ended.
@@ -147,6 +166,9 @@ pub(crate) async fn insert_timers(
         }
         inserted += query.execute(&mut *conn).await?.rows_affected();
     }
+    if inserted > 0 {
+        announce_work(conn, backend).await?;
+    }
     Ok(inserted)
 }
 
@@ -190,49 +212,55 @@ impl Store {
         Ok(removed)
     }
 
-    /// The definition hash and planning watermark of a workflow, if it was planned before.
-    pub async fn schedule(
+    /// Every workflow's definition hash and planning watermark, read at once.
+    pub async fn schedules(
         &self,
-        workflow: &str,
-    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
-        let row =
-            sqlx::query("SELECT definition_hash, planned_until FROM schedules WHERE workflow = $1")
-                .bind(workflow)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("definition_hash")?,
-                instant(r.try_get("planned_until")?),
-            ))
-        })
-        .transpose()
-    }
-
-    pub async fn set_schedule(
-        &self,
-        workflow: &str,
-        hash: &str,
-        planned_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO schedules (workflow, definition_hash, planned_until) VALUES ($1, $2, $3) \
-             ON CONFLICT (workflow) DO UPDATE SET definition_hash = $2, planned_until = $3",
-        )
-        .bind(workflow)
-        .bind(hash)
-        .bind(millis(planned_until))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Workflows that have a schedule row (planned at some point).
-    pub async fn scheduled_workflows(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT workflow FROM schedules ORDER BY workflow")
+    ) -> Result<std::collections::HashMap<String, (String, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query("SELECT workflow, definition_hash, planned_until FROM schedules")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get("workflow")?)).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("workflow")?,
+                    (
+                        r.try_get("definition_hash")?,
+                        instant(r.try_get("planned_until")?),
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    /// A planning pass's writes in one transaction: its new timers (those
+    /// already planned are left alone) and each workflow's new hash and
+    /// watermark. Returns how many timers are new.
+    pub async fn plan_pass(
+        &self,
+        timers: &[PlannedTimer],
+        schedules: &[Schedule],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let inserted = insert_timers(&mut tx, self.backend, timers, now).await?;
+        for chunk in schedules.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO schedules (workflow, definition_hash, planned_until) VALUES {} \
+                 ON CONFLICT (workflow) DO UPDATE SET definition_hash = excluded.definition_hash, \
+                 planned_until = excluded.planned_until",
+                Params::new(self.backend).rows(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for schedule in chunk {
+                query = query
+                    .bind(&schedule.workflow)
+                    .bind(&schedule.hash)
+                    .bind(millis(schedule.planned_until));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     pub async fn forget_schedule(&self, workflow: &str) -> Result<(), StoreError> {
@@ -277,15 +305,37 @@ impl Store {
     /// Completes claimed timers in one transaction: each timer whose lease this
     /// worker still holds gets its new state, its messages enter the outbox (a key
     /// already queued is left alone) and its ledger entries are appended. A timer
-    /// whose lease was lost is left untouched, messages and all. Returns how many
-    /// timers were completed.
+    /// whose lease was lost is left untouched, messages and all.
+    ///
+    /// With `hold_until`, the messages are queued already leased to `owner` until
+    /// then and come back as [`Completed::held`]: the worker delivers them
+    /// without claiming them (one statement less per batch, and nothing read
+    /// back). Not delivered by then, they are anyone's again, like any lease.
     pub async fn complete_timers(
         &self,
         owner: &str,
         completions: &[TimerCompletion],
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let mut tx = self.write_transaction().await?;
+        hold_until: Option<DateTime<Utc>>,
+    ) -> Result<Completed, StoreError> {
+        self.write_batches(async |conn, touched| {
+            self.complete_in(conn, owner, completions, now, hold_until, touched)
+                .await
+        })
+        .await
+    }
+
+    /// [`Store::complete_timers`] inside a transaction; `None` when `touched`
+    /// counted short.
+    async fn complete_in(
+        &self,
+        conn: &mut AnyConnection,
+        owner: &str,
+        completions: &[TimerCompletion],
+        now: DateTime<Utc>,
+        hold_until: Option<DateTime<Utc>>,
+        touched: Touched,
+    ) -> Result<Option<Completed>, StoreError> {
         let mut completed = std::collections::HashSet::new();
         for outcome in [
             TimerOutcome::Fired,
@@ -303,8 +353,9 @@ impl Store {
                 let list: Vec<String> = chunk.iter().map(|_| params.next()).collect();
                 let sql = format!(
                     "UPDATE timers SET state = {state}, lease_owner = NULL, lease_until = NULL, updated = {updated} \
-                     WHERE state = '{PENDING}' AND lease_owner = {owner_param} AND id IN ({}) RETURNING id",
-                    list.join(", ")
+                     WHERE state = '{PENDING}' AND lease_owner = {owner_param} AND id IN ({}){}",
+                    list.join(", "),
+                    touched.clause("id")
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(outcome.state().as_str())
@@ -313,24 +364,36 @@ impl Store {
                 for id in chunk {
                     query = query.bind(*id);
                 }
-                for row in query.fetch_all(&mut *tx).await? {
-                    completed.insert(row.try_get::<String, _>("id")?);
-                }
+                let Some(ids) = touched.run(conn, query, chunk.iter().copied()).await? else {
+                    return Ok(None);
+                };
+                completed.extend(ids);
             }
         }
         let done: Vec<&TimerCompletion> = completions
             .iter()
             .filter(|c| completed.contains(&c.timer_id))
             .collect();
-        let messages: Vec<QueuedMessage> = done
-            .iter()
-            .flat_map(|c| c.messages.iter().cloned())
-            .collect();
+        let messages = done.iter().flat_map(|c| c.messages.iter());
+        let held = match hold_until {
+            Some(until) => {
+                let held = Held { owner, until };
+                match enqueue_held(conn, self, messages, now, held, touched).await? {
+                    Some(held) => held,
+                    None => return Ok(None),
+                }
+            }
+            None => {
+                enqueue(conn, self, messages, now).await?;
+                Vec::new()
+            }
+        };
         let ledger: Vec<LedgerEntry> = done.iter().flat_map(|c| c.ledger.iter().cloned()).collect();
-        enqueue(&mut tx, self, &messages, now).await?;
-        append(&mut tx, self, &ledger).await?;
-        tx.commit().await?;
-        Ok(done.len())
+        append(conn, self, &ledger).await?;
+        Ok(Some(Completed {
+            timers: done.len(),
+            held,
+        }))
     }
 
     /// [`Store::complete_timers`] for one timer; false if the lease was lost.
@@ -349,10 +412,10 @@ impl Store {
             messages: messages.to_vec(),
             ledger: ledger.to_vec(),
         };
-        Ok(self
-            .complete_timers(owner, std::slice::from_ref(&completion), now)
-            .await?
-            == 1)
+        let completed = self
+            .complete_timers(owner, std::slice::from_ref(&completion), now, None)
+            .await?;
+        Ok(completed.timers == 1)
     }
 
     /// Whether a later slot of the same workflow step is also due by `now` (so that,

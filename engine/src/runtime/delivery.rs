@@ -75,6 +75,7 @@ struct Delivered {
 }
 
 impl Runtime {
+    /// Claims ready messages, batch after batch, and delivers them.
     pub(super) async fn deliver_ready(
         &self,
         directory: &mut Option<Directory>,
@@ -97,108 +98,123 @@ impl Runtime {
             if claimed.is_empty() {
                 return Ok(());
             }
-            let contacts = self.directory(directory).await?;
-            // The tick's directory holds the active contacts only: for a message to
-            // someone not in it, whether they were deactivated or removed.
-            let inactive = if claimed
-                .iter()
-                .any(|m| contacts.get(&m.contact_id).is_none())
-            {
-                self.store().inactive_contacts().await?
-            } else {
-                BTreeSet::new()
+            self.deliver_claimed(claimed, directory, report).await?;
+        }
+    }
+
+    /// Delivers messages this worker holds the lease of (claimed, or queued
+    /// already leased to it by firing) and records their outcomes.
+    pub(super) async fn deliver_claimed(
+        &self,
+        claimed: Vec<ClaimedMessage>,
+        directory: &mut Option<Directory>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let contacts = self.directory(directory).await?;
+        // The tick's directory holds the active contacts only: for a message to
+        // someone not in it, whether they were deactivated or removed.
+        let inactive = if claimed
+            .iter()
+            .any(|m| contacts.get(&m.contact_id).is_none())
+        {
+            self.store().inactive_contacts().await?
+        } else {
+            BTreeSet::new()
+        };
+        // Past `batch_time`, nothing more of this batch starts (but at least
+        // one message does, so that every batch makes progress).
+        let claimed_at = std::time::Instant::now();
+        let mut started = 0_usize;
+        let mut pending = Vec::new();
+        let mut opted_out = Vec::new();
+        // Each channel's messages in claim order, up to its connector's limit
+        // in flight at once; channels go side by side.
+        let mut waiting: BTreeMap<Channel, Lane> = BTreeMap::new();
+        for message in claimed {
+            let lane = waiting.entry(message.channel).or_insert_with(|| Lane {
+                limit: self
+                    .connectors
+                    .get(message.channel)
+                    .map_or(1, |c| c.max_in_flight().max(1)),
+                busy: 0,
+                queue: VecDeque::new(),
+            });
+            lane.queue.push_back(message);
+        }
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Claimed but not started when stopping: their leases expire, or
+            // are taken back when this worker starts again.
+            let in_time = started == 0 || claimed_at.elapsed() < self.config.batch_time;
+            if !self.stopping.load(Ordering::SeqCst) && in_time {
+                for lane in waiting.values_mut() {
+                    while lane.busy < lane.limit
+                        && let Some(message) = lane.queue.pop_front()
+                    {
+                        lane.busy += 1;
+                        started += 1;
+                        let span =
+                            info_span!("delivery", key = %message.id, channel = %message.channel);
+                        running.push(self.deliver(contacts, &inactive, message).instrument(span));
+                    }
+                }
+            }
+            let Some(delivered) = running.next().await else {
+                break;
             };
-            // Past `batch_time`, nothing more of this batch starts (but at least
-            // one message does, so that every batch makes progress).
-            let claimed_at = std::time::Instant::now();
-            let mut started = 0_usize;
-            let mut pending = Vec::new();
-            let mut opted_out = Vec::new();
-            // Each channel's messages in claim order, up to its connector's limit
-            // in flight at once; channels go side by side.
-            let mut waiting: BTreeMap<Channel, Lane> = BTreeMap::new();
-            for message in claimed {
-                let lane = waiting.entry(message.channel).or_insert_with(|| Lane {
-                    limit: self
-                        .connectors
-                        .get(message.channel)
-                        .map_or(1, |c| c.max_in_flight().max(1)),
-                    busy: 0,
-                    queue: VecDeque::new(),
-                });
-                lane.queue.push_back(message);
+            if let Some(lane) = waiting.get_mut(&delivered.channel) {
+                lane.busy -= 1;
             }
-            let mut running = FuturesUnordered::new();
-            loop {
-                // Claimed but not started when stopping: their leases expire, or
-                // are taken back when this worker starts again.
-                let in_time = started == 0 || claimed_at.elapsed() < self.config.batch_time;
-                if !self.stopping.load(Ordering::SeqCst) && in_time {
-                    for lane in waiting.values_mut() {
-                        while lane.busy < lane.limit
-                            && let Some(message) = lane.queue.pop_front()
-                        {
-                            lane.busy += 1;
-                            started += 1;
-                            let span = info_span!("delivery", key = %message.id, channel = %message.channel);
-                            running
-                                .push(self.deliver(contacts, &inactive, message).instrument(span));
-                        }
-                    }
-                }
-                let Some(delivered) = running.next().await else {
-                    break;
-                };
-                if let Some(lane) = waiting.get_mut(&delivered.channel) {
-                    lane.busy -= 1;
-                }
-                match delivered.record.outcome {
-                    DeliveryOutcome::Sent { .. } => report.sent += 1,
-                    DeliveryOutcome::Retry { .. } => report.retried += 1,
-                    DeliveryOutcome::Dead { .. } => report.dead += 1,
-                }
-                pending.push(delivered.record);
-                opted_out.extend(delivered.opted_out);
-                // A delivery that must not be repeated is recorded at once; repeatable
-                // ones (file outboxes) are recorded with the rest of the batch.
-                if !delivered.idempotent
-                    && let Err(error) = self.record(&mut pending).await
-                {
-                    // Let the deliveries under way finish rather than cut them off
-                    // mid-request, and try once more to record what they did.
-                    while let Some(delivered) = running.next().await {
-                        pending.push(delivered.record);
-                    }
-                    if let Err(again) = self.record(&mut pending).await {
-                        warn!(%again, "delivery outcomes not recorded; their leases will expire");
-                    }
-                    return Err(error);
-                }
+            match delivered.record.outcome {
+                DeliveryOutcome::Sent { .. } => report.sent += 1,
+                DeliveryOutcome::Retry { .. } => report.retried += 1,
+                DeliveryOutcome::Dead { .. } => report.dead += 1,
             }
-            drop(running);
-            self.record(&mut pending).await?;
-            let unstarted: Vec<String> = waiting
-                .into_values()
-                .flat_map(|lane| lane.queue)
-                .map(|message| message.id)
-                .collect();
-            if !unstarted.is_empty() && !self.stopping.load(Ordering::SeqCst) {
-                // Out of time for this batch: give them back to be claimed afresh.
-                self.store()
-                    .release_messages(&self.config.owner, &unstarted)
-                    .await?;
-            }
-            // Recorded after the outcomes: a crash in between only means the next
-            // message to them is refused by the provider again, and stops them then.
-            if !opted_out.is_empty() {
-                for contact in &opted_out {
-                    self.commands
-                        .switch_sms(contact, true, PROVIDER_OPT_OUT)
-                        .await?;
+            pending.push(delivered.record);
+            opted_out.extend(delivered.opted_out);
+            // A delivery that must not be repeated is recorded at once; repeatable
+            // ones (file outboxes) are recorded with the rest of the batch.
+            if !delivered.idempotent
+                && let Err(error) = self.record(&mut pending).await
+            {
+                // Let the deliveries under way finish rather than cut them off
+                // mid-request, and try once more to record what they did.
+                while let Some(delivered) = running.next().await {
+                    pending.push(delivered.record);
                 }
-                *directory = None;
+                if let Err(again) = self.record(&mut pending).await {
+                    warn!(%again, "delivery outcomes not recorded; their leases will expire");
+                }
+                return Err(error);
             }
         }
+        drop(running);
+        self.record(&mut pending).await?;
+        let unstarted: Vec<String> = waiting
+            .into_values()
+            .flat_map(|lane| lane.queue)
+            .map(|message| message.id)
+            .collect();
+        if !unstarted.is_empty() && !self.stopping.load(Ordering::SeqCst) {
+            // Out of time for this batch: give them back to be claimed afresh.
+            self.store()
+                .release_messages(&self.config.owner, &unstarted)
+                .await?;
+        }
+        // Recorded after the outcomes: a crash in between only means the next
+        // message to them is refused by the provider again, and stops them then.
+        if !opted_out.is_empty() {
+            for contact in &opted_out {
+                self.commands
+                    .switch_sms(contact, true, PROVIDER_OPT_OUT)
+                    .await?;
+            }
+            *directory = None;
+        }
+        Ok(())
     }
 
     /// Records pending delivery outcomes in one transaction.

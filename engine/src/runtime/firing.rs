@@ -285,14 +285,19 @@ impl Runtime {
                     follow_ups.push(follow_up);
                 }
             }
-            // One transaction for the whole batch: timers, outbox rows and ledger together.
+            // One transaction for the whole batch: timers, outbox rows and ledger
+            // together. The messages are queued already leased to this worker,
+            // which delivers them next, unless a follow-up may change them first
+            // (a rule's move or cancellation, a case's climb): then they are
+            // claimed afresh after it, like any ready message.
+            let hold_until = follow_ups.is_empty().then(|| now + self.config.lease);
             let completed = self
                 .store()
-                .complete_timers(&self.config.owner, &completions, now)
+                .complete_timers(&self.config.owner, &completions, now, hold_until)
                 .await?;
-            if completed < completions.len() {
+            if completed.timers < completions.len() {
                 warn!(
-                    lost = completions.len() - completed,
+                    lost = completions.len() - completed.timers,
                     "leases lost before completion; other workers have these timers"
                 );
             }
@@ -331,6 +336,8 @@ impl Runtime {
                     },
                 }
             }
+            self.deliver_claimed(completed.held, directory, report)
+                .await?;
         }
     }
 

@@ -9,11 +9,13 @@
 //! complete (a crowded recurrence, or reminders rules out of time), the watermark
 //! moves only that far, and the next tick goes on from there.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::Planner;
 use palabre_rules::Rules;
-use palabre_store::{LedgerEntry, LedgerEvent, PlannedTimer};
+use palabre_store::{LedgerEntry, LedgerEvent, PlannedTimer, Schedule};
 use tracing::info;
 
 use super::{Directory, Runtime, RuntimeError, TickState};
@@ -61,6 +63,10 @@ impl Runtime {
         let contacts = self.directory(directory).await?.contacts.clone();
         definitions.reminders.forget_before(now - REMINDERS_KEPT);
         let planner = Planner::new(definitions, contacts).with_rule_time(self.config.rule_time);
+        // Read once, written once: a pass over many workflows is two statements
+        // and one transaction, not three per workflow.
+        let known = self.store().schedules().await?;
+        let mut writes = PassWrites::default();
         for meeting in &definitions.meetings {
             let id = &meeting.definition.id;
             let hash = definition_hash(
@@ -68,8 +74,8 @@ impl Runtime {
                 &meeting.definition.place,
                 &definitions.rules,
             );
-            let planned = self
-                .plan_workflow(id, &hash, now, until, |from| {
+            let behind = self
+                .plan_workflow(&known, &mut writes, id, &hash, now, until, |from| {
                     let window = planner.window_of(meeting, from, until, &state.changes, now);
                     let timers = window
                         .fires
@@ -84,14 +90,14 @@ impl Runtime {
                     (timers, window.complete_until)
                 })
                 .await?;
-            pass.add(planned);
+            pass.behind += usize::from(behind);
         }
         for plan in &definitions.plans {
             let id = &plan.definition.id;
             let hash =
                 definition_hash(&plan.definition, &plan.definition.place, &definitions.rules);
-            let planned = self
-                .plan_workflow(id, &hash, now, until, |from| {
+            let behind = self
+                .plan_workflow(&known, &mut writes, id, &hash, now, until, |from| {
                     let timers = plan
                         .fires_between(from, until, &state.statuses)
                         .into_iter()
@@ -105,16 +111,20 @@ impl Runtime {
                     (timers, until)
                 })
                 .await?;
-            pass.add(planned);
+            pass.behind += usize::from(behind);
         }
-        for workflow in self.store().scheduled_workflows().await? {
+        pass.planned = self
+            .store()
+            .plan_pass(&writes.timers, &writes.schedules, now)
+            .await?;
+        for workflow in known.keys() {
             if definitions.workflow_ids().all(|id| id != workflow) {
                 let entry =
                     LedgerEntry::new(now, LedgerEvent::Replanned, "the workflow was removed");
                 self.store()
-                    .unplan_pending(&workflow, DateTime::<Utc>::MIN_UTC, &entry)
+                    .unplan_pending(workflow, DateTime::<Utc>::MIN_UTC, &entry)
                     .await?;
-                self.store().forget_schedule(&workflow).await?;
+                self.store().forget_schedule(workflow).await?;
             }
         }
         let failures = rule_failure_entries(&planner, now);
@@ -134,20 +144,25 @@ impl Runtime {
     }
 
     /// Plans one workflow from its watermark to `until` (re-planning its pending
-    /// timers first when its definition changed). `timers` gives the timers from an
-    /// instant on and how far they are complete: the watermark moves that far, not
-    /// further, so what was not planned yet is planned by the next pass.
+    /// timers first when its definition changed), into the pass's `writes`.
+    /// `timers` gives the timers from an instant on and how far they are
+    /// complete: the watermark moves that far, not further, so what was not
+    /// planned yet is planned by the next pass. Whether it is behind (not
+    /// planned to `until`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn plan_workflow(
         &self,
+        known: &HashMap<String, (String, DateTime<Utc>)>,
+        writes: &mut PassWrites,
         id: &str,
         hash: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         timers: impl FnOnce(DateTime<Utc>) -> (Vec<PlannedTimer>, DateTime<Utc>),
-    ) -> Result<WorkflowPlanning, RuntimeError> {
-        let from = match self.store().schedule(id).await? {
+    ) -> Result<bool, RuntimeError> {
+        let from = match known.get(id) {
             None => now,
-            Some((known, watermark)) if known == hash => watermark,
+            Some((known, watermark)) if known == hash => *watermark,
             Some((_, watermark)) => {
                 let entry = LedgerEntry::new(
                     now,
@@ -155,34 +170,27 @@ impl Runtime {
                     "the workflow definition changed",
                 );
                 self.store().unplan_pending(id, now, &entry).await?;
-                watermark.min(now)
+                (*watermark).min(now)
             }
         };
         if from >= until {
-            return Ok(WorkflowPlanning::default());
+            return Ok(false);
         }
         let (timers, complete_until) = timers(from);
-        let planned = self.store().plan_timers(&timers, now).await?;
+        writes.timers.extend(timers);
         let watermark = complete_until.min(until).max(from);
-        self.store().set_schedule(id, hash, watermark).await?;
-        Ok(WorkflowPlanning {
-            planned,
-            behind: watermark < until,
-        })
+        writes.schedules.push(Schedule {
+            workflow: id.to_owned(),
+            hash: hash.to_owned(),
+            planned_until: watermark,
+        });
+        Ok(watermark < until)
     }
 }
 
-/// What planning one workflow did.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct WorkflowPlanning {
-    planned: u64,
-    /// Not planned to the horizon yet.
-    behind: bool,
-}
-
-impl Planning {
-    fn add(&mut self, workflow: WorkflowPlanning) {
-        self.planned += workflow.planned;
-        self.behind += usize::from(workflow.behind);
-    }
+/// What a planning pass writes at its end, in one transaction.
+#[derive(Debug, Default)]
+pub(super) struct PassWrites {
+    timers: Vec<PlannedTimer>,
+    schedules: Vec<Schedule>,
 }
