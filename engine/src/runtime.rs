@@ -214,17 +214,26 @@ impl Runtime {
             changes: Changes::new(self.store().occurrence_changes().await?),
             statuses: Statuses::new(self.store().milestone_states().await?),
         };
+        // The tick's present, read before anything: planning starts from it,
+        // however long firing takes first.
+        let started = self.now();
         // The directory is read once per tick (again after opt-outs during delivery).
         let mut directory = None;
-        let planning = self.plan(&definitions, &state, &mut directory).await?;
-        let mut report = TickReport {
-            planned: planning.planned,
-            planning_behind: planning.behind,
-            ..TickReport::default()
-        };
+        let mut report = TickReport::default();
+        // What is due goes first: planning the horizon can wait, a due timer
+        // must not wait for a pass over every workflow.
+        self.fire_due(&definitions, &state, &mut directory, &mut report)
+            .await?;
+        self.deliver_ready(&mut directory, &mut report).await?;
+        let planning = self
+            .plan(&definitions, &state, &mut directory, started)
+            .await?;
+        report.planned = planning.planned;
+        report.planning_behind = planning.behind;
         if report.planned > BURST {
             self.store().refresh_statistics().await?;
         }
+        // Then what planning found already due (a slot missed while no worker ran).
         self.fire_due(&definitions, &state, &mut directory, &mut report)
             .await?;
         self.deliver_ready(&mut directory, &mut report).await?;

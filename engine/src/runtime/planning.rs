@@ -46,9 +46,10 @@ pub(super) struct Planning {
 }
 
 impl Runtime {
-    /// Plans every workflow up to `now + horizon`, `now` taken once for the pass:
-    /// a workflow planned late in a long pass still starts from it, so none of its
-    /// slots falls between two instants. Reminders rules run for at most
+    /// Plans every workflow up to `now + horizon`, `now` the tick's present, read
+    /// before the tick fired what was due: a workflow planned late in a long
+    /// pass (or after a long burst) still starts from it, so none of its slots
+    /// falls between two instants. Reminders rules run for at most
     /// [`RuntimeConfig::rule_time`](super::RuntimeConfig) in all; what they did not
     /// reach is planned by the next passes, and due timers fire in between.
     pub(super) async fn plan(
@@ -56,8 +57,8 @@ impl Runtime {
         definitions: &Definitions,
         state: &TickState,
         directory: &mut Option<Directory>,
+        now: DateTime<Utc>,
     ) -> Result<Planning, RuntimeError> {
-        let now = self.now();
         let until = now + self.config.horizon;
         let mut pass = Planning::default();
         let contacts = self.directory(directory).await?.contacts.clone();
