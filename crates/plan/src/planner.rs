@@ -8,6 +8,7 @@
 //! so what the preview shows is what the server does.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::definitions::{
     Definitions, MAX_OCCURRENCES_PER_WINDOW, MAX_RULE_REMINDER_LEAD, Meeting,
 };
-use crate::recipients::{choose_channel, reach};
+use crate::recipients::{choose_channel, reach, reach_indices};
 use palabre_core::channel::Channel;
 use palabre_core::clock::{Clock, VirtualClock};
 use palabre_lang::contacts::Contact;
@@ -116,6 +117,8 @@ pub struct Planner<'d> {
     rule_time_spent: Mutex<Duration>,
     /// Answer links for meeting messages, when the server has a public address.
     answer_links: Option<&'d dyn AnswerLinks>,
+    /// Each workflow's own recipients (positions in `directory`), once asked.
+    reached: Mutex<HashMap<String, Arc<[usize]>>>,
 }
 
 /// The fires one meeting has in a window, and how far they are complete.
@@ -139,6 +142,7 @@ impl<'d> Planner<'d> {
             rule_time: None,
             rule_time_spent: Mutex::default(),
             answer_links: None,
+            reached: Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,31 +196,41 @@ impl<'d> Planner<'d> {
         changes: &Changes,
         now: DateTime<Utc>,
     ) -> Vec<Fire<'d>> {
-        let mut fires: Vec<Fire<'d>> = Vec::new();
-        for meeting in &self.definitions.meetings {
-            let mut start = from;
-            // Window after window: a crowded one is complete only part of the way.
-            while start < to {
-                let window = self.window_of(meeting, start, to, changes, now);
-                fires.extend(
-                    window
-                        .fires
-                        .into_iter()
-                        .filter(|f| start <= f.due && f.due < window.complete_until),
-                );
-                if window.complete_until <= start {
-                    break;
-                }
-                start = window.complete_until;
+        let mut fires: Vec<Fire<'d>> = self
+            .definitions
+            .meetings
+            .iter()
+            .flat_map(|meeting| self.fires_of(meeting, from, to, changes, now))
+            .collect();
+        fires.sort_by(fire_order);
+        fires
+    }
+
+    /// [`Planner::fires_between`] for one meeting, unsorted.
+    fn fires_of(
+        &self,
+        meeting: &'d Meeting,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        changes: &Changes,
+        now: DateTime<Utc>,
+    ) -> Vec<Fire<'d>> {
+        let mut fires = Vec::new();
+        let mut start = from;
+        // Window after window: a crowded one is complete only part of the way.
+        while start < to {
+            let window = self.window_of(meeting, start, to, changes, now);
+            fires.extend(
+                window
+                    .fires
+                    .into_iter()
+                    .filter(|f| start <= f.due && f.due < window.complete_until),
+            );
+            if window.complete_until <= start {
+                break;
             }
+            start = window.complete_until;
         }
-        fires.sort_by(|a, b| {
-            (a.due, &a.meeting.definition.id, a.step.at).cmp(&(
-                b.due,
-                &b.meeting.definition.id,
-                b.step.at,
-            ))
-        });
         fires
     }
 
@@ -563,7 +577,19 @@ impl<'d> Planner<'d> {
         sending: &Sending<'_>,
     ) -> Vec<&Contact> {
         let def = &meeting.definition;
-        let mut recipients = reach(sending.groups, &def.place, &self.directory);
+        let mut recipients = if std::ptr::eq(sending.groups, def.recipients.as_slice()) {
+            // The workflow's own recipients: the same for every occurrence, asked once.
+            let mut known = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+            let indices = known
+                .entry(def.id.clone())
+                .or_insert_with(|| {
+                    reach_indices(sending.groups, &def.place, &self.directory).into()
+                })
+                .clone();
+            indices.iter().map(|&i| &self.directory[i]).collect()
+        } else {
+            reach(sending.groups, &def.place, &self.directory)
+        };
         if sending.invitees {
             let rules = &self.definitions.rules;
             let input = || {
@@ -652,27 +678,40 @@ impl<'d> Planner<'d> {
         until: DateTime<Utc>,
         changes: &Changes,
     ) -> Vec<PlannedMessage> {
+        use std::cmp::Reverse;
         let mut changes = changes.clone();
         let mut planned = Vec::new();
+        // Every fire once in `fires`; `queue` orders them. A schedule change
+        // re-plans its meeting alone: its fires come again under a new
+        // generation, and the older ones are passed over.
         let mut fires = self.fires_between(clock.now(), until, &changes, clock.now());
-        // Fires handled at the current instant, so that a re-plan does not repeat them.
-        let mut handled: Vec<(String, DateTime<Utc>, String)> = Vec::new();
-        let mut index = 0;
-        while let Some(fire) = fires.get(index) {
-            index += 1;
+        let mut queue: std::collections::BinaryHeap<Reverse<Queued<'d>>> = fires
+            .iter()
+            .enumerate()
+            .map(|(index, fire)| Reverse(Queued::of(fire, index, 0)))
+            .collect();
+        let mut generations: HashMap<&'d str, u32> = HashMap::new();
+        // Fires handled at the current instant (workflow, nominal occurrence,
+        // step), so that a re-plan does not repeat them.
+        let mut handled: HashSet<(&'d str, DateTime<Utc>, String)> = HashSet::new();
+        while let Some(Reverse(queued)) = queue.pop() {
+            if generations.get(queued.workflow).copied().unwrap_or(0) != queued.generation {
+                continue;
+            }
+            let fire = &fires[queued.index];
+            let meeting = fire.meeting;
             let key = (
-                fire.meeting.definition.id.clone(),
+                meeting.definition.id.as_str(),
                 fire.occurrence,
                 fire.step.id.clone(),
             );
-            if handled.contains(&key) {
-                continue;
-            }
             if clock.now() < fire.due {
                 handled.clear();
             }
+            if !handled.insert(key) {
+                continue;
+            }
             clock.advance_to(fire.due);
-            handled.push(key);
             let now = clock.now();
             let unchanged = changes
                 .get(&fire.meeting.definition.id, fire.occurrence)
@@ -694,12 +733,48 @@ impl<'d> Planner<'d> {
                 now,
             ));
             changes.insert(change);
-            fires = self.fires_between(now, until, &changes, now);
-            index = 0;
+            let generation = generations
+                .entry(meeting.definition.id.as_str())
+                .or_insert(0);
+            *generation += 1;
+            let generation = *generation;
+            for fire in self.fires_of(meeting, now, until, &changes, now) {
+                queue.push(Reverse(Queued::of(&fire, fires.len(), generation)));
+                fires.push(fire);
+            }
         }
         clock.advance_to(until);
         planned
     }
+}
+
+/// A fire waiting in [`Planner::preview`]'s queue, in the order fires happen
+/// (then in the order they were planned), with the generation of its
+/// meeting's plan it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued<'d> {
+    due: DateTime<Utc>,
+    workflow: &'d str,
+    at: palabre_core::offset::Offset,
+    index: usize,
+    generation: u32,
+}
+
+impl<'d> Queued<'d> {
+    fn of(fire: &Fire<'d>, index: usize, generation: u32) -> Queued<'d> {
+        Queued {
+            due: fire.due,
+            workflow: fire.meeting.definition.id.as_str(),
+            at: fire.step.at,
+            index,
+            generation,
+        }
+    }
+}
+
+/// The order fires happen in: by due instant, then workflow, then step offset.
+fn fire_order(a: &Fire<'_>, b: &Fire<'_>) -> std::cmp::Ordering {
+    (a.due, &a.meeting.definition.id, a.step.at).cmp(&(b.due, &b.meeting.definition.id, b.step.at))
 }
 
 /// The message `slot` sends `contact`: the first of the slot's channels they can

@@ -29,12 +29,32 @@ pub fn reach<'c>(
     default_place: &str,
     directory: &'c [Contact],
 ) -> Vec<&'c Contact> {
-    let mut found: Vec<&'c Contact> = groups
+    reach_indices(groups, default_place, directory)
+        .into_iter()
+        .map(|i| &directory[i])
+        .collect()
+}
+
+/// [`reach`], as positions in `directory` (what a planner keeps to ask again).
+pub fn reach_indices(
+    groups: &[RecipientGroup],
+    default_place: &str,
+    directory: &[Contact],
+) -> Vec<usize> {
+    let mut found: Vec<usize> = directory
         .iter()
-        .flat_map(|g| resolve_group(g, default_place, directory))
+        .enumerate()
+        .filter(|(_, c)| {
+            groups.iter().any(|g| {
+                resolve_group(g, default_place, std::slice::from_ref(*c))
+                    .next()
+                    .is_some()
+            })
+        })
+        .map(|(i, _)| i)
         .collect();
-    found.sort_by(|a, b| a.id.cmp(&b.id));
-    found.dedup_by(|a, b| a.id == b.id);
+    found.sort_by(|&a, &b| directory[a].id.cmp(&directory[b].id));
+    found.dedup_by(|a, b| directory[*a].id == directory[*b].id);
     found
 }
 
