@@ -112,7 +112,8 @@ fn main() {
         );
         let runtime = tokio::runtime::Runtime::new().unwrap();
         println!("load average before: {}", measure::load_average());
-        runtime.block_on(national::run(&palabre));
+        let keep = args.get(2).map(std::path::Path::new);
+        runtime.block_on(national::run(&palabre, keep));
         println!("load average after: {}", measure::load_average());
         return;
     }

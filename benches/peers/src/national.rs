@@ -196,9 +196,11 @@ fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
     (seconds, text)
 }
 
-pub async fn run(palabre: &Path) {
-    let dir = tempfile::tempdir().unwrap();
-    let (workflows, directory, communes) = generate(dir.path());
+/// Generates the map in `keep` (kept after) or in a temporary folder, and measures.
+pub async fn run(palabre: &Path, keep: Option<&Path>) {
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = keep.unwrap_or(temporary.path());
+    let (workflows, directory, communes) = generate(dir);
     println!(
         "\n## National scale: {REGIONS} regions, {CERCLES} cercles, {communes} communes, \
          a monthly meeting and a market rule each, {} people\n",
@@ -206,17 +208,13 @@ pub async fn run(palabre: &Path) {
     );
     let workflows_arg = workflows.display().to_string();
     let directory_arg = directory.display().to_string();
-    let (validate, said) = timed(
-        palabre,
-        dir.path(),
-        &["validate", "--workflows", &workflows_arg],
-    );
+    let (validate, said) = timed(palabre, dir, &["validate", "--workflows", &workflows_arg]);
     let verdict = said.lines().last().unwrap_or_default().to_owned();
     println!("| command | wall time (s) |\n|---|---|");
     println!("| `palabre validate` | {validate:.2} |");
     let (preview, listed) = timed(
         palabre,
-        dir.path(),
+        dir,
         &[
             "preview",
             "--workflows",
@@ -242,7 +240,7 @@ pub async fn run(palabre: &Path) {
     let (definitions, diagnostics) =
         Definitions::load(&workflows, None, palabre_sms::RULE_FUNCTIONS);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
-    let url = format!("sqlite://{}", dir.path().join("national.db").display());
+    let url = format!("sqlite://{}", dir.join("national.db").display());
     let store = Store::connect(&url, &palabre_store::Key::from_bytes([7; 32]))
         .await
         .unwrap();

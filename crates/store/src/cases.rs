@@ -133,7 +133,7 @@ impl Store {
             number += 1;
         };
         let (timers, messages, ledger) = write(&id);
-        insert_timers(&mut tx, self.backend, &timers, case.opened).await?;
+        insert_timers(&mut tx, self, &timers, case.opened).await?;
         enqueue(&mut tx, self, &messages, case.opened).await?;
         append(&mut tx, self, &ledger).await?;
         tx.commit().await?;
@@ -269,7 +269,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        insert_timers(&mut tx, self.backend, write.timers, case.updated).await?;
+        insert_timers(&mut tx, self, write.timers, case.updated).await?;
         enqueue(&mut tx, self, write.messages, case.updated).await?;
         append(&mut tx, self, write.ledger).await?;
         tx.commit().await?;

@@ -100,7 +100,7 @@ impl Store {
         .bind(millis(change.occurrence))
         .execute(&mut *tx)
         .await?;
-        insert_timers(&mut tx, self.backend, timers, now).await?;
+        insert_timers(&mut tx, self, timers, now).await?;
         enqueue(&mut tx, self, notices, now).await?;
         append(&mut tx, self, ledger).await?;
         tx.commit().await?;

@@ -148,6 +148,8 @@ pub struct Store {
     sealed_at_opening: u64,
     /// On PostgreSQL, where to listen for other workers' news ([`wakeup`]).
     listen_url: Option<String>,
+    /// This store's name in the news it announces.
+    announcer: std::sync::Arc<str>,
 }
 
 /// Adds `mode=rwc` to a SQLite URL so that a missing file is created.
@@ -307,6 +309,7 @@ impl Store {
             sealer: std::sync::Arc::new(sealer),
             sealed_at_opening,
             listen_url: (backend == Backend::Postgres).then(|| url.to_owned()),
+            announcer: wakeup::announcer_name().into(),
         })
     }
 

@@ -151,7 +151,7 @@ pub(crate) async fn enqueue<'m>(
             .await?;
     }
     if !messages.is_empty() {
-        announce_work(conn, store.backend).await?;
+        announce_work(conn, store).await?;
     }
     Ok(())
 }

@@ -142,7 +142,7 @@ const INSERT_CHUNK: usize = 500;
 /// Inserts timers inside the caller's transaction, leaving keys already present alone.
 pub(crate) async fn insert_timers(
     conn: &mut AnyConnection,
-    backend: Backend,
+    store: &Store,
     timers: &[PlannedTimer],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
@@ -151,7 +151,7 @@ pub(crate) async fn insert_timers(
         let sql = format!(
             "INSERT INTO timers (id, workflow, occurrence, step, due, updated, state) VALUES {} \
              ON CONFLICT (id) DO NOTHING",
-            Params::new(backend).rows(chunk.len(), 7)
+            Params::new(store.backend).rows(chunk.len(), 7)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for timer in chunk {
@@ -167,7 +167,7 @@ pub(crate) async fn insert_timers(
         inserted += query.execute(&mut *conn).await?.rows_affected();
     }
     if inserted > 0 {
-        announce_work(conn, backend).await?;
+        announce_work(conn, store).await?;
     }
     Ok(inserted)
 }
@@ -180,7 +180,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let inserted = insert_timers(&mut tx, self.backend, timers, now).await?;
+        let inserted = insert_timers(&mut tx, self, timers, now).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -242,7 +242,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let inserted = insert_timers(&mut tx, self.backend, timers, now).await?;
+        let inserted = insert_timers(&mut tx, self, timers, now).await?;
         for chunk in schedules.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO schedules (workflow, definition_hash, planned_until) VALUES {} \

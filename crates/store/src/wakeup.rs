@@ -2,10 +2,11 @@
 //! or queues messages sends `NOTIFY palabre_work` (delivered when it commits),
 //! and every worker listens, so that work one worker adds is seen by the
 //! others at once rather than at their next poll. SQLite has one worker: its
-//! own bell (the engine's) is enough.
+//! own bell (the engine's) is enough. An announcement carries the name of the
+//! store that made it, so a worker is not woken by its own (its own work wakes
+//! it through the engine's bell already).
 
 use sqlx::AnyConnection;
-use sqlx::Executor;
 use sqlx::postgres::PgListener;
 
 use super::{Backend, Store, StoreError};
@@ -17,18 +18,34 @@ const CHANNEL: &str = "palabre_work";
 /// that there is new work (a no-op on SQLite).
 pub(crate) async fn announce_work(
     conn: &mut AnyConnection,
-    backend: Backend,
+    store: &Store,
 ) -> Result<(), StoreError> {
-    if backend == Backend::Postgres {
-        conn.execute(sqlx::AssertSqlSafe(format!("NOTIFY {CHANNEL}")))
-            .await?;
+    if store.backend == Backend::Postgres {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_notify('{CHANNEL}', $1)"
+        )))
+        .bind(store.announcer.as_ref())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
+}
+
+/// A name for one opened store, unlike any other process's: its announcements
+/// are told apart from the others'.
+pub(crate) fn announcer_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// A worker's ear for [`announce_work`]: a connection of its own, listening.
 pub struct WorkListener {
     listener: PgListener,
+    /// Its own store's name: what it announced itself is not news.
+    announcer: std::sync::Arc<str>,
 }
 
 impl WorkListener {
@@ -37,9 +54,14 @@ impl WorkListener {
     /// announcements made meanwhile are lost (the worker's regular poll makes
     /// up for them).
     pub async fn announced(&mut self) -> Result<(), StoreError> {
-        // `None`: the connection was lost; the next call reconnects.
-        while self.listener.try_recv().await?.is_none() {}
-        Ok(())
+        loop {
+            // `None`: the connection was lost; the next call reconnects.
+            if let Some(news) = self.listener.try_recv().await?
+                && news.payload() != self.announcer.as_ref()
+            {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -52,6 +74,9 @@ impl Store {
         };
         let mut listener = PgListener::connect(url).await?;
         listener.listen(CHANNEL).await?;
-        Ok(Some(WorkListener { listener }))
+        Ok(Some(WorkListener {
+            listener,
+            announcer: self.announcer.clone(),
+        }))
     }
 }
