@@ -47,6 +47,9 @@ async fn measure_one(engine: &str, what: &str, url: &str, items: u64) {
     let dir = tempfile::tempdir().unwrap();
     let url = if url == "sqlite" {
         format!("sqlite://{}", dir.path().join("bench.db").display())
+    } else if what.starts_with("shared") {
+        // Several processes on one schema, made by the conductor.
+        url.to_owned()
     } else {
         measure::fresh_schema(url, what).await
     };
@@ -54,11 +57,65 @@ async fn measure_one(engine: &str, what: &str, url: &str, items: u64) {
         ("palabre", "throughput") => palabre::throughput(&url, items).await,
         ("palabre", "idle") => palabre::idle(&url, items).await,
         ("palabre", "lateness") => palabre::lateness(&url, 1_000, items).await,
+        ("palabre", "shared-plan") => {
+            palabre::plan_shared(&url, items).await;
+            return;
+        }
+        ("palabre", "shared-work") => palabre::work_shared(&url, &format!("worker-{items}")).await,
         ("apalis", "throughput") => apalis::throughput(&url, items).await,
         ("apalis", "idle") => apalis::idle(&url, items).await,
         other => panic!("no such measurement: {other:?}"),
     };
     println!("{}", serde_json::to_string(&measured).unwrap());
+}
+
+/// 1, 2 and 4 worker processes sharing one PostgreSQL schema with `timers` due:
+/// the time until all have stopped, and what the database says was sent.
+fn several_workers(base: &str, timers: u64) {
+    println!("\n## Several workers on one PostgreSQL (TCP), {timers} due\n");
+    println!(
+        "| workers | messages/s | delivered (sum over workers) | sent in the database | left |"
+    );
+    println!("|---|---|---|---|---|");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for workers in [1_u64, 2, 4] {
+        let url = runtime.block_on(measure::fresh_schema(base, &format!("workers{workers}")));
+        let exe = std::env::current_exe().unwrap();
+        let status = Command::new(&exe)
+            .args(["one", "palabre", "shared-plan", &url, &timers.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = std::time::Instant::now();
+        let children: Vec<_> = (0..workers)
+            .map(|i| {
+                Command::new(&exe)
+                    .args(["one", "palabre", "shared-work", &url, &i.to_string()])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let delivered: u64 = children
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                assert!(output.status.success());
+                let line = String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned();
+                serde_json::from_str::<Measured>(&line).unwrap().items
+            })
+            .sum();
+        let seconds = start.elapsed().as_secs_f64();
+        let (sent, left) = runtime.block_on(palabre::sent_and_queued(&url));
+        println!(
+            "| {workers} | {:.0} | {delivered} | {sent} | {left} |",
+            timers as f64 / seconds
+        );
+    }
 }
 
 /// Runs one measurement in a fresh child process.
@@ -207,6 +264,9 @@ fn main() {
                 measured.cpu_percent, measured.rss_mib
             );
         }
+    }
+    if let Some(pg) = value("--postgres").filter(|_| number("--workers", 1) > 0) {
+        several_workers(&pg, timers);
     }
     let lateness_seconds = number("--lateness-seconds", 60);
     if lateness_seconds > 0 {

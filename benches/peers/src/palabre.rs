@@ -125,8 +125,7 @@ fn due_timers(now: chrono::DateTime<Utc>, count: u64) -> Vec<PlannedTimer> {
 pub async fn throughput(url: &str, timers: u64) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let store = store(url).await;
-    let now = Utc::now();
-    let now = now - TimeDelta::seconds(now.timestamp() % 5);
+    let now = bench_now();
     store
         .plan_timers(&due_timers(now, timers), now)
         .await
@@ -291,4 +290,68 @@ pub async fn lateness(url: &str, per_second: usize, seconds: u64) -> Measured {
         rss_mib: measure::resident_mib(),
         lateness_ms,
     }
+}
+
+/// *Several workers*, set-up: `timers` due now in the shared database at `url`.
+pub async fn plan_shared(url: &str, timers: u64) {
+    let store = store(url).await;
+    let now = bench_now();
+    store
+        .plan_timers(&due_timers(now, timers), now)
+        .await
+        .unwrap();
+}
+
+/// The bench's present, on the recurrence's 5-second grid, shared by the
+/// processes of one run (they start within the same minute).
+fn bench_now() -> chrono::DateTime<Utc> {
+    let now = Utc::now();
+    now - TimeDelta::seconds(now.timestamp() % 60)
+}
+
+/// *Several workers*, one of them: ticks until it finds nothing more to fire
+/// or deliver; how many messages it delivered.
+pub async fn work_shared(url: &str, owner: &str) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
+        .await
+        .unwrap();
+    let runtime = Runtime::new(
+        store,
+        definitions(dir.path(), &[("bench.yaml".into(), WORKFLOW.into())]),
+        Connectors::default().with(Arc::new(NullConnector)),
+        Arc::new(VirtualClock::new(bench_now())),
+        RuntimeConfig {
+            owner: owner.into(),
+            ..config(TimeDelta::zero())
+        },
+    );
+    let start = Instant::now();
+    let mut delivered = 0;
+    loop {
+        let report = runtime.tick().await.unwrap();
+        delivered += report.sent;
+        if report.fired == 0 && report.sent == 0 {
+            break;
+        }
+    }
+    Measured {
+        engine: "palabre".into(),
+        backend: measure::backend(url),
+        what: "worker".into(),
+        items: delivered as u64,
+        seconds: start.elapsed().as_secs_f64(),
+        cpu_percent: 0.0,
+        rss_mib: measure::resident_mib(),
+        lateness_ms: Vec::new(),
+    }
+}
+
+/// What the shared database says at the end: messages sent, and still queued.
+pub async fn sent_and_queued(url: &str) -> (i64, i64) {
+    let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
+        .await
+        .unwrap();
+    let status = store.status(bench_now()).await.unwrap();
+    (status.sent, status.queued + status.retrying + status.late)
 }
