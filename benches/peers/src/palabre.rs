@@ -80,6 +80,17 @@ fn definitions(dir: &Path, workflows: &[(String, String)]) -> Definitions {
     definitions
 }
 
+/// An invented number from the tests' data (no one's; none is written here).
+fn invented_phone() -> String {
+    include_str!("../../../tests/data/phones.txt")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.split_once(" => ").map(|(_, kept)| kept.trim()))
+        .filter(|kept| kept.starts_with('+'))
+        .expect("tests/data/phones.txt has a number")
+        .to_owned()
+}
+
 async fn store(url: &str) -> Store {
     let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
         .await
@@ -89,7 +100,7 @@ async fn store(url: &str) -> Store {
         name: "Awa Diallo".into(),
         roles: vec!["leader".into()],
         place: "mopti/koro/koro".into(),
-        phone: Some("+22300000000".into()), // no one's number
+        phone: Some(invented_phone()),
         email: None,
         language: "fra".into(),
         channels: vec![Channel::Sms],
@@ -122,14 +133,20 @@ fn due_timers(now: chrono::DateTime<Utc>, count: u64) -> Vec<PlannedTimer> {
         .collect()
 }
 
-pub async fn throughput(url: &str, timers: u64) -> Measured {
-    let dir = tempfile::tempdir().unwrap();
+/// A store at `url` with the bench's contact and `timers` due at the bench's present.
+async fn store_with_due(url: &str, timers: u64) -> (Store, chrono::DateTime<Utc>) {
     let store = store(url).await;
     let now = bench_now();
     store
         .plan_timers(&due_timers(now, timers), now)
         .await
         .unwrap();
+    (store, now)
+}
+
+pub async fn throughput(url: &str, timers: u64) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, now) = store_with_due(url, timers).await;
     let clock = Arc::new(VirtualClock::new(now));
     let connectors = Connectors::default().with(Arc::new(NullConnector));
     // A horizon of zero: this measures firing and delivery, not planning.
@@ -294,12 +311,7 @@ pub async fn lateness(url: &str, per_second: usize, seconds: u64) -> Measured {
 
 /// *Several workers*, set-up: `timers` due now in the shared database at `url`.
 pub async fn plan_shared(url: &str, timers: u64) {
-    let store = store(url).await;
-    let now = bench_now();
-    store
-        .plan_timers(&due_timers(now, timers), now)
-        .await
-        .unwrap();
+    store_with_due(url, timers).await;
 }
 
 /// The bench's present, on the recurrence's 5-second grid, shared by the

@@ -12,14 +12,18 @@ pub fn resolve_group<'g, 'c>(
     default_place: &'g str,
     directory: &'c [Contact],
 ) -> impl Iterator<Item = &'c Contact> + use<'g, 'c> {
+    directory
+        .iter()
+        .filter(move |c| in_group(group, default_place, c))
+}
+
+/// Whether `group` reaches `contact` (a group with no place looks in `default_place`).
+fn in_group(group: &RecipientGroup, default_place: &str, contact: &Contact) -> bool {
     let place = group.place.as_deref().unwrap_or(default_place);
-    directory.iter().filter(move |c| {
-        group.contacts.contains(&c.id)
-            || group
-                .role
-                .as_ref()
-                .is_some_and(|role| c.roles.contains(role) && Places::contains(place, &c.place))
-    })
+    group.contacts.contains(&contact.id)
+        || group.role.as_ref().is_some_and(|role| {
+            contact.roles.contains(role) && Places::contains(place, &contact.place)
+        })
 }
 
 /// Everyone `groups` reach (groups without a place look in `default_place`),
@@ -44,13 +48,7 @@ pub fn reach_indices(
     let mut found: Vec<usize> = directory
         .iter()
         .enumerate()
-        .filter(|(_, c)| {
-            groups.iter().any(|g| {
-                resolve_group(g, default_place, std::slice::from_ref(*c))
-                    .next()
-                    .is_some()
-            })
-        })
+        .filter(|(_, c)| groups.iter().any(|g| in_group(g, default_place, c)))
         .map(|(i, _)| i)
         .collect();
     found.sort_by(|&a, &b| directory[a].id.cmp(&directory[b].id));
