@@ -233,10 +233,13 @@ impl Runtime {
         if report.planned > BURST {
             self.store().refresh_statistics().await?;
         }
-        // Then what planning found already due (a slot missed while no worker ran).
-        self.fire_due(&definitions, &state, &mut directory, &mut report)
-            .await?;
-        self.deliver_ready(&mut directory, &mut report).await?;
+        // Then what planning found already due (a slot missed while no worker
+        // ran); nothing new can be due when it planned nothing.
+        if report.planned > 0 {
+            self.fire_due(&definitions, &state, &mut directory, &mut report)
+                .await?;
+            self.deliver_ready(&mut directory, &mut report).await?;
+        }
         self.fall_back_unconfirmed().await?;
         Ok(report)
     }
