@@ -7,12 +7,17 @@
 //!
 //! A revoked token, or one past its expiry, is refused like an unknown one, at
 //! once; an accepted token's `last_used` is written at most once a minute.
+//!
+//! The dashboard signs a browser in with a token ([`open_session`]): a session
+//! cookie whose secret's SHA-256 is kept, for [`SESSION_LIFETIME`] at most, and
+//! checked with its token on every request ([`check_session`]), so that a
+//! revoked token ends its sessions at once.
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use palabre_lang::places::Places;
-use palabre_store::{Store, StoreError, StoredToken};
+use palabre_store::{Store, StoreError, StoredSession, StoredToken};
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// What a token may do. Each role may do what the ones before it may.
@@ -111,12 +116,7 @@ pub async fn create_token_expiring(
     now: DateTime<Utc>,
     expires: Option<DateTime<Utc>>,
 ) -> Result<String, TokenError> {
-    let random = SystemRandom::new();
-    let mut id = [0_u8; 6];
-    let mut secret = [0_u8; 24];
-    random.fill(&mut id).map_err(|_| TokenError::Random)?;
-    random.fill(&mut secret).map_err(|_| TokenError::Random)?;
-    let (id, secret) = (hex(&id), hex(&secret));
+    let (id, secret) = (random_hex::<6>()?, random_hex::<24>()?);
     store
         .add_token(&StoredToken {
             id: id.clone(),
@@ -196,10 +196,22 @@ pub async fn check_token(
     let Some(stored) = store.token(id).await? else {
         return Ok(Err(TokenRefusal::Unknown));
     };
-    let id = stored.id.clone();
     if !same_secret(&sha256_hex(secret), &stored.secret_sha256) {
-        return Ok(Err(TokenRefusal::WrongSecret { id }));
+        return Ok(Err(TokenRefusal::WrongSecret { id: stored.id }));
     }
+    accept(store, stored, now).await
+}
+
+/// The caller a stored token stands for at `now`, whether it came as a bearer
+/// token or as the token a session was opened with: refused when revoked, past
+/// its expiry or of a role this version does not know; else its `last_used` is
+/// recorded (at most once a minute).
+async fn accept(
+    store: &Store,
+    stored: StoredToken,
+    now: DateTime<Utc>,
+) -> Result<Result<Caller, TokenRefusal>, StoreError> {
+    let id = stored.id.clone();
     if stored.revoked.is_some() {
         return Ok(Err(TokenRefusal::Revoked { id }));
     }
@@ -215,4 +227,122 @@ pub async fn check_token(
         role,
         scope: stored.scope,
     }))
+}
+
+/// How long a dashboard session lasts from sign-in.
+pub const SESSION_LIFETIME: TimeDelta = TimeDelta::hours(12);
+
+/// A session just opened: the cookie's value (the only time its secret is
+/// seen), the secret its forms carry, and who it is.
+#[derive(Debug, Clone)]
+pub struct OpenedSession {
+    pub cookie: String,
+    pub csrf: String,
+    pub expires: DateTime<Utc>,
+    pub caller: Caller,
+}
+
+/// A session's caller, and the secret its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+/// Why a session was refused, for the server's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// No session has this secret (never opened, signed out, or forgotten).
+    Unknown,
+    Expired,
+    /// The session's token was revoked, expired or removed.
+    Token(TokenRefusal),
+}
+
+impl fmt::Display for SessionRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionRefusal::Unknown => f.write_str("unknown session"),
+            SessionRefusal::Expired => f.write_str("session expired"),
+            SessionRefusal::Token(refusal) => write!(f, "session's token refused: {refusal}"),
+        }
+    }
+}
+
+/// A new random secret of 24 bytes, in hex (a form's one-time secret).
+pub fn random_secret() -> Result<String, TokenError> {
+    random_hex::<24>()
+}
+
+fn random_hex<const N: usize>() -> Result<String, TokenError> {
+    let mut bytes = [0_u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TokenError::Random)?;
+    Ok(hex(&bytes))
+}
+
+/// Signs a browser in with a bearer token: a new session for its caller, ending
+/// [`SESSION_LIFETIME`] from `now` (or with the token, if that is sooner), or
+/// why the token is refused. The token's secret is not kept.
+pub async fn open_session(
+    store: &Store,
+    bearer: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<OpenedSession, TokenRefusal>, TokenError> {
+    let caller = match check_token(store, bearer, now).await? {
+        Ok(caller) => caller,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (secret, csrf) = (random_hex::<24>()?, random_hex::<24>()?);
+    let token_expiry = store.token(&caller.token).await?.and_then(|t| t.expires);
+    let expires = token_expiry.map_or(now + SESSION_LIFETIME, |t| t.min(now + SESSION_LIFETIME));
+    store
+        .add_session(
+            &StoredSession {
+                id_sha256: sha256_hex(&secret),
+                token_id: caller.token.clone(),
+                csrf: csrf.clone(),
+                created: now,
+                expires,
+            },
+            now,
+        )
+        .await?;
+    Ok(Ok(OpenedSession {
+        cookie: secret,
+        csrf,
+        expires,
+        caller,
+    }))
+}
+
+/// The session a cookie's value stands for at `now`, its token checked as a
+/// bearer token would be (revoked or expired, the session is refused).
+pub async fn check_session(
+    store: &Store,
+    cookie: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Session, SessionRefusal>, StoreError> {
+    let Some(session) = store.session(&sha256_hex(cookie)).await? else {
+        return Ok(Err(SessionRefusal::Unknown));
+    };
+    if now >= session.expires {
+        return Ok(Err(SessionRefusal::Expired));
+    }
+    let Some(stored) = store.token(&session.token_id).await? else {
+        return Ok(Err(SessionRefusal::Token(TokenRefusal::Unknown)));
+    };
+    Ok(accept(store, stored, now)
+        .await?
+        .map(|caller| Session {
+            caller,
+            csrf: session.csrf,
+        })
+        .map_err(SessionRefusal::Token))
+}
+
+/// Ends the session of a cookie's value (sign-out): whether there was one.
+pub async fn close_session(store: &Store, cookie: &str) -> Result<bool, StoreError> {
+    store.end_session(&sha256_hex(cookie)).await
 }

@@ -36,7 +36,12 @@ pub(crate) async fn require_role(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&gate.state, request.headers(), gate.role).await {
+    let signed_in = request.extensions().get::<SignedIn>().map(|s| s.0.clone());
+    let caller = match signed_in {
+        Some(caller) => Ok(caller),
+        None => bearer_caller(&gate.state, request.headers()).await,
+    };
+    match caller.and_then(|caller| enough(caller, gate.role)) {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -45,12 +50,16 @@ pub(crate) async fn require_role(
     }
 }
 
-/// The caller of a request, if its token is good and its role enough.
-async fn authenticate(
-    state: &ApiState,
-    headers: &HeaderMap,
-    need: Role,
-) -> Result<Caller, ApiError> {
+/// A caller the dashboard signed in (its session checked by
+/// [`crate::auth::check_session`]), carried by a request the dashboard makes of
+/// the API within the process: a request from outside cannot carry one, so the
+/// API's routes take it in place of a bearer token, and check its role and
+/// scope as they check a token's.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Caller);
+
+/// The caller of a request's bearer token, if it is good.
+async fn bearer_caller(state: &ApiState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
     let Some(authorization) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized().logged_as("no Authorization header"));
@@ -62,9 +71,13 @@ async fn authenticate(
     else {
         return Err(unauthorized().logged_as("an Authorization header but no bearer token"));
     };
-    let caller = auth::check_token(state.commands.store(), bearer.trim(), state.commands.now())
+    auth::check_token(state.commands.store(), bearer.trim(), state.commands.now())
         .await?
-        .map_err(|refusal| unauthorized().logged_as(refusal.to_string()))?;
+        .map_err(|refusal| unauthorized().logged_as(refusal.to_string()))
+}
+
+/// `caller`, if its role is at least `need`.
+fn enough(caller: Caller, need: Role) -> Result<Caller, ApiError> {
     if caller.role < need {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -41,15 +41,20 @@ use palabre_engine::commands::{CommandError, Commands};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+pub use extract::SignedIn;
 pub use openapi::document;
 pub use routes::{ROUTES, RouteDoc, router};
 pub use serve::{
     BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEP_ALIVE_IDLE, MAX_CONNECTIONS, ServeConfig,
-    serve_with,
+    serve_router, serve_with,
 };
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest directory file `POST /contacts/import` takes (a national
+/// directory of some thousands of people is well under it).
+pub const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
 
 /// What every handler shares.
 #[derive(Clone)]

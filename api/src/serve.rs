@@ -87,7 +87,17 @@ pub async fn serve_with(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let router = crate::router(state);
+    serve_router(listener, crate::router(state), config, shutdown).await
+}
+
+/// Serves `router` (the API's, or the API's with the dashboard's pages) as
+/// [`serve_with`] serves the API's.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     // Connections watch `stop` to finish; each holds a `done` receiver, which
     // the server waits to see all dropped.

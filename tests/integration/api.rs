@@ -530,3 +530,181 @@ async fn status_counts_only_the_workflows_of_the_token_place() {
         assert_eq!(counted(&api, &elsewhere).await, (StatusCode::OK, 0, 0));
     }
 }
+
+/// What the dashboard reads of a meeting, the directory and the ledger, over
+/// the API with each role's and scope's refusals.
+#[tokio::test]
+async fn an_occurrence_the_directory_and_the_filtered_ledger_through_the_api() {
+    use palabre_core::webhooks::InboundSms;
+    use palabre_lang::occurrence::occurrence_reference;
+    for world in worlds("api_occurrence", "once").await {
+        let api = Api::new(&world).await;
+        let observer = api.token(Role::Observer, "mopti/koro").await;
+        let coordinator = api.token(Role::Coordinator, "mopti").await;
+        let administrator = api.token(Role::Administrator, "national").await;
+        let segou = api.token(Role::Administrator, "segou").await;
+        let seventh = "/workflows/weekly-koro/occurrences/2026-12-07T09:00:00Z";
+
+        let (status, before) = api.call("GET", seventh, Some(&observer), None).await;
+        assert_eq!(status, StatusCode::OK, "{before}");
+        assert_eq!(before["messages"].as_array().unwrap().len(), 0);
+        api.invite_to_the_seventh().await;
+        let reference = occurrence_reference("weekly-koro", at("2026-12-07T09:00:00Z"));
+        api.runtime
+            .commands()
+            .inbound_sms(&InboundSms::new("76 11 22 33", format!("oui {reference}")))
+            .await
+            .unwrap();
+        let (status, report) = api.call("GET", seventh, Some(&observer), None).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["reference"], reference.as_str());
+        let invitations: Vec<(&str, &str, &str)> = report["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["step"] == "invitation")
+            .map(|m| {
+                (
+                    m["contact_id"].as_str().unwrap(),
+                    m["channel"].as_str().unwrap(),
+                    m["progress"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(invitations.len(), 3, "one invitation each: {invitations:?}");
+        assert!(
+            invitations.contains(&("c-3", "email", "sent")),
+            "{invitations:?}"
+        );
+        let answers: Vec<(&str, &str)> = report["invited"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["contact_id"].as_str().unwrap(),
+                    i["answer"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(answers, [("c-1", "yes"), ("c-2", "none"), ("c-3", "none")]);
+        assert_eq!(report["quorum"]["reached"], false, "{report}");
+        assert!(!report["quorum"]["reason"].as_str().unwrap().is_empty());
+        let (status, _) = api
+            .call(
+                "GET",
+                "/workflows/weekly-koro/occurrences/2026-12-08T09:00:00Z",
+                Some(&observer),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "a Tuesday is no occurrence");
+        let (status, _) = api.call("GET", seventh, Some(&segou), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "Koro is outside Ségou");
+
+        // The directory: masked for coordinators, refused to observers.
+        let (status, _) = api.call("GET", "/contacts", Some(&observer), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, listed) = api.call("GET", "/contacts", Some(&coordinator), None).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        assert_eq!(listed.as_array().unwrap().len(), 3);
+        let text = listed.to_string();
+        for clear in ["76112233", "76 11 22 33", "oumar@example.org"] {
+            assert!(!text.contains(clear), "{clear} in {text}");
+        }
+        assert_eq!(listed[2]["email"], "o•••@example.org");
+        let (status, none_of_koro) = api.call("GET", "/contacts", Some(&segou), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            none_of_koro.as_array().unwrap().len(),
+            0,
+            "Koro is outside Ségou"
+        );
+
+        // One contact revealed to an administrator, after the ledger says so.
+        let (status, _) = api
+            .call("POST", "/contacts/c-1/reveal", Some(&coordinator), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, revealed) = api
+            .call("POST", "/contacts/c-1/reveal", Some(&administrator), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{revealed}");
+        assert_eq!(revealed["phone"], "+22376112233");
+        let reveals = api
+            .runtime
+            .store()
+            .ledger_of(None, Some(palabre_store::LedgerEvent::Revealed), 10)
+            .await
+            .unwrap();
+        assert_eq!(reveals.len(), 1, "{reveals:?}");
+        assert_eq!(reveals[0].contact_id.as_deref(), Some("c-1"));
+        assert!(!reveals[0].detail.contains("76"), "{}", reveals[0].detail);
+
+        // A directory file imported: the good row kept, the bad one reported.
+        let csv = "id,name,roles,place,phone,email,language,channels\n\
+                   c-4,Fanta Cissé,leader,mopti/koro/koro,76 99 88 77,,fra,sms\n\
+                   c-5,Sans Lieu,leader,nulle/part,76 99 88 78,,fra,sms\n";
+        let (status, _) = api
+            .call("POST", "/contacts/import", Some(&segou), Some(csv.into()))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "national administrators only"
+        );
+        let (status, imported) = api
+            .call(
+                "POST",
+                "/contacts/import?file=new.csv",
+                Some(&administrator),
+                Some(csv.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{imported}");
+        assert_eq!(
+            (
+                imported["read"].as_u64(),
+                imported["inserted"].as_u64(),
+                imported["rejected"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{imported}"
+        );
+        assert_eq!(imported["problems"][0]["line"], 3, "{imported}");
+        assert!(!imported.to_string().contains("76 99"), "{imported}");
+        let (_, listed) = api.call("GET", "/contacts", Some(&coordinator), None).await;
+        assert_eq!(listed.as_array().unwrap().len(), 4);
+
+        // The ledger by event and by place.
+        let (status, replies) = api
+            .call("GET", "/ledger?event=reply", Some(&observer), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let replies = replies.as_array().unwrap();
+        assert!(!replies.is_empty());
+        assert!(replies.iter().all(|e| e["event"] == "reply"), "{replies:?}");
+        let (status, _) = api
+            .call("GET", "/ledger?event=frobnicated", Some(&observer), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (_, elsewhere) = api
+            .call(
+                "GET",
+                "/ledger?place=mopti/douentza",
+                Some(&administrator),
+                None,
+            )
+            .await;
+        assert_eq!(elsewhere.as_array().unwrap().len(), 0, "{elsewhere}");
+        let (_, koro) = api
+            .call(
+                "GET",
+                "/ledger?place=mopti/koro",
+                Some(&administrator),
+                None,
+            )
+            .await;
+        assert!(!koro.as_array().unwrap().is_empty());
+    }
+}

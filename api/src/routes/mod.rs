@@ -5,6 +5,7 @@
 
 mod answers;
 mod cases;
+mod directory;
 mod health;
 mod milestones;
 mod reports;
@@ -25,7 +26,7 @@ use schemars::{JsonSchema, Schema, schema_for};
 
 use crate::auth::{Caller, Role};
 use crate::extract::RoleGate;
-use crate::{ApiError, ApiState, MAX_BODY_BYTES};
+use crate::{ApiError, ApiState, MAX_BODY_BYTES, MAX_IMPORT_BYTES};
 
 /// One route, as both the router and the OpenAPI document see it.
 pub struct RouteDoc {
@@ -41,6 +42,8 @@ pub struct RouteDoc {
     pub response: fn() -> Schema,
     /// The HTTP status of success.
     pub success: u16,
+    /// The largest body it takes, when not [`MAX_BODY_BYTES`].
+    pub body_limit: Option<usize>,
     handler: fn() -> MethodRouter<ApiState>,
 }
 
@@ -63,6 +66,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<health::Health>,
         success: 200,
+        body_limit: None,
         handler: || get(health::healthz),
     },
     RouteDoc {
@@ -74,6 +78,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: text,
         success: 200,
+        body_limit: None,
         handler: || get(crate::metrics::metrics),
     },
     RouteDoc {
@@ -85,6 +90,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: || schemars::json_schema!({ "type": "object" }),
         success: 200,
+        body_limit: None,
         handler: || get(crate::openapi_document),
     },
     RouteDoc {
@@ -96,6 +102,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: text,
         success: 200,
+        body_limit: None,
         handler: || get(answers::page),
     },
     RouteDoc {
@@ -107,6 +114,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: text,
         success: 200,
+        body_limit: None,
         handler: || post(answers::answer),
     },
     RouteDoc {
@@ -118,6 +126,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<Vec<workflows::WorkflowView>>,
         success: 200,
+        body_limit: None,
         handler: || get(workflows::workflows),
     },
     RouteDoc {
@@ -129,7 +138,20 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<workflows::Instances>,
         success: 200,
+        body_limit: None,
         handler: || get(workflows::instances),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/workflows/{id}/occurrences/{occurrence}",
+        summary: "One occurrence of a meeting (its nominal start, RFC 3339): every message queued about it with its step, channel and progress (queued, sent, delivered, undelivered, dead), the invited with their answers (yes, no, none) and whether any channel reaches them, and the quorum rule's verdict on the answers so far",
+        role: Some(Role::Observer),
+        request: None,
+        query: &[],
+        response: schema::<palabre_engine::commands::OccurrenceReport>,
+        success: 200,
+        body_limit: None,
+        handler: || get(workflows::occurrence),
     },
     RouteDoc {
         method: "post",
@@ -140,6 +162,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<workflows::EventDone>,
         success: 200,
+        body_limit: None,
         handler: || post(workflows::fire_event),
     },
     RouteDoc {
@@ -151,6 +174,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<cases::CaseView>,
         success: 201,
+        body_limit: None,
         handler: || post(cases::open_case),
     },
     RouteDoc {
@@ -170,6 +194,7 @@ pub static ROUTES: &[RouteDoc] = &[
         ],
         response: schema::<Vec<cases::ListedCaseView>>,
         success: 200,
+        body_limit: None,
         handler: || get(cases::list_cases),
     },
     RouteDoc {
@@ -181,6 +206,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<cases::CaseView>,
         success: 200,
+        body_limit: None,
         handler: || get(cases::read_case),
     },
     RouteDoc {
@@ -192,6 +218,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<Vec<LedgerEntry>>,
         success: 200,
+        body_limit: None,
         handler: || get(cases::case_history),
     },
     RouteDoc {
@@ -203,6 +230,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<cases::CaseView>,
         success: 200,
+        body_limit: None,
         handler: || post(cases::act_on_case),
     },
     RouteDoc {
@@ -214,6 +242,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[("place", "only plans at this place or below")],
         response: schema::<Vec<TimelineRow>>,
         success: 200,
+        body_limit: None,
         handler: || get(milestones::milestones),
     },
     RouteDoc {
@@ -225,6 +254,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<milestones::MilestoneChange>,
         success: 200,
+        body_limit: None,
         handler: || post(milestones::set_milestone),
     },
     RouteDoc {
@@ -236,6 +266,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<Vec<InboundOutcome>>,
         success: 200,
+        body_limit: None,
         handler: || post(webhooks::inbound_sms),
     },
     RouteDoc {
@@ -247,6 +278,7 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<webhooks::ReceiptsDone>,
         success: 200,
+        body_limit: None,
         handler: || post(webhooks::receipts),
     },
     RouteDoc {
@@ -258,16 +290,25 @@ pub static ROUTES: &[RouteDoc] = &[
         query: &[],
         response: schema::<StatusCounts>,
         success: 200,
+        body_limit: None,
         handler: || get(reports::status),
     },
     RouteDoc {
         method: "get",
         path: "/ledger",
-        summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?limit=`)",
+        summary: "The latest ledger entries in the caller's scope (`?workflow=`, `?event=`, `?place=`, `?limit=`)",
         role: Some(Role::Observer),
         request: None,
         query: &[
             ("workflow", "only this workflow's entries"),
+            (
+                "event",
+                "only entries of this event (`dead-letter`, `rule-error` …)",
+            ),
+            (
+                "place",
+                "only entries of workflows (or cases) at this place or below",
+            ),
             (
                 "limit",
                 "at most this many entries (default 200, at most 5000)",
@@ -275,7 +316,47 @@ pub static ROUTES: &[RouteDoc] = &[
         ],
         response: schema::<Vec<LedgerEntry>>,
         success: 200,
+        body_limit: None,
         handler: || get(reports::ledger),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/contacts",
+        summary: "The directory in the caller's scope: each contact's roles, place, language, channels, whether active and whether they stopped SMS; phones and emails masked",
+        role: Some(Role::Coordinator),
+        request: None,
+        query: &[],
+        response: schema::<Vec<directory::ContactView>>,
+        success: 200,
+        body_limit: None,
+        handler: || get(directory::contacts),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/contacts/{id}/reveal",
+        summary: "One contact with their phone and email in clear, for an administrator; written to the ledger (who, which contact; never the values) before it is answered",
+        role: Some(Role::Administrator),
+        request: None,
+        query: &[],
+        response: schema::<directory::ContactView>,
+        success: 200,
+        body_limit: None,
+        handler: || post(directory::reveal),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/contacts/import",
+        summary: "Import a directory file (the body: CSV with `,` `;` or tab, UTF-8 or Windows-1252, or `.xlsx`) as `palabre contacts import` does: good rows added or updated, each bad row reported with its line and column. National administrators only",
+        role: Some(Role::Administrator),
+        request: None,
+        query: &[(
+            "file",
+            "the file's name, which tells a workbook (`.xlsx`) from a CSV",
+        )],
+        response: schema::<palabre_engine::commands::DirectoryImport>,
+        success: 200,
+        body_limit: Some(MAX_IMPORT_BYTES),
+        handler: || post(directory::import),
     },
 ];
 
@@ -318,6 +399,9 @@ pub fn router(state: ApiState) -> Router {
     let mut paths: BTreeMap<&str, MethodRouter<ApiState>> = BTreeMap::new();
     for route in ROUTES {
         let mut method = (route.handler)();
+        if let Some(limit) = route.body_limit {
+            method = method.layer(DefaultBodyLimit::max(limit));
+        }
         if route.method == "post" {
             method = method.route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),

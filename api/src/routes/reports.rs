@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use palabre_store::{LedgerEntry, StatusCounts};
+use axum::http::StatusCode;
+use palabre_store::{LedgerEntry, LedgerEvent, StatusCounts};
 use serde::Deserialize;
 
 use crate::auth::{self, Caller};
@@ -15,6 +16,8 @@ use crate::{ApiError, ApiState};
 #[derive(Debug, Deserialize)]
 pub struct LedgerQuery {
     pub workflow: Option<String>,
+    pub event: Option<String>,
+    pub place: Option<String>,
     pub limit: Option<i64>,
 }
 
@@ -42,10 +45,19 @@ pub(super) async fn ledger(
     let definitions = state.commands.definitions();
     let places: BTreeMap<&str, &str> = definitions.workflows().map(|w| (w.id, w.place)).collect();
     let limit = query.limit.unwrap_or(200).clamp(1, 5_000);
+    let event = match query.event.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(word) => Some(LedgerEvent::parse(word).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("no ledger event '{word}'"))
+                .field("event")
+        })?),
+    };
+    let workflow = query.workflow.as_deref().filter(|w| !w.is_empty());
+    let within = query.place.as_deref().filter(|p| !p.is_empty());
     let entries = state
         .commands
         .store()
-        .ledger(query.workflow.as_deref(), limit)
+        .ledger_of(workflow, event, limit)
         .await?;
     // An entry is visible when its workflow's place is in scope; ladders cover a
     // region, so a case's own place is what counts for case entries.
@@ -53,7 +65,7 @@ pub(super) async fn ledger(
     let mut visible = Vec::new();
     for entry in entries {
         let Some(workflow) = entry.workflow.as_deref() else {
-            if caller.scope == auth::NATIONAL {
+            if caller.scope == auth::NATIONAL && within.is_none() {
                 visible.push(entry);
             }
             continue;
@@ -73,7 +85,10 @@ pub(super) async fn ledger(
         } else {
             places.get(workflow).map(|p| (*p).to_owned())
         };
-        if place.is_some_and(|p| caller.covers(&p)) {
+        if place.is_some_and(|p| {
+            caller.covers(&p)
+                && within.is_none_or(|w| palabre_lang::places::Places::contains(w, &p))
+        }) {
             visible.push(entry);
         }
     }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use palabre_engine::commands::OccurrenceReport;
 use palabre_lang::milestones::{Statuses, TimelineRow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,21 +24,46 @@ pub struct WorkflowView {
     pub kind: String,
     pub title: String,
     pub place: String,
+    /// A ladder's levels, from the closest to the highest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<LevelView>,
+    /// A ladder's categories of disputes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+}
+
+/// A level of a ladder.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LevelView {
+    pub id: String,
+    pub title: String,
 }
 
 /// The workflows in `caller`'s scope: those at or below its place. What
 /// `/workflows` lists, and what a scoped caller's counts are to be made of.
 pub(super) fn in_scope(state: &ApiState, caller: &Caller) -> Vec<WorkflowView> {
-    state
-        .commands
-        .definitions()
+    let definitions = state.commands.definitions();
+    definitions
         .workflows()
         .filter(|w| caller.covers(w.place))
-        .map(|w| WorkflowView {
-            id: w.id.to_owned(),
-            kind: w.kind.to_owned(),
-            title: w.title.to_owned(),
-            place: w.place.to_owned(),
+        .map(|w| {
+            let ladder = definitions.ladder(w.id).map(|l| &l.definition);
+            WorkflowView {
+                id: w.id.to_owned(),
+                kind: w.kind.to_owned(),
+                title: w.title.to_owned(),
+                place: w.place.to_owned(),
+                levels: ladder.map_or_else(Vec::new, |l| {
+                    l.levels
+                        .iter()
+                        .map(|level| LevelView {
+                            id: level.id.clone(),
+                            title: level.title.clone(),
+                        })
+                        .collect()
+                }),
+                categories: ladder.map_or_else(Vec::new, |l| l.categories.clone()),
+            }
         })
         .collect()
 }
@@ -134,6 +160,25 @@ pub(super) async fn instances(
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no workflow '{id}'"),
+    ))
+}
+
+/// One occurrence of a meeting as its coordinator follows it: what was sent to
+/// whom and how far it got, the answers, the quorum rule's verdict.
+pub(super) async fn occurrence(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, occurrence)): Path<(String, DateTime<Utc>)>,
+) -> Result<Json<OccurrenceReport>, ApiError> {
+    let definitions = state.commands.definitions();
+    let meeting = definitions.meetings.iter().find(|m| m.definition.id == id);
+    if let Some(meeting) = meeting
+        && !caller.covers(&meeting.definition.place)
+    {
+        return Err(out_of_scope(&caller));
+    }
+    Ok(Json(
+        state.commands.occurrence_report(&id, occurrence).await?,
     ))
 }
 

@@ -348,7 +348,7 @@ impl Plan {
 }
 
 /// One line of `palabre milestones`: a milestone with where it stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineRow {
     pub plan: String,
     pub place: String,

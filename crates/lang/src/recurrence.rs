@@ -510,6 +510,13 @@ impl Recurrence {
         }
         out
     }
+
+    /// Whether `instant` is one of this recurrence's firing instants.
+    pub fn is_occurrence(&self, instant: DateTime<Utc>) -> bool {
+        self.between(instant, instant + TimeDelta::seconds(1), 1)
+            .first()
+            == Some(&instant)
+    }
 }
 
 #[cfg(test)]
@@ -541,6 +548,14 @@ mod tests {
             cursor = t;
         }
         out
+    }
+
+    #[test]
+    fn an_occurrence_is_a_firing_instant_and_nothing_else_is() {
+        let r = Recurrence::parse("0 9 * * 1", zone("Africa/Bamako")).unwrap();
+        assert!(r.is_occurrence(utc("2026-12-07T09:00:00Z")));
+        assert!(!r.is_occurrence(utc("2026-12-07T09:00:01Z")));
+        assert!(!r.is_occurrence(utc("2026-12-08T09:00:00Z")));
     }
 
     #[test]

@@ -366,11 +366,24 @@ impl Store {
         workflow: Option<&str>,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.ledger_of(workflow, None, limit).await
+    }
+
+    /// The most recent `limit` entries of one workflow and of one event, each
+    /// if given, oldest first.
+    pub async fn ledger_of(
+        &self,
+        workflow: Option<&str>,
+        event: Option<LedgerEvent>,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, event, workflow, occurrence, step, contact_id, channel, detail FROM ledger \
-             WHERE ($1 IS NULL OR workflow = $1) ORDER BY seq DESC LIMIT $2",
+             WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR event = $2) \
+             ORDER BY seq DESC LIMIT $3",
         )
         .bind(workflow)
+        .bind(event.map(LedgerEvent::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -486,6 +486,7 @@ mod replies;
 pub mod retention;
 pub mod sealing;
 mod secrets;
+mod sessions;
 mod states;
 mod timers;
 mod tokens;
@@ -497,10 +498,11 @@ pub use contacts::{DirectoryEntry, SyncPreview, SyncSummary};
 pub use definitions::{DefinitionFile, DefinitionsCopy, DefinitionsHealth};
 pub use idempotency::{IdempotencyClaim, StoredAnswer};
 pub use ledger::{LedgerEntry, LedgerEvent};
-pub use outbox::ReceiptSubject;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, Fallback, QueuedMessage};
+pub use outbox::{MessageProgress, Progress, ReceiptSubject};
 pub use rekey::Rotated;
 pub use sealing::{Key, KeyError};
+pub use sessions::StoredSession;
 pub use timers::{
     ChannelCounts, ClaimedTimer, Completed, PlannedTimer, Schedule, StatusCounts, TimerCompletion,
     TimerOutcome,

@@ -45,6 +45,43 @@ pub struct QueuedMessage {
     pub fallback: Option<Fallback>,
 }
 
+/// Where one message is, as [`Store::occurrence_messages`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct MessageProgress {
+    pub step: String,
+    pub contact_id: String,
+    pub channel: Channel,
+    pub progress: Progress,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// The connector's last error (addresses scrubbed by the connector), if any.
+    pub last_error: Option<String>,
+}
+
+/// A message's lifecycle, as a coordinator reads it: queued (or retrying), sent,
+/// then delivered or undelivered by a receipt; or dead (given up on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    Queued,
+    Sent,
+    Delivered,
+    Undelivered,
+    Dead,
+}
+
+impl Progress {
+    fn of(state: &str, receipt: Option<String>) -> Progress {
+        match (state, receipt.as_deref()) {
+            (SENT, Some("delivered")) => Progress::Delivered,
+            (SENT, Some("failed")) => Progress::Undelivered,
+            (SENT, _) => Progress::Sent,
+            (DEAD, _) => Progress::Dead,
+            _ => Progress::Queued,
+        }
+    }
+}
+
 /// A message prepared for another channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fallback {
@@ -298,6 +335,46 @@ impl Store {
             query.execute(&self.pool).await?;
         }
         Ok(())
+    }
+
+    /// Where each message about one occurrence of a workflow is, in the order
+    /// they were queued: what the dashboard shows of an occurrence's deliveries.
+    /// No text: the step, the contact, the channel, the state and the last word
+    /// of the provider or of the connector's error.
+    pub async fn occurrence_messages(
+        &self,
+        workflow: &str,
+        occurrence: DateTime<Utc>,
+    ) -> Result<Vec<MessageProgress>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT step, contact_id, channel, state, attempts, receipt, last_error FROM outbox \
+             WHERE workflow = $1 AND occurrence = $2 ORDER BY created, id",
+        )
+        .bind(workflow)
+        .bind(millis(occurrence))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                let channel: String = r.try_get("channel")?;
+                let contact_id: String = r.try_get("contact_id")?;
+                Ok(MessageProgress {
+                    step: r.try_get("step")?,
+                    channel: parsed(
+                        TABLE,
+                        &contact_id,
+                        "channel",
+                        &channel,
+                        Channel::parse(&channel),
+                    )?,
+                    contact_id,
+                    progress: Progress::of(&state, r.try_get("receipt")?),
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
     }
 
     /// The contacts something was queued or sent to about one occurrence of a

@@ -27,9 +27,10 @@ use palabre_lang::templates::{MessageContext, OccurrenceFacts, ReplyFacts, Workf
 use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::{Slot, prepare_message};
 use palabre_plan::recipients::reach;
-use palabre_rules::{QuorumDecision, Subject, meeting_input, with_responses};
+use palabre_rules::QuorumDecision;
 use palabre_store::{LedgerEntry, LedgerEvent, ReceiptSubject, StoreError};
 
+use super::attendance::weigh_quorum;
 use super::cases::CaseAction;
 
 /// What a reply did.
@@ -275,23 +276,14 @@ impl Commands {
             .record_response(&def.id, occurrence, &contact.id, response, now, &[entry])
             .await?;
         let answers = self.store().responses(&def.id, occurrence).await?;
-        let rules = &definitions.rules;
-        let quorum = rules.decide::<QuorumDecision>(
-            &def.place,
-            def.rules.quorum.as_deref(),
-            || {
-                with_responses(
-                    meeting_input(rules.world(), &meeting.facts, occurrence, now),
-                    invited
-                        .iter()
-                        .map(|c| (*c, answers.get(&c.id).map_or("none", String::as_str))),
-                )
-            },
-            Subject {
-                workflow: &def.id,
-                occurrence: Some(occurrence),
-            },
+        let quorum = weigh_quorum(
+            definitions,
+            meeting,
+            occurrence,
+            &invited,
+            &answers,
             directory,
+            now,
         );
         let failure = quorum.failure.map(|f| rule_failure_entry(f, now));
         let QuorumDecision { reached, reason } = quorum.decision;

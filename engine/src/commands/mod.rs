@@ -8,7 +8,9 @@
 //! the worker; it never delivers anything itself.
 
 mod answers;
+mod attendance;
 mod cases;
+mod directory;
 mod inbound;
 mod milestones;
 mod occurrences;
@@ -24,7 +26,9 @@ use tokio::sync::Notify;
 use crate::answer_links::AnswerLinkSigner;
 
 pub use answers::{ANSWER_PAGE_TEMPLATE, AnswerPage};
+pub use attendance::{Invitee, OccurrenceReport, QuorumVerdict};
 pub use cases::{CaseAction, NewCase};
+pub use directory::{DirectoryImport, ImportProblem};
 pub use inbound::InboundOutcome;
 pub(crate) use inbound::{PROVIDER_OPT_OUT, about_sent};
 pub use milestones::MilestoneChange;

@@ -103,10 +103,7 @@ impl Commands {
         else {
             return CommandError::not_found(format!("no workflow '{workflow}'"));
         };
-        let nominal = meeting
-            .recurrence
-            .between(occurrence, occurrence + TimeDelta::seconds(1), 1);
-        if nominal.first() != Some(&occurrence) {
+        if !meeting.recurrence.is_occurrence(occurrence) {
             let next = meeting
                 .recurrence
                 .next_after(occurrence)
