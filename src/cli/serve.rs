@@ -153,7 +153,20 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
                 .filter(|s| !s.is_empty()),
             webhooks,
         };
-        let api = palabre_api::serve(listener, state, until_stopped(stopped.clone()));
+        let dashboard = palabre_web::DashboardConfig {
+            secure_cookies: public_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://")),
+        };
+        if args.demo {
+            demo_sign_in(runtime.store(), &listener.local_addr()?.to_string()).await?;
+        }
+        let api = palabre_api::serve_router(
+            listener,
+            palabre_web::app(state, dashboard),
+            palabre_api::ServeConfig::default(),
+            until_stopped(stopped.clone()),
+        );
         tokio::spawn(async move {
             if let Err(error) = api.await {
                 tracing::warn!(target: LOG_TARGET, %error, "the HTTP API stopped");
@@ -177,6 +190,31 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     runtime.store().close().await;
     ran?;
     tracing::info!(target: LOG_TARGET, "stopped");
+    Ok(())
+}
+
+/// How long the demo's sign-in token lasts.
+const DEMO_SIGN_IN_HOURS: i64 = 24;
+
+/// A sign-in token for the demo's own database (administrator, national,
+/// expiring), printed once for the coordinator trying the dashboard; never
+/// logged. A real database gets its tokens from `palabre token create`.
+async fn demo_sign_in(store: &Store, address: &str) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let token = palabre_api::auth::create_token_expiring(
+        store,
+        palabre_api::auth::Role::Administrator,
+        palabre_api::auth::NATIONAL,
+        "demo dashboard sign-in",
+        now,
+        Some(now + chrono::TimeDelta::hours(DEMO_SIGN_IN_HOURS)),
+    )
+    .await?;
+    eprintln!(
+        "\nTableau de bord / dashboard: http://{address}/\n\
+         Jeton de connexion de la démo (valable {DEMO_SIGN_IN_HOURS} h, pour {DEMO_FOLDER}/palabre.db seulement):\n\
+         demo sign-in token ({DEMO_SIGN_IN_HOURS} h, for {DEMO_FOLDER}/palabre.db only):\n  {token}\n"
+    );
     Ok(())
 }
 
