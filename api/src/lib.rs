@@ -43,6 +43,8 @@ use serde::Serialize;
 
 pub use extract::SignedIn;
 pub use openapi::document;
+/// The words `GET /ledger?event=` takes.
+pub use palabre_store::LedgerEvent;
 pub use routes::{ROUTES, RouteDoc, router};
 pub use serve::{
     BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEP_ALIVE_IDLE, MAX_CONNECTIONS, ServeConfig,

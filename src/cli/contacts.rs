@@ -8,7 +8,6 @@
 //! marked; a contact removed, or deactivated (kept for the record, sent
 //! nothing), and activated again.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
@@ -57,12 +56,7 @@ pub async fn import(
             return Err(Invalid.into());
         }
     };
-    let rejected = diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.position.line)
-        .collect::<BTreeSet<_>>()
-        .len();
+    let rejected = contacts::rejected_rows(&diagnostics);
     let reported = report(diagnostics);
     if sync {
         if rejected > 0 {

@@ -197,8 +197,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 const DEMO_SIGN_IN_HOURS: i64 = 24;
 
 /// A sign-in token for the demo's own database (administrator, national,
-/// expiring), printed once for the coordinator trying the dashboard; never
-/// logged. A real database gets its tokens from `palabre token create`.
+/// expiring), printed once on standard output for the coordinator trying the
+/// dashboard; never logged. A real database gets its tokens from `palabre token create`.
 async fn demo_sign_in(store: &Store, address: &str) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let token = palabre_api::auth::create_token_expiring(
@@ -210,7 +210,7 @@ async fn demo_sign_in(store: &Store, address: &str) -> anyhow::Result<()> {
         Some(now + chrono::TimeDelta::hours(DEMO_SIGN_IN_HOURS)),
     )
     .await?;
-    eprintln!(
+    println!(
         "\nTableau de bord / dashboard: http://{address}/\n\
          Jeton de connexion de la démo (valable {DEMO_SIGN_IN_HOURS} h, pour {DEMO_FOLDER}/palabre.db seulement):\n\
          demo sign-in token ({DEMO_SIGN_IN_HOURS} h, for {DEMO_FOLDER}/palabre.db only):\n  {token}\n"

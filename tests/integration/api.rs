@@ -86,6 +86,16 @@ impl Api {
         (answered.status, answered.body)
     }
 
+    /// The ledger's `revealed` entries, oldest first.
+    pub(crate) async fn reveals(&self) -> Vec<palabre_store::LedgerEntry> {
+        let revealed = Some(palabre_store::LedgerEvent::Revealed);
+        self.runtime
+            .store()
+            .ledger_of(None, revealed, 100)
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn case_count(&self) -> usize {
         self.runtime
             .store()
@@ -631,12 +641,7 @@ async fn an_occurrence_the_directory_and_the_filtered_ledger_through_the_api() {
             .await;
         assert_eq!(status, StatusCode::OK, "{revealed}");
         assert_eq!(revealed["phone"], "+22376112233");
-        let reveals = api
-            .runtime
-            .store()
-            .ledger_of(None, Some(palabre_store::LedgerEvent::Revealed), 10)
-            .await
-            .unwrap();
+        let reveals = api.reveals().await;
         assert_eq!(reveals.len(), 1, "{reveals:?}");
         assert_eq!(reveals[0].contact_id.as_deref(), Some("c-1"));
         assert!(!reveals[0].detail.contains("76"), "{}", reveals[0].detail);

@@ -12,6 +12,7 @@ mod api;
 mod api_hardening;
 mod architecture;
 mod backup;
+mod browser;
 mod cases;
 mod contacts;
 mod directory;

@@ -76,7 +76,8 @@ pub(crate) fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
         .env("PALABRE_LOG", "info")
         // Each server gets a free port for its HTTP API: tests run side by side.
         .env("PALABRE_HTTP", "127.0.0.1:0")
-        .stdout(Stdio::null())
+        // `serve` writes to standard output only the demo's sign-in lines.
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (name, value) in env {
         command.env(name, value);
@@ -387,7 +388,7 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("workflows"), &dir.path().join("workflows"));
     copy_dir(&repo().join("examples"), &dir.path().join("examples"));
-    let child = spawn(
+    let mut child = spawn(
         dir.path(),
         &["--log-format", "json", "serve", "--demo"],
         &[],
@@ -402,8 +403,18 @@ fn the_readme_demo_delivers_mail_within_a_minute() {
         })
     });
     let waited = started.elapsed();
+    let mut stdout = child.stdout.take().unwrap();
     let stderr = terminate(child);
     assert!(mailed, "no .eml in demo/outbox/ after {waited:?}\n{stderr}");
+    // The dashboard's address and the demo's own sign-in token, for people.
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+    assert!(
+        printed.contains("dashboard: http://127.0.0.1:"),
+        "{printed}"
+    );
+    assert!(printed.contains("  plb_"), "{printed}");
+    assert!(!stderr.contains("plb_"), "a token in the logs:\n{stderr}");
     assert!(waited < Duration::from_secs(70), "took {waited:?}");
     assert!(dir.path().join("demo/palabre.db").exists());
     assert!(

@@ -20,6 +20,7 @@
 mod api;
 mod calendar;
 mod catalogue;
+mod look;
 mod pages;
 mod render;
 mod session;

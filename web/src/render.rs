@@ -13,16 +13,8 @@ use palabre_api::auth::Role;
 
 use crate::api::Refused;
 use crate::catalogue::Language;
-use crate::session::{LANGUAGE_COOKIE, Viewer, set_cookie};
-
-/// How a page is to be shown: its language, whether it was asked for in the
-/// address (then remembered), and the page's path (for the language links).
-#[derive(Debug, Clone)]
-pub(crate) struct Look {
-    pub(crate) language: Language,
-    pub(crate) remember: bool,
-    pub(crate) path: String,
-}
+use crate::look::{LANGUAGE_COOKIE, Look, set_cookie};
+use crate::session::Viewer;
 
 /// The templates, compiled once.
 pub(crate) struct Pages {
@@ -107,8 +99,11 @@ fn from_now(state: &State<'_, '_>, value: String) -> String {
         return value;
     };
     let span = then.signed_duration_since(now);
-    let minutes = span.num_minutes().abs();
-    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let total = span.num_minutes().abs();
+    if total == 0 {
+        return text(language, "just_now");
+    }
+    let (days, hours, minutes) = (total / 1440, total % 1440 / 60, total % 60);
     let unit = |n: i64, key: &str| format!("{n} {}", text(language, key));
     let amount = match (days, hours) {
         (0, 0) => unit(minutes, "unit_minutes"),
@@ -391,6 +386,10 @@ mod tests {
         assert_eq!(
             render("en", "{{ '2026-12-02T06:15:00Z' | from_now }}"),
             "2 h 45 min ago"
+        );
+        assert_eq!(
+            render("fr", "{{ '2026-12-02T09:00:20Z' | from_now }}"),
+            "à l'instant"
         );
     }
 }

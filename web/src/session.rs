@@ -11,59 +11,16 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use palabre_api::auth::{self, Caller};
 use serde::Deserialize;
 
-use crate::catalogue::Language;
-use crate::render::Look;
+use crate::look::{Look, cookie, look_of, set_cookie};
 use crate::{Dashboard, api};
 
 pub(crate) const SESSION_COOKIE: &str = "palabre_session";
 const SIGN_IN_COOKIE: &str = "palabre_sign_in";
-pub(crate) const LANGUAGE_COOKIE: &str = "palabre_lang";
-
-/// The value of cookie `name` in a request's `Cookie` headers.
-pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site, `Secure`
-/// when asked, lasting `max_age` seconds (0: removed).
-pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The language of a request: `?lang=`, the cookie, `Accept-Language`.
-pub(crate) fn look_of(headers: &HeaderMap, uri: &Uri) -> Look {
-    let asked = uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == "lang")
-            .map(|(_, value)| value)
-    });
-    let accept = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    let language = Language::choose(asked, cookie(headers, LANGUAGE_COOKIE), accept);
-    Look {
-        language,
-        remember: asked.and_then(Language::parse).is_some(),
-        path: uri.path().to_owned(),
-    }
-}
 
 /// The person looking at a page: the caller their session stands for, the
 /// secret their forms carry, and their language.

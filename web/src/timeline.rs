@@ -1,7 +1,8 @@
 //! A milestone plan drawn as a timeline, in SVG made on the server: one row
 //! per milestone, its bar from start to due date coloured by status (a
-//! stylesheet class), late ones marked, today's line, and an arrow from each
-//! milestone to those that wait for it. The drawing says the same as the table
+//! stylesheet class; a diamond on its due date when it has no start), late
+//! ones marked, today's line, and an arrow from each milestone to those that
+//! wait for it. The drawing says the same as the table
 //! beside it, for readers who cannot see it.
 
 use std::fmt::Write as _;
@@ -57,9 +58,9 @@ pub(crate) fn draw(rows: &[TimelineRow], today: NaiveDate, title: &str, late: &s
         svg,
         "<text class=\"axis\" x=\"{LABELS}\" y=\"14\">{}</text>\
          <text class=\"axis\" x=\"{}\" y=\"14\" text-anchor=\"end\">{}</text>",
-        first,
+        first.format("%d/%m/%Y"),
         WIDTH - 10.0,
-        last
+        last.format("%d/%m/%Y")
     );
     let row_of = |id: &str| rows.iter().position(|r| r.id == id);
     let middle = |index: usize| TOP + ROW * index as f64 + ROW / 2.0;
@@ -68,19 +69,38 @@ pub(crate) fn draw(rows: &[TimelineRow], today: NaiveDate, title: &str, late: &s
         let (from, to) = (x(starts(row)), x(row.due));
         let width = (to - from).max(6.0);
         let late_mark = row.days_late > 0;
+        let classes = format!(
+            "{}{}",
+            row.status.as_str(),
+            if late_mark { " late" } else { "" }
+        );
+        let tooltip = escape(&format!("{} ({} → {})", row.title, starts(row), row.due));
         let _ = write!(
             svg,
-            "<text class=\"label\" x=\"4\" y=\"{}\">{}</text>\
-             <rect class=\"bar {}{}\" x=\"{from:.1}\" y=\"{}\" width=\"{width:.1}\" height=\"{}\" rx=\"3\">\
-             <title>{}</title></rect>",
+            "<text class=\"label\" x=\"4\" y=\"{}\">{}</text>",
             y + ROW / 2.0 + 4.0,
             escape(&truncate(&row.title, 28)),
-            row.status.as_str(),
-            if late_mark { " late" } else { "" },
-            y + 6.0,
-            ROW - 12.0,
-            escape(&format!("{} ({} → {})", row.title, starts(row), row.due)),
         );
+        if row.start.is_some() {
+            let _ = write!(
+                svg,
+                "<rect class=\"bar {classes}\" x=\"{from:.1}\" y=\"{}\" width=\"{width:.1}\" \
+                 height=\"{}\" rx=\"3\"><title>{tooltip}</title></rect>",
+                y + 6.0,
+                ROW - 12.0,
+            );
+        } else {
+            let (cx, cy, r) = (to, y + ROW / 2.0, ROW / 2.0 - 5.0);
+            let _ = write!(
+                svg,
+                "<path class=\"bar {classes}\" d=\"M{cx:.1},{:.1} L{:.1},{cy:.1} L{cx:.1},{:.1} \
+                 L{:.1},{cy:.1} z\"><title>{tooltip}</title></path>",
+                cy - r,
+                cx + r,
+                cy + r,
+                cx - r,
+            );
+        }
         if late_mark {
             let _ = write!(
                 svg,
@@ -160,6 +180,7 @@ mod tests {
         );
         let svg = draw(&[a, b], date("2026-12-02"), "Plan <Mopti>", "retard");
         assert_eq!(svg.matches("<rect class=\"bar").count(), 2);
+        assert!(svg.contains(">01/11/2026</text>"), "{svg}");
         assert!(svg.contains("class=\"bar done\""));
         assert!(svg.contains("class=\"bar in_progress late\""));
         assert!(svg.contains("retard +2"));
@@ -168,6 +189,19 @@ mod tests {
         assert!(svg.contains("Jalon &lt;a&gt; &amp; co"));
         assert!(svg.contains("aria-label=\"Plan &lt;Mopti&gt;\""));
         assert!(!svg.contains("<a>"));
+    }
+
+    #[test]
+    fn a_milestone_without_a_start_is_a_diamond_on_its_due_date() {
+        let mut a = row("a", "2026-11-01", "2026-11-20", MilestoneStatus::Planned, 0);
+        a.start = None;
+        let svg = draw(&[a], date("2026-11-02"), "p", "late");
+        assert_eq!(svg.matches("<rect class=\"bar").count(), 0);
+        assert_eq!(
+            svg.matches("<path class=\"bar planned\"").count(),
+            1,
+            "{svg}"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use palabre_core::channel::Channel;
 use palabre_core::redact;
 use palabre_engine::commands::DirectoryImport;
-use palabre_store::{DirectoryEntry, LedgerEntry, LedgerEvent};
+use palabre_lang::contacts::Contact;
+use palabre_store::DirectoryEntry;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,19 +17,12 @@ use crate::auth::Caller;
 use crate::extract::{Path, Query, RawBody, out_of_scope};
 use crate::{ApiError, ApiState};
 
-/// A contact as listed.
+/// A contact as listed: phone and email masked (`+223 •• •• 22 33`,
+/// `a•••@example.org`) unless revealed.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ContactView {
-    pub id: String,
-    pub name: String,
-    pub roles: Vec<String>,
-    pub place: String,
-    /// Masked (`+223 •• •• •• 67`) unless revealed.
-    pub phone: Option<String>,
-    /// Masked (`a•••@example.org`) unless revealed.
-    pub email: Option<String>,
-    pub language: String,
-    pub channels: Vec<Channel>,
+    #[serde(flatten)]
+    pub contact: Contact,
     /// False for a contact kept for the record only.
     pub active: bool,
     /// They answered STOP: no SMS until START.
@@ -37,24 +30,13 @@ pub struct ContactView {
 }
 
 fn view(entry: DirectoryEntry, sms_stopped: bool, reveal: bool) -> ContactView {
-    let c = entry.contact;
-    let (phone, email) = if reveal {
-        (c.phone, c.email)
-    } else {
-        (
-            c.phone.as_deref().map(redact::phone),
-            c.email.as_deref().map(redact::email),
-        )
-    };
+    let mut contact = entry.contact;
+    if !reveal {
+        contact.phone = contact.phone.as_deref().map(redact::phone);
+        contact.email = contact.email.as_deref().map(redact::email);
+    }
     ContactView {
-        id: c.id,
-        name: c.name,
-        roles: c.roles,
-        place: c.place,
-        phone,
-        email,
-        language: c.language,
-        channels: c.channels,
+        contact,
         active: entry.active,
         sms_stopped,
     }
@@ -101,15 +83,8 @@ pub(super) async fn reveal(
     }
     let actor = super::actor(&state, &caller).await?;
     // Accounted for before it is shown.
-    let entry_of = LedgerEntry::new(
-        state.commands.now(),
-        LedgerEvent::Revealed,
-        format!(
-            "contact {id}: phone and email, shown through POST /contacts/{id}/reveal to {actor}"
-        ),
-    )
-    .recipient(&id, None);
-    store.append_ledger(&[entry_of]).await?;
+    let how = format!("shown through POST /contacts/{id}/reveal to {actor}");
+    state.commands.record_contact_reveal(&id, &how).await?;
     let stopped = store.sms_stopped().await?.contains(&id);
     Ok(Json(view(entry, stopped, true)))
 }

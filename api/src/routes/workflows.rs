@@ -107,7 +107,7 @@ pub(super) async fn instances(
     let definitions = state.commands.definitions();
     let store = state.commands.store();
     let now = state.commands.now();
-    if let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) {
+    if let Some(meeting) = definitions.meeting(&id) {
         if !caller.covers(&meeting.definition.place) {
             return Err(out_of_scope(&caller));
         }
@@ -171,7 +171,7 @@ pub(super) async fn occurrence(
     Path((id, occurrence)): Path<(String, DateTime<Utc>)>,
 ) -> Result<Json<OccurrenceReport>, ApiError> {
     let definitions = state.commands.definitions();
-    let meeting = definitions.meetings.iter().find(|m| m.definition.id == id);
+    let meeting = definitions.meeting(&id);
     if let Some(meeting) = meeting
         && !caller.covers(&meeting.definition.place)
     {
@@ -216,7 +216,7 @@ pub(super) async fn fire_event(
     JsonBody(body): JsonBody<EventBody>,
 ) -> Result<Json<EventDone>, ApiError> {
     let definitions = state.commands.definitions();
-    let Some(meeting) = definitions.meetings.iter().find(|m| m.definition.id == id) else {
+    let Some(meeting) = definitions.meeting(&id) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no meeting workflow '{id}'"),

@@ -24,7 +24,7 @@ use palabre_core::channel::Channel;
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 
 /// One person of the directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Contact {
     pub id: String,
     pub name: String,
@@ -201,6 +201,17 @@ impl Tally {
 /// [`crate::table`]). Every bad row becomes a diagnostic at its line (its row
 /// number in a workbook) and is skipped; a file that is no table at all is an
 /// error.
+/// How many rows of a directory file `diagnostics` (of [`read_directory`])
+/// refuse: the lines with at least one error.
+pub fn rejected_rows(diagnostics: &Diagnostics) -> usize {
+    diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.position.line)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 pub fn read_directory(
     file: &Path,
     bytes: &[u8],

@@ -364,6 +364,10 @@ impl Definitions {
         self.workflows().find(|w| w.id == id)
     }
 
+    pub fn meeting(&self, id: &str) -> Option<&Meeting> {
+        self.meetings.iter().find(|m| m.definition.id == id)
+    }
+
     pub fn ladder(&self, id: &str) -> Option<&Ladder> {
         self.ladders.iter().find(|l| l.definition.id == id)
     }

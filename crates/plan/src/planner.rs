@@ -938,11 +938,7 @@ steps:
     }
 
     fn meeting<'d>(definitions: &'d Definitions, id: &str) -> &'d Meeting {
-        definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == id)
-            .unwrap()
+        definitions.meeting(id).unwrap()
     }
 
     fn moved(occurrence: &str, to: &str) -> OccurrenceChange {

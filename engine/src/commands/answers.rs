@@ -43,10 +43,7 @@ impl Commands {
         let directory = Arc::new(self.store().contacts().await?);
         let subject = self.answer_links().and_then(|links| links.verify(token));
         let found = subject.as_ref().and_then(|s| {
-            let meeting = definitions
-                .meetings
-                .iter()
-                .find(|m| m.definition.id == s.workflow)?;
+            let meeting = definitions.meeting(&s.workflow)?;
             let contact = directory.iter().find(|c| c.id == s.contact)?;
             Some((meeting, contact, s.occurrence))
         });

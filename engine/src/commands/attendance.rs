@@ -105,11 +105,7 @@ impl Commands {
         occurrence: DateTime<Utc>,
     ) -> Result<OccurrenceReport, CommandError> {
         let definitions = self.definitions();
-        let Some(meeting) = definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == workflow)
-        else {
+        let Some(meeting) = definitions.meeting(workflow) else {
             return CommandError::not_found(format!("no meeting workflow '{workflow}'"));
         };
         if !meeting.recurrence.is_occurrence(occurrence) {

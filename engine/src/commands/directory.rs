@@ -1,13 +1,14 @@
-//! The directory imported from a file sent over the API (the dashboard's
-//! import form): read as `palabre contacts import` reads a file (CSV with `,`
+//! The directory as the API changes it: one contact's details shown to an
+//! administrator, recorded in the ledger first ([`Commands::record_contact_reveal`]),
+//! and a file sent over the API (the dashboard's import form), read as `palabre contacts import` reads a file (CSV with `,`
 //! `;` or tab, UTF-8 or Windows-1252, or a workbook), the good rows kept, each
 //! bad row reported with its line and column, and a file that is no table
 //! refused whole. Nothing in the report quotes a phone number or an email.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use palabre_lang::contacts::{self, DirectoryRules};
+use palabre_store::{LedgerEntry, LedgerEvent};
 use serde::Serialize;
 
 use super::{CommandError, Commands};
@@ -39,6 +40,19 @@ pub struct ImportProblem {
 }
 
 impl Commands {
+    /// Records that contact `id`'s phone and email were shown, `how` and to
+    /// whom (`shown through POST /contacts/c-1/reveal to …`); never the values.
+    pub async fn record_contact_reveal(&self, id: &str, how: &str) -> Result<(), CommandError> {
+        let entry = LedgerEntry::new(
+            self.now(),
+            LedgerEvent::Revealed,
+            format!("contact {id}: phone and email, {how}"),
+        )
+        .recipient(id, None);
+        self.store().append_ledger(&[entry]).await?;
+        Ok(())
+    }
+
     /// Imports the directory file `file_name` (its name tells a workbook from a
     /// CSV) holding `bytes`: new contacts added, known ones updated.
     pub async fn import_directory(
@@ -57,12 +71,7 @@ impl Commands {
                 Ok(directory) => directory,
                 Err(refused) => return CommandError::invalid(refused.to_string()),
             };
-        let rejected = diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.position.line)
-            .collect::<BTreeSet<_>>()
-            .len();
+        let rejected = contacts::rejected_rows(&diagnostics);
         let summary = self.store().upsert_contacts(&directory.contacts).await?;
         self.wake();
         Ok(DirectoryImport {

@@ -96,11 +96,7 @@ impl Commands {
             ));
         }
         let definitions = self.definitions();
-        let Some(meeting) = definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == workflow)
-        else {
+        let Some(meeting) = definitions.meeting(workflow) else {
             return CommandError::not_found(format!("no workflow '{workflow}'"));
         };
         if !meeting.recurrence.is_occurrence(occurrence) {

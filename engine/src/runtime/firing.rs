@@ -447,10 +447,7 @@ impl Runtime {
             return Ok(dropped(TimerOutcome::Cancelled, entry));
         }
         let start = change.and_then(|c| c.starts_at).unwrap_or(timer.occurrence);
-        let meeting = definitions
-            .meetings
-            .iter()
-            .find(|m| m.definition.id == timer.workflow);
+        let meeting = definitions.meeting(&timer.workflow);
         let Some((meeting, step)) = meeting.and_then(|m| {
             planner
                 .step_of(m, timer.occurrence, start, &timer.step, now)

@@ -6,7 +6,7 @@
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use palabre_store::LedgerEvent;
+use palabre_api::LedgerEvent;
 use serde::Deserialize;
 
 use super::meetings::Workflow;

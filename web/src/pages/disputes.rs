@@ -178,11 +178,23 @@ async fn case_page(
     let history: Vec<serde_json::Value> = dashboard
         .read(viewer, &format!("/cases/{}/history", segment(id)))
         .await?;
+    // The level by its title, when the ladder is in the viewer's scope.
+    let ladders = workflows_of(dashboard, viewer, "escalation").await?;
+    let level = case["level_id"].as_str().unwrap_or_default();
+    let level_title = ladders
+        .iter()
+        .filter(|l| Some(l.id.as_str()) == case["workflow"].as_str())
+        .flat_map(|l| &l.levels)
+        .find(|l| l["id"].as_str() == Some(level))
+        .and_then(|l| l["title"].as_str())
+        .unwrap_or(level)
+        .to_owned();
     Ok(dashboard.show(
         viewer,
         "case.html",
         minijinja::context! {
             case => ser(&case),
+            level_title => level_title,
             history => ser(&history),
             actions => ["acknowledge", "note", "escalate", "resolve", "reopen"],
             done => query.done,

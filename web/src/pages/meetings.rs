@@ -168,10 +168,29 @@ async fn overview_page(
     ))
 }
 
+/// What kind of step a message's step is, as the catalogue names it
+/// (`step_<kind>`): a workflow's own step as written, and the engine's own
+/// messages without their instants and sequences (`reply@1796374800000-yes` is
+/// a `reply`, `moved-2` a `moved`).
+fn step_kind(step: &str) -> &str {
+    let base = step.split('@').next().unwrap_or(step);
+    match base.rsplit_once('-') {
+        Some((kind @ ("moved" | "cancelled"), sequence))
+            if sequence.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            kind
+        }
+        _ => base,
+    }
+}
+
 /// One message of an occurrence, as the API reports it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 struct Message {
     step: String,
+    /// [`step_kind`] of `step`, filled after reading.
+    #[serde(default)]
+    kind: String,
     contact_id: String,
     channel: String,
     progress: String,
@@ -216,14 +235,15 @@ struct StepCounts {
 fn step_counts(messages: &[Message]) -> Vec<StepCounts> {
     let mut rows: Vec<StepCounts> = Vec::new();
     for m in messages {
+        let kind = step_kind(&m.step);
         let index = match rows
             .iter()
-            .position(|r| r.step == m.step && r.channel == m.channel)
+            .position(|r| r.step == kind && r.channel == m.channel)
         {
             Some(index) => index,
             None => {
                 rows.push(StepCounts {
-                    step: m.step.clone(),
+                    step: kind.to_owned(),
                     channel: m.channel.clone(),
                     ..StepCounts::default()
                 });
@@ -269,7 +289,10 @@ async fn occurrence_page(
         segment(id),
         segment(occurrence)
     );
-    let report: Report = dashboard.read(viewer, &path).await?;
+    let mut report: Report = dashboard.read(viewer, &path).await?;
+    for message in &mut report.messages {
+        message.kind = step_kind(&message.step).to_owned();
+    }
     let names: BTreeMap<&str, &str> = report
         .invited
         .iter()
@@ -387,12 +410,23 @@ mod tests {
     fn message(step: &str, channel: &str, progress: &str) -> Message {
         Message {
             step: step.to_owned(),
+            kind: String::new(),
             contact_id: "c".to_owned(),
             channel: channel.to_owned(),
             progress: progress.to_owned(),
             attempts: 1,
             last_error: None,
         }
+    }
+
+    #[test]
+    fn the_engines_own_steps_are_named_by_their_kind() {
+        assert_eq!(step_kind("reply@1796374800000-yes"), "reply");
+        assert_eq!(step_kind("reply-help@2026-12-04"), "reply-help");
+        assert_eq!(step_kind("moved-2"), "moved");
+        assert_eq!(step_kind("cancelled-1"), "cancelled");
+        assert_eq!(step_kind("reminder-1d"), "reminder-1d");
+        assert_eq!(step_kind("moved-soon"), "moved-soon");
     }
 
     #[test]
@@ -403,6 +437,8 @@ mod tests {
             message("invitation", "sms", "dead"),
             message("reminder", "sms", "queued"),
             message("invitation", "sms", "undelivered"),
+            message("moved-1", "sms", "sent"),
+            message("moved-2", "sms", "sent"),
         ]);
         let seen: Vec<(&str, &str, usize, usize, usize, usize, usize)> = rows
             .iter()
@@ -424,6 +460,7 @@ mod tests {
                 ("invitation", "sms", 0, 0, 1, 1, 1),
                 ("invitation", "email", 0, 1, 0, 0, 0),
                 ("reminder", "sms", 1, 0, 0, 0, 0),
+                ("moved", "sms", 0, 2, 0, 0, 0),
             ]
         );
     }
