@@ -211,9 +211,12 @@ impl Checks {
     }
 }
 
+/// What `css` finds on the page, once the page holds it.
 async fn element(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
@@ -226,8 +229,20 @@ async fn fill(browser: &Client, css: &str, value: &str) {
     element(browser, css).await.send_keys(value).await.unwrap();
 }
 
+/// Clicks what `css` finds (a link, a form's button: every click here leaves
+/// the page) and waits until the next page has replaced this one, so that
+/// nothing is read from the page being left (on a loaded machine the click
+/// returns before the browser has navigated).
 async fn click(browser: &Client, css: &str) {
+    let leaving = element(browser, "html").await;
     element(browser, css).await.click().await.unwrap();
+    for _ in 0..1_000 {
+        if leaving.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{css}: the page did not change");
 }
 
 /// Sets a field's value as a person choosing it would (a date picker, a list).
@@ -326,6 +341,11 @@ async fn a_coordinator_follows_a_meeting_and_acts_in_a_real_browser() {
         // The meeting of Monday 7 December: its invitations went out.
         click(&browser, ".occurrences a[href*='2026-12-07']").await;
         assert_eq!(text_of(&browser, "h1").await, "Réunion hebdomadaire");
+        assert_eq!(
+            text_of(&browser, ".crumbs").await,
+            "Réunions › Cercle de Koro",
+            "places by name"
+        );
         let sent = text_of(&browser, "#sent-heading + .scroll table").await;
         assert!(sent.contains("invitation"), "{sent}");
         let people = text_of(&browser, "#people-heading + .scroll table").await;
@@ -356,7 +376,7 @@ async fn a_coordinator_follows_a_meeting_and_acts_in_a_real_browser() {
 
         // A dispute opened, then acknowledged.
         browser.goto(&format!("{base}/disputes")).await.unwrap();
-        fill(&browser, "#place", "mopti/koro/koro").await;
+        choose(&browser, "#place", "mopti/koro/koro").await;
         fill(
             &browser,
             "#description",

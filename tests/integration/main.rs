@@ -15,6 +15,7 @@ mod backup;
 mod browser;
 mod cases;
 mod contacts;
+mod dashboard;
 mod directory;
 mod encryption;
 mod erasure;

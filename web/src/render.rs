@@ -82,6 +82,16 @@ fn when(state: &State<'_, '_>, value: String) -> String {
     }
 }
 
+/// "Koro › Dinangourou": a place path by its name (the page's `place_names`), or
+/// the path as it is when the map does not know it.
+fn place(state: &State<'_, '_>, path: String) -> String {
+    state
+        .lookup("place_names")
+        .and_then(|places| places.get_attr(&path).ok())
+        .and_then(|name| name.as_str().map(str::to_owned))
+        .unwrap_or(path)
+}
+
 /// "mercredi 2 décembre 2026": a date (`2026-12-02`), or an instant's date.
 fn day(state: &State<'_, '_>, value: String) -> String {
     let date = value.get(..10).unwrap_or(&value);
@@ -136,6 +146,7 @@ impl Pages {
         environment.add_filter("when", when);
         environment.add_filter("day", day);
         environment.add_filter("from_now", from_now);
+        environment.add_filter("place", place);
         Pages { environment }
     }
 

@@ -119,6 +119,18 @@ pub static ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/places",
+        summary: "The map (`places.yaml`): every region, cercle and commune with its path, name and level",
+        role: Some(Role::Observer),
+        request: None,
+        query: &[],
+        response: schema::<Vec<palabre_lang::places::Place>>,
+        success: 200,
+        body_limit: None,
+        handler: || get(workflows::places),
+    },
+    RouteDoc {
+        method: "get",
         path: "/workflows",
         summary: "The workflows in the caller's scope",
         role: Some(Role::Observer),

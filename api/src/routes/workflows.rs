@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use palabre_engine::commands::OccurrenceReport;
 use palabre_lang::milestones::{Statuses, TimelineRow};
+use palabre_lang::places::Place;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,19 @@ pub(super) fn in_scope(state: &ApiState, caller: &Caller) -> Vec<WorkflowView> {
             }
         })
         .collect()
+}
+
+/// The map: every place with its name and level, in path order.
+pub(super) async fn places(State(state): State<ApiState>) -> Json<Vec<Place>> {
+    Json(
+        state
+            .commands
+            .definitions()
+            .places
+            .iter()
+            .cloned()
+            .collect(),
+    )
 }
 
 pub(super) async fn workflows(

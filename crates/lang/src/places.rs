@@ -65,7 +65,7 @@ pub struct CommuneEntry {
 }
 
 /// The level of a place in the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Region,
@@ -74,7 +74,7 @@ pub enum Level {
 }
 
 /// One place of the map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Place {
     pub path: String,
     pub name: String,

@@ -62,19 +62,21 @@ async fn health_page(
             Err(refused) => return Err(dashboard.refused(viewer, &refused)),
         };
     let workflows: Vec<Workflow> = dashboard.read(viewer, "/workflows").await?;
-    Ok(dashboard.show(
-        viewer,
-        "deliveries.html",
-        minijinja::context! {
-            counts => ser(&counts),
-            dead => ser(&dead.into_iter().rev().collect::<Vec<_>>()),
-            rule_errors => ser(&rule_errors.into_iter().rev().collect::<Vec<_>>()),
-            entries => ser(&entries.into_iter().rev().collect::<Vec<_>>()),
-            workflows => ser(&workflows),
-            events => LedgerEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-            filter => minijinja::context! {
-                workflow => filter.workflow, place => filter.place, event => filter.event,
+    dashboard
+        .show(
+            viewer,
+            "deliveries.html",
+            minijinja::context! {
+                counts => ser(&counts),
+                dead => ser(&dead.into_iter().rev().collect::<Vec<_>>()),
+                rule_errors => ser(&rule_errors.into_iter().rev().collect::<Vec<_>>()),
+                entries => ser(&entries.into_iter().rev().collect::<Vec<_>>()),
+                workflows => ser(&workflows),
+                events => LedgerEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+                filter => minijinja::context! {
+                    workflow => filter.workflow, place => filter.place, event => filter.event,
+                },
             },
-        },
-    ))
+        )
+        .await
 }

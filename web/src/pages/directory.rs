@@ -24,15 +24,17 @@ async fn directory_page(
     imported: Option<serde_json::Value>,
 ) -> Result<Response, Response> {
     let contacts: Vec<serde_json::Value> = dashboard.read(viewer, "/contacts").await?;
-    Ok(dashboard.show(
-        viewer,
-        "directory.html",
-        minijinja::context! {
-            contacts => ser(&contacts),
-            revealed => ser(&revealed),
-            imported => ser(&imported),
-        },
-    ))
+    dashboard
+        .show(
+            viewer,
+            "directory.html",
+            minijinja::context! {
+                contacts => ser(&contacts),
+                revealed => ser(&revealed),
+                imported => ser(&imported),
+            },
+        )
+        .await
 }
 
 /// `POST /directory/{id}/reveal`: `POST /contacts/{id}/reveal`, shown above the list.

@@ -93,16 +93,18 @@ async fn board_page(
             id => ladder, title => ladder, columns => columns, count => theirs.len(),
         });
     }
-    Ok(dashboard.show(
-        viewer,
-        "disputes.html",
-        minijinja::context! {
-            boards => boards,
-            ladders => ser(&ladders),
-            total => cases.len(),
-            done => query.done,
-        },
-    ))
+    dashboard
+        .show(
+            viewer,
+            "disputes.html",
+            minijinja::context! {
+                boards => boards,
+                ladders => ser(&ladders),
+                total => cases.len(),
+                done => query.done,
+            },
+        )
+        .await
 }
 
 /// A new case, as the board's form posts it.
@@ -189,17 +191,19 @@ async fn case_page(
         .and_then(|l| l["title"].as_str())
         .unwrap_or(level)
         .to_owned();
-    Ok(dashboard.show(
-        viewer,
-        "case.html",
-        minijinja::context! {
-            case => ser(&case),
-            level_title => level_title,
-            history => ser(&history),
-            actions => ["acknowledge", "note", "escalate", "resolve", "reopen"],
-            done => query.done,
-        },
-    ))
+    dashboard
+        .show(
+            viewer,
+            "case.html",
+            minijinja::context! {
+                case => ser(&case),
+                level_title => level_title,
+                history => ser(&history),
+                actions => ["acknowledge", "note", "escalate", "resolve", "reopen"],
+                done => query.done,
+            },
+        )
+        .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -152,20 +152,22 @@ async fn overview_page(
         .into_iter()
         .map(|(place, items)| minijinja::context! { place => place, items => ser(&items) })
         .collect();
-    Ok(dashboard.show(
-        viewer,
-        "meetings.html",
-        minijinja::context! {
-            month => month.first.to_string(),
-            month_number => month.first.format("%-m").to_string(),
-            year => month.first.format("%Y").to_string(),
-            previous => month.previous,
-            next => month.next,
-            weeks => weeks,
-            places => places,
-            done => query.done,
-        },
-    ))
+    dashboard
+        .show(
+            viewer,
+            "meetings.html",
+            minijinja::context! {
+                month => month.first.to_string(),
+                month_number => month.first.format("%-m").to_string(),
+                year => month.first.format("%Y").to_string(),
+                previous => month.previous,
+                next => month.next,
+                weeks => weeks,
+                places => places,
+                done => query.done,
+            },
+        )
+        .await
 }
 
 /// What kind of step a message's step is, as the catalogue names it
@@ -329,7 +331,8 @@ async fn occurrence_page(
         .as_deref()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .is_some_and(|start| start > now);
-    Ok(dashboard.show(
+    dashboard
+        .show(
         viewer,
         "occurrence.html",
         minijinja::context! {
@@ -345,7 +348,8 @@ async fn occurrence_page(
             starts_input => report.starts_at.as_deref().and_then(|s| s.get(..16)).unwrap_or_default(),
             done => done,
         },
-    ))
+        )
+        .await
 }
 
 /// A move or a cancellation, as the occurrence page's forms post it.

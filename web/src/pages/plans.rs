@@ -63,11 +63,13 @@ async fn timeline_page(
         })
         .collect();
     let statuses: Vec<&str> = MilestoneStatus::ALL.iter().map(|s| s.as_str()).collect();
-    Ok(dashboard.show(
-        viewer,
-        "plans.html",
-        minijinja::context! { plans => shown, statuses => statuses, done => query.done },
-    ))
+    dashboard
+        .show(
+            viewer,
+            "plans.html",
+            minijinja::context! { plans => shown, statuses => statuses, done => query.done },
+        )
+        .await
 }
 
 #[derive(Debug, Deserialize)]
