@@ -555,6 +555,19 @@ async fn an_occurrence_the_directory_and_the_filtered_ledger_through_the_api() {
         let segou = api.token(Role::Administrator, "segou").await;
         let seventh = "/workflows/weekly-koro/occurrences/2026-12-07T09:00:00Z";
 
+        // A meeting's occurrences from a past instant, it included.
+        let (status, since) = api
+            .call(
+                "GET",
+                "/workflows/weekly-koro/instances?since=2026-11-30T09:00:00Z",
+                Some(&observer),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{since}");
+        assert_eq!(since["instances"][0]["occurrence"], "2026-11-30T09:00:00Z");
+        assert_eq!(since["instances"].as_array().unwrap().len(), 10);
+
         let (status, before) = api.call("GET", seventh, Some(&observer), None).await;
         assert_eq!(status, StatusCode::OK, "{before}");
         assert_eq!(before["messages"].as_array().unwrap().len(), 0);

@@ -336,6 +336,11 @@ async fn a_coordinator_follows_a_meeting_and_acts_in_a_real_browser() {
         click(&browser, "form.stacked button").await;
         assert_eq!(path_of(&browser).await, "/");
         assert_eq!(text_of(&browser, "h1").await, "Réunions à venir");
+        let listed = text_of(&browser, ".occurrences").await;
+        assert!(
+            listed.contains("lundi 30 novembre 2026, 9 h passée"),
+            "last week's session is still listed: {listed}"
+        );
         check("meetings").await;
 
         // The meeting of Monday 7 December: its invitations went out.

@@ -144,10 +144,13 @@ pub static ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/workflows/{id}/instances",
-        summary: "A workflow's instances: a meeting's next occurrences, a plan's milestones, a ladder's cases in scope",
+        summary: "A workflow's instances: a meeting's next ten occurrences (from `?since=`, the present by default), a plan's milestones, a ladder's cases in scope",
         role: Some(Role::Observer),
         request: None,
-        query: &[],
+        query: &[(
+            "since",
+            "a meeting's: the first instant listed (RFC 3339); the present by default",
+        )],
         response: schema::<workflows::Instances>,
         success: 200,
         body_limit: None,

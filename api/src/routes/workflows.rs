@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cases::{CaseView, case_view, record_reveal};
 use crate::auth::Caller;
-use crate::extract::{JsonBody, Path, out_of_scope};
+use crate::extract::{JsonBody, Path, Query, out_of_scope};
 use crate::{ApiError, ApiState};
 
 /// A workflow, as listed.
@@ -104,7 +104,7 @@ pub struct OccurrenceView {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "kind", content = "instances", rename_all = "snake_case")]
 pub enum Instances {
-    /// The next ten occurrences.
+    /// Ten occurrences from `?since=` (the present by default).
     Meeting(Vec<OccurrenceView>),
     Milestones(Vec<TimelineRow>),
     Escalation(Vec<CaseView>),
@@ -113,10 +113,20 @@ pub enum Instances {
 /// How many coming occurrences a meeting lists.
 const NEXT_OCCURRENCES: usize = 10;
 
+/// From when a meeting's occurrences are listed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancesQuery {
+    /// The first instant listed (RFC 3339); the present when not given.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
 pub(super) async fn instances(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<InstancesQuery>,
 ) -> Result<Json<Instances>, ApiError> {
     let definitions = state.commands.definitions();
     let store = state.commands.store();
@@ -127,7 +137,10 @@ pub(super) async fn instances(
         }
         let changes = palabre_lang::occurrence::Changes::new(store.occurrence_changes().await?);
         let mut next = Vec::new();
-        let mut cursor = now;
+        // `next_after` is strict: an occurrence at `since` itself is listed.
+        let mut cursor = query
+            .since
+            .map_or(now, |since| since - chrono::TimeDelta::seconds(1));
         while next.len() < NEXT_OCCURRENCES {
             let Some(occurrence) = meeting.recurrence.next_after(cursor) else {
                 break;

@@ -54,8 +54,13 @@ struct Listed {
     shown_at: String,
     cancelled: bool,
     moved: bool,
+    /// It has started.
+    past: bool,
     link: String,
 }
+
+/// How many days back the list keeps a session whose answers may still be followed.
+const RECENT_DAYS: i64 = 7;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct MonthQuery {
@@ -99,18 +104,33 @@ async fn overview_page(
         .and_then(parse_month)
         .unwrap_or(today);
     let month = month_of(shown);
+    // The month shown from its first day, and the last week's sessions (whose
+    // answers are still being followed) with the coming ones.
+    let now = dashboard.state.commands.now();
+    let since = month
+        .first
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .min(now - chrono::TimeDelta::days(RECENT_DAYS));
     let mut coming: Vec<Listed> = Vec::new();
     for meeting in workflows_of(dashboard, viewer, "meeting").await? {
-        let path = format!("/workflows/{}/instances", segment(&meeting.id));
+        let path = format!(
+            "/workflows/{}/instances?since={}",
+            segment(&meeting.id),
+            segment(&since.to_rfc3339())
+        );
         let instances: Instances = dashboard.read(viewer, &path).await?;
         for c in instances.instances {
+            let shown_at = c.starts_at.clone().unwrap_or_else(|| c.occurrence.clone());
+            let past = chrono::DateTime::parse_from_rfc3339(&shown_at).is_ok_and(|t| t < now);
             coming.push(Listed {
                 link: format!(
                     "/meeting/{}/{}",
                     segment(&meeting.id),
                     segment(&c.occurrence)
                 ),
-                shown_at: c.starts_at.clone().unwrap_or_else(|| c.occurrence.clone()),
+                past,
+                shown_at,
                 cancelled: c.starts_at.is_none(),
                 moved: c.starts_at.as_ref().is_some_and(|s| *s != c.occurrence),
                 occurrence: c.occurrence,
@@ -144,8 +164,14 @@ async fn overview_page(
                 .collect()
         })
         .collect();
+    // The list: the last week's and the coming ones (the calendar also shows
+    // the month's earlier days).
+    let recent = now - chrono::TimeDelta::days(RECENT_DAYS);
     let mut by_place: BTreeMap<&str, Vec<&Listed>> = BTreeMap::new();
-    for listed in &coming {
+    for listed in coming
+        .iter()
+        .filter(|l| chrono::DateTime::parse_from_rfc3339(&l.shown_at).is_ok_and(|t| t >= recent))
+    {
         by_place.entry(&listed.place).or_default().push(listed);
     }
     let places: Vec<minijinja::Value> = by_place
