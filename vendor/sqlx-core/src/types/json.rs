@@ -55,8 +55,7 @@ use crate::types::Type;
 /// If the query macros are used, it is necessary to tell the macro to use
 /// the `Json` adapter by using the type override syntax
 /// ```rust,ignore
-/// # async fn example3() -> sqlx::Result<()> {
-/// # let mut conn: sqlx::PgConnection = unimplemented!();
+/// # async fn example3(mut conn: sqlx::PgConnection) -> sqlx::Result<()> {
 /// #[derive(sqlx::FromRow)]
 /// struct Book {
 ///     title: String,
