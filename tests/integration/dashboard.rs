@@ -182,6 +182,21 @@ async fn a_form_without_its_csrf_secret_changes_nothing() {
         assert_eq!(opened_case.location, "/disputes/LT-0001?done=opened");
         assert_eq!(api.case_count().await, 1);
 
+        // The board shows no description, and the ledger says none was read;
+        // the case's page shows it, and the ledger says so.
+        let board = send(&api, "GET", "/disputes", &cookie, "").await;
+        assert_eq!(board.status, StatusCode::OK);
+        assert!(board.body.contains("LT-0001") && !board.body.contains("Un champ"));
+        assert!(api.reveals().await.is_empty(), "{:?}", api.reveals().await);
+        let page = send(&api, "GET", "/disputes/LT-0001", &cookie, "").await;
+        assert!(page.body.contains("Un champ"), "{}", page.body);
+        let reveals = api.reveals().await;
+        assert_eq!(reveals.len(), 1, "{reveals:?}");
+        assert!(
+            reveals[0].detail.contains("GET /cases/LT-0001"),
+            "{reveals:?}"
+        );
+
         // Signing in needs the sign-in form's own secret, matched by its cookie.
         let forged = send(&api, "POST", "/sign-in", "", &format!("token={token}")).await;
         assert_eq!(forged.status, StatusCode::FORBIDDEN);

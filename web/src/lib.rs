@@ -50,7 +50,8 @@ pub(crate) struct Dashboard {
     pub(crate) pages: std::sync::Arc<render::Pages>,
 }
 
-/// The largest form the dashboard takes (a directory file for import).
+/// The largest form the import page takes (a directory file); every other
+/// form is held to the API's own limit.
 const MAX_FORM_BYTES: usize = palabre_api::MAX_IMPORT_BYTES + 64 * 1024;
 
 /// The API's router and the dashboard's pages together: what `palabre serve`
@@ -92,9 +93,12 @@ fn dashboard(state: ApiState, api: Router, config: DashboardConfig) -> Router {
         )
         .route("/deliveries", get(pages::deliveries::health))
         .route("/directory", get(pages::directory::list))
-        .route("/directory/import", post(pages::directory::import))
+        .route(
+            "/directory/import",
+            post(pages::directory::import).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
         .route("/directory/{id}/reveal", post(pages::directory::reveal))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(DefaultBodyLimit::max(palabre_api::MAX_BODY_BYTES))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(shared)
 }

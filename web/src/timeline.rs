@@ -15,12 +15,9 @@ const WIDTH: f64 = 760.0;
 const ROW: f64 = 30.0;
 const TOP: f64 = 26.0;
 
-/// Text for SVG, in an element or a double-quoted attribute.
+/// Text for SVG, in an element or a quoted attribute (the templates' escaping).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    minijinja::HtmlEscape(text).to_string()
 }
 
 /// The timeline of one plan's rows (by due date) at `today`; `title` names it

@@ -151,6 +151,10 @@ pub struct CaseListQuery {
     /// Only cases at this place or below.
     #[serde(default)]
     pub place: Option<String>,
+    /// `false`: no descriptions, and so no reading of them in the ledger (a
+    /// board that shows none).
+    #[serde(default)]
+    pub descriptions: Option<bool>,
 }
 
 /// A case as listed: the case, and its next deadline.
@@ -196,14 +200,23 @@ pub(super) async fn list_cases(
         .into_iter()
         .filter(|l| caller.covers(&l.case.place))
         .collect();
-    let shown: Vec<&Case> = listed.iter().map(|l| &l.case).collect();
-    record_reveal(&state, &caller, "GET /cases", &shown).await?;
+    let described = query.descriptions.unwrap_or(true);
+    if described {
+        let shown: Vec<&Case> = listed.iter().map(|l| &l.case).collect();
+        record_reveal(&state, &caller, "GET /cases", &shown).await?;
+    }
     Ok(Json(
         listed
             .into_iter()
-            .map(|l| ListedCaseView {
-                next_deadline: l.next_deadline,
-                case: case_view(&state, l.case, &caller),
+            .map(|l| {
+                let mut case = case_view(&state, l.case, &caller);
+                if !described {
+                    case.description = None;
+                }
+                ListedCaseView {
+                    next_deadline: l.next_deadline,
+                    case,
+                }
             })
             .collect(),
     ))

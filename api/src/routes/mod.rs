@@ -206,6 +206,10 @@ pub static ROUTES: &[RouteDoc] = &[
             ("overdue", "`true`: only cases with a deadline passed"),
             ("workflow", "only this ladder's cases"),
             ("place", "only cases at this place or below"),
+            (
+                "descriptions",
+                "`false`: none, and no reading of them written to the ledger",
+            ),
         ],
         response: schema::<Vec<cases::ListedCaseView>>,
         success: 200,
