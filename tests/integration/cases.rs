@@ -320,7 +320,10 @@ async fn get_cases_keeps_to_the_token_scope_and_role() {
             .filter(|p| p["in"] == "query")
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(parameters, ["state", "overdue", "workflow", "place"]);
+        assert_eq!(
+            parameters,
+            ["state", "overdue", "workflow", "place", "descriptions"]
+        );
     }
 }
 
