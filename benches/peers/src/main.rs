@@ -62,11 +62,72 @@ async fn measure_one(engine: &str, what: &str, url: &str, items: u64) {
             return;
         }
         ("palabre", "shared-work") => palabre::work_shared(&url, &format!("worker-{items}")).await,
+        ("palabre", "shared-takeover") => {
+            palabre::work_until_all_sent(&url, &format!("worker-{items}"), TAKEOVER_LEASE).await
+        }
         ("apalis", "throughput") => apalis::throughput(&url, items).await,
         ("apalis", "idle") => apalis::idle(&url, items).await,
         other => panic!("no such measurement: {other:?}"),
     };
     println!("{}", serde_json::to_string(&measured).unwrap());
+}
+
+/// The lease of the workers of the takeover measurement (the engine's default
+/// is 60 s; shorter, the measurement is shorter, and nothing else changes).
+const TAKEOVER_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// Two worker processes sharing one PostgreSQL schema with `timers` due, on the
+/// real clock; one is SIGKILLed after `kill_after`, mid-burst. The survivor
+/// takes over its work when its leases expire: how long after the kill the
+/// last message was sent, whether every message was sent, and how often the
+/// ledger records a message sent.
+fn takeover(base: &str, timers: u64, kill_after: Duration) {
+    println!(
+        "\n## A worker SIGKILLed mid-burst, PostgreSQL (TCP), {timers} due, 2 workers, leases of {} s\n",
+        TAKEOVER_LEASE.num_seconds()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(measure::fresh_schema(base, "takeover"));
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new(&exe)
+        .args(["one", "palabre", "shared-plan", &url, &timers.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let worker = |i: u64| {
+        Command::new(&exe)
+            .args(["one", "palabre", "shared-takeover", &url, &i.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut killed, survivor) = (worker(0), worker(1));
+    std::thread::sleep(kill_after);
+    // `Child::kill` is SIGKILL on Unix: no clean stop, no lease given back.
+    killed.kill().unwrap();
+    let killed_at = std::time::Instant::now();
+    killed.wait().unwrap();
+    let (sent_before, _) = runtime.block_on(palabre::sent_and_queued(&url));
+    let output = survivor.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let after_kill = killed_at.elapsed().as_secs_f64();
+    let line = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let survived = serde_json::from_str::<Measured>(&line).unwrap();
+    let (sent, left) = runtime.block_on(palabre::sent_and_queued(&url));
+    let in_ledger = runtime.block_on(palabre::sent_in_ledger(&url));
+    println!(
+        "| killed after | sent at the kill | all sent, after the kill | delivered by the survivor | sent in the database | sent in the ledger | left |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {:.1} s | {sent_before} | {after_kill:.1} s | {} | {sent} | {in_ledger} | {left} |",
+        kill_after.as_secs_f64(),
+        survived.items
+    );
 }
 
 /// 1, 2 and 4 worker processes sharing one PostgreSQL schema with `timers` due:
@@ -174,6 +235,14 @@ fn main() {
         println!("load average after: {}", measure::load_average());
         return;
     }
+    if args.get(1).map(String::as_str) == Some("takeover") {
+        let url = args.get(2).expect("takeover needs a PostgreSQL URL");
+        let timers = args.get(3).map_or(100_000, |n| n.parse().unwrap());
+        println!("load average before: {}", measure::load_average());
+        takeover(url, timers, Duration::from_millis(1500));
+        println!("load average after: {}", measure::load_average());
+        return;
+    }
     if args.iter().any(|a| a == "--help") {
         println!("{}", include_str!("usage.txt"));
         return;
@@ -267,6 +336,7 @@ fn main() {
     }
     if let Some(pg) = value("--postgres").filter(|_| number("--workers", 1) > 0) {
         several_workers(&pg, timers);
+        takeover(&pg, timers, Duration::from_millis(1500));
     }
     let lateness_seconds = number("--lateness-seconds", 60);
     if lateness_seconds > 0 {

@@ -321,23 +321,31 @@ fn bench_now() -> chrono::DateTime<Utc> {
     now - TimeDelta::seconds(now.timestamp() % 60)
 }
 
-/// *Several workers*, one of them: ticks until it finds nothing more to fire
-/// or deliver; how many messages it delivered.
-pub async fn work_shared(url: &str, owner: &str) -> Measured {
+/// A worker of the shared database at `url`, named `owner`, on `clock`, its
+/// leases `lease` long.
+async fn shared_worker(url: &str, owner: &str, clock: Arc<dyn Clock>, lease: TimeDelta) -> Runtime {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
         .await
         .unwrap();
-    let runtime = Runtime::new(
+    Runtime::new(
         store,
         definitions(dir.path(), &[("bench.yaml".into(), WORKFLOW.into())]),
         Connectors::default().with(Arc::new(NullConnector)),
-        Arc::new(VirtualClock::new(bench_now())),
+        clock,
         RuntimeConfig {
             owner: owner.into(),
+            lease,
             ..config(TimeDelta::zero())
         },
-    );
+    )
+}
+
+/// *Several workers*, one of them: ticks until it finds nothing more to fire
+/// or deliver; how many messages it delivered.
+pub async fn work_shared(url: &str, owner: &str) -> Measured {
+    let clock = Arc::new(VirtualClock::new(bench_now()));
+    let runtime = shared_worker(url, owner, clock, RuntimeConfig::default().lease).await;
     let start = Instant::now();
     let mut delivered = 0;
     loop {
@@ -359,11 +367,57 @@ pub async fn work_shared(url: &str, owner: &str) -> Measured {
     }
 }
 
+/// *Takeover*, one of the workers: on the real clock with leases of `lease`,
+/// ticks until the database holds nothing left to send (another worker's
+/// leases expire meanwhile, and their work comes to this one); how many
+/// messages it delivered, and when it saw the last one sent.
+pub async fn work_until_all_sent(url: &str, owner: &str, lease: TimeDelta) -> Measured {
+    let runtime = shared_worker(url, owner, Arc::new(SystemClock), lease).await;
+    let start = Instant::now();
+    let mut delivered = 0;
+    loop {
+        let report = runtime.tick().await.unwrap();
+        delivered += report.sent;
+        if report.fired == 0 && report.sent == 0 {
+            let status = runtime.store().status(Utc::now()).await.unwrap();
+            if left(&status) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Measured {
+        engine: "palabre".into(),
+        backend: measure::backend(url),
+        what: "worker".into(),
+        items: delivered as u64,
+        seconds: start.elapsed().as_secs_f64(),
+        cpu_percent: 0.0,
+        rss_mib: measure::resident_mib(),
+        lateness_ms: Vec::new(),
+    }
+}
+
+/// How many times the ledger of the shared database at `url` records a message sent.
+pub async fn sent_in_ledger(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM ledger WHERE event = 'sent'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
 /// What the shared database says at the end: messages sent, and still queued.
 pub async fn sent_and_queued(url: &str) -> (i64, i64) {
     let store = Store::connect(url, &palabre_store::Key::from_bytes([7; 32]))
         .await
         .unwrap();
     let status = store.status(bench_now()).await.unwrap();
-    (status.sent, status.queued + status.retrying + status.late)
+    (status.sent, left(&status))
+}
+
+/// Timers not yet fired and messages not yet sent.
+fn left(status: &palabre_store::StatusCounts) -> i64 {
+    status.late + status.queued + status.retrying
 }
