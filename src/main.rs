@@ -9,6 +9,11 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system's allocator: planning and sending make and
+/// drop many small strings, which glibc's malloc serves slowly (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use cli::args::{

@@ -266,6 +266,16 @@ pub fn operator(named: Option<&str>) -> String {
 }
 
 /// Prints rows as a left-aligned text table.
+/// `text` at the end of `out`, moved rather than copied when `out` is empty
+/// (a preview's JSON can be tens of megabytes).
+pub fn append(out: &mut String, text: String) {
+    if out.is_empty() {
+        *out = text;
+    } else {
+        out.push_str(&text);
+    }
+}
+
 pub fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
     for line in table_lines(headers, rows) {
         let _ = writeln!(out, "{line}");
@@ -283,12 +293,17 @@ pub fn table_lines(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
-            .collect();
-        padded.join("  ").trim_end().to_owned()
+        let mut line = String::with_capacity(widths.iter().map(|w| w + 2).sum());
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let padding = width.saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', padding));
+        }
+        line.truncate(line.trim_end().len());
+        line
     };
     std::iter::once(headers.iter().map(|h| (*h).to_owned()).collect())
         .chain(rows)

@@ -21,7 +21,8 @@ use palabre_store::Store;
 
 use super::args::{Format, PreviewArgs, Sources};
 use super::context::{
-    load_definitions, parse_directory, print_table, read_file, read_if_exists, report, table_lines,
+    append, load_definitions, parse_directory, print_table, read_file, read_if_exists, report,
+    table_lines,
 };
 
 pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
@@ -55,18 +56,19 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
     }
     match args.format {
         Format::Json => {
-            // Each SMS with its size in segments.
-            let with_segments: Vec<serde_json::Value> = planned
+            // Each SMS with its size in segments, written straight from the messages.
+            let with_segments: Vec<WithSegments<'_>> = planned
                 .iter()
-                .map(|m| {
-                    let mut value = serde_json::to_value(m).unwrap_or_default();
-                    if let Some(segments) = sms_segment_count(m) {
-                        value["segments"] = segments.into();
-                    }
-                    value
+                .map(|message| WithSegments {
+                    message,
+                    segments: sms_segment_count(message),
                 })
                 .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&with_segments)?)?;
+            // About 600 bytes a message: written once, into a buffer big enough.
+            let mut json = Vec::with_capacity(640 * with_segments.len() + 2);
+            serde_json::to_writer_pretty(&mut json, &with_segments)?;
+            json.push(b'\n');
+            append(out, String::from_utf8(json)?);
         }
         Format::Table => print_preview(out, &planned, &languages, args.show_text),
     }
@@ -100,6 +102,15 @@ async fn directory(
     let directory = parse_directory(csv, &bytes, definitions, &mut diagnostics);
     report(diagnostics)?;
     Ok(directory)
+}
+
+/// A planned message as `--format json` shows it: with the segments of an SMS.
+#[derive(serde::Serialize)]
+struct WithSegments<'a> {
+    #[serde(flatten)]
+    message: &'a PlannedMessage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<usize>,
 }
 
 /// The segments an SMS is sent in; `None` for other channels.

@@ -24,6 +24,10 @@ use std::time::Duration;
 
 use measure::Measured;
 
+/// As in the palabre binary; apalis, measured in this same binary, runs on it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU seconds this process uses over 10 s of wall time, after 2 s of settling.
 async fn idle_cpu() -> f64 {
     tokio::time::sleep(Duration::from_secs(2)).await;

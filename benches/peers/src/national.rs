@@ -177,12 +177,15 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf, usize) {
     (root, directory_file, communes.len())
 }
 
-/// Runs the palabre binary with `args`; the wall time and what it printed.
+/// Runs the palabre binary with `args`, its output going to a file as a
+/// coordinator's would (`> plan.json`); the wall time and what it printed.
 fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
+    let printed = dir.join("printed.txt");
     let start = Instant::now();
     let output = Command::new(palabre)
         .current_dir(dir)
         .args(args)
+        .stdout(std::fs::File::create(&printed).unwrap())
         .output()
         .unwrap();
     let seconds = start.elapsed().as_secs_f64();
@@ -191,7 +194,7 @@ fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
         "palabre {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+    let text = std::fs::read_to_string(&printed).unwrap()
         + &*String::from_utf8_lossy(&output.stderr);
     (seconds, text)
 }
@@ -240,7 +243,12 @@ pub async fn run(palabre: &Path, keep: Option<&Path>) {
     let (definitions, diagnostics) =
         Definitions::load(&workflows, None, palabre_sms::RULE_FUNCTIONS);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
-    let url = format!("sqlite://{}", dir.join("national.db").display());
+    let db = dir.join("national.db");
+    for file in [db.clone(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
+        // A kept folder holds the last run's database: start from none.
+        let _ = std::fs::remove_file(file);
+    }
+    let url = format!("sqlite://{}", db.display());
     let store = Store::connect(&url, &palabre_store::Key::from_bytes([7; 32]))
         .await
         .unwrap();

@@ -374,9 +374,21 @@ impl Calendars {
     /// Whether `date` is a weekly market day at `place` or at a place above it.
     pub fn is_market_day(&self, date: NaiveDate, place: &str) -> bool {
         let weekday = Weekday::of(date);
-        self.markets
-            .iter()
-            .any(|(at, days)| Places::contains(at, place) && days.contains(&weekday))
+        // The place, then each place above it: `mopti/djenne`, then `mopti`.
+        let mut at = place;
+        loop {
+            if self
+                .markets
+                .get(at)
+                .is_some_and(|days| days.contains(&weekday))
+            {
+                return true;
+            }
+            match at.rfind('/') {
+                Some(end) => at = &at[..end],
+                None => return false,
+            }
+        }
     }
 
     /// The reason of an alert covering `place` on `date`, if any.
@@ -416,6 +428,7 @@ mod tests {
         assert!(calendars.is_market_day(date("2026-12-07"), "mopti/djenne/djenne"));
         assert!(!calendars.is_market_day(date("2026-12-08"), "mopti/djenne/djenne"));
         assert!(!calendars.is_market_day(date("2026-12-07"), "mopti"));
+        assert!(!calendars.is_market_day(date("2026-12-07"), "mopti/djennekoro"));
         assert_eq!(
             calendars.alert(date("2026-12-03"), "mopti/koro/bondo"),
             Some("alerte")

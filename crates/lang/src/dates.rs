@@ -73,13 +73,14 @@ const BAMBARA_MONTHS: [&str; 12] = [
 
 /// The date of `value` (`YYYY-MM-DD`, or `YYYY-MM-DD HH:MM`), if it has one.
 fn date_of(value: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(value.get(..10)?, "%Y-%m-%d").ok()
+    // `FromStr` reads ISO 8601 without parsing a format string at every call.
+    value.get(..10)?.parse().ok()
 }
 
 /// The time of `value` (`HH:MM`, or `YYYY-MM-DD HH:MM`), if it has one.
 fn time_of(value: &str) -> Option<NaiveTime> {
     let text = value.rsplit(' ').next()?;
-    NaiveTime::parse_from_str(text, "%H:%M").ok()
+    text.parse().ok()
 }
 
 fn names(language: &str) -> (&'static [&'static str; 7], &'static [&'static str; 12]) {
@@ -150,5 +151,7 @@ mod tests {
         assert_eq!(date_long("ffm", "2026-12-02"), "mercredi 2 décembre 2026");
         assert_eq!(date_long("fra", "bientôt"), "bientôt");
         assert_eq!(clock("fra", ""), "");
+        assert_eq!(clock("fra", "midi"), "midi");
+        assert_eq!(date_long("fra", "2026-13-02"), "2026-13-02");
     }
 }

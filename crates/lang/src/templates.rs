@@ -502,11 +502,13 @@ impl Templates {
                 channel,
             })?
             .to_owned();
+        // What the template sees, made once for all its parts.
+        let seen = in_language(&language, context);
         let render = |part_name: &str| -> Result<String, RenderError> {
             let name = key(template, &language, part_name);
             self.env
                 .get_template(&name)
-                .and_then(|t| t.render(in_language(&language, context)))
+                .and_then(|t| t.render(&seen))
                 .map_err(|source| RenderError::Render { name, source })
         };
         let (subject, body) = match channel {
@@ -521,10 +523,12 @@ impl Templates {
             }
             Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
         };
+        let mut body = body;
+        body.truncate(body.trim_end().len());
         Ok(Rendered {
             language,
             subject,
-            body: body.trim_end().to_owned(),
+            body,
         })
     }
 }
