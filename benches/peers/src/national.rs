@@ -194,8 +194,8 @@ fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
         "palabre {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = std::fs::read_to_string(&printed).unwrap()
-        + &*String::from_utf8_lossy(&output.stderr);
+    let text =
+        std::fs::read_to_string(&printed).unwrap() + &*String::from_utf8_lossy(&output.stderr);
     (seconds, text)
 }
 
@@ -244,7 +244,11 @@ pub async fn run(palabre: &Path, keep: Option<&Path>) {
         Definitions::load(&workflows, None, palabre_sms::RULE_FUNCTIONS);
     assert!(!diagnostics.has_errors(), "{:?}", diagnostics.sorted());
     let db = dir.join("national.db");
-    for file in [db.clone(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
+    for file in [
+        db.clone(),
+        db.with_extension("db-wal"),
+        db.with_extension("db-shm"),
+    ] {
         // A kept folder holds the last run's database: start from none.
         let _ = std::fs::remove_file(file);
     }

@@ -73,8 +73,13 @@ const BAMBARA_MONTHS: [&str; 12] = [
 
 /// The date of `value` (`YYYY-MM-DD`, or `YYYY-MM-DD HH:MM`), if it has one.
 fn date_of(value: &str) -> Option<NaiveDate> {
-    // `FromStr` reads ISO 8601 without parsing a format string at every call.
-    value.get(..10)?.parse().ok()
+    // Read by hand: a format string would be parsed again at every message.
+    let (year, rest) = value.get(..10)?.split_once('-')?;
+    let (month, day) = rest.split_once('-')?;
+    if (year.len(), month.len(), day.len()) != (4, 2, 2) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?)
 }
 
 /// The time of `value` (`HH:MM`, or `YYYY-MM-DD HH:MM`), if it has one.
@@ -153,5 +158,7 @@ mod tests {
         assert_eq!(clock("fra", ""), "");
         assert_eq!(clock("fra", "midi"), "midi");
         assert_eq!(date_long("fra", "2026-13-02"), "2026-13-02");
+        assert_eq!(date_long("fra", "2026-1-023"), "2026-1-023");
+        assert_eq!(date_long("fra", "+2026-1-02"), "+2026-1-02");
     }
 }
