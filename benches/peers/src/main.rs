@@ -76,6 +76,45 @@ async fn measure_one(engine: &str, what: &str, url: &str, items: u64) {
     println!("{}", serde_json::to_string(&measured).unwrap());
 }
 
+/// A fresh PostgreSQL schema named after `name` in `base`, with `timers` due
+/// (planned by a child process): its URL.
+fn planned_schema(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    name: &str,
+    timers: u64,
+) -> String {
+    let url = runtime.block_on(measure::fresh_schema(base, name));
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new(&exe)
+        .args(["one", "palabre", "shared-plan", &url, &timers.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    url
+}
+
+/// A worker process `i` of the shared schema at `url`, measuring `what`.
+fn worker(what: &str, url: &str, i: u64) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["one", "palabre", what, url, &i.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What a worker process measured, once it has exited.
+fn measured_by(child: std::process::Child) -> Measured {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    serde_json::from_str(&line).unwrap()
+}
+
 /// The lease of the workers of the takeover measurement (the engine's default
 /// is 60 s; shorter, the measurement is shorter, and nothing else changes).
 const TAKEOVER_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
@@ -91,36 +130,19 @@ fn takeover(base: &str, timers: u64, kill_after: Duration) {
         TAKEOVER_LEASE.num_seconds()
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = runtime.block_on(measure::fresh_schema(base, "takeover"));
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new(&exe)
-        .args(["one", "palabre", "shared-plan", &url, &timers.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let worker = |i: u64| {
-        Command::new(&exe)
-            .args(["one", "palabre", "shared-takeover", &url, &i.to_string()])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (mut killed, survivor) = (worker(0), worker(1));
+    let url = planned_schema(&runtime, base, "takeover", timers);
+    let (mut killed, survivor) = (
+        worker("shared-takeover", &url, 0),
+        worker("shared-takeover", &url, 1),
+    );
     std::thread::sleep(kill_after);
     // `Child::kill` is SIGKILL on Unix: no clean stop, no lease given back.
     killed.kill().unwrap();
     let killed_at = std::time::Instant::now();
     killed.wait().unwrap();
     let (sent_before, _) = runtime.block_on(palabre::sent_and_queued(&url));
-    let output = survivor.wait_with_output().unwrap();
-    assert!(output.status.success());
+    let survived = measured_by(survivor);
     let after_kill = killed_at.elapsed().as_secs_f64();
-    let line = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    let survived = serde_json::from_str::<Measured>(&line).unwrap();
     let (sent, left) = runtime.block_on(palabre::sent_and_queued(&url));
     let in_ledger = runtime.block_on(palabre::sent_in_ledger(&url));
     println!(
@@ -144,36 +166,12 @@ fn several_workers(base: &str, timers: u64) {
     println!("|---|---|---|---|---|");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for workers in [1_u64, 2, 4] {
-        let url = runtime.block_on(measure::fresh_schema(base, &format!("workers{workers}")));
-        let exe = std::env::current_exe().unwrap();
-        let status = Command::new(&exe)
-            .args(["one", "palabre", "shared-plan", &url, &timers.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let url = planned_schema(&runtime, base, &format!("workers{workers}"), timers);
         let start = std::time::Instant::now();
         let children: Vec<_> = (0..workers)
-            .map(|i| {
-                Command::new(&exe)
-                    .args(["one", "palabre", "shared-work", &url, &i.to_string()])
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|i| worker("shared-work", &url, i))
             .collect();
-        let delivered: u64 = children
-            .into_iter()
-            .map(|child| {
-                let output = child.wait_with_output().unwrap();
-                assert!(output.status.success());
-                let line = String::from_utf8_lossy(&output.stdout)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .to_owned();
-                serde_json::from_str::<Measured>(&line).unwrap().items
-            })
-            .sum();
+        let delivered: u64 = children.into_iter().map(|c| measured_by(c).items).sum();
         let seconds = start.elapsed().as_secs_f64();
         let (sent, left) = runtime.block_on(palabre::sent_and_queued(&url));
         println!(

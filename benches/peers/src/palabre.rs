@@ -346,41 +346,28 @@ async fn shared_worker(url: &str, owner: &str, clock: Arc<dyn Clock>, lease: Tim
 pub async fn work_shared(url: &str, owner: &str) -> Measured {
     let clock = Arc::new(VirtualClock::new(bench_now()));
     let runtime = shared_worker(url, owner, clock, RuntimeConfig::default().lease).await;
-    let start = Instant::now();
-    let mut delivered = 0;
-    loop {
-        let report = runtime.tick().await.unwrap();
-        delivered += report.sent;
-        if report.fired == 0 && report.sent == 0 {
-            break;
-        }
-    }
-    Measured {
-        engine: "palabre".into(),
-        backend: measure::backend(url),
-        what: "worker".into(),
-        items: delivered as u64,
-        seconds: start.elapsed().as_secs_f64(),
-        cpu_percent: 0.0,
-        rss_mib: measure::resident_mib(),
-        lateness_ms: Vec::new(),
-    }
+    ticks(&runtime, url, false).await
 }
 
 /// *Takeover*, one of the workers: on the real clock with leases of `lease`,
 /// ticks until the database holds nothing left to send (another worker's
 /// leases expire meanwhile, and their work comes to this one); how many
-/// messages it delivered, and when it saw the last one sent.
+/// messages it delivered.
 pub async fn work_until_all_sent(url: &str, owner: &str, lease: TimeDelta) -> Measured {
     let runtime = shared_worker(url, owner, Arc::new(SystemClock), lease).await;
+    ticks(&runtime, url, true).await
+}
+
+/// Ticks `runtime` until a tick fires and sends nothing (and, if
+/// `until_all_sent`, the database holds nothing left to send); what it delivered.
+async fn ticks(runtime: &Runtime, url: &str, until_all_sent: bool) -> Measured {
     let start = Instant::now();
     let mut delivered = 0;
     loop {
         let report = runtime.tick().await.unwrap();
         delivered += report.sent;
         if report.fired == 0 && report.sent == 0 {
-            let status = runtime.store().status(Utc::now()).await.unwrap();
-            if left(&status) == 0 {
+            if !until_all_sent || left(&runtime.store().status(Utc::now()).await.unwrap()) == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
