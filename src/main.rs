@@ -9,11 +9,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-/// mimalloc instead of the system's allocator: planning and sending make and
-/// drop many small strings, which glibc's malloc serves slowly (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 
 use cli::args::{
@@ -24,6 +19,11 @@ use cli::{
     backup, case, contacts, context, key, logging, milestones, occurrence, preview, purge, rules,
     schema, serve, status, test, token, validate,
 };
+
+/// mimalloc instead of the system's allocator: planning and sending make and
+/// drop many small strings, which glibc's malloc serves slowly (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -265,7 +265,6 @@ pub fn operator(named: Option<&str>) -> String {
         .unwrap_or_else(|| "cli".to_owned())
 }
 
-/// Prints rows as a left-aligned text table.
 /// `text` at the end of `out`, moved rather than copied when `out` is empty
 /// (a preview's JSON can be tens of megabytes).
 pub fn append(out: &mut String, text: String) {
@@ -276,6 +275,7 @@ pub fn append(out: &mut String, text: String) {
     }
 }
 
+/// Prints rows as a left-aligned text table.
 pub fn print_table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
     for line in table_lines(headers, rows) {
         let _ = writeln!(out, "{line}");
@@ -292,8 +292,9 @@ pub fn table_lines(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
             *w = (*w).max(cell.chars().count());
         }
     }
+    let capacity = widths.iter().map(|w| w + 2).sum();
     let line = |cells: Vec<String>| {
-        let mut line = String::with_capacity(widths.iter().map(|w| w + 2).sum());
+        let mut line = String::with_capacity(capacity);
         for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 line.push_str("  ");

@@ -374,21 +374,11 @@ impl Calendars {
     /// Whether `date` is a weekly market day at `place` or at a place above it.
     pub fn is_market_day(&self, date: NaiveDate, place: &str) -> bool {
         let weekday = Weekday::of(date);
-        // The place, then each place above it: `mopti/djenne`, then `mopti`.
-        let mut at = place;
-        loop {
-            if self
-                .markets
+        Places::upwards(place).any(|at| {
+            self.markets
                 .get(at)
                 .is_some_and(|days| days.contains(&weekday))
-            {
-                return true;
-            }
-            match at.rfind('/') {
-                Some(end) => at = &at[..end],
-                None => return false,
-            }
-        }
+        })
     }
 
     /// The reason of an alert covering `place` on `date`, if any.

@@ -73,13 +73,7 @@ const BAMBARA_MONTHS: [&str; 12] = [
 
 /// The date of `value` (`YYYY-MM-DD`, or `YYYY-MM-DD HH:MM`), if it has one.
 fn date_of(value: &str) -> Option<NaiveDate> {
-    // Read by hand: a format string would be parsed again at every message.
-    let (year, rest) = value.get(..10)?.split_once('-')?;
-    let (month, day) = rest.split_once('-')?;
-    if (year.len(), month.len(), day.len()) != (4, 2, 2) {
-        return None;
-    }
-    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?)
+    crate::calendars::parse_iso_date(value.get(..10)?)
 }
 
 /// The time of `value` (`HH:MM`, or `YYYY-MM-DD HH:MM`), if it has one.

@@ -192,6 +192,18 @@ impl Places {
         self.by_path.values()
     }
 
+    /// The place above `place` (`mopti/djenne` above `mopti/djenne/fakala`),
+    /// `None` for a region.
+    pub fn parent(place: &str) -> Option<&str> {
+        place.rsplit_once('/').map(|(up, _)| up)
+    }
+
+    /// `place`, then each place above it up to its region: `mopti/djenne/fakala`,
+    /// `mopti/djenne`, `mopti`. Nothing for the national level (`""`).
+    pub fn upwards(place: &str) -> impl Iterator<Item = &str> {
+        std::iter::successors(Some(place).filter(|p| !p.is_empty()), |p| Places::parent(p))
+    }
+
     /// Whether `place` is `ancestor` or lies below it.
     pub fn contains(ancestor: &str, place: &str) -> bool {
         place == ancestor
@@ -219,6 +231,18 @@ mod tests {
         assert!(Places::contains("mopti/koro", "mopti/koro"));
         assert!(!Places::contains("mopti/koro", "mopti/korokoro"));
         assert!(!Places::contains("mopti/koro/koro", "mopti/koro"));
+    }
+
+    #[test]
+    fn a_place_and_those_above_it() {
+        assert_eq!(
+            Places::upwards("mopti/djenne/fakala").collect::<Vec<_>>(),
+            ["mopti/djenne/fakala", "mopti/djenne", "mopti"]
+        );
+        assert_eq!(Places::upwards("mopti").collect::<Vec<_>>(), ["mopti"]);
+        assert_eq!(Places::upwards("").count(), 0);
+        assert_eq!(Places::parent("mopti/djenne"), Some("mopti"));
+        assert_eq!(Places::parent("mopti"), None);
     }
 
     #[test]

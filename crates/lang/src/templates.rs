@@ -511,7 +511,7 @@ impl Templates {
                 .and_then(|t| t.render(&seen))
                 .map_err(|source| RenderError::Render { name, source })
         };
-        let (subject, body) = match channel {
+        let (subject, mut body) = match channel {
             Channel::Sms => {
                 let text = render("sms")?;
                 let gsm = self
@@ -523,7 +523,6 @@ impl Templates {
             }
             Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
         };
-        let mut body = body;
         body.truncate(body.trim_end().len());
         Ok(Rendered {
             language,

@@ -162,10 +162,7 @@ fn register_places(engine: &mut Engine, world: &Arc<World>) {
         &["place: &str", "String"],
     )
     .register_into_engine(engine, |place: &str| -> String {
-        place
-            .rsplit_once('/')
-            .map(|(up, _)| up.to_owned())
-            .unwrap_or_default()
+        Places::parent(place).unwrap_or_default().to_owned()
     });
     documented(
         "is_within",

@@ -458,14 +458,10 @@ impl Rules {
 
     /// The places a hook is looked up at, most local first, national last.
     fn levels(place: &str) -> Vec<String> {
-        let mut levels = Vec::new();
-        let mut current = place;
-        while !current.is_empty() {
-            levels.push(current.to_owned());
-            current = current.rsplit_once('/').map_or("", |(up, _)| up);
-        }
-        levels.push(String::new());
-        levels
+        Places::upwards(place)
+            .chain([""])
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The scripts along `place` that define `function`, most local first.
