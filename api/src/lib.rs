@@ -69,6 +69,16 @@ pub struct ApiState {
     pub inbound_secret: Option<String>,
     /// Reads the configured gateway's receipts and replies (its format, its signature).
     pub webhooks: Arc<dyn Webhooks>,
+    /// The voice gateway's side of calls, when calls are configured.
+    pub voice: Option<VoiceCalls>,
+}
+
+/// What the API needs to answer a voice provider during a call.
+#[derive(Clone)]
+pub struct VoiceCalls {
+    pub gateway: Arc<dyn palabre_core::voice::VoiceGateway>,
+    /// The address the provider reaches the API at (`https://palabre.example.org`).
+    pub public_url: String,
 }
 
 /// An error answer: `{"error": "...", "field": "..."}`.

@@ -128,10 +128,16 @@ struct Directory {
     by_id: HashMap<String, usize>,
     /// Contacts who opted out of SMS.
     stopped: std::collections::BTreeSet<String>,
+    /// Contacts who asked never to be called again.
+    calls_stopped: std::collections::BTreeSet<String>,
 }
 
 impl Directory {
-    fn new(contacts: Vec<Contact>, stopped: std::collections::BTreeSet<String>) -> Directory {
+    fn new(
+        contacts: Vec<Contact>,
+        stopped: std::collections::BTreeSet<String>,
+        calls_stopped: std::collections::BTreeSet<String>,
+    ) -> Directory {
         let by_id = contacts
             .iter()
             .enumerate()
@@ -141,6 +147,7 @@ impl Directory {
             contacts: Arc::new(contacts),
             by_id,
             stopped,
+            calls_stopped,
         }
     }
 
@@ -178,7 +185,14 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Runtime {
         Runtime {
-            commands: Commands::new(store, definitions, clock),
+            commands: Commands::redialling(
+                store,
+                definitions,
+                clock,
+                connectors
+                    .get(palabre_core::channel::Channel::Voice)
+                    .and_then(|c| c.redial()),
+            ),
             connectors,
             config,
             stopping: AtomicBool::new(false),
@@ -252,9 +266,15 @@ impl Runtime {
         if cache.is_none() {
             let contacts = self.store().contacts().await?;
             let stopped = self.store().sms_stopped().await?;
-            *cache = Some(Directory::new(contacts, stopped));
+            let calls_stopped = self
+                .store()
+                .stopped(palabre_core::channel::Channel::Voice)
+                .await?;
+            *cache = Some(Directory::new(contacts, stopped, calls_stopped));
         }
-        Ok(cache.get_or_insert_with(|| Directory::new(Vec::new(), Default::default())))
+        Ok(cache.get_or_insert_with(|| {
+            Directory::new(Vec::new(), Default::default(), Default::default())
+        }))
     }
 
     /// Gives back the leases this worker holds (claimed work it will not finish).

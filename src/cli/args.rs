@@ -220,6 +220,13 @@ pub struct ServeArgs {
     /// and its settings; secrets are named environment variables). Without it, SMS go to `outbox/sms/`.
     #[arg(long, env = "PALABRE_SMS_GATEWAY", value_name = "FILE.yaml")]
     pub sms_gateway: Option<PathBuf>,
+    /// A voice gateway's configuration (YAML: `gateway: {provider: twilio, …}`, `tries`,
+    /// `spacing`; secrets are named environment variables), for contacts reached by
+    /// calls. It needs the webhook secret (`--inbound-secret-env`): the provider
+    /// fetches each call's clips under it. Without it, calls are not made and go by
+    /// the contact's next channel.
+    #[arg(long, env = "PALABRE_VOICE_GATEWAY", value_name = "FILE.yaml")]
+    pub voice_gateway: Option<PathBuf>,
     /// Where messages go when no gateway is configured: `.eml` files for email, `sms/` text files.
     #[arg(long, default_value = "outbox", env = "PALABRE_OUTBOX")]
     pub outbox: PathBuf,

@@ -18,6 +18,7 @@ use palabre_lang::files::{files_below, folder_fingerprint};
 use palabre_plan::definitions::Definitions;
 use palabre_sms::SmsOutbox;
 use palabre_sms::gateways::SmsGatewayFile;
+use palabre_sms::voice::VoiceGatewayFile;
 use palabre_store::{DefinitionFile, Store};
 
 use super::args::{ServeArgs, SmtpSecurity};
@@ -52,7 +53,14 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let gateway = sms_gateway_file(&args)?;
-    let connectors = connectors(&args, gateway.as_ref())?;
+    let mut connectors = connectors(&args, gateway.as_ref())?;
+    let inbound_secret = std::env::var(&args.inbound_secret_env)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let voice = voice_gateway(&args, inbound_secret.as_deref())?;
+    if let Some((connector, _)) = &voice {
+        connectors = connectors.with(connector.clone());
+    }
     let webhooks = palabre_sms::gateways::webhooks(gateway.as_ref().map(|g| &g.gateway))?;
     tracing::info!(
         target: LOG_TARGET,
@@ -148,10 +156,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         );
         let state = palabre_api::ApiState {
             commands: runtime.commands().clone(),
-            inbound_secret: std::env::var(&args.inbound_secret_env)
-                .ok()
-                .filter(|s| !s.is_empty()),
+            inbound_secret,
             webhooks,
+            voice: voice.map(|(_, calls)| calls),
         };
         let dashboard = palabre_web::DashboardConfig {
             secure_cookies: public_url
@@ -231,6 +238,38 @@ fn sms_gateway_file(args: &ServeArgs) -> anyhow::Result<Option<SmsGatewayFile>> 
 }
 
 /// The connectors `serve` delivers through: SMTP if configured, else `.eml` files;
+/// The voice gateway `--voice-gateway` names: the connector placing calls and
+/// what the API answers the provider with.
+fn voice_gateway(
+    args: &ServeArgs,
+    secret: Option<&str>,
+) -> anyhow::Result<Option<(Arc<dyn Connector>, palabre_api::VoiceCalls)>> {
+    let Some(file) = &args.voice_gateway else {
+        return Ok(None);
+    };
+    let Some(secret) = secret else {
+        bail!(
+            "--voice-gateway needs the webhook secret in {}: the provider fetches each call's clips and posts its keys under it",
+            args.inbound_secret_env
+        );
+    };
+    let parsed = palabre_lang::yaml::parse_file::<VoiceGatewayFile>(file)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let config = parsed.value;
+    let palabre_sms::voice::VoiceGatewayConfig::Twilio { public_url, .. } = &config.gateway;
+    let public_url = public_url.trim_end_matches('/').to_owned();
+    let (connector, gateway) = config
+        .gateway(secret)
+        .with_context(|| format!("setting up the voice gateway of {}", file.display()))?;
+    Ok(Some((
+        connector,
+        palabre_api::VoiceCalls {
+            gateway,
+            public_url,
+        },
+    )))
+}
+
 /// SMS through the gateway if one is configured, else into the SMS outbox.
 fn connectors(args: &ServeArgs, gateway: Option<&SmsGatewayFile>) -> anyhow::Result<Connectors> {
     let email = match &args.smtp_host {
@@ -278,6 +317,9 @@ fn keep_the_demo_apart(args: &mut ServeArgs) -> anyhow::Result<()> {
         args.sms_gateway
             .as_ref()
             .map(|_| "an SMS gateway (--sms-gateway, PALABRE_SMS_GATEWAY)"),
+        args.voice_gateway
+            .as_ref()
+            .map(|_| "a voice gateway (--voice-gateway, PALABRE_VOICE_GATEWAY)"),
     ]
     .into_iter()
     .flatten()

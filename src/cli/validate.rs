@@ -64,6 +64,7 @@ pub async fn run(paths: &[PathBuf], sources: &Sources) -> anyhow::Result<()> {
         check_recipients(&definitions, sources, &mut diagnostics).await?;
     }
     sms_segments(&definitions, &root, &mut diagnostics)?;
+    call_lengths(&definitions)?;
     report(diagnostics)?;
     let workflows = definitions.workflow_ids().count();
     eprintln!("ok: {workflows} workflow(s) valid in {}", root.display());
@@ -134,6 +135,33 @@ fn sms_segments(
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Prints how long every voice text plays, per template and language, rendered
+/// with the sample values, the keypad's question included.
+fn call_lengths(definitions: &Definitions) -> anyhow::Result<()> {
+    let sample = palabre_lang::templates::MessageContext::sample();
+    let mut err = std::io::stderr().lock();
+    for template in definitions.templates.names() {
+        for language in definitions.templates.voice_clips(template).into_keys() {
+            let Ok(rendered) =
+                definitions
+                    .templates
+                    .render(template, Channel::Voice, language, &sample)
+            else {
+                continue;
+            };
+            let clips: Vec<&str> = palabre_lang::voice::call_clips(&rendered.body).collect();
+            let length = definitions.audio.duration(language, clips.iter().copied());
+            writeln!(
+                err,
+                "voice {template:<20} {language}  {} clips, {:.1} s with the keypad's question",
+                clips.len(),
+                length.as_secs_f64()
+            )?;
         }
     }
     Ok(())

@@ -479,6 +479,7 @@ impl Served {
             commands: api.runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+            voice: None,
         };
         let server = tokio::spawn(palabre_api::serve_with(
             listener,

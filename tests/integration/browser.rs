@@ -306,6 +306,7 @@ async fn a_coordinator_follows_a_meeting_and_acts_in_a_real_browser() {
             commands: api.runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+            voice: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(palabre_api::serve_router(

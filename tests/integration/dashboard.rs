@@ -25,6 +25,7 @@ async fn send(api: &Api, method: &str, path: &str, cookie: &str, form: &str) -> 
         commands: api.runtime.commands().clone(),
         inbound_secret: None,
         webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        voice: None,
     };
     let request = Request::builder()
         .method(method)

@@ -471,6 +471,7 @@ async fn get_workflows(runtime: &palabre_engine::runtime::Runtime, token: &str) 
         commands: runtime.commands().clone(),
         inbound_secret: None,
         webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        voice: None,
     })
     .oneshot(request)
     .await

@@ -190,6 +190,7 @@ async fn replies_answer_meetings_feed_the_quorum_and_stop_means_stop() {
             commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+            voice: None,
         };
         let post = |path: &str| {
             Request::builder()
@@ -297,6 +298,7 @@ async fn delivery_receipts_are_recorded_against_their_message() {
             commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+            voice: None,
         };
         let post = |content_type: &str, body: String| {
             Request::builder()

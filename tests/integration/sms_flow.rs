@@ -219,6 +219,7 @@ async fn a_meeting_runs_over_sms_with_replies_quorum_fallbacks_and_an_opt_out() 
             commands: runtime.commands().clone(),
             inbound_secret: Some("s3cret".into()),
             webhooks: palabre_sms::gateways::webhooks(Some(&gateway.gateway)).unwrap(),
+            voice: None,
         };
         let occurrence = at("2026-12-07T09:00:00Z");
         let reference = occurrence_reference("weekly-koro", occurrence);

@@ -140,6 +140,7 @@ pub(crate) async fn api_request(
         commands: commands.clone(),
         inbound_secret: Some("s3cret".into()),
         webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        voice: None,
     })
     .oneshot(request)
     .await

@@ -9,6 +9,7 @@ mod directory;
 mod health;
 mod milestones;
 mod reports;
+mod voice;
 mod webhooks;
 mod workflows;
 
@@ -299,6 +300,54 @@ pub static ROUTES: &[RouteDoc] = &[
         success: 200,
         body_limit: None,
         handler: || post(webhooks::receipts),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/voice/{secret}/call",
+        summary: "The voice provider's request once a call is answered (`?message=` the call's outbox key): the document that plays the message's recorded clips, then asks for a key (Twilio TwiML). Signed by the provider",
+        role: None,
+        request: None,
+        query: &[("message", "the outbox key of the message the call carries")],
+        response: text,
+        success: 200,
+        body_limit: None,
+        handler: || post(voice::call),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/voice/{secret}/keys",
+        summary: "The key pressed during a call (`?message=`): 1 yes and 2 no, recorded as an SMS reply would be; 9 the message again; 0 never to be called again. Answers with the document that thanks, repeats or asks again",
+        role: None,
+        request: None,
+        query: &[("message", "the outbox key of the message the call carries")],
+        response: text,
+        success: 200,
+        body_limit: None,
+        handler: || post(voice::keys),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/voice/{secret}/status",
+        summary: "A call's final status from the voice provider (signed): completed counts as delivered; busy or no answer is called again later, then goes by the contact's next channel; failed goes by the next channel at once",
+        role: None,
+        request: None,
+        query: &[],
+        response: text,
+        success: 200,
+        body_limit: None,
+        handler: || post(voice::status),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/voice/{secret}/audio/{language}/{clip}",
+        summary: "A recorded clip (`workflows/audio/<language>/<clip>.wav`), fetched by the voice provider during a call; under the webhook secret",
+        role: None,
+        request: None,
+        query: &[],
+        response: text,
+        success: 200,
+        body_limit: None,
+        handler: || get(voice::audio),
     },
     RouteDoc {
         method: "get",

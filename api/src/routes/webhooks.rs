@@ -23,7 +23,7 @@ pub struct ReceiptsDone {
 }
 
 /// Checks the webhook secret in the URL, in constant time.
-fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
+pub(super) fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
     let Some(expected) = state.inbound_secret.as_deref() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -41,7 +41,7 @@ fn webhook_secret(state: &ApiState, secret: &str) -> Result<(), ApiError> {
 }
 
 /// Checks a webhook request's secret and hands it to `read` as the plugin sees it.
-fn webhook<T>(
+pub(super) fn webhook<T>(
     state: &ApiState,
     secret: &str,
     uri: &Uri,
@@ -77,7 +77,7 @@ fn webhook<T>(
 /// Refuses a fact a provider's body gave with a control character, however the
 /// body encoded it (`%00` in a form, `\u0000` in JSON): the API's rule, but a
 /// carriage return is let through, which an SMS may hold.
-fn check_fact(field: &str, text: &str) -> Result<(), ApiError> {
+pub(super) fn check_fact(field: &str, text: &str) -> Result<(), ApiError> {
     match text.chars().find(|&c| c != '\r' && forbidden_char(c)) {
         Some(c) => Err(control_refused(Some(field.to_owned()), c)),
         None => Ok(()),

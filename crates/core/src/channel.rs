@@ -15,16 +15,25 @@ pub enum Channel {
     Sms,
     /// An email to the contact's address.
     Email,
+    /// A call to the contact's phone that plays recorded clips in their language
+    /// and takes their answer from the keypad.
+    Voice,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
+    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::Email, Channel::Voice];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
             Channel::Email => "email",
+            Channel::Voice => "voice",
         }
+    }
+
+    /// Whether the channel reaches the contact's phone (SMS and calls).
+    pub fn uses_phone(self) -> bool {
+        matches!(self, Channel::Sms | Channel::Voice)
     }
 
     pub fn parse(text: &str) -> Option<Channel> {

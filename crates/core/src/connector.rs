@@ -89,6 +89,19 @@ pub trait Connector: Send + Sync {
     fn max_in_flight(&self) -> usize {
         1
     }
+    /// How a call nobody took is tried again (voice connectors); `None`: a
+    /// message is placed once.
+    fn redial(&self) -> Option<Redial> {
+        None
+    }
+}
+
+/// How a call nobody took (busy, no answer) is tried again: `tries` calls in
+/// all, `spacing` apart; after the last, it goes by the contact's next channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redial {
+    pub tries: u32,
+    pub spacing: Duration,
 }
 
 /// The connectors the runtime delivers through, one per channel.

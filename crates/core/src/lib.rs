@@ -20,4 +20,5 @@ pub mod redact;
 pub mod rule_function;
 pub mod secret;
 pub mod suggest;
+pub mod voice;
 pub mod webhooks;

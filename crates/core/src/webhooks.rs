@@ -64,6 +64,9 @@ const UNDELIVERED: [&str; 8] = [
     "absentsubscriber",
     "deliveryfailure",
 ];
+/// Call statuses that mean nobody took the call: worth calling again later
+/// (Twilio's `busy` and `no-answer`, Africa's Talking's `USER_BUSY`, `NO_ANSWER`).
+const UNANSWERED: [&str; 4] = ["busy", "noanswer", "userbusy", "notanswered"];
 
 impl Receipt {
     /// What this receipt says of the message.
@@ -72,6 +75,8 @@ impl Receipt {
         let word = status.to_lowercase().replace(['_', ' ', '-'], "");
         if DELIVERED.contains(&word.as_str()) {
             DeliveryStatus::Delivered
+        } else if UNANSWERED.contains(&word.as_str()) && !self.opted_out {
+            DeliveryStatus::Unanswered
         } else if UNDELIVERED.contains(&word.as_str()) || self.opted_out {
             DeliveryStatus::Failed
         } else {
@@ -85,6 +90,9 @@ impl Receipt {
 pub enum DeliveryStatus {
     Delivered,
     Failed,
+    /// A call nobody took (busy, no answer): called again later, or, after the
+    /// last try, failed.
+    Unanswered,
     /// A passing status in the provider's own word (`sent`, `Buffered` ...), or
     /// one palabre does not know: kept, never taken for final.
     Passing(String),
@@ -96,6 +104,7 @@ impl DeliveryStatus {
         match word {
             "delivered" => DeliveryStatus::Delivered,
             "failed" => DeliveryStatus::Failed,
+            "unanswered" => DeliveryStatus::Unanswered,
             other => DeliveryStatus::Passing(other.to_owned()),
         }
     }
@@ -105,13 +114,14 @@ impl DeliveryStatus {
         match self {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Unanswered => "unanswered",
             DeliveryStatus::Passing(word) => word,
         }
     }
 
     /// Delivered or failed: nothing later changes it.
     pub fn is_final(&self) -> bool {
-        !matches!(self, DeliveryStatus::Passing(_))
+        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Failed)
     }
 }
 

@@ -44,7 +44,7 @@ impl Contact {
     /// The address this contact has on `channel`, if any.
     pub fn address(&self, channel: Channel) -> Option<&str> {
         match channel {
-            Channel::Sms => self.phone.as_deref(),
+            Channel::Sms | Channel::Voice => self.phone.as_deref(),
             Channel::Email => self.email.as_deref(),
         }
     }
@@ -406,15 +406,16 @@ fn validate(
                         channels.push(reading.value);
                     }
                 }
-                None => problems.push(format!("unknown channel '{text}' (sms, email)")),
+                None => problems.push(format!("unknown channel '{text}' (sms, email, voice)")),
             }
         }
         if channels.is_empty() {
-            channels = Channel::ALL.to_vec();
+            // Calls are made only to those who asked for them.
+            channels = vec![Channel::Sms, Channel::Email];
         }
         for channel in &channels {
             let has = match channel {
-                Channel::Sms => phone.is_some(),
+                Channel::Sms | Channel::Voice => phone.is_some(),
                 Channel::Email => email.is_some(),
             };
             if !has && problems.is_empty() {

@@ -72,12 +72,12 @@ const BAMBARA_MONTHS: [&str; 12] = [
 ];
 
 /// The date of `value` (`YYYY-MM-DD`, or `YYYY-MM-DD HH:MM`), if it has one.
-fn date_of(value: &str) -> Option<NaiveDate> {
+pub(crate) fn date_of(value: &str) -> Option<NaiveDate> {
     crate::calendars::parse_iso_date(value.get(..10)?)
 }
 
 /// The time of `value` (`HH:MM`, or `YYYY-MM-DD HH:MM`), if it has one.
-fn time_of(value: &str) -> Option<NaiveTime> {
+pub(crate) fn time_of(value: &str) -> Option<NaiveTime> {
     let text = value.rsplit(' ').next()?;
     text.parse().ok()
 }

@@ -98,6 +98,10 @@ const CHANNEL_SPELLINGS: &[(&str, Channel)] = &[
     ("mail", Channel::Email),
     ("courriel", Channel::Email),
     ("texto", Channel::Sms),
+    ("appel", Channel::Voice),
+    ("telephone", Channel::Voice),
+    ("vocal", Channel::Voice),
+    ("call", Channel::Voice),
 ];
 
 /// Lower case, accents removed, runs of spaces made one; what was changed.
@@ -292,6 +296,12 @@ mod tests {
             ),
             ("email", Channel::Email, vec![]),
             ("courriel", Channel::Email, vec![Written::Spelling]),
+            ("voice", Channel::Voice, vec![]),
+            (
+                "Appel",
+                Channel::Voice,
+                vec![Written::Capitals, Written::Spelling],
+            ),
         ] {
             let reading = channel_of(text);
             assert_eq!(reading, Some((channel, how)), "{text}");

@@ -31,4 +31,5 @@ pub mod retention;
 pub mod source_map;
 pub mod table;
 pub mod templates;
+pub mod voice;
 pub mod yaml;

@@ -187,6 +187,12 @@ pub struct TemplateText {
     /// goes in the cheaper encoding: 160 characters a segment instead of 70.
     #[serde(default)]
     pub sms_gsm: bool,
+    /// What a call plays: the names of recorded clips
+    /// (`workflows/audio/<language>/<clip>.wav`), separated by spaces, with
+    /// spoken values said by `say_date`, `say_time` and `say_digits`
+    /// (`invitation {{ occurrence.date | say_date }}`).
+    #[serde(default)]
+    pub voice: Option<String>,
 }
 
 /// A template file: texts keyed by ISO 639-3 language code (`fra`, `eng`, `bam`, `ffm`).

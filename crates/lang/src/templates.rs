@@ -327,6 +327,11 @@ impl Default for Templates {
         env.add_filter("date_long", in_language(dates::date_long));
         env.add_filter("date_short", in_language(dates::date_short));
         env.add_filter("clock", in_language(dates::clock));
+        env.add_filter("say_date", |value: String| crate::voice::say_date(&value));
+        env.add_filter("say_time", |value: String| crate::voice::say_time(&value));
+        env.add_filter("say_digits", |value: String| {
+            crate::voice::say_digits(&value)
+        });
         Templates {
             env,
             texts: BTreeMap::new(),
@@ -339,6 +344,7 @@ fn parts(channel: Channel) -> &'static [&'static str] {
     match channel {
         Channel::Sms => &["sms"],
         Channel::Email => &["subject", "email"],
+        Channel::Voice => &["voice"],
     }
 }
 
@@ -347,6 +353,7 @@ fn part<'t>(text: &'t TemplateText, name: &str) -> Option<&'t str> {
         "sms" => text.sms.as_deref(),
         "email" => text.email.as_deref(),
         "subject" => text.subject.as_deref(),
+        "voice" => text.voice.as_deref(),
         _ => None,
     }
 }
@@ -388,7 +395,7 @@ impl Templates {
                     ));
                     continue;
                 }
-                for part_name in ["subject", "email", "sms"] {
+                for part_name in ["subject", "email", "sms", "voice"] {
                     let Some(source) = part(text, part_name) else {
                         continue;
                     };
@@ -399,11 +406,23 @@ impl Templates {
                             let compiled = templates
                                 .env
                                 .get_template(&key(&name, language, part_name))?;
-                            compiled
-                                .render(in_language(language, &MessageContext::sample()))
-                                .map(|_| ())
+                            compiled.render(in_language(language, &MessageContext::sample()))
                         });
-                    if let Err(e) = result {
+                    if part_name == "voice"
+                        && let Ok(script) = &result
+                        && let Some(bad) =
+                            crate::voice::clips_of(script).find(|c| !crate::voice::is_clip_name(c))
+                    {
+                        diagnostics.push(yaml::problem(
+                            &file,
+                            &parsed.text,
+                            parsed.map.value(&format!("{language}.voice")),
+                            format!(
+                                "voice text in '{language}' says '{bad}', which cannot name a recording: clip names are lower-case letters, digits and dashes, separated by spaces"
+                            ),
+                        ));
+                    }
+                    if let Err(e) = &result {
                         let line = e
                             .line()
                             .map(|l| format!(" (line {l} of the text)"))
@@ -414,7 +433,7 @@ impl Templates {
                             parsed.map.value(&format!("{language}.{part_name}")),
                             format!(
                                 "{part_name} text in '{language}'{line}: {}",
-                                describe(&e, source)
+                                describe(e, source)
                             ),
                         ));
                     }
@@ -457,6 +476,34 @@ impl Templates {
             .get(template)
             .and_then(|t| t.get(FALLBACK_LANGUAGE))
             .is_some_and(|text| parts(channel).iter().all(|p| part(text, p).is_some()))
+    }
+
+    /// The languages `template` has a voice text in, with every clip a call in
+    /// that language can play: the text's own (as the sample renders them), what
+    /// its filters can say, and the keypad's.
+    pub fn voice_clips(&self, template: &str) -> BTreeMap<&str, Vec<String>> {
+        let Some(file) = self.texts.get(template) else {
+            return BTreeMap::new();
+        };
+        file.iter()
+            .filter_map(|(language, text)| {
+                let source = text.voice.as_deref()?;
+                let sample = self
+                    .env
+                    .get_template(&key(template, language, "voice"))
+                    .and_then(|t| t.render(in_language(language, &MessageContext::sample())))
+                    .unwrap_or_default();
+                let mut clips: Vec<String> = crate::voice::clips_of(&sample)
+                    .filter(|c| crate::voice::is_clip_name(c))
+                    .map(str::to_owned)
+                    .chain(crate::voice::spoken_clips(source))
+                    .chain(crate::voice::CALL_CLIPS.map(str::to_owned))
+                    .collect();
+                clips.sort();
+                clips.dedup();
+                Some((language.as_str(), clips))
+            })
+            .collect()
     }
 
     /// The languages `template` has an SMS text in.
@@ -522,6 +569,15 @@ impl Templates {
                 (None, if gsm { to_gsm_lookalikes(&text) } else { text })
             }
             Channel::Email => (Some(render("subject")?.trim().to_owned()), render("email")?),
+            Channel::Voice => {
+                let script = render("voice")?;
+                (
+                    None,
+                    crate::voice::clips_of(&script)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            }
         };
         body.truncate(body.trim_end().len());
         Ok(Rendered {

@@ -40,6 +40,7 @@ use palabre_lang::reply_words::Replies;
 use palabre_lang::retention::Retention;
 use palabre_lang::source_map::SourceMap;
 use palabre_lang::templates::{MessageContext, Templates};
+use palabre_lang::voice::{AUDIO_DIR, Audio};
 use palabre_lang::yaml;
 use palabre_rules::{
     Decision, HOOKS, Limits, MeetingFacts, RULES_DIR, RemindersDecision, Rules, World,
@@ -169,6 +170,8 @@ pub struct Definitions {
     pub reminders: ReminderMemo,
     /// How long texts that can identify people are kept (`retention.yaml`).
     pub retention: Retention,
+    /// The recordings calls are assembled from (`audio/<language>/<clip>.wav`).
+    pub audio: Audio,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -267,7 +270,14 @@ impl Definitions {
             replies: Replies::load(&root.join(REPLIES_FILE), &mut diagnostics),
             reminders: ReminderMemo::default(),
             retention: Retention::load(&root.join(RETENTION_FILE), &mut diagnostics),
+            audio: Audio::load(&root.join(AUDIO_DIR), &mut diagnostics),
         };
+        check_voice_clips(
+            root,
+            &definitions.templates,
+            &definitions.audio,
+            &mut diagnostics,
+        );
         check_reply_instructions(
             &root.join(TEMPLATES_DIR),
             &definitions.templates,
@@ -1148,6 +1158,57 @@ impl Definitions {
 /// Every reply a template's text asks for (`OUI 4821`: a word in capitals just
 /// before a reference of the sample) must be one `replies.yaml` accepts in that
 /// text's language: otherwise whoever follows the instruction is not understood.
+/// Every clip a template's voice text can play exists in each language it has
+/// a voice text in: an error naming the missing ones when the language has a
+/// recordings folder, a warning when it has none yet (its calls fall back to
+/// the contact's next channel until it is recorded).
+fn check_voice_clips(
+    root: &Path,
+    templates: &Templates,
+    audio: &Audio,
+    diagnostics: &mut Diagnostics,
+) {
+    for name in templates.names() {
+        for (language, clips) in templates.voice_clips(name) {
+            let folder = root.join(AUDIO_DIR).join(language);
+            let missing: Vec<&str> = clips
+                .iter()
+                .map(String::as_str)
+                .filter(|clip| audio.clip(language, clip).is_none())
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let file = root.join(TEMPLATES_DIR).join(format!("{name}.yaml"));
+            let shown = if missing.len() > 8 {
+                format!("{} and {} more", missing[..8].join(", "), missing.len() - 8)
+            } else {
+                missing.join(", ")
+            };
+            if folder.is_dir() {
+                diagnostics.push(Diagnostic::error(
+                    &file,
+                    Position::START,
+                    format!(
+                        "the {language} voice text needs recordings that {} does not have: {shown} (`palabre voice clips` lists them all)",
+                        folder.display()
+                    ),
+                ));
+            } else {
+                diagnostics.push(Diagnostic::warning(
+                    &file,
+                    Position::START,
+                    format!(
+                        "the {language} voice text has no recordings yet ({} is missing): calls in {language} go by the contact's next channel until its {} clips are recorded (`palabre voice clips` lists them)",
+                        folder.display(),
+                        clips.len()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 fn check_reply_instructions(
     folder: &Path,
     templates: &Templates,

@@ -83,6 +83,8 @@ pub struct ContactExport {
     pub contact: DirectoryEntry,
     /// Since when they have opted out of SMS (STOP); `None` if they have not.
     pub sms_stopped_since: Option<DateTime<Utc>>,
+    /// Since when they have asked never to be called again (0 during a call).
+    pub calls_stopped_since: Option<DateTime<Utc>>,
     pub responses: Vec<ExportedResponse>,
     pub messages: Vec<ExportedMessage>,
     /// The ledger entries about them, oldest first.
@@ -387,12 +389,17 @@ impl Store {
         };
         let active = !self.inactive_contacts().await?.contains(id);
         let pool = &self.pool;
-        let stopped = sqlx::query("SELECT since FROM sms_stopped WHERE contact_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| row.try_get::<i64, _>("since").map(instant))
-            .transpose()?;
+        let since = async |table: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+            let sql = format!("SELECT since FROM {table} WHERE contact_id = $1");
+            Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| row.try_get::<i64, _>("since").map(instant))
+                .transpose()?)
+        };
+        let stopped = since("sms_stopped").await?;
+        let calls_stopped = since("voice_stopped").await?;
         let responses = sqlx::query(
             "SELECT workflow, occurrence, response, at FROM responses WHERE contact_id = $1 \
              ORDER BY at, workflow, occurrence",
@@ -490,6 +497,7 @@ impl Store {
         Ok(Some(ContactExport {
             contact: DirectoryEntry { contact, active },
             sms_stopped_since: stopped,
+            calls_stopped_since: calls_stopped,
             responses,
             messages,
             ledger,
@@ -612,10 +620,11 @@ impl Store {
         }
 
         // Answers and opt-out: the pseudonym for the id.
-        let mut renamed = [0_u64; 2];
+        let mut renamed = [0_u64; 3];
         for (count, sql) in renamed.iter_mut().zip([
             "UPDATE responses SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE sms_stopped SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE voice_stopped SET contact_id = $2 WHERE contact_id = $1",
         ]) {
             *count = sqlx::query(sql)
                 .bind(id)

@@ -61,6 +61,8 @@ pub enum LedgerEvent {
     /// A contact opted out of SMS (STOP), or back in (START).
     SmsStopped,
     SmsRestarted,
+    /// A contact asked never to be called again (0 during a call).
+    CallsStopped,
     /// The quorum rule weighed an occurrence's answers.
     Quorum,
     /// The provider reported the message delivered, or not, or something else (kept as said).
@@ -76,7 +78,7 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
-    pub const ALL: [LedgerEvent; 31] = [
+    pub const ALL: [LedgerEvent; 32] = [
         LedgerEvent::Fired,
         LedgerEvent::FiredLate,
         LedgerEvent::Missed,
@@ -102,6 +104,7 @@ impl LedgerEvent {
         LedgerEvent::ReplyUnmatched,
         LedgerEvent::SmsStopped,
         LedgerEvent::SmsRestarted,
+        LedgerEvent::CallsStopped,
         LedgerEvent::Quorum,
         LedgerEvent::Delivered,
         LedgerEvent::Undelivered,
@@ -142,6 +145,7 @@ impl LedgerEvent {
             LedgerEvent::ReplyUnmatched => "reply-unmatched",
             LedgerEvent::SmsStopped => "sms-stopped",
             LedgerEvent::SmsRestarted => "sms-restarted",
+            LedgerEvent::CallsStopped => "calls-stopped",
             LedgerEvent::Quorum => "quorum",
             LedgerEvent::Delivered => "delivered",
             LedgerEvent::Undelivered => "undelivered",

@@ -451,6 +451,22 @@ impl Store {
         Ok(ledger.len())
     }
 
+    /// The call `id` (its outbox key), as its TwiML plays it; `None` if no call
+    /// has this key.
+    pub async fn call_message(&self, id: &str) -> Result<Option<ClaimedMessage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, workflow, occurrence, step, contact_id, channel, language, subject, body, \
+             calendar, attempts, fallback_channel, fallback_subject, fallback_body FROM outbox \
+             WHERE id = $1 AND channel = $2",
+        )
+        .bind(id)
+        .bind(Channel::Voice.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| claimed_message(&self.sealer, &row))
+            .transpose()
+    }
+
     /// Takes the lease of up to `limit` messages ready at `now`, oldest first.
     pub async fn claim_messages(
         &self,
@@ -699,6 +715,8 @@ pub struct ReceiptSubject {
     /// The channel its fallback copy was queued on, when the receipt said it
     /// failed and it had one.
     pub fell_back_to: Option<Channel>,
+    /// When a call nobody took is made again.
+    pub redial_at: Option<DateTime<Utc>>,
 }
 
 impl ReceiptSubject {
@@ -716,6 +734,7 @@ impl ReceiptSubject {
             occurrence: super::instant(row.try_get("occurrence")?),
             step: row.try_get("step")?,
             contact_id: row.try_get("contact_id")?,
+            redial_at: None,
         })
     }
 }

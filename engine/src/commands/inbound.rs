@@ -594,15 +594,20 @@ impl Commands {
     pub async fn delivery_receipt(&self, receipt: &Receipt) -> Result<bool, CommandError> {
         let now = self.now();
         let status = receipt.delivery_status();
-        let event = match status {
-            DeliveryStatus::Delivered => LedgerEvent::Delivered,
-            DeliveryStatus::Failed => LedgerEvent::Undelivered,
-            DeliveryStatus::Passing(_) => LedgerEvent::Receipt,
-        };
         let said = receipt.status.trim();
+        let redial = self.shared.redial.and_then(|redial| {
+            let spacing = TimeDelta::from_std(redial.spacing).ok()?;
+            Some((now + spacing, redial.tries))
+        });
         let subject = self
             .store()
-            .record_receipt(&receipt.provider_id, &status, now, |about| {
+            .record_receipt(&receipt.provider_id, &status, now, redial, |about| {
+                let event = match status {
+                    DeliveryStatus::Delivered => LedgerEvent::Delivered,
+                    DeliveryStatus::Unanswered if about.redial_at.is_some() => LedgerEvent::Receipt,
+                    DeliveryStatus::Failed | DeliveryStatus::Unanswered => LedgerEvent::Undelivered,
+                    DeliveryStatus::Passing(_) => LedgerEvent::Receipt,
+                };
                 let detail = match &receipt.reason {
                     Some(reason) => format!("the provider reports: {said} ({reason})"),
                     None => format!("the provider reports: {said}"),
@@ -630,6 +635,12 @@ pub(crate) fn about_sent(
 ) -> LedgerEntry {
     if let Some(channel) = &about.fell_back_to {
         detail.push_str(&format!("; sent again by {channel} instead"));
+    }
+    if let Some(at) = about.redial_at {
+        detail.push_str(&format!(
+            "; called again at {}",
+            at.format("%Y-%m-%d %H:%M UTC")
+        ));
     }
     LedgerEntry::new(now, event, detail)
         .slot(&about.workflow, about.occurrence, &about.step)

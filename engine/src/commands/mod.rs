@@ -9,6 +9,7 @@
 
 mod answers;
 mod attendance;
+mod calls;
 mod cases;
 mod directory;
 mod inbound;
@@ -19,6 +20,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use palabre_core::clock::Clock;
+use palabre_core::connector::Redial;
 use palabre_plan::definitions::Definitions;
 use palabre_store::{Store, StoreError};
 use tokio::sync::Notify;
@@ -27,6 +29,7 @@ use crate::answer_links::AnswerLinkSigner;
 
 pub use answers::{ANSWER_PAGE_TEMPLATE, AnswerPage};
 pub use attendance::{Invitee, OccurrenceReport, QuorumVerdict};
+pub use calls::{CallScript, KeyOutcome};
 pub use cases::{CaseAction, NewCase};
 pub use directory::{DirectoryImport, ImportProblem};
 pub use inbound::InboundOutcome;
@@ -82,10 +85,22 @@ struct Shared {
     wake: Notify,
     /// Set when the server has a public address: emails carry answer links.
     answer_links: RwLock<Option<Arc<AnswerLinkSigner>>>,
+    /// How calls nobody took are made again (the voice connector's).
+    redial: Option<Redial>,
 }
 
 impl Commands {
     pub fn new(store: Store, definitions: Definitions, clock: Arc<dyn Clock>) -> Commands {
+        Commands::redialling(store, definitions, clock, None)
+    }
+
+    /// [`Commands::new`], with calls nobody took made again as `redial` says.
+    pub fn redialling(
+        store: Store,
+        definitions: Definitions,
+        clock: Arc<dyn Clock>,
+        redial: Option<Redial>,
+    ) -> Commands {
         Commands {
             shared: Arc::new(Shared {
                 store,
@@ -93,6 +108,7 @@ impl Commands {
                 clock,
                 wake: Notify::new(),
                 answer_links: RwLock::new(None),
+                redial,
             }),
         }
     }

@@ -251,11 +251,26 @@ impl Runtime {
         let connector = self.connectors.get(channel);
         let idempotent = connector.is_some_and(|c| c.idempotent());
         let receipt_timeout = connector.and_then(|c| c.receipt_timeout());
-        let stopped = channel == Channel::Sms && directory.stopped.contains(&message.contact_id);
+        let stopped = match channel {
+            Channel::Sms => directory.stopped.contains(&message.contact_id),
+            Channel::Voice => directory.calls_stopped.contains(&message.contact_id),
+            Channel::Email => false,
+        };
+        let unrecorded = (channel == Channel::Voice)
+            .then(|| self.unrecorded_clips(&message))
+            .filter(|missing| !missing.is_empty());
         let result = match (contact, address) {
+            _ if stopped && channel == Channel::Voice => Err(DeliveryError::Permanent(
+                "the contact asked never to be called again (0 during a call)".to_owned(),
+            )),
             _ if stopped => Err(DeliveryError::Permanent(
                 "the contact opted out of SMS (STOP)".to_owned(),
             )),
+            _ if let Some(missing) = &unrecorded => Err(DeliveryError::Permanent(format!(
+                "the call cannot be made: no recording in {} of {}",
+                message.language,
+                missing.join(", ")
+            ))),
             (Some(contact), Some(address)) => match connector {
                 Some(connector) => {
                     let outgoing = OutgoingMessage {
@@ -270,6 +285,10 @@ impl Runtime {
                     };
                     connector.deliver(&outgoing).await
                 }
+                // Calls are set up or not: without, the next channel at once.
+                None if channel == Channel::Voice => Err(DeliveryError::Permanent(
+                    "calls are not set up on this server (serve --voice-gateway)".to_owned(),
+                )),
                 None => Err(DeliveryError::Transient(format!(
                     "no connector configured for {channel}"
                 ))),
@@ -329,6 +348,15 @@ impl Runtime {
             idempotent,
             opted_out,
         }
+    }
+
+    /// The clips a call would play that have no recording in its language.
+    fn unrecorded_clips(&self, message: &ClaimedMessage) -> Vec<String> {
+        let definitions = self.definitions();
+        palabre_lang::voice::call_clips(&message.body)
+            .filter(|clip| definitions.audio.clip(&message.language, clip).is_none())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Sends again on their fallback channel the messages whose delivery receipt

@@ -7,6 +7,7 @@
 
 pub mod encoding;
 pub mod gateways;
+pub mod voice;
 
 use std::path::PathBuf;
 

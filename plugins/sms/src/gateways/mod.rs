@@ -14,7 +14,7 @@ mod generic;
 mod infobip;
 mod orange;
 mod paced;
-mod parse;
+pub(crate) mod parse;
 mod twilio;
 mod webhooks;
 
@@ -33,6 +33,7 @@ pub use infobip::Infobip;
 pub use orange::Orange;
 pub use paced::Paced;
 pub use twilio::{Twilio, valid_signature};
+pub(crate) use twilio::{default_base_url as twilio_base_url, signed_form};
 pub use webhooks::webhooks;
 
 /// The file `--sms-gateway FILE.yaml` names: a gateway, and how it is used.

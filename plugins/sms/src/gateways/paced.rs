@@ -97,6 +97,10 @@ impl Connector for Paced {
     fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
+
+    fn redial(&self) -> Option<palabre_core::connector::Redial> {
+        self.inner.redial()
+    }
 }
 
 #[cfg(test)]

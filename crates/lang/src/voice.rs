@@ -1,0 +1,312 @@
+//! Calls assembled from recordings. Text-to-speech does not exist for Bambara
+//! or Fulfulde, so a call plays recorded clips, one file each, from
+//! `workflows/audio/<language>/<clip>.wav`: a template's `voice` text renders to
+//! the names of its clips, and spoken values (dates, times, reference digits)
+//! are said by the `say_date`, `say_time` and `say_digits` filters as number,
+//! weekday and month clips, the way telephone systems have always done it.
+//! This module owns the clip names, the keypad's meaning, and the catalogue of
+//! recordings with their durations (read by symphonia).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{Datelike, Timelike};
+use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
+
+/// The folder of the recordings, in a workflows folder.
+pub const AUDIO_DIR: &str = "audio";
+
+/// The clips every call plays besides its template's: the keypad's question
+/// after the message, and what is said after each answer.
+pub const CALL_CLIPS: [&str; 5] = [
+    KEYS_CLIP,
+    THANKS_YES_CLIP,
+    THANKS_NO_CLIP,
+    NEVER_CLIP,
+    NOT_UNDERSTOOD_CLIP,
+];
+/// "Press 1 to confirm, 2 if you cannot come, 9 to hear the message again, 0
+/// never to be called again."
+pub const KEYS_CLIP: &str = "keys";
+/// "Thank you, your presence is noted."
+pub const THANKS_YES_CLIP: &str = "thanks-yes";
+/// "Thank you, your absence is noted."
+pub const THANKS_NO_CLIP: &str = "thanks-no";
+/// "You will not be called again. Goodbye."
+pub const NEVER_CLIP: &str = "never-again";
+/// "That key is not one of the choices." (then the question again)
+pub const NOT_UNDERSTOOD_CLIP: &str = "not-understood";
+
+/// The clip that says "hours" between the hour and the minutes.
+const HOURS_CLIP: &str = "hours";
+
+/// What a key pressed after the message means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// 1: yes (I will come, I take the dispute, it is done).
+    Yes,
+    /// 2: no.
+    No,
+    /// 9: the message once more.
+    Again,
+    /// 0: never call me again.
+    Never,
+}
+
+impl Key {
+    /// The meaning of what the keypad sent (`"1"`, `"9#"`), if it has one.
+    pub fn read(digits: &str) -> Option<Key> {
+        match digits.trim().trim_end_matches('#') {
+            "1" => Some(Key::Yes),
+            "2" => Some(Key::No),
+            "9" => Some(Key::Again),
+            "0" => Some(Key::Never),
+            _ => None,
+        }
+    }
+}
+
+fn number(n: u32) -> String {
+    format!("number-{n}")
+}
+
+/// "weekday-3 number-2 month-12" for 2 December 2026 (a Wednesday); what is not
+/// an ISO date is left as it is (and then names no clip a folder has).
+pub fn say_date(value: &str) -> String {
+    crate::dates::date_of(value).map_or_else(
+        || value.to_owned(),
+        |date| {
+            format!(
+                "weekday-{} {} month-{}",
+                date.weekday().number_from_monday(),
+                number(date.day()),
+                date.month()
+            )
+        },
+    )
+}
+
+/// "number-16 hours number-18" for 16:18, "number-9 hours" for 09:00.
+pub fn say_time(value: &str) -> String {
+    crate::dates::time_of(value).map_or_else(
+        || value.to_owned(),
+        |time| match time.minute() {
+            0 => format!("{} {HOURS_CLIP}", number(time.hour())),
+            minute => format!("{} {HOURS_CLIP} {}", number(time.hour()), number(minute)),
+        },
+    )
+}
+
+/// Each digit of `value` said alone: "number-7 number-2" for `72`; other
+/// characters are skipped (a reference's dash).
+pub fn say_digits(value: &str) -> String {
+    value
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .map(number)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The clips the `say_…` filters a text uses can say, whatever the value.
+pub fn spoken_clips(source: &str) -> Vec<String> {
+    let mut clips = Vec::new();
+    if source.contains("say_date") {
+        clips.extend((1..=7).map(|d| format!("weekday-{d}")));
+        clips.extend((1..=31).map(number));
+        clips.extend((1..=12).map(|m| format!("month-{m}")));
+    }
+    if source.contains("say_time") {
+        clips.extend((0..=59).map(number));
+        clips.push(HOURS_CLIP.to_owned());
+    }
+    if source.contains("say_digits") {
+        clips.extend((0..=9).map(number));
+    }
+    clips.sort();
+    clips.dedup();
+    clips
+}
+
+/// The clip names of a rendered voice text, in the order they play.
+pub fn clips_of(script: &str) -> impl Iterator<Item = &str> {
+    script.split_whitespace()
+}
+
+/// Every clip a call with the rendered voice text `script` plays when it is
+/// answered: the text's, then the keypad's question.
+pub fn call_clips(script: &str) -> impl Iterator<Item = &str> {
+    clips_of(script).chain([KEYS_CLIP])
+}
+
+/// Whether `name` can name a clip file: lower-case letters, digits and dashes.
+pub fn is_clip_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// One recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    pub path: PathBuf,
+    pub duration: Duration,
+}
+
+/// The recordings of a workflows folder, by language and clip name.
+#[derive(Debug, Clone, Default)]
+pub struct Audio {
+    clips: BTreeMap<String, BTreeMap<String, Clip>>,
+}
+
+impl Audio {
+    /// Reads `dir/<language>/<clip>.wav`, each file's duration included; a file
+    /// that is not readable audio is an error naming it. No folder, no clips.
+    pub fn load(dir: &Path, diagnostics: &mut Diagnostics) -> Audio {
+        let mut audio = Audio::default();
+        let Ok(languages) = std::fs::read_dir(dir) else {
+            return audio;
+        };
+        let mut languages: Vec<PathBuf> = languages.flatten().map(|e| e.path()).collect();
+        languages.sort();
+        for language_dir in languages.into_iter().filter(|p| p.is_dir()) {
+            let Some(language) = language_dir.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(&language_dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = files.flatten().map(|e| e.path()).collect();
+            files.sort();
+            let clips = audio.clips.entry(language.to_owned()).or_default();
+            for file in files {
+                if file.extension().and_then(|e| e.to_str()) != Some("wav") {
+                    continue;
+                }
+                let Some(name) = file.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                match duration_of(&file) {
+                    Ok(duration) => {
+                        clips.insert(
+                            name.to_owned(),
+                            Clip {
+                                path: file.clone(),
+                                duration,
+                            },
+                        );
+                    }
+                    Err(problem) => diagnostics.push(Diagnostic::error(
+                        &file,
+                        Position::START,
+                        format!("not a readable WAV recording: {problem}"),
+                    )),
+                }
+            }
+        }
+        audio
+    }
+
+    /// The recording of `clip` in `language`.
+    pub fn clip(&self, language: &str, clip: &str) -> Option<&Clip> {
+        self.clips.get(language)?.get(clip)
+    }
+
+    /// How long `clips` play in `language` (missing ones count nothing).
+    pub fn duration<'c>(
+        &self,
+        language: &str,
+        clips: impl IntoIterator<Item = &'c str>,
+    ) -> Duration {
+        clips
+            .into_iter()
+            .filter_map(|clip| self.clip(language, clip))
+            .map(|clip| clip.duration)
+            .sum()
+    }
+}
+
+/// A WAV file's duration, read by symphonia from its header.
+fn duration_of(file: &Path) -> Result<Duration, String> {
+    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::probe::Hint;
+
+    let source = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let stream = MediaSourceStream::new(Box::new(source), Default::default());
+    let mut hint = Hint::new();
+    hint.with_extension("wav");
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+    let track = probed
+        .format
+        .default_track()
+        .ok_or_else(|| "no audio track".to_owned())?;
+    let params = &track.codec_params;
+    match (params.n_frames, params.sample_rate) {
+        (Some(frames), Some(rate)) if rate > 0 => {
+            Ok(Duration::from_secs_f64(frames as f64 / f64::from(rate)))
+        }
+        _ => Err("its length is not in its header".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spoken_values_are_number_weekday_and_month_clips() {
+        assert_eq!(say_date("2026-12-02"), "weekday-3 number-2 month-12");
+        assert_eq!(say_date("2027-01-03 09:00"), "weekday-7 number-3 month-1");
+        assert_eq!(say_time("16:18"), "number-16 hours number-18");
+        assert_eq!(say_time("2027-01-06 09:00"), "number-9 hours");
+        assert_eq!(say_digits("7231"), "number-7 number-2 number-3 number-1");
+        assert_eq!(say_digits("LT-07"), "number-0 number-7");
+        assert_eq!(say_date("bientôt"), "bientôt");
+    }
+
+    #[test]
+    fn the_filters_vocabulary_covers_what_they_say() {
+        let source = "{{ d | say_date }} {{ t | say_time }} {{ r | say_digits }}";
+        let vocabulary = spoken_clips(source);
+        for said in [
+            say_date("2027-08-31"),
+            say_time("23:59"),
+            say_time("00:00"),
+            say_digits("0123456789"),
+        ] {
+            for clip in clips_of(&said) {
+                assert!(vocabulary.iter().any(|v| v == clip), "{clip}");
+            }
+        }
+        assert!(spoken_clips("welcome").is_empty());
+    }
+
+    #[test]
+    fn keys_mean_what_the_question_says() {
+        assert_eq!(Key::read("1"), Some(Key::Yes));
+        assert_eq!(Key::read("2#"), Some(Key::No));
+        assert_eq!(Key::read(" 9 "), Some(Key::Again));
+        assert_eq!(Key::read("0"), Some(Key::Never));
+        assert_eq!(Key::read("5"), None);
+        assert_eq!(Key::read(""), None);
+    }
+
+    #[test]
+    fn clip_names_are_file_names() {
+        assert!(is_clip_name("number-12"));
+        assert!(!is_clip_name("Number"));
+        assert!(!is_clip_name("../x"));
+        assert!(!is_clip_name(""));
+    }
+}

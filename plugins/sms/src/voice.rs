@@ -1,0 +1,344 @@
+//! Calls through Twilio Programmable Voice: the call placed with
+//! `POST /2010-04-01/Accounts/{sid}/Calls.json` (Basic auth, a form naming the
+//! API's call URL and status callback), the TwiML that plays the clips
+//! (`<Play>`) and waits for a key (`<Gather numDigits="1">`), and the signed
+//! forms Twilio posts back: the call's answer, the keys, the final status. The
+//! call URL carries the outbox key of the message; the path carries the API's
+//! webhook secret, so that no one else can fetch a call's clips. Phone numbers
+//! never reach the logs.
+
+use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage, Redial};
+use palabre_core::offset::Offset;
+use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
+use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::gateways::parse::Fields;
+use crate::gateways::{GatewayError, Paced, client, exchange, secret, signed_form};
+
+/// How long the phone rings before Twilio gives up (`no-answer`).
+const RING_SECONDS: &str = "30";
+
+/// The file `--voice-gateway FILE.yaml` names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceGatewayFile {
+    pub gateway: VoiceGatewayConfig,
+    /// At most this many calls placed a second.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
+    /// At most this many calls being placed at once, per worker.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Calls in all to someone who does not pick up (default 3).
+    #[serde(default = "default_tries")]
+    pub tries: u32,
+    /// Time between them (default `2h`).
+    #[serde(default = "default_spacing")]
+    pub spacing: Offset,
+    /// A call with no final status after this long (default `1h`) counts as not
+    /// made and goes by the contact's next channel.
+    #[serde(default = "default_status_timeout")]
+    pub status_timeout: Offset,
+}
+
+fn default_tries() -> u32 {
+    3
+}
+
+fn default_spacing() -> Offset {
+    Offset::from_seconds(2 * 3600)
+}
+
+fn default_status_timeout() -> Offset {
+    Offset::from_seconds(3600)
+}
+
+/// A voice provider's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VoiceGatewayConfig {
+    /// Twilio Programmable Voice.
+    Twilio {
+        #[serde(default = "crate::gateways::twilio_base_url")]
+        base_url: String,
+        account_sid_env: String,
+        auth_token_env: String,
+        /// The number calls come from (E.164).
+        from: String,
+        /// The address palabre's API is reached at from the internet: Twilio
+        /// fetches the call's TwiML and clips there and signs what it posts.
+        public_url: String,
+    },
+}
+
+impl VoiceGatewayFile {
+    /// The connector placing the calls, at its pace, and the gateway reading
+    /// what the provider posts back; `webhook_secret` is the API's.
+    pub fn gateway(
+        &self,
+        webhook_secret: &str,
+    ) -> Result<(Arc<dyn Connector>, Arc<dyn VoiceGateway>), GatewayError> {
+        let positive = |offset: Offset, name: &str| {
+            offset
+                .as_delta()
+                .to_std()
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| GatewayError::Config(format!("{name} must be positive")))
+        };
+        let redial = Redial {
+            tries: self.tries.max(1),
+            spacing: positive(self.spacing, "spacing")?,
+        };
+        let status_timeout = positive(self.status_timeout, "status_timeout")?;
+        let VoiceGatewayConfig::Twilio {
+            base_url,
+            account_sid_env,
+            auth_token_env,
+            from,
+            public_url,
+        } = &self.gateway;
+        let twilio = Arc::new(TwilioVoice {
+            client: client()?,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            account_sid: secret(account_sid_env)?,
+            auth_token: secret(auth_token_env)?,
+            from: from.clone(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            webhook_secret: webhook_secret.to_owned(),
+            redial,
+        });
+        let connector = Arc::new(Paced::new(
+            twilio.clone(),
+            self.max_per_second,
+            self.max_in_flight,
+            Some(status_timeout),
+        ));
+        Ok((connector, twilio))
+    }
+}
+
+/// The API's routes a voice provider calls, under the webhook secret.
+pub fn call_path(secret: &str) -> String {
+    format!("/voice/{secret}/call")
+}
+
+#[derive(Deserialize)]
+struct Created {
+    sid: String,
+}
+
+/// Twilio Programmable Voice.
+pub struct TwilioVoice {
+    client: reqwest::Client,
+    base_url: String,
+    account_sid: String,
+    auth_token: String,
+    from: String,
+    public_url: String,
+    webhook_secret: String,
+    redial: Redial,
+}
+
+impl TwilioVoice {
+    async fn call(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+        let call_url = format!(
+            "{}{}?message={}",
+            self.public_url,
+            call_path(&self.webhook_secret),
+            url_encoded(&message.key)
+        );
+        let status_url = format!("{}/voice/{}/status", self.public_url, self.webhook_secret);
+        let form = [
+            ("To", message.to_address.as_str()),
+            ("From", self.from.as_str()),
+            ("Url", call_url.as_str()),
+            ("StatusCallback", status_url.as_str()),
+            ("Timeout", RING_SECONDS),
+        ];
+        let request = self
+            .client
+            .post(format!(
+                "{}/2010-04-01/Accounts/{}/Calls.json",
+                self.base_url, self.account_sid
+            ))
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&form);
+        exchange("twilio", request)
+            .await?
+            .json::<Created>("twilio")
+            .map(|created| created.sid)
+    }
+
+    fn form(&self, request: &WebhookRequest<'_>) -> Result<Fields, WebhookError> {
+        signed_form(request, &self.auth_token, &Some(self.public_url.clone()))
+    }
+}
+
+fn url_encoded(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .map(|pair| pair.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+impl Connector for TwilioVoice {
+    fn channel(&self) -> palabre_core::channel::Channel {
+        palabre_core::channel::Channel::Voice
+    }
+
+    fn name(&self) -> &str {
+        "twilio-voice"
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
+        Box::pin(self.call(message))
+    }
+
+    fn redial(&self) -> Option<Redial> {
+        Some(self.redial)
+    }
+}
+
+impl VoiceGateway for TwilioVoice {
+    fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {
+        self.form(request)?.required("CallSid")
+    }
+
+    fn keys(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {
+        Ok(self
+            .form(request)?
+            .get("Digits")
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    fn status(&self, request: &WebhookRequest<'_>) -> Result<Receipt, WebhookError> {
+        let form = self.form(request)?;
+        Ok(Receipt {
+            provider_id: form.required("CallSid")?,
+            status: form.required("CallStatus")?,
+            reason: form
+                .get("SipResponseCode")
+                .map(|code| format!("SIP {code}")),
+            opted_out: false,
+        })
+    }
+
+    fn play(&self, clips: &[String], then: &AfterPlaying) -> CallDocument {
+        let plays = |clips: &[String]| -> String {
+            clips
+                .iter()
+                .map(|url| format!("<Play>{}</Play>", xml_escape(url)))
+                .collect()
+        };
+        let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+        body.push_str(&plays(clips));
+        match then {
+            AfterPlaying::AskForKey { question, keys_url } => {
+                let gather = format!(
+                    "<Gather numDigits=\"1\" timeout=\"8\" action=\"{}\" method=\"POST\">{}</Gather>",
+                    xml_escape(keys_url),
+                    plays(question)
+                );
+                // Asked twice when nothing is pressed, then the call ends.
+                body.push_str(&gather);
+                body.push_str(&gather);
+                body.push_str("<Hangup/>");
+            }
+            AfterPlaying::Replay { call_url } => body.push_str(&format!(
+                "<Redirect method=\"POST\">{}</Redirect>",
+                xml_escape(call_url)
+            )),
+            AfterPlaying::HangUp => body.push_str("<Hangup/>"),
+        }
+        body.push_str("</Response>");
+        CallDocument {
+            content_type: "text/xml",
+            body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn twilio() -> TwilioVoice {
+        TwilioVoice {
+            client: crate::gateways::client().unwrap(),
+            base_url: "http://twilio".into(),
+            account_sid: "AC1".into(),
+            auth_token: "token".into(),
+            from: "+15005550006".into(),
+            public_url: "https://palabre.example.org".into(),
+            webhook_secret: "s3cret".into(),
+            redial: Redial {
+                tries: 3,
+                spacing: Duration::from_secs(7200),
+            },
+        }
+    }
+
+    #[test]
+    fn twiml_plays_the_clips_then_asks_twice_and_hangs_up() {
+        let document = twilio().play(
+            &["https://p/a.wav".into(), "https://p/b.wav?x=1&y=2".into()],
+            &AfterPlaying::AskForKey {
+                question: vec!["https://p/keys.wav".into()],
+                keys_url: "https://p/keys?message=k".into(),
+            },
+        );
+        assert_eq!(document.content_type, "text/xml");
+        assert!(document.body.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Play>https://p/a.wav</Play><Play>https://p/b.wav?x=1&amp;y=2</Play><Gather numDigits=\"1\""
+        ));
+        assert_eq!(document.body.matches("<Gather ").count(), 2);
+        assert!(document.body.ends_with("<Hangup/></Response>"));
+    }
+
+    #[test]
+    fn a_key_is_read_from_a_signed_form_only() {
+        let gateway = twilio();
+        let body = b"CallSid=CA1&Digits=1";
+        let params = vec![
+            ("CallSid".to_owned(), "CA1".to_owned()),
+            ("Digits".to_owned(), "1".to_owned()),
+        ];
+        let url = "https://palabre.example.org/voice/s3cret/keys?message=k";
+        let signature = {
+            use base64::Engine as _;
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"token");
+            let data = format!("{url}CallSidCA1Digits1");
+            base64::engine::general_purpose::STANDARD
+                .encode(ring::hmac::sign(&key, data.as_bytes()))
+        };
+        assert!(crate::gateways::valid_signature(
+            "token", url, &params, &signature
+        ));
+        let headers = vec![
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("x-twilio-signature".to_owned(), signature),
+        ];
+        let request = WebhookRequest {
+            path_and_query: "/voice/s3cret/keys?message=k",
+            headers: &headers,
+            body,
+        };
+        assert_eq!(gateway.keys(&request).unwrap(), "1");
+        assert_eq!(gateway.call_id(&request).unwrap(), "CA1");
+        let forged = WebhookRequest {
+            headers: &headers[..1],
+            ..request
+        };
+        assert!(matches!(
+            gateway.keys(&forged),
+            Err(WebhookError::Unauthenticated(_))
+        ));
+    }
+}
