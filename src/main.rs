@@ -16,8 +16,8 @@ use cli::args::{
     TokenCommand,
 };
 use cli::{
-    backup, case, contacts, context, key, logging, milestones, occurrence, preview, purge, rules,
-    schema, serve, status, test, token, validate,
+    backup, case, clips, contacts, context, key, logging, milestones, occurrence, preview, purge,
+    rules, schema, serve, status, test, token, validate,
 };
 
 /// mimalloc instead of the system's allocator: planning and sending make and
@@ -56,6 +56,7 @@ async fn run(command: Command, operator: &str, out: &mut String) -> anyhow::Resu
     match command {
         Command::Validate { paths, sources } => validate::run(&paths, &sources).await,
         Command::Schema { kind } => schema::run(kind, out),
+        Command::Clips { workflows } => clips::run(&workflows, out),
         Command::Serve(args) => serve::run(args).await,
         Command::Status { format, sources } => status::run(format, &sources, out).await,
         Command::Occurrence(OccurrenceCommand::Move {

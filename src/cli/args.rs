@@ -102,6 +102,13 @@ pub enum Command {
         #[command(flatten)]
         sources: Sources,
     },
+    /// List every recorded clip calls can play, per language, with its length
+    /// or MISSING: what a programme records (workflows/audio/<language>/<clip>.wav).
+    Clips {
+        /// The workflows folder.
+        #[arg(long, default_value = "workflows", env = "PALABRE_WORKFLOWS")]
+        workflows: PathBuf,
+    },
     /// Print the JSON Schema of a kind of file (for editors: completion and hover docs).
     Schema {
         #[arg(long, value_enum, default_value_t = SchemaFor::Workflow)]

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod backup;
 pub mod case;
+pub mod clips;
 pub mod contacts;
 pub mod context;
 pub mod key;

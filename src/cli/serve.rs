@@ -258,13 +258,13 @@ fn voice_gateway(
     let config = parsed.value;
     let palabre_sms::voice::VoiceGatewayConfig::Twilio { public_url, .. } = &config.gateway;
     let public_url = public_url.trim_end_matches('/').to_owned();
-    let (connector, gateway) = config
+    let calling = config
         .gateway(secret)
         .with_context(|| format!("setting up the voice gateway of {}", file.display()))?;
     Ok(Some((
-        connector,
+        calling.connector,
         palabre_api::VoiceCalls {
-            gateway,
+            gateway: calling.gateway,
             public_url,
         },
     )))

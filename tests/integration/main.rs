@@ -41,4 +41,5 @@ mod store;
 mod texts;
 mod util;
 mod validate;
+mod voice;
 mod workers;

@@ -73,13 +73,17 @@ pub enum VoiceGatewayConfig {
     },
 }
 
+/// A voice gateway, set up: the connector placing calls (at its pace) and the
+/// provider's side of them, for the API.
+pub struct Calling {
+    pub connector: Arc<dyn Connector>,
+    pub gateway: Arc<dyn VoiceGateway>,
+}
+
 impl VoiceGatewayFile {
     /// The connector placing the calls, at its pace, and the gateway reading
     /// what the provider posts back; `webhook_secret` is the API's.
-    pub fn gateway(
-        &self,
-        webhook_secret: &str,
-    ) -> Result<(Arc<dyn Connector>, Arc<dyn VoiceGateway>), GatewayError> {
+    pub fn gateway(&self, webhook_secret: &str) -> Result<Calling, GatewayError> {
         let positive = |offset: Offset, name: &str| {
             offset
                 .as_delta()
@@ -116,7 +120,10 @@ impl VoiceGatewayFile {
             self.max_in_flight,
             Some(status_timeout),
         ));
-        Ok((connector, twilio))
+        Ok(Calling {
+            connector,
+            gateway: twilio,
+        })
     }
 }
 

@@ -1,0 +1,335 @@
+//! A meeting reaches leaders whose first channel is voice, on SQLite and
+//! PostgreSQL, on the virtual clock: the call is placed to a fake Twilio
+//! (wiremock, its documented Calls API), the TwiML the API answers plays the
+//! clips the invitation is assembled from (the French placeholders of
+//! `scripts/ensure-clips`), a keypad "1" posted back, signed, counts as
+//! attendance, and a call nobody answers is made again, then goes by SMS.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use palabre_api::{ApiState, VoiceCalls, router};
+use palabre_core::clock::VirtualClock;
+use palabre_sms::voice::VoiceGatewayFile;
+use tower::ServiceExt;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::gateways::twilio_signature;
+use crate::runtime::{Recorder, at, run_until, worlds};
+
+const TOKEN: &str = "twilio-voice-token";
+const PUBLIC_URL: &str = "https://palabre.example";
+
+/// Invented people who asked to be called.
+const CALLED: &str = "id,name,roles,place,phone,email,language,channels
+c-7,Binta Sow,leader,mopti/koro/koro,76 00 00 07,,fra,voice;sms
+c-8,Issa Maiga,leader,mopti/koro/koro,76 00 00 08,,fra,voice;sms
+";
+
+const MEETING: &str = "\
+kind: meeting
+id: weekly-koro
+title: Réunion hebdomadaire
+place: mopti/koro
+recurrence: \"0 9 * * MON\"
+venue: Mairie de Koro
+misfire: once
+recipients: [{ role: leader }, { role: mayor }]
+steps:
+  - { id: invitation, at: -3d, template: meeting-invitation, channels: [voice, sms, email] }
+";
+
+/// What the fake Twilio was asked to call: (To, Url, sid).
+type Calls = Arc<Mutex<Vec<(String, String, String)>>>;
+
+async fn fake_twilio() -> (MockServer, Calls) {
+    let server = MockServer::start().await;
+    let calls: Calls = Arc::default();
+    let record = calls.clone();
+    Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC-voice/Calls.json"))
+        .respond_with(move |request: &wiremock::Request| {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&request.body).unwrap();
+            let field = |name: &str| form.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            assert_eq!(
+                field("StatusCallback"),
+                format!("{PUBLIC_URL}/voice/s3cret/status")
+            );
+            let mut calls = record.lock().unwrap();
+            let sid = format!("CA{:032}", calls.len());
+            calls.push((field("To"), field("Url"), sid.clone()));
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({ "sid": sid, "status": "queued" }))
+        })
+        .mount(&server)
+        .await;
+    (server, calls)
+}
+
+/// Posts a form to `route` as Twilio would, signed; the answer's text.
+async fn twilio_posts(state: &ApiState, route: &str, form: &[(&str, &str)]) -> String {
+    let params: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = twilio_signature(TOKEN, &format!("{PUBLIC_URL}{route}"), &params);
+    let request = Request::builder()
+        .method("POST")
+        .uri(route)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(Body::from(serde_urlencoded::to_string(&params).unwrap()))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{route}");
+    assert_eq!(response.headers()["content-type"], "text/xml");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The clip names a TwiML document plays, in order (the Gather's included).
+fn played(twiml: &str) -> Vec<String> {
+    twiml
+        .split("<Play>")
+        .skip(1)
+        .map(|part| {
+            let url = part.split("</Play>").next().unwrap();
+            let prefix = format!("{PUBLIC_URL}/voice/s3cret/audio/fra/");
+            url.strip_prefix(&prefix)
+                .and_then(|clip| clip.strip_suffix(".wav"))
+                .unwrap_or_else(|| panic!("{url} is not a French clip"))
+                .to_owned()
+        })
+        .collect()
+}
+
+fn voice_gateway(folder: &std::path::Path, twilio: &MockServer) -> VoiceGatewayFile {
+    // SAFETY of the test: these variable names are used by this test only, always
+    // with the same values.
+    unsafe {
+        std::env::set_var("PALABRE_TEST_VOICE_SID", "AC-voice");
+        std::env::set_var("PALABRE_TEST_VOICE_TOKEN", TOKEN);
+    }
+    let yaml = format!(
+        "gateway:
+  provider: twilio
+  base_url: {}
+  account_sid_env: PALABRE_TEST_VOICE_SID
+  auth_token_env: PALABRE_TEST_VOICE_TOKEN
+  from: \"+15005550006\"
+  public_url: {PUBLIC_URL}
+tries: 2
+spacing: 2h
+",
+        twilio.uri()
+    );
+    let file = folder.join("voice.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    palabre_lang::yaml::parse_file::<VoiceGatewayFile>(&file)
+        .unwrap()
+        .value
+}
+
+#[tokio::test]
+async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() {
+    // The folder `scripts/ensure-clips` printed, else the repository's.
+    let audio = std::env::var_os("PALABRE_TEST_CLIPS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::util::repo().join("workflows/audio"));
+    assert!(
+        audio.join("fra/keys.wav").exists(),
+        "the French placeholder clips are missing from {}: run scripts/ensure-clips (the README's test command does)",
+        audio.display()
+    );
+    for world in worlds("voice", "once").await {
+        std::fs::write(world.workflows.join("weekly.yaml"), MEETING).unwrap();
+        crate::util::copy_dir(&audio, &world.workflows.join("audio"));
+        world.add_csv(CALLED).await;
+        let (twilio, calls) = fake_twilio().await;
+        let file = voice_gateway(world.workflows.parent().unwrap(), &twilio);
+        let calling = file.gateway("s3cret").unwrap();
+        let (sms, _email, connectors) = Recorder::pair();
+        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+        let runtime = world
+            .runtime(&clock, connectors.with(calling.connector), "a")
+            .await;
+        let state = ApiState {
+            commands: runtime.commands().clone(),
+            inbound_secret: Some("s3cret".into()),
+            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+            voice: Some(VoiceCalls {
+                gateway: calling.gateway,
+                public_url: PUBLIC_URL.into(),
+            }),
+        };
+        let occurrence = at("2026-12-07T09:00:00Z");
+
+        // The invitations, Friday at 09:00: Binta and Issa are called, not texted.
+        run_until(&runtime, &clock, at("2026-12-04T09:00:30Z")).await;
+        let called: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+        assert_eq!(called, ["+22376000007", "+22376000008"]);
+        let texted: Vec<String> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.to_address.clone())
+            .collect();
+        assert!(
+            !texted
+                .iter()
+                .any(|n| n.ends_with("0007") || n.ends_with("0008"))
+        );
+
+        // Binta picks up: the TwiML plays the invitation, Monday 7 December at
+        // 9 o'clock, then asks for a key (twice if nothing is pressed).
+        let (_, binta_url, binta_sid) = calls.lock().unwrap()[0].clone();
+        let route = binta_url.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+        let twiml = twilio_posts(
+            &state,
+            &route,
+            &[("CallSid", &binta_sid), ("CallStatus", "in-progress")],
+        )
+        .await;
+        assert_eq!(
+            played(&twiml),
+            [
+                "invitation",
+                "weekday-1",
+                "number-7",
+                "month-12",
+                "at",
+                "number-9",
+                "hours",
+                "keys",
+                "keys"
+            ],
+            "{twiml}"
+        );
+        assert!(twiml.ends_with("<Hangup/></Response>"), "{twiml}");
+        for private in ["Binta", "0007"] {
+            assert!(!twiml.contains(private), "{private} in {twiml}");
+        }
+        // Twilio fetches the clips from the API.
+        let clip = router(state.clone())
+            .oneshot(
+                Request::builder()
+                    .uri("/voice/s3cret/audio/fra/keys.wav")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(clip.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(clip.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..4], b"RIFF");
+        let wrong = router(state.clone())
+            .oneshot(
+                Request::builder()
+                    .uri("/voice/guess/audio/fra/keys.wav")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+        // 9 plays the message again; 1 confirms, thanked by a recording.
+        let keys_route = route.replace("/call?", "/keys?");
+        let again = twilio_posts(
+            &state,
+            &keys_route,
+            &[("CallSid", &binta_sid), ("Digits", "9")],
+        )
+        .await;
+        assert!(again.contains("<Redirect method=\"POST\">"), "{again}");
+        let thanks = twilio_posts(
+            &state,
+            &keys_route,
+            &[("CallSid", &binta_sid), ("Digits", "1")],
+        )
+        .await;
+        assert_eq!(played(&thanks), ["thanks-yes"], "{thanks}");
+        let responses = runtime
+            .store()
+            .responses("weekly-koro", occurrence)
+            .await
+            .unwrap();
+        assert_eq!(
+            responses.get("c-7").map(String::as_str),
+            Some("yes"),
+            "{responses:?}"
+        );
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        assert!(
+            ledger.iter().any(|e| e.event == "reply"
+                && e.contact_id.as_deref() == Some("c-7")
+                && e.channel == Some(palabre_core::channel::Channel::Voice)),
+            "the keypad's answer is in the ledger as a reply by voice"
+        );
+        twilio_posts(
+            &state,
+            "/voice/s3cret/status",
+            &[("CallSid", &binta_sid), ("CallStatus", "completed")],
+        )
+        .await;
+
+        // Issa does not answer: called again two hours later, then, not
+        // answering again (the second and last try), invited by SMS.
+        let issa_sid = calls.lock().unwrap()[1].2.clone();
+        twilio_posts(
+            &state,
+            "/voice/s3cret/status",
+            &[("CallSid", &issa_sid), ("CallStatus", "no-answer")],
+        )
+        .await;
+        run_until(&runtime, &clock, at("2026-12-04T10:59:00Z")).await;
+        assert_eq!(calls.lock().unwrap().len(), 2, "not before the spacing");
+        run_until(&runtime, &clock, at("2026-12-04T11:01:00Z")).await;
+        let (to, _, second_sid) = calls.lock().unwrap()[2].clone();
+        assert_eq!(to, "+22376000008");
+        twilio_posts(
+            &state,
+            "/voice/s3cret/status",
+            &[("CallSid", &second_sid), ("CallStatus", "busy")],
+        )
+        .await;
+        run_until(&runtime, &clock, at("2026-12-04T11:02:00Z")).await;
+        assert_eq!(calls.lock().unwrap().len(), 3, "two tries in all");
+        let to_issa: Vec<String> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to_address == "+22376000008")
+            .map(|m| m.body.clone())
+            .collect();
+        assert_eq!(to_issa.len(), 1, "{to_issa:?}");
+        assert!(to_issa[0].starts_with("Invitation"), "{}", to_issa[0]);
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        let about_issa: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.contact_id.as_deref() == Some("c-8"))
+            .map(|e| format!("{} {}", e.event, e.detail))
+            .collect();
+        assert!(
+            about_issa
+                .iter()
+                .any(|e| e.contains("no-answer; called again at 2026-12-04 11:00 UTC")),
+            "{about_issa:#?}"
+        );
+        assert!(
+            about_issa
+                .iter()
+                .any(|e| e.starts_with("undelivered")
+                    && e.contains("busy; sent again by sms instead")),
+            "{about_issa:#?}"
+        );
+    }
+}
