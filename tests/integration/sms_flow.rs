@@ -74,11 +74,23 @@ async fn fake_twilio() -> (MockServer, Accepted) {
 /// Posts a form to a webhook route as Twilio would, signed; the answer's
 /// content type and text.
 async fn twilio_posts(state: &ApiState, route: &str, form: &[(&str, &str)]) -> (String, String) {
+    signed_post(state, (TOKEN, PUBLIC_URL), route, form).await
+}
+
+/// Posts a form to `route` signed as Twilio signs it, by the auth token of a
+/// gateway whose public address is the one given; the answer's content type
+/// and text (which must come with 200).
+pub(crate) async fn signed_post(
+    state: &ApiState,
+    (token, public_url): (&str, &str),
+    route: &str,
+    form: &[(&str, &str)],
+) -> (String, String) {
     let params: Vec<(String, String)> = form
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let signature = twilio_signature(TOKEN, &format!("{PUBLIC_URL}{route}"), &params);
+    let signature = twilio_signature(token, &format!("{public_url}{route}"), &params);
     let request = Request::builder()
         .method("POST")
         .uri(route)
@@ -87,7 +99,7 @@ async fn twilio_posts(state: &ApiState, route: &str, form: &[(&str, &str)]) -> (
         .body(Body::from(serde_urlencoded::to_string(&params).unwrap()))
         .unwrap();
     let response = router(state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::OK, "{route}");
     let content_type = response.headers()[CONTENT_TYPE]
         .to_str()
         .unwrap()

@@ -16,8 +16,8 @@ use tower::ServiceExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::gateways::twilio_signature;
 use crate::runtime::{Recorder, at, run_until, worlds};
+use crate::sms_flow::signed_post;
 
 const TOKEN: &str = "twilio-voice-token";
 const PUBLIC_URL: &str = "https://palabre.example";
@@ -68,27 +68,11 @@ async fn fake_twilio() -> (MockServer, Calls) {
     (server, calls)
 }
 
-/// Posts a form to `route` as Twilio would, signed; the answer's text.
+/// Posts a form to `route` as Twilio would, signed; the TwiML answered.
 async fn twilio_posts(state: &ApiState, route: &str, form: &[(&str, &str)]) -> String {
-    let params: Vec<(String, String)> = form
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let signature = twilio_signature(TOKEN, &format!("{PUBLIC_URL}{route}"), &params);
-    let request = Request::builder()
-        .method("POST")
-        .uri(route)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", signature)
-        .body(Body::from(serde_urlencoded::to_string(&params).unwrap()))
-        .unwrap();
-    let response = router(state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{route}");
-    assert_eq!(response.headers()["content-type"], "text/xml");
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    String::from_utf8(bytes.to_vec()).unwrap()
+    let (content_type, text) = signed_post(state, (TOKEN, PUBLIC_URL), route, form).await;
+    assert_eq!(content_type, "text/xml");
+    text
 }
 
 /// The clip names a TwiML document plays, in order (the Gather's included).
