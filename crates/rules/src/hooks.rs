@@ -635,7 +635,8 @@ impl Decision for RemindersDecision {
                 )));
             }
             let channels = match map.get("channels") {
-                None => Channel::ALL.to_vec(),
+                // Calls only where a workflow asks for them.
+                None => vec![Channel::Sms, Channel::Email],
                 Some(list) => take_array(list.clone(), "an array of channel names")
                     .map_err(|e| at_item(format!("'channels': {e}")))?
                     .into_iter()
