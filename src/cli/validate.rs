@@ -155,12 +155,16 @@ fn call_lengths(definitions: &Definitions) -> anyhow::Result<()> {
                 continue;
             };
             let clips: Vec<&str> = palabre_lang::voice::call_clips(&rendered.body).collect();
-            let length = definitions.audio.duration(language, clips.iter().copied());
+            let length = if definitions.audio.has_recordings(language) {
+                let played = definitions.audio.duration(language, clips.iter().copied());
+                format!("{:.1} s with the keypad's question", played.as_secs_f64())
+            } else {
+                "not recorded yet".to_owned()
+            };
             writeln!(
                 err,
-                "voice {template:<20} {language}  {} clips, {:.1} s with the keypad's question",
-                clips.len(),
-                length.as_secs_f64()
+                "voice {template:<20} {language}  {} clips, {length}",
+                clips.len()
             )?;
         }
     }

@@ -209,6 +209,13 @@ impl Audio {
         audio
     }
 
+    /// Whether `language` has any recording yet.
+    pub fn has_recordings(&self, language: &str) -> bool {
+        self.clips
+            .get(language)
+            .is_some_and(|clips| !clips.is_empty())
+    }
+
     /// The recording of `clip` in `language`.
     pub fn clip(&self, language: &str, clip: &str) -> Option<&Clip> {
         self.clips.get(language)?.get(clip)

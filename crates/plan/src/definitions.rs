@@ -1159,9 +1159,9 @@ impl Definitions {
 /// before a reference of the sample) must be one `replies.yaml` accepts in that
 /// text's language: otherwise whoever follows the instruction is not understood.
 /// Every clip a template's voice text can play exists in each language it has
-/// a voice text in: an error naming the missing ones when the language has a
-/// recordings folder, a warning when it has none yet (its calls fall back to
-/// the contact's next channel until it is recorded).
+/// a voice text in: an error naming the missing ones when the language has
+/// recordings, a warning when it has none yet (its calls go by the contact's
+/// next channel until it is recorded).
 fn check_voice_clips(
     root: &Path,
     templates: &Templates,
@@ -1185,12 +1185,12 @@ fn check_voice_clips(
             } else {
                 missing.join(", ")
             };
-            if folder.is_dir() {
+            if audio.has_recordings(language) {
                 diagnostics.push(Diagnostic::error(
                     &file,
                     Position::START,
                     format!(
-                        "the {language} voice text needs recordings that {} does not have: {shown} (`palabre voice clips` lists them all)",
+                        "the {language} voice text needs recordings that {} does not have: {shown} (`palabre clips` lists them all)",
                         folder.display()
                     ),
                 ));
@@ -1199,7 +1199,7 @@ fn check_voice_clips(
                     &file,
                     Position::START,
                     format!(
-                        "the {language} voice text has no recordings yet ({} is missing): calls in {language} go by the contact's next channel until its {} clips are recorded (`palabre voice clips` lists them)",
+                        "the {language} voice text has no recordings yet in {}: calls in {language} go by the contact's next channel until its {} clips are recorded (`palabre clips` lists them; scripts/ensure-clips makes French placeholders)",
                         folder.display(),
                         clips.len()
                     ),
