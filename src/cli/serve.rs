@@ -255,17 +255,15 @@ fn voice_gateway(
     };
     let parsed = palabre_lang::yaml::parse_file::<VoiceGatewayFile>(file)
         .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let config = parsed.value;
-    let palabre_sms::voice::VoiceGatewayConfig::Twilio { public_url, .. } = &config.gateway;
-    let public_url = public_url.trim_end_matches('/').to_owned();
-    let calling = config
+    let calling = parsed
+        .value
         .gateway(secret)
         .with_context(|| format!("setting up the voice gateway of {}", file.display()))?;
     Ok(Some((
         calling.connector,
         palabre_api::VoiceCalls {
             gateway: calling.gateway,
-            public_url,
+            public_url: calling.public_url,
         },
     )))
 }

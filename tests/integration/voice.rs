@@ -147,7 +147,7 @@ async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() 
             webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
             voice: Some(VoiceCalls {
                 gateway: calling.gateway,
-                public_url: PUBLIC_URL.into(),
+                public_url: calling.public_url,
             }),
         };
         let occurrence = at("2026-12-07T09:00:00Z");

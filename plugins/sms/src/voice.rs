@@ -78,6 +78,8 @@ pub enum VoiceGatewayConfig {
 pub struct Calling {
     pub connector: Arc<dyn Connector>,
     pub gateway: Arc<dyn VoiceGateway>,
+    /// Where the provider reaches the API, without a trailing `/`.
+    pub public_url: String,
 }
 
 impl VoiceGatewayFile {
@@ -122,6 +124,7 @@ impl VoiceGatewayFile {
         ));
         Ok(Calling {
             connector,
+            public_url: twilio.public_url.clone(),
             gateway: twilio,
         })
     }
