@@ -118,6 +118,8 @@ pub struct TickReport {
     pub queued: usize,
     pub sent: usize,
     pub retried: usize,
+    /// Calls that wait for their callee's hours, or a rule's leave.
+    pub deferred: usize,
     pub dead: usize,
 }
 

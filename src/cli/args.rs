@@ -49,6 +49,7 @@ pub enum SchemaFor {
     Milestones,
     Escalation,
     Retention,
+    Calls,
 }
 
 impl From<SchemaFor> for SchemaKind {
@@ -63,6 +64,7 @@ impl From<SchemaFor> for SchemaKind {
             SchemaFor::Milestones => SchemaKind::Milestones,
             SchemaFor::Escalation => SchemaKind::Escalation,
             SchemaFor::Retention => SchemaKind::Retention,
+            SchemaFor::Calls => SchemaKind::CallHours,
         }
     }
 }

@@ -24,7 +24,7 @@ fn the_shipped_rules_pass_their_cases() {
     let run = palabre(&repo(), &["test"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("test result: ok. 36 passed; 0 failed"),
+        run.stdout.contains("test result: ok. 39 passed; 0 failed"),
         "{}",
         run.stdout
     );
@@ -122,7 +122,7 @@ fn a_case_file_that_cannot_be_read_is_an_error_not_a_failed_case() {
     );
     assert!(
         run.stdout.contains(
-            "test result: error. 36 passed; 0 failed; 1 error(s) in the case files: fix them to run their cases"
+            "test result: error. 39 passed; 0 failed; 1 error(s) in the case files: fix them to run their cases"
         ),
         "{}",
         run.stdout

@@ -16,6 +16,7 @@ fn committed_schemas_are_current() {
         "milestones",
         "escalation",
         "retention",
+        "calls",
     ] {
         let run = palabre(&repo(), &["schema", "--kind", kind]);
         assert_eq!(run.code, 0);

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::runtime::{Recorder, at, run_until, worlds};
+use crate::runtime::{Recorder, World, at, run_until, worlds};
 use crate::sms_flow::signed_post;
 
 const TOKEN: &str = "twilio-voice-token";
@@ -118,8 +118,19 @@ spacing: 2h
         .value
 }
 
-#[tokio::test]
-async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() {
+/// A world's runtime and API with calls through a fake Twilio, its meeting
+/// `meeting`, the French clips and the people of `CALLED`; the clock starts
+/// on Thursday 3 December at 12:00.
+struct Calling {
+    runtime: palabre_engine::runtime::Runtime,
+    state: ApiState,
+    calls: Calls,
+    sms: Arc<Recorder>,
+    clock: Arc<VirtualClock>,
+    _twilio: MockServer,
+}
+
+async fn calling(world: &World, meeting: &str) -> Calling {
     // The folder `scripts/ensure-clips` printed, else the repository's.
     let audio = std::env::var_os("PALABRE_TEST_CLIPS")
         .map(std::path::PathBuf::from)
@@ -129,27 +140,47 @@ async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() 
         "the French placeholder clips are missing from {}: run scripts/ensure-clips (the README's test command does)",
         audio.display()
     );
+    std::fs::write(world.workflows.join("weekly.yaml"), meeting).unwrap();
+    crate::util::copy_dir(&audio, &world.workflows.join("audio"));
+    world.add_csv(CALLED).await;
+    let (twilio, calls) = fake_twilio().await;
+    let file = voice_gateway(world.workflows.parent().unwrap(), &twilio);
+    let calling = file.gateway("s3cret").unwrap();
+    let (sms, _email, connectors) = Recorder::pair();
+    let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
+    let runtime = world
+        .runtime(&clock, connectors.with(calling.connector), "a")
+        .await;
+    let state = ApiState {
+        commands: runtime.commands().clone(),
+        inbound_secret: Some("s3cret".into()),
+        webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
+        voice: Some(VoiceCalls {
+            gateway: calling.gateway,
+            public_url: calling.public_url,
+        }),
+    };
+    Calling {
+        runtime,
+        state,
+        calls,
+        sms,
+        clock,
+        _twilio: twilio,
+    }
+}
+
+#[tokio::test]
+async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() {
     for world in worlds("voice", "once").await {
-        std::fs::write(world.workflows.join("weekly.yaml"), MEETING).unwrap();
-        crate::util::copy_dir(&audio, &world.workflows.join("audio"));
-        world.add_csv(CALLED).await;
-        let (twilio, calls) = fake_twilio().await;
-        let file = voice_gateway(world.workflows.parent().unwrap(), &twilio);
-        let calling = file.gateway("s3cret").unwrap();
-        let (sms, _email, connectors) = Recorder::pair();
-        let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
-        let runtime = world
-            .runtime(&clock, connectors.with(calling.connector), "a")
-            .await;
-        let state = ApiState {
-            commands: runtime.commands().clone(),
-            inbound_secret: Some("s3cret".into()),
-            webhooks: palabre_sms::gateways::webhooks(None).unwrap(),
-            voice: Some(VoiceCalls {
-                gateway: calling.gateway,
-                public_url: calling.public_url,
-            }),
-        };
+        let Calling {
+            runtime,
+            state,
+            calls,
+            sms,
+            clock,
+            _twilio,
+        } = calling(&world, MEETING).await;
         let occurrence = at("2026-12-07T09:00:00Z");
 
         // The invitations, Friday at 09:00: Binta and Issa are called, not texted.
@@ -314,6 +345,97 @@ async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() 
                 .any(|e| e.starts_with("undelivered")
                     && e.contains("busy; sent again by sms instead")),
             "{about_issa:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn calls_wait_for_the_callees_hours_and_for_what_a_rule_forbids() {
+    // The invitation is due on Thursday at 20:00, when calls are over.
+    let meeting = MEETING.replace("at: -3d,", "at: -3d13h,");
+    for world in worlds("voice_hours", "once").await {
+        // Bondo is called from 09:30; in Koro, Friday's market keeps people
+        // out until 09:00.
+        std::fs::write(
+            world.workflows.join("calls.yaml"),
+            "hours: \"08:00-20:00\"\nplaces:\n  mopti/koro/bondo: \"09:30-18:00\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(world.workflows.join("rules")).unwrap();
+        std::fs::write(
+            world.workflows.join("rules/mopti.rhai"),
+            "fn call_time(input) {\n    if input.weekday == \"friday\" && input.time < \"09:00\" {\n        return #{ wait: \"1h\", reason: \"jour de marché\" };\n    }\n    ()\n}\n",
+        )
+        .unwrap();
+        let (definitions, diagnostics) = world.definitions();
+        assert!(!diagnostics.has_errors(), "{diagnostics:?}");
+        assert_eq!(
+            definitions
+                .call_hours
+                .window("mopti/koro/bondo")
+                .to_string(),
+            "09:30-18:00"
+        );
+        world
+            .add_csv("id,name,roles,place,phone,email,language,channels\nc-9,Awa Cissé,leader,mopti/koro/bondo,76 00 00 09,,fra,voice;sms\n")
+            .await;
+        let Calling {
+            runtime,
+            calls,
+            sms,
+            clock,
+            ..
+        } = calling(&world, &meeting).await;
+        let called =
+            || -> Vec<String> { calls.lock().unwrap().iter().map(|c| c.0.clone()).collect() };
+
+        // Thursday 20:00: nobody is called, and nobody is texted instead.
+        run_until(&runtime, &clock, at("2026-12-04T07:59:00Z")).await;
+        assert!(called().is_empty(), "{:?}", called());
+        assert!(
+            !sms.delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| ["0007", "0008", "0009"]
+                    .iter()
+                    .any(|n| m.to_address.ends_with(n))),
+            "a call that waits does not fall back"
+        );
+        // Friday 08:00, Koro's hours begin, but the market rule holds the calls an hour.
+        run_until(&runtime, &clock, at("2026-12-04T08:59:00Z")).await;
+        assert!(called().is_empty(), "{:?}", called());
+        // 09:00: Koro's leaders are called; Bondo's at 09:30.
+        run_until(&runtime, &clock, at("2026-12-04T09:29:00Z")).await;
+        assert_eq!(called(), ["+22376000007", "+22376000008"]);
+        run_until(&runtime, &clock, at("2026-12-04T09:31:00Z")).await;
+        assert_eq!(called(), ["+22376000007", "+22376000008", "+22376000009"]);
+
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        let waits: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.event == "deferred")
+            .map(|e| format!("{} {}", e.contact_id.clone().unwrap_or_default(), e.detail))
+            .collect();
+        assert!(
+            waits.iter().any(|w| w.starts_with("c-7 outside the call hours (08:00-20:00 Africa/Bamako) of mopti/koro/koro; called from 2026-12-04T08:00:00+00:00")),
+            "{waits:#?}"
+        );
+        assert!(
+            waits.iter().any(|w| w.starts_with("c-7 held by rules/mopti.rhai: jour de marché; called from 2026-12-04T09:00:00+00:00")),
+            "{waits:#?}"
+        );
+        assert!(
+            waits
+                .iter()
+                .any(|w| w.starts_with("c-9 outside the call hours (09:30-18:00 Africa/Bamako)")),
+            "{waits:#?}"
+        );
+        // Waiting is not trying: no retry, and the first call is the first attempt.
+        assert!(
+            !ledger
+                .iter()
+                .any(|e| e.event == "retry" || e.event == "dead-letter")
         );
     }
 }

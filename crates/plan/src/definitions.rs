@@ -29,6 +29,7 @@ use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::rule_function::RuleFunction;
 use palabre_core::suggest::did_you_mean;
 use palabre_lang::calendars::{CalendarEnd, Calendars, format_iso_date};
+use palabre_lang::call_hours::CallHours;
 use palabre_lang::contacts::Contact;
 use palabre_lang::escalation::{EscalationWorkflow, Ladder};
 use palabre_lang::files::yaml_files;
@@ -53,6 +54,7 @@ const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
 const REPLIES_FILE: &str = "replies.yaml";
 const RETENTION_FILE: &str = "retention.yaml";
+const CALL_HOURS_FILE: &str = "calls.yaml";
 
 /// The template sent to a level's responders when a case reaches them.
 pub const CASE_TEMPLATE: &str = "case-assigned";
@@ -172,6 +174,8 @@ pub struct Definitions {
     pub retention: Retention,
     /// The recordings calls are assembled from (`audio/<language>/<clip>.wav`).
     pub audio: Audio,
+    /// When leaders may be called (`calls.yaml`).
+    pub call_hours: CallHours,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -258,6 +262,7 @@ impl Definitions {
             templates.names().map(str::to_owned).collect(),
         );
         let rules = Rules::load(root, world, extensions, Limits::default(), &mut diagnostics);
+        let call_hours = CallHours::load(&root.join(CALL_HOURS_FILE), &places, &mut diagnostics);
         let mut definitions = Definitions {
             root: root.to_path_buf(),
             places,
@@ -271,6 +276,7 @@ impl Definitions {
             reminders: ReminderMemo::default(),
             retention: Retention::load(&root.join(RETENTION_FILE), &mut diagnostics),
             audio: Audio::load(&root.join(AUDIO_DIR), &mut diagnostics),
+            call_hours,
         };
         check_voice_clips(
             root,
@@ -1309,6 +1315,7 @@ fn is_workflow_file(root: &Path, file: &Path) -> bool {
                 | ROLES_FILE
                 | REPLIES_FILE
                 | RETENTION_FILE
+                | CALL_HOURS_FILE
                 | TEMPLATES_DIR
                 | CALENDARS_DIR
                 | RULES_DIR

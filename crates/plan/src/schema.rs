@@ -15,10 +15,11 @@ pub enum SchemaKind {
     Milestones,
     Escalation,
     Retention,
+    CallHours,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 9] = [
+    pub const ALL: [SchemaKind; 10] = [
         SchemaKind::Workflow,
         SchemaKind::Milestones,
         SchemaKind::Escalation,
@@ -28,6 +29,7 @@ impl SchemaKind {
         SchemaKind::Calendar,
         SchemaKind::RuleCases,
         SchemaKind::Retention,
+        SchemaKind::CallHours,
     ];
 
     /// The file name the schema is published under in `schemas/`.
@@ -42,6 +44,7 @@ impl SchemaKind {
             SchemaKind::Milestones => "milestones.schema.json",
             SchemaKind::Escalation => "escalation.schema.json",
             SchemaKind::Retention => "retention.schema.json",
+            SchemaKind::CallHours => "calls.schema.json",
         }
     }
 }
@@ -78,6 +81,10 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
         SchemaKind::Retention => (
             schemars::schema_for!(palabre_lang::retention::Retention),
             "palabre retention",
+        ),
+        SchemaKind::CallHours => (
+            schemars::schema_for!(palabre_lang::call_hours::CallHoursFile),
+            "palabre call hours",
         ),
     };
     schema.insert(

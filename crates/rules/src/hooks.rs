@@ -42,7 +42,7 @@ pub struct HookSpec {
 }
 
 /// Every hook, in the order of the reference.
-pub const HOOKS: [HookSpec; 8] = [
+pub const HOOKS: [HookSpec; 9] = [
     HookSpec {
         name: "meeting_schedule",
         slot: "schedule",
@@ -119,7 +119,22 @@ pub const HOOKS: [HookSpec; 8] = [
         returns: "`#{ climb: 1, reason }`: how many levels up the case goes (0 keeps it there and tells its responders again; past the top it stays at the top)",
         default: "climb one level",
     },
+    HookSpec {
+        name: "call_time",
+        slot: "call_time",
+        when: "before each call is placed, inside the callee's call hours (`calls.yaml`), at the callee's place",
+        input: CALL_INPUT,
+        returns: "`()` or `true` to call now; `false` to try again in 30 minutes; \
+                  `#{ wait: \"45m\", reason: \"Friday prayer\" }` to try again after that long (at most `1d`). \
+                  A call that waits is not an attempt; the reason goes to the ledger.",
+        default: "call now",
+    },
 ];
+
+/// What the `call_time` hook receives.
+pub const CALL_INPUT: &str = "`contact` (id, name, roles, place, language), `place` (the contact's), \
+    the local `date` YYYY-MM-DD, `time` HH:MM and `weekday` in the zone of `calls.yaml`, \
+    `workflow` (the id of what the call is about), `attempt` (1 for the first call, 2 for the first redial ...), `now`";
 
 /// What the escalation hooks receive.
 pub const CASE_INPUT: &str = "`ladder` (id, title, levels: the level ids in order), \
@@ -573,6 +588,60 @@ impl Decision for MissedDecision {
     }
 }
 
+/// `call_time`: whether a call is placed now, or how long it waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallTimeDecision {
+    /// `None` to call now.
+    pub wait: Option<Offset>,
+    pub reason: String,
+}
+
+/// How long a call waits when a rule answers `false`.
+const CALL_WAIT: i64 = 30 * 60;
+
+impl Decision for CallTimeDecision {
+    const HOOK: &'static HookSpec = &HOOKS[8];
+
+    fn default_value(_: &Map) -> Dynamic {
+        Dynamic::UNIT
+    }
+
+    fn fallback(_: &Map) -> Self {
+        CallTimeDecision {
+            wait: None,
+            reason: String::new(),
+        }
+    }
+
+    fn parse(value: Dynamic, _: &World) -> Result<Self, String> {
+        if value.is_unit() {
+            return Ok(CallTimeDecision::fallback(&Map::new()));
+        }
+        if let Ok(now) = value.as_bool() {
+            return Ok(CallTimeDecision {
+                wait: (!now).then(|| Offset::from_seconds(CALL_WAIT)),
+                reason: String::new(),
+            });
+        }
+        let map = take_map(
+            value,
+            "(), true, false or #{ wait: \"45m\", reason: \"...\" }",
+        )?;
+        refuse_unknown_keys(&map, &["wait", "reason"])?;
+        let text = string_field(&map, "wait")?.ok_or("'wait' is missing")?;
+        let wait: Offset = text.parse().map_err(|e| format!("'wait': {e}"))?;
+        if wait.seconds() <= 0 || wait.seconds() > 24 * 3600 {
+            return Err(format!(
+                "'wait' is {wait}: a positive duration of at most 1d"
+            ));
+        }
+        Ok(CallTimeDecision {
+            wait: Some(wait),
+            reason: string_field(&map, "reason")?.unwrap_or_default(),
+        })
+    }
+}
+
 /// One reminder a rule adds to an occurrence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExtraReminder {
@@ -808,6 +877,39 @@ pub fn with_responses<'c>(
     input.insert("invited".into(), Dynamic::from_int(invited));
     input.insert("yes".into(), Dynamic::from_int(yes));
     input.insert("no".into(), Dynamic::from_int(no));
+    input
+}
+
+/// The input of `call_time` for a call to `contact` about `workflow` at `now`
+/// (its `attempt`-th), with the local time in `zone`.
+pub fn call_input(
+    world: &World,
+    contact: &Contact,
+    workflow: &str,
+    attempt: i64,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> Map {
+    let local = now.with_timezone(&zone);
+    let date = local.date_naive();
+    let mut input = Map::new();
+    input.insert("contact".into(), Dynamic::from_map(contact_facts(contact)));
+    input.insert("place".into(), world.place_facts(&contact.place));
+    input.insert("date".into(), text(format_iso_date(date)));
+    input.insert(
+        "time".into(),
+        text(format!("{:02}:{:02}", local.hour(), local.minute())),
+    );
+    input.insert(
+        "weekday".into(),
+        WEEKDAYS[date.weekday().num_days_from_monday() as usize].clone(),
+    );
+    input.insert("workflow".into(), text(workflow));
+    input.insert("attempt".into(), Dynamic::from_int(attempt));
+    input.insert(
+        "now".into(),
+        text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
     input
 }
 

@@ -31,10 +31,10 @@ use chrono::{DateTime, Utc};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 pub use hooks::{
-    COMMON_INPUT, DeadlinesDecision, Decision, EntryDecision, ExtraReminder, HOOKS, HookSpec,
-    InviteesDecision, MeetingFacts, MissedDecision, OverdueDecision, QuorumDecision,
-    RemindersDecision, ScheduleDecision, case_input, contact_facts, meeting_input, milestone_input,
-    spec, with_participants, with_responses,
+    COMMON_INPUT, CallTimeDecision, DeadlinesDecision, Decision, EntryDecision, ExtraReminder,
+    HOOKS, HookSpec, InviteesDecision, MeetingFacts, MissedDecision, OverdueDecision,
+    QuorumDecision, RemindersDecision, ScheduleDecision, call_input, case_input, contact_facts,
+    meeting_input, milestone_input, spec, with_participants, with_responses,
 };
 pub use rule_tests::{CaseFailure, CaseFile, CaseReport, RuleCase, run_cases};
 pub use sandbox::Limits;

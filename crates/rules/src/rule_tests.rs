@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{self, Decision, MeetingFacts};
 use super::{
-    DeadlinesDecision, EntryDecision, InviteesDecision, MissedDecision, NATIONAL, OverdueDecision,
-    QuorumDecision, RemindersDecision, Rules, ScheduleDecision,
+    CallTimeDecision, DeadlinesDecision, EntryDecision, InviteesDecision, MissedDecision, NATIONAL,
+    OverdueDecision, QuorumDecision, RemindersDecision, Rules, ScheduleDecision,
 };
 use palabre_core::channel::Channel;
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
@@ -285,6 +285,7 @@ fn run_case(
         "escalation_missed" => {
             check::<MissedDecision>(rules, case, place, function, input, &directory)
         }
+        "call_time" => check::<CallTimeDecision>(rules, case, place, function, input, &directory),
         other => Err(problem(
             "hook",
             format!(

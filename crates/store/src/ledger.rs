@@ -30,6 +30,8 @@ pub enum LedgerEvent {
     Sent,
     /// A delivery attempt failed and will be retried.
     Retry,
+    /// A call waits, untried, for its callee's call hours or a rule's leave.
+    Deferred,
     /// A message will not be delivered: permanent error or attempts exhausted.
     DeadLetter,
     /// Pending timers were dropped because their workflow changed or disappeared.
@@ -78,7 +80,7 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
-    pub const ALL: [LedgerEvent; 32] = [
+    pub const ALL: [LedgerEvent; 33] = [
         LedgerEvent::Fired,
         LedgerEvent::FiredLate,
         LedgerEvent::Missed,
@@ -86,6 +88,7 @@ impl LedgerEvent {
         LedgerEvent::Unreachable,
         LedgerEvent::Sent,
         LedgerEvent::Retry,
+        LedgerEvent::Deferred,
         LedgerEvent::DeadLetter,
         LedgerEvent::Replanned,
         LedgerEvent::Moved,
@@ -127,6 +130,7 @@ impl LedgerEvent {
             LedgerEvent::Unreachable => "unreachable",
             LedgerEvent::Sent => "sent",
             LedgerEvent::Retry => "retry",
+            LedgerEvent::Deferred => "deferred",
             LedgerEvent::DeadLetter => "dead-letter",
             LedgerEvent::Replanned => "replanned",
             LedgerEvent::Moved => "moved",

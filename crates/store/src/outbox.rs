@@ -148,6 +148,12 @@ pub enum DeliveryOutcome {
         at: DateTime<Utc>,
         error: String,
     },
+    /// Not tried: it waits until `until` (a call outside its callee's hours, or
+    /// held by a rule); not counted as an attempt.
+    Deferred {
+        until: DateTime<Utc>,
+        reason: String,
+    },
     Dead {
         error: String,
     },
@@ -530,7 +536,8 @@ impl Store {
             let mut params = Params::new(self.backend);
             let values: Vec<String> = (0..chunk.len())
                 .map(|_| {
-                    let (id, state, next_attempt, provider_id, last_error, awaiting) = (
+                    let (id, state, next_attempt, provider_id, last_error, awaiting, tried) = (
+                        params.next(),
                         params.next(),
                         params.next(),
                         params.next(),
@@ -540,14 +547,14 @@ impl Store {
                     );
                     format!(
                         "({id}, {state}, CAST({next_attempt} AS BIGINT), {provider_id}, {last_error}, \
-                         CAST({awaiting} AS BIGINT))"
+                         CAST({awaiting} AS BIGINT), CAST({tried} AS BIGINT))"
                     )
                 })
                 .collect();
             let (updated, owner_param) = (params.next(), params.next());
             let sql = format!(
-                "WITH outcome (id, state, next_attempt, provider_id, last_error, awaiting) AS (VALUES {}) \
-                 UPDATE outbox SET state = outcome.state, attempts = outbox.attempts + 1, \
+                "WITH outcome (id, state, next_attempt, provider_id, last_error, awaiting, tried) AS (VALUES {}) \
+                 UPDATE outbox SET state = outcome.state, attempts = outbox.attempts + outcome.tried, \
                  next_attempt = outcome.next_attempt, provider_id = outcome.provider_id, \
                  last_error = outcome.last_error, awaiting_receipt_until = outcome.awaiting, \
                  lease_owner = NULL, lease_until = NULL, updated = {updated} \
@@ -572,17 +579,22 @@ impl Store {
                     DeliveryOutcome::Retry { at, error } => {
                         (QUEUED, *at, None, Some(error.as_str()), None)
                     }
+                    DeliveryOutcome::Deferred { until, reason } => {
+                        (QUEUED, *until, None, Some(reason.as_str()), None)
+                    }
                     DeliveryOutcome::Dead { error } => {
                         (DEAD, now, None, Some(error.as_str()), None)
                     }
                 };
+                let tried = i64::from(!matches!(record.outcome, DeliveryOutcome::Deferred { .. }));
                 query = query
                     .bind(&record.message_id)
                     .bind(state)
                     .bind(millis(next_attempt))
                     .bind(provider_id)
                     .bind(error)
-                    .bind(awaiting);
+                    .bind(awaiting)
+                    .bind(tried);
             }
             query = query.bind(millis(now)).bind(owner);
             let ids = chunk.iter().map(|r| r.message_id.as_str());

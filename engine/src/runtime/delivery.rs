@@ -2,7 +2,9 @@
 //! read from the directory, the message handed to its channel's connector (each
 //! channel's messages up to the connector's `max_in_flight` at once, channels side
 //! by side), and the outcome recorded: sent (perhaps waiting for a receipt),
-//! retried with exponential backoff and jitter, or dead-lettered. What an
+//! retried with exponential backoff and jitter, or dead-lettered. A call
+//! outside its callee's hours (`calls.yaml`), or that the `call_time` rule
+//! holds, is not placed: it waits, and that is not an attempt. What an
 //! attempt's result means is decided by [`judge`], a pure function.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -12,11 +14,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use palabre_core::channel::Channel;
 use palabre_core::connector::{DeliveryError, OutgoingMessage};
+use palabre_lang::contacts::Contact;
+use palabre_rules::{CallTimeDecision, Decision, Subject, call_input};
 use palabre_store::{ClaimedMessage, DeliveryOutcome, DeliveryRecord, LedgerEntry, LedgerEvent};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{Directory, Runtime, RuntimeError, TickReport};
 use crate::commands::{PROVIDER_OPT_OUT, about_sent};
+use crate::messages::rule_failure_entry;
 
 /// When and how often a failed delivery is tried again.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +176,7 @@ impl Runtime {
             match delivered.record.outcome {
                 DeliveryOutcome::Sent { .. } => report.sent += 1,
                 DeliveryOutcome::Retry { .. } => report.retried += 1,
+                DeliveryOutcome::Deferred { .. } => report.deferred += 1,
                 DeliveryOutcome::Dead { .. } => report.dead += 1,
             }
             pending.push(delivered.record);
@@ -259,6 +265,15 @@ impl Runtime {
         let unrecorded = (channel == Channel::Voice)
             .then(|| self.unrecorded_clips(&message))
             .filter(|missing| !missing.is_empty());
+        if channel == Channel::Voice
+            && !stopped
+            && unrecorded.is_none()
+            && connector.is_some()
+            && let Some(contact) = contact.filter(|_| address.is_some())
+            && let Some(wait) = self.call_wait(&message, contact, directory).await
+        {
+            return deferred(message, wait, self.now());
+        }
         let result = match (contact, address) {
             _ if stopped && channel == Channel::Voice => Err(DeliveryError::Permanent(
                 "the contact asked never to be called again (0 during a call)".to_owned(),
@@ -350,6 +365,73 @@ impl Runtime {
         }
     }
 
+    /// Whether the call of `message` to `contact` waits, and until when: outside
+    /// their call hours, until these start again; inside them, as long as the
+    /// `call_time` rule of their place says (or the function the meeting names
+    /// for it; a failing rule is recorded, and the call goes).
+    async fn call_wait(
+        &self,
+        message: &ClaimedMessage,
+        contact: &Contact,
+        directory: &Directory,
+    ) -> Option<CallWait> {
+        let now = self.now();
+        let definitions = self.definitions();
+        let hours = &definitions.call_hours;
+        let start = hours.next_allowed(&contact.place, now);
+        if start > now {
+            return Some(CallWait {
+                until: start,
+                reason: format!(
+                    "outside the call hours ({} {}) of {}",
+                    hours.window(&contact.place),
+                    hours.zone().name(),
+                    contact.place
+                ),
+            });
+        }
+        let rules = &definitions.rules;
+        // A meeting may name its own function for the hook.
+        let function = definitions
+            .meeting(&message.workflow)
+            .and_then(|m| m.definition.rules.named(CallTimeDecision::HOOK.slot));
+        let answer = rules.decide::<CallTimeDecision>(
+            &contact.place,
+            function,
+            || {
+                call_input(
+                    rules.world(),
+                    contact,
+                    &message.workflow,
+                    message.attempts + 1,
+                    hours.zone(),
+                    now,
+                )
+            },
+            Subject {
+                workflow: &message.workflow,
+                occurrence: Some(message.occurrence),
+            },
+            &directory.contacts,
+        );
+        if let Some(failure) = answer.failure {
+            let entry = rule_failure_entry(failure, now);
+            if let Err(error) = self.store().append_ledger(&[entry]).await {
+                warn!(%error, "a failed call_time rule could not be recorded");
+            }
+        }
+        let wait = answer.decision.wait?;
+        let by = answer.by.unwrap_or_default();
+        let reason = match answer.decision.reason.as_str() {
+            "" => format!("held by {by}"),
+            why => format!("held by {by}: {why}"),
+        };
+        Some(CallWait {
+            until: now + wait.as_delta(),
+            reason,
+        })
+    }
+
     /// The clips a call would play that have no recording in its language.
     fn unrecorded_clips(&self, message: &ClaimedMessage) -> Vec<String> {
         let definitions = self.definitions();
@@ -370,6 +452,34 @@ impl Runtime {
                 about_sent(now, LedgerEvent::Undelivered, detail, about)
             })
             .await?)
+    }
+}
+
+/// How long a call waits before it is placed, and why.
+struct CallWait {
+    until: DateTime<Utc>,
+    reason: String,
+}
+
+/// The outcome of a call that waits: no attempt made, its lease given back.
+fn deferred(message: ClaimedMessage, wait: CallWait, now: DateTime<Utc>) -> Delivered {
+    let CallWait { until, reason } = wait;
+    let detail = format!("{reason}; called from {}", until.to_rfc3339());
+    debug!(detail, "call deferred");
+    let ledger = LedgerEntry::new(now, LedgerEvent::Deferred, detail);
+    Delivered {
+        channel: message.channel,
+        record: DeliveryRecord {
+            outcome: DeliveryOutcome::Deferred { until, reason },
+            ledger: ledger
+                .slot(&message.workflow, message.occurrence, &message.step)
+                .recipient(&message.contact_id, Some(message.channel)),
+            message_id: message.id,
+            fall_back: false,
+        },
+        // Nothing went out: recorded with the rest of the batch.
+        idempotent: true,
+        opted_out: None,
     }
 }
 
