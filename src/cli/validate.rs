@@ -11,7 +11,8 @@ use palabre_core::channel::Channel;
 use palabre_core::clock::{Clock, SystemClock};
 use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_engine::runtime::RuntimeConfig;
-use palabre_plan::definitions::Definitions;
+use palabre_lang::voice::Keypad;
+use palabre_plan::definitions::{CASE_TEMPLATE, Definitions, MILESTONE_TEMPLATES};
 use palabre_sms::encoding::{Encoding, sms_size};
 
 use super::args::Sources;
@@ -140,6 +141,17 @@ fn sms_segments(
     Ok(())
 }
 
+/// The keypad a template's calls end with: by the kind of workflow that sends it.
+fn keypad_of_template(template: &str) -> Keypad {
+    if template == CASE_TEMPLATE {
+        Keypad::Dispute
+    } else if MILESTONE_TEMPLATES.contains(&template) {
+        Keypad::Milestone
+    } else {
+        Keypad::Attendance
+    }
+}
+
 /// Prints how long every voice text plays, per template and language, rendered
 /// with the sample values, the keypad's question included.
 fn call_lengths(definitions: &Definitions) -> anyhow::Result<()> {
@@ -154,7 +166,9 @@ fn call_lengths(definitions: &Definitions) -> anyhow::Result<()> {
             else {
                 continue;
             };
-            let clips: Vec<&str> = palabre_lang::voice::call_clips(&rendered.body).collect();
+            let clips: Vec<&str> =
+                palabre_lang::voice::call_clips(&rendered.body, keypad_of_template(template))
+                    .collect();
             let length = if definitions.audio.has_recordings(language) {
                 let played = definitions.audio.duration(language, clips.iter().copied());
                 format!("{:.1} s with the keypad's question", played.as_secs_f64())

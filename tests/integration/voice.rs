@@ -439,3 +439,152 @@ async fn calls_wait_for_the_callees_hours_and_for_what_a_rule_forbids() {
         );
     }
 }
+
+/// The plan whose owners, the leaders of Koro, are called about its well.
+const PLAN: &str = "\
+kind: milestones
+id: plan-appel
+title: Plan test
+place: mopti/koro
+timezone: Africa/Bamako
+send_at: \"09:00\"
+reminders: [-7d]
+channels: [voice, sms]
+done_by_sms: true
+milestones:
+  - { id: puits, title: Puits, owner: { role: leader, place: mopti/koro/koro }, due: 2026-12-11 }
+";
+
+#[tokio::test]
+async fn keys_acknowledge_a_dispute_and_report_a_milestone_done() {
+    use palabre_lang::escalation::CaseState;
+    use palabre_lang::milestones::{MilestoneStatus, Statuses};
+    // The meeting is far off: these calls are about the dispute and the plan.
+    let meeting = MEETING.replace("0 9 * * MON", "0 9 1 2 *");
+    for world in worlds("voice_keys", "once").await {
+        let ladder =
+            crate::escalation::LADDER.replace("categories:", "channels: [voice, sms]\ncategories:");
+        std::fs::write(world.workflows.join("ladder.yaml"), ladder).unwrap();
+        std::fs::write(world.workflows.join("plan.yaml"), PLAN).unwrap();
+        let Calling {
+            runtime,
+            state,
+            calls,
+            clock,
+            ..
+        } = calling(&world, &meeting).await;
+        let call = |i: usize| calls.lock().unwrap()[i].clone();
+        let answer = |i: usize| {
+            let (_, url, sid) = call(i);
+            (url.strip_prefix(PUBLIC_URL).unwrap().to_owned(), sid)
+        };
+
+        // A dispute in Koro reaches its first level, the leaders: called at once.
+        let case = runtime
+            .commands()
+            .open_case(
+                palabre_engine::commands::NewCase {
+                    workflow: "litiges-test".into(),
+                    category: "foncier".into(),
+                    place: "mopti/koro/koro".into(),
+                    parties: vec!["c-1".into()],
+                    severity: 2,
+                    description: "Un champ disputé entre deux familles".into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        run_until(&runtime, &clock, at("2026-12-03T12:01:00Z")).await;
+        let called: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+        assert_eq!(called, ["+22376000007", "+22376000008"]);
+        let (route, sid) = answer(0);
+        let twiml = twilio_posts(&state, &route, &[("CallSid", &sid)]).await;
+        let clips = played(&twiml);
+        // The reference said digit by digit, then by when to acknowledge it;
+        // neither the parties nor the description are spoken.
+        assert_eq!(
+            clips[..6],
+            [
+                "dispute",
+                "number-0",
+                "number-0",
+                "number-0",
+                "number-1",
+                "acknowledge-by"
+            ],
+            "{clips:?}"
+        );
+        assert_eq!(clips[clips.len() - 2..], ["keys-dispute", "keys-dispute"]);
+        assert!(case.id.ends_with("0001"), "{}", case.id);
+        let keys = route.replace("/call?", "/keys?");
+        let thanks = twilio_posts(&state, &keys, &[("CallSid", &sid), ("Digits", "1")]).await;
+        assert_eq!(played(&thanks), ["thanks-dispute-yes"], "{thanks}");
+        let stored = runtime.store().case(&case.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, CaseState::Acknowledged);
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        assert!(
+            ledger
+                .iter()
+                .any(|e| e.event == "case-acknowledged" && e.detail.contains("by call")),
+            "{:#?}",
+            ledger
+                .iter()
+                .map(|e| format!("{} {}", e.event, e.detail))
+                .collect::<Vec<_>>()
+        );
+        // Issa presses 1 too late: the dispute is taken; the choice is asked again.
+        let (route, sid) = answer(1);
+        let keys = route.replace("/call?", "/keys?");
+        let again = twilio_posts(&state, &keys, &[("CallSid", &sid), ("Digits", "1")]).await;
+        assert_eq!(
+            played(&again),
+            ["not-understood", "keys-dispute"],
+            "{again}"
+        );
+
+        // Friday 09:00, a week before the well is due: its owners are called.
+        run_until(&runtime, &clock, at("2026-12-04T09:01:00Z")).await;
+        assert_eq!(calls.lock().unwrap().len(), 4);
+        let (route, sid) = answer(2);
+        let twiml = twilio_posts(&state, &route, &[("CallSid", &sid)]).await;
+        let clips = played(&twiml);
+        assert_eq!(clips[0], "milestone", "{clips:?}");
+        assert_eq!(clips[clips.len() - 1], "keys-milestone", "{clips:?}");
+        // One owner says not yet (noted), the other that it is done (closed).
+        let (second, second_sid) = answer(3);
+        let not_yet = twilio_posts(
+            &state,
+            &second.replace("/call?", "/keys?"),
+            &[("CallSid", &second_sid), ("Digits", "2")],
+        )
+        .await;
+        assert_eq!(played(&not_yet), ["thanks-not-yet"], "{not_yet}");
+        let statuses = Statuses::new(runtime.store().milestone_states().await.unwrap());
+        assert_eq!(
+            statuses.status("plan-appel", "puits"),
+            MilestoneStatus::Planned
+        );
+        let done = twilio_posts(
+            &state,
+            &route.replace("/call?", "/keys?"),
+            &[("CallSid", &sid), ("Digits", "1")],
+        )
+        .await;
+        assert_eq!(played(&done), ["thanks-done"], "{done}");
+        let statuses = Statuses::new(runtime.store().milestone_states().await.unwrap());
+        assert_eq!(
+            statuses.status("plan-appel", "puits"),
+            MilestoneStatus::Done
+        );
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        assert!(ledger.iter().any(|e| e.event == "reply"
+            && e.detail.starts_with("not done yet, said during a call")
+            && e.channel == Some(palabre_core::channel::Channel::Voice)));
+        assert!(
+            ledger.iter().any(
+                |e| e.event == "milestone-status" && e.detail.contains("reported done by call")
+            )
+        );
+    }
+}

@@ -17,26 +17,64 @@ use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 /// The folder of the recordings, in a workflows folder.
 pub const AUDIO_DIR: &str = "audio";
 
-/// The clips every call plays besides its template's: the keypad's question
-/// after the message, and what is said after each answer.
-pub const CALL_CLIPS: [&str; 5] = [
-    KEYS_CLIP,
-    THANKS_YES_CLIP,
-    THANKS_NO_CLIP,
+/// The clips calls play besides their templates': the keypad's questions, and
+/// what is said after each answer.
+pub const CALL_CLIPS: [&str; 12] = [
+    "keys",
+    "keys-dispute",
+    "keys-milestone",
+    "keys-listen",
+    "thanks-yes",
+    "thanks-no",
+    "thanks-dispute-yes",
+    "thanks-dispute-no",
+    "thanks-done",
+    "thanks-not-yet",
     NEVER_CLIP,
     NOT_UNDERSTOOD_CLIP,
 ];
-/// "Press 1 to confirm, 2 if you cannot come, 9 to hear the message again, 0
-/// never to be called again."
-pub const KEYS_CLIP: &str = "keys";
-/// "Thank you, your presence is noted."
-pub const THANKS_YES_CLIP: &str = "thanks-yes";
-/// "Thank you, your absence is noted."
-pub const THANKS_NO_CLIP: &str = "thanks-no";
 /// "You will not be called again. Goodbye."
 pub const NEVER_CLIP: &str = "never-again";
 /// "That key is not one of the choices." (then the question again)
 pub const NOT_UNDERSTOOD_CLIP: &str = "not-understood";
+
+/// What the keys after a call's message answer, by what the call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keypad {
+    /// An invitation: 1 I will come, 2 I cannot.
+    Attendance,
+    /// A dispute reaching its responders: 1 I take it on, 2 I cannot.
+    Dispute,
+    /// A milestone its owner may report done: 1 it is done, 2 not yet.
+    Milestone,
+    /// Nothing to answer: only 9 (again) and 0 (never).
+    ListenOnly,
+}
+
+impl Keypad {
+    /// The clip asking for a key (it names 9 and 0 too).
+    pub fn question(self) -> &'static str {
+        match self {
+            Keypad::Attendance => "keys",
+            Keypad::Dispute => "keys-dispute",
+            Keypad::Milestone => "keys-milestone",
+            Keypad::ListenOnly => "keys-listen",
+        }
+    }
+
+    /// The clip thanking for a 1 (`yes`) or a 2; `None` when there is nothing to answer.
+    pub fn thanks(self, yes: bool) -> Option<&'static str> {
+        match (self, yes) {
+            (Keypad::Attendance, true) => Some("thanks-yes"),
+            (Keypad::Attendance, false) => Some("thanks-no"),
+            (Keypad::Dispute, true) => Some("thanks-dispute-yes"),
+            (Keypad::Dispute, false) => Some("thanks-dispute-no"),
+            (Keypad::Milestone, true) => Some("thanks-done"),
+            (Keypad::Milestone, false) => Some("thanks-not-yet"),
+            (Keypad::ListenOnly, _) => None,
+        }
+    }
+}
 
 /// The clip that says "hours" between the hour and the minutes.
 const HOURS_CLIP: &str = "hours";
@@ -136,8 +174,8 @@ pub fn clips_of(script: &str) -> impl Iterator<Item = &str> {
 
 /// Every clip a call with the rendered voice text `script` plays when it is
 /// answered: the text's, then the keypad's question.
-pub fn call_clips(script: &str) -> impl Iterator<Item = &str> {
-    clips_of(script).chain([KEYS_CLIP])
+pub fn call_clips(script: &str, keypad: Keypad) -> impl Iterator<Item = &str> {
+    clips_of(script).chain([keypad.question()])
 }
 
 /// Whether `name` can name a clip file: lower-case letters, digits and dashes.

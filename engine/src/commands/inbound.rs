@@ -69,6 +69,12 @@ pub enum InboundOutcome {
         plan: String,
         milestone: String,
     },
+    /// An owner said during a call that the milestone is not done yet (2).
+    MilestoneNotYet {
+        contact: String,
+        plan: String,
+        milestone: String,
+    },
     Unmatched {
         reason: String,
     },
@@ -76,6 +82,15 @@ pub enum InboundOutcome {
     Repeated {
         id: String,
     },
+}
+
+/// How an answer came, in ledger notes: "by SMS", "by call".
+fn by_channel(via: Channel) -> &'static str {
+    match via {
+        Channel::Voice => "by call",
+        Channel::Email => "by email",
+        Channel::Sms => "by SMS",
+    }
 }
 
 /// How far ahead an answer's reference code is looked for.
@@ -188,7 +203,7 @@ impl Commands {
                     .case_waiting_for(&definitions, contact, &directory, &reference)
                     .await?
                 {
-                    self.answer_case(case, contact, yes).await?
+                    self.answer_case(case, contact, yes, Channel::Sms).await?
                 } else {
                     self.help(&definitions, contact, now).await?;
                     let reason = format!(
@@ -201,7 +216,7 @@ impl Commands {
             Reply::Done {
                 reference: Some(reference),
             } => match self
-                .milestone_done(&definitions, contact, &directory, &reference)
+                .milestone_done(&definitions, contact, &directory, &reference, Channel::Sms)
                 .await?
             {
                 Some(done) => done,
@@ -313,7 +328,7 @@ impl Commands {
 
     /// The open dispute with this reference whose current level the contact
     /// answers for.
-    async fn case_waiting_for(
+    pub(super) async fn case_waiting_for(
         &self,
         definitions: &Definitions,
         contact: &Contact,
@@ -339,16 +354,18 @@ impl Commands {
     }
 
     /// A responder's yes (acknowledged) or no (a note for the coordinator).
-    async fn answer_case(
+    pub(super) async fn answer_case(
         &self,
         case: Case,
         contact: &Contact,
         yes: bool,
+        via: Channel,
     ) -> Result<InboundOutcome, CommandError> {
+        let by = by_channel(via);
         let action = if yes {
-            CaseAction::Acknowledge("by SMS".to_owned())
+            CaseAction::Acknowledge(by.to_owned())
         } else {
-            CaseAction::Note("declined by SMS".to_owned())
+            CaseAction::Note(format!("declined {by}"))
         };
         self.act_on_case(&case.id, action, &contact.id).await?;
         let (contact, ladder, case) = (contact.id.clone(), case.workflow, case.id);
@@ -369,12 +386,13 @@ impl Commands {
 
     /// Closes the milestone with this reference that the contact owns, if its
     /// plan lets owners do it by SMS.
-    async fn milestone_done(
+    pub(super) async fn milestone_done(
         &self,
         definitions: &Definitions,
         contact: &Contact,
         directory: &[Contact],
         reference: &str,
+        via: Channel,
     ) -> Result<Option<InboundOutcome>, CommandError> {
         let statuses = Statuses::new(self.store().milestone_states().await?);
         let found = definitions
@@ -397,7 +415,7 @@ impl Commands {
         let Some((plan, milestone)) = found else {
             return Ok(None);
         };
-        let note = format!("reported done by SMS by {}", contact.id);
+        let note = format!("reported done {} by {}", by_channel(via), contact.id);
         self.set_milestone_status(
             &plan.id,
             &milestone.id,
@@ -445,6 +463,7 @@ impl Commands {
             }
             InboundOutcome::Restarted { .. } => ("restarted", String::new(), "replies", now),
             InboundOutcome::Stopped { .. }
+            | InboundOutcome::MilestoneNotYet { .. }
             | InboundOutcome::Unmatched { .. }
             | InboundOutcome::Repeated { .. } => return Ok(()),
         };

@@ -435,7 +435,8 @@ impl Runtime {
     /// The clips a call would play that have no recording in its language.
     fn unrecorded_clips(&self, message: &ClaimedMessage) -> Vec<String> {
         let definitions = self.definitions();
-        palabre_lang::voice::call_clips(&message.body)
+        let keypad = crate::commands::keypad_of(&definitions, message);
+        palabre_lang::voice::call_clips(&message.body, keypad)
             .filter(|clip| definitions.audio.clip(&message.language, clip).is_none())
             .map(str::to_owned)
             .collect()
