@@ -64,7 +64,7 @@ impl From<SchemaFor> for SchemaKind {
             SchemaFor::Milestones => SchemaKind::Milestones,
             SchemaFor::Escalation => SchemaKind::Escalation,
             SchemaFor::Retention => SchemaKind::Retention,
-            SchemaFor::Calls => SchemaKind::CallHours,
+            SchemaFor::Calls => SchemaKind::Calls,
         }
     }
 }

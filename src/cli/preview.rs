@@ -1,7 +1,9 @@
 //! `palabre preview`: what would be sent in a window, when, to whom and how,
 //! planned over a virtual clock against a directory CSV or the database's
-//! directory, with moved and cancelled occurrences applied. Nothing is sent and
-//! nothing is written, not even a missing database.
+//! directory, with moved and cancelled occurrences applied: each SMS with its
+//! segments, each call with the clips it plays, how long it lasts and, with a
+//! price in `calls.yaml`, what the calls cost. Nothing is sent and nothing is
+//! written, not even a missing database.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,6 +47,10 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
         .iter()
         .map(|c| (c.id.clone(), c.language.clone()))
         .collect();
+    let places: BTreeMap<String, String> = directory
+        .iter()
+        .map(|c| (c.id.clone(), c.place.clone()))
+        .collect();
     let mut planned =
         Planner::new(&definitions, Arc::new(directory)).preview(&clock, until, &changes);
     // Who sent STOP gets no SMS: the server sends the next channel, or nothing.
@@ -54,14 +60,30 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
             as_the_server_sends_to_a_stopped_contact(message);
         }
     }
+    let lengths: Vec<Option<f64>> = planned
+        .iter()
+        .map(|message| call_seconds(&definitions, message))
+        .collect();
+    let waits: Vec<Option<DateTime<Utc>>> = planned
+        .iter()
+        .map(|m| {
+            let place = places.get(&m.contact_id)?;
+            let from = definitions.calls.next_allowed(place, m.due_utc);
+            (m.channel == Some(Channel::Voice) && from > m.due_utc).then_some(from)
+        })
+        .collect();
     match args.format {
         Format::Json => {
-            // Each SMS with its size in segments, written straight from the messages.
+            // Each SMS with its size in segments, each call with its length,
+            // written straight from the messages.
             let with_segments: Vec<WithSegments<'_>> = planned
                 .iter()
-                .map(|message| WithSegments {
+                .zip(lengths.iter().zip(&waits))
+                .map(|(message, (call_seconds, call_from))| WithSegments {
                     message,
                     segments: sms_segment_count(message),
+                    call_seconds: *call_seconds,
+                    call_from: *call_from,
                 })
                 .collect();
             // About 600 bytes a message: written once, into a buffer big enough.
@@ -70,7 +92,14 @@ pub async fn run(args: &PreviewArgs, out: &mut String) -> anyhow::Result<()> {
             json.push(b'\n');
             append(out, String::from_utf8(json)?);
         }
-        Format::Table => print_preview(out, &planned, &languages, args.show_text),
+        Format::Table => {
+            let calls = CallFacts {
+                lengths: &lengths,
+                waits: &waits,
+            };
+            print_preview(out, &planned, &calls, &languages, args.show_text);
+            print_calls(out, &definitions, &lengths);
+        }
     }
     Ok(())
 }
@@ -111,6 +140,58 @@ struct WithSegments<'a> {
     message: &'a PlannedMessage,
     #[serde(skip_serializing_if = "Option::is_none")]
     segments: Option<usize>,
+    /// A call's length in seconds, its keypad question played once, when its
+    /// language is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_seconds: Option<f64>,
+    /// When a call due outside its callee's hours is placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_from: Option<DateTime<Utc>>,
+}
+
+/// How long a call plays (its clips, then the keypad's question once), when
+/// its language has recordings; `None` for other channels.
+fn call_seconds(definitions: &Definitions, message: &PlannedMessage) -> Option<f64> {
+    let body = message
+        .body
+        .as_deref()
+        .filter(|_| message.channel == Some(Channel::Voice))?;
+    let language = message.language.as_deref()?;
+    definitions.audio.has_recordings(language).then(|| {
+        let keypad = definitions.keypad(&message.workflow);
+        definitions
+            .audio
+            .duration(language, palabre_lang::voice::call_clips(body, keypad))
+            .as_secs_f64()
+    })
+}
+
+/// The calls of a preview, in all: how many, how long, and what they cost at
+/// the price of `calls.yaml` (each started minute counted; calls not answered
+/// and redials not counted).
+fn print_calls(out: &mut String, definitions: &Definitions, lengths: &[Option<f64>]) {
+    let seconds: Vec<f64> = lengths.iter().flatten().copied().collect();
+    if seconds.is_empty() {
+        return;
+    }
+    let total: f64 = seconds.iter().sum();
+    let cost = definitions.calls.price().map_or_else(
+        || "no price_per_minute in calls.yaml to estimate their cost".to_owned(),
+        |price| {
+            format!(
+                "about {:.0} {} if each is answered once",
+                price.of_calls(seconds.iter().copied()),
+                price.currency
+            )
+        },
+    );
+    let _ = writeln!(
+        out,
+        "{} call(s), {:.0} s on average, {:.1} min in all; {cost}",
+        seconds.len(),
+        total / seconds.len() as f64,
+        total / 60.0
+    );
 }
 
 /// The segments an SMS is sent in; `None` for other channels.
@@ -141,9 +222,17 @@ fn as_the_server_sends_to_a_stopped_contact(message: &mut PlannedMessage) {
     }
 }
 
+/// What a preview says of its calls, message by message: how long each plays,
+/// and from when it is placed when it is due outside its callee's hours.
+struct CallFacts<'a> {
+    lengths: &'a [Option<f64>],
+    waits: &'a [Option<DateTime<Utc>>],
+}
+
 fn print_preview(
     out: &mut String,
     planned: &[PlannedMessage],
+    calls: &CallFacts<'_>,
     languages: &BTreeMap<String, String>,
     show_text: bool,
 ) {
@@ -164,9 +253,9 @@ fn print_preview(
         "name",
         "channel",
         "lang",
-        "seg",
+        "size",
     ];
-    let row = |m: &PlannedMessage| {
+    let row = |(m, length): (&PlannedMessage, &Option<f64>)| {
         vec![
             m.due_utc.format("%Y-%m-%d %H:%M").to_string(),
             m.due_local
@@ -183,26 +272,46 @@ fn print_preview(
                 Some(used) => used.clone(),
                 None => "-".to_owned(),
             },
-            sms_segment_count(m).map_or_else(String::new, |s| s.to_string()),
+            match (sms_segment_count(m), length) {
+                (Some(segments), _) => format!("{segments} seg"),
+                (None, Some(seconds)) => format!("{seconds:.0} s"),
+                (None, None) => String::new(),
+            },
         ]
     };
+    let rows = || planned.iter().zip(calls.lengths);
     if show_text {
-        let lines = table_lines(&headers, planned.iter().map(row));
+        let lines = table_lines(&headers, rows().map(row));
         let _ = writeln!(out, "{}", lines[0]);
-        for (m, line) in planned.iter().zip(&lines[1..]) {
+        for ((m, line), wait) in planned.iter().zip(&lines[1..]).zip(calls.waits) {
             let _ = writeln!(out, "{line}");
+            if let Some(from) = wait {
+                let _ = writeln!(
+                    out,
+                    "    called from {} UTC: outside the call hours of calls.yaml",
+                    from.format("%Y-%m-%d %H:%M")
+                );
+            }
             if let Some(subject) = &m.subject {
                 let _ = writeln!(out, "    subject: {subject}");
             }
-            for line in m.body.as_deref().unwrap_or_default().lines() {
-                let _ = writeln!(out, "    | {line}");
+            if m.channel == Some(Channel::Voice) {
+                let _ = writeln!(
+                    out,
+                    "    plays: {}, then the keypad's question",
+                    m.body.as_deref().unwrap_or_default()
+                );
+            } else {
+                for line in m.body.as_deref().unwrap_or_default().lines() {
+                    let _ = writeln!(out, "    | {line}");
+                }
             }
             if let Some(problem) = &m.problem {
                 let _ = writeln!(out, "    problem: {problem}");
             }
         }
     } else {
-        print_table(out, &headers, planned.iter().map(row));
+        print_table(out, &headers, rows().map(row));
     }
     let mut fallbacks: BTreeMap<&str, usize> = BTreeMap::new();
     for m in planned.iter().filter(|m| in_french_instead(m)) {

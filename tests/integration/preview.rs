@@ -473,3 +473,82 @@ async fn the_text_table_has_one_header_marks_french_fallbacks_and_honours_stop()
         "{summary}"
     );
 }
+
+/// A call in the preview: the clips it plays, its length read from the
+/// recordings, the hour it is placed when due at night, and what the calls cost
+/// at the price of `calls.yaml`.
+#[test]
+fn calls_show_their_clips_length_hour_and_cost() {
+    let dir = workspace();
+    let workflows = dir.path().join("workflows");
+    let audio = std::env::var_os("PALABRE_TEST_CLIPS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("workflows/audio"));
+    assert!(
+        audio.join("fra/keys.wav").exists(),
+        "run scripts/ensure-clips (the README's test command does)"
+    );
+    crate::util::copy_dir(&audio, &workflows.join("audio"));
+    // Koro's reminder calls, the evening before at 20:00, when calls are over.
+    let meeting = workflows.join("meetings/dialogue-koro.yaml");
+    let text = std::fs::read_to_string(&meeting).unwrap();
+    let text = text
+        .replace("channels: [sms, email]", "channels: [voice, sms, email]")
+        .replace("    at: -1d\n", "    at: -1d13h\n");
+    std::fs::write(&meeting, text).unwrap();
+    let calls = workflows.join("calls.yaml");
+    let mut text = std::fs::read_to_string(&calls).unwrap();
+    text.push_str("price_per_minute: { amount: 75, currency: XOF }\n");
+    std::fs::write(&calls, text).unwrap();
+    // Invented people who asked to be called.
+    std::fs::write(
+        dir.path().join("called.csv"),
+        "id,name,roles,place,phone,email,language,channels
+c-1,Fanta Kassogué,leader,mopti/koro/koro,76 00 00 01,,fra,voice;sms
+c-2,Hamadoun Guindo,leader,mopti/koro/koro,76 00 00 02,,fra,voice;sms
+",
+    )
+    .unwrap();
+    let args = [
+        "preview",
+        "--directory",
+        "called.csv",
+        "--from",
+        "2026-12-07",
+        "--days",
+        "2",
+    ];
+    let run = palabre(dir.path(), &[&args[..], &["--format", "json"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let planned: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let called: Vec<&Value> = planned.iter().filter(|m| m["channel"] == "voice").collect();
+    assert_eq!(called.len(), 2, "{planned:#?}");
+    for call in &called {
+        assert_eq!(call["step"], "reminder-1d");
+        assert!(
+            call["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("reminder weekday-3")
+        );
+        let seconds = call["call_seconds"].as_f64().unwrap();
+        assert!((5.0..60.0).contains(&seconds), "{seconds}");
+        assert_eq!(call["call_from"], "2026-12-08T08:00:00Z");
+    }
+    let run = palabre(dir.path(), &[&args[..], &["--show-text"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "    called from 2026-12-08 08:00 UTC: outside the call hours of calls.yaml\n    plays: reminder weekday-3 number-9 month-12 at number-9 hours, then the keypad's question"
+        ),
+        "{}",
+        run.stdout
+    );
+    // Each call is under a minute: a minute each, at 75.
+    let summary = run.stdout.lines().last().unwrap();
+    assert!(
+        summary.starts_with("2 call(s), ")
+            && summary.ends_with(" min in all; about 150 XOF if each is answered once"),
+        "{summary}"
+    );
+}

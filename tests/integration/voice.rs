@@ -370,10 +370,7 @@ async fn calls_wait_for_the_callees_hours_and_for_what_a_rule_forbids() {
         let (definitions, diagnostics) = world.definitions();
         assert!(!diagnostics.has_errors(), "{diagnostics:?}");
         assert_eq!(
-            definitions
-                .call_hours
-                .window("mopti/koro/bondo")
-                .to_string(),
+            definitions.calls.window("mopti/koro/bondo").to_string(),
             "09:30-18:00"
         );
         world

@@ -13,7 +13,7 @@
 //! together live in `palabre-plan`.
 
 pub mod calendars;
-pub mod call_hours;
+pub mod calls;
 pub mod contacts;
 pub mod dates;
 pub mod directory_values;

@@ -29,7 +29,7 @@ use palabre_core::diagnostic::{Diagnostic, Diagnostics, Position};
 use palabre_core::rule_function::RuleFunction;
 use palabre_core::suggest::did_you_mean;
 use palabre_lang::calendars::{CalendarEnd, Calendars, format_iso_date};
-use palabre_lang::call_hours::CallHours;
+use palabre_lang::calls::Calls;
 use palabre_lang::contacts::Contact;
 use palabre_lang::escalation::{EscalationWorkflow, Ladder};
 use palabre_lang::files::yaml_files;
@@ -41,7 +41,7 @@ use palabre_lang::reply_words::Replies;
 use palabre_lang::retention::Retention;
 use palabre_lang::source_map::SourceMap;
 use palabre_lang::templates::{MessageContext, Templates};
-use palabre_lang::voice::{AUDIO_DIR, Audio};
+use palabre_lang::voice::{AUDIO_DIR, Audio, Keypad};
 use palabre_lang::yaml;
 use palabre_rules::{
     Decision, HOOKS, Limits, MeetingFacts, RULES_DIR, RemindersDecision, Rules, World,
@@ -54,7 +54,7 @@ const TEMPLATES_DIR: &str = "templates";
 const CALENDARS_DIR: &str = "calendars";
 const REPLIES_FILE: &str = "replies.yaml";
 const RETENTION_FILE: &str = "retention.yaml";
-const CALL_HOURS_FILE: &str = "calls.yaml";
+const CALLS_FILE: &str = "calls.yaml";
 
 /// The template sent to a level's responders when a case reaches them.
 pub const CASE_TEMPLATE: &str = "case-assigned";
@@ -175,7 +175,7 @@ pub struct Definitions {
     /// The recordings calls are assembled from (`audio/<language>/<clip>.wav`).
     pub audio: Audio,
     /// When leaders may be called (`calls.yaml`).
-    pub call_hours: CallHours,
+    pub calls: Calls,
 }
 
 /// A milestone plan that passed validation, with what locates its problems.
@@ -262,7 +262,7 @@ impl Definitions {
             templates.names().map(str::to_owned).collect(),
         );
         let rules = Rules::load(root, world, extensions, Limits::default(), &mut diagnostics);
-        let call_hours = CallHours::load(&root.join(CALL_HOURS_FILE), &places, &mut diagnostics);
+        let calls = Calls::load(&root.join(CALLS_FILE), &places, &mut diagnostics);
         let mut definitions = Definitions {
             root: root.to_path_buf(),
             places,
@@ -276,7 +276,7 @@ impl Definitions {
             reminders: ReminderMemo::default(),
             retention: Retention::load(&root.join(RETENTION_FILE), &mut diagnostics),
             audio: Audio::load(&root.join(AUDIO_DIR), &mut diagnostics),
-            call_hours,
+            calls,
         };
         check_voice_clips(
             root,
@@ -382,6 +382,22 @@ impl Definitions {
 
     pub fn meeting(&self, id: &str) -> Option<&Meeting> {
         self.meetings.iter().find(|m| m.definition.id == id)
+    }
+
+    /// What the keys of a call about `workflow` answer: by its kind.
+    pub fn keypad(&self, workflow: &str) -> Keypad {
+        if self.meeting(workflow).is_some() {
+            Keypad::Attendance
+        } else if self.ladder(workflow).is_some() {
+            Keypad::Dispute
+        } else if self
+            .plan(workflow)
+            .is_some_and(|plan| plan.definition.done_by_sms)
+        {
+            Keypad::Milestone
+        } else {
+            Keypad::ListenOnly
+        }
     }
 
     pub fn ladder(&self, id: &str) -> Option<&Ladder> {
@@ -1315,7 +1331,7 @@ fn is_workflow_file(root: &Path, file: &Path) -> bool {
                 | ROLES_FILE
                 | REPLIES_FILE
                 | RETENTION_FILE
-                | CALL_HOURS_FILE
+                | CALLS_FILE
                 | TEMPLATES_DIR
                 | CALENDARS_DIR
                 | RULES_DIR

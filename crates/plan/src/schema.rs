@@ -15,7 +15,7 @@ pub enum SchemaKind {
     Milestones,
     Escalation,
     Retention,
-    CallHours,
+    Calls,
 }
 
 impl SchemaKind {
@@ -29,7 +29,7 @@ impl SchemaKind {
         SchemaKind::Calendar,
         SchemaKind::RuleCases,
         SchemaKind::Retention,
-        SchemaKind::CallHours,
+        SchemaKind::Calls,
     ];
 
     /// The file name the schema is published under in `schemas/`.
@@ -44,7 +44,7 @@ impl SchemaKind {
             SchemaKind::Milestones => "milestones.schema.json",
             SchemaKind::Escalation => "escalation.schema.json",
             SchemaKind::Retention => "retention.schema.json",
-            SchemaKind::CallHours => "calls.schema.json",
+            SchemaKind::Calls => "calls.schema.json",
         }
     }
 }
@@ -82,8 +82,8 @@ pub fn schema(kind: SchemaKind) -> schemars::Schema {
             schemars::schema_for!(palabre_lang::retention::Retention),
             "palabre retention",
         ),
-        SchemaKind::CallHours => (
-            schemars::schema_for!(palabre_lang::call_hours::CallHoursFile),
+        SchemaKind::Calls => (
+            schemars::schema_for!(palabre_lang::calls::CallsFile),
             "palabre call hours",
         ),
     };

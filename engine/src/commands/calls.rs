@@ -55,29 +55,13 @@ pub enum KeyOutcome {
     Unknown,
 }
 
-/// The keypad of a call about `message`: by the kind of its workflow.
-pub fn keypad_of(definitions: &Definitions, message: &ClaimedMessage) -> Keypad {
-    if definitions.meeting(&message.workflow).is_some() {
-        Keypad::Attendance
-    } else if definitions.ladder(&message.workflow).is_some() {
-        Keypad::Dispute
-    } else if definitions
-        .plan(&message.workflow)
-        .is_some_and(|plan| plan.definition.done_by_sms)
-    {
-        Keypad::Milestone
-    } else {
-        Keypad::ListenOnly
-    }
-}
-
 impl Commands {
     /// What the call about message `key` plays; `None` if no call has this key.
     pub async fn call_script(&self, key: &str) -> Result<Option<CallScript>, CommandError> {
         let Some(message) = self.store().call_message(key).await? else {
             return Ok(None);
         };
-        let keypad = keypad_of(&self.definitions(), &message);
+        let keypad = self.definitions().keypad(&message.workflow);
         Ok(Some(CallScript {
             clips: clips_of(&message.body).map(str::to_owned).collect(),
             question: vec![keypad.question().to_owned()],
@@ -91,7 +75,7 @@ impl Commands {
             return Ok(KeyOutcome::Unknown);
         };
         let definitions = self.definitions();
-        let keypad = keypad_of(&definitions, &message);
+        let keypad = definitions.keypad(&message.workflow);
         let language = message.language.clone();
         let not_understood = || KeyOutcome::NotUnderstood {
             language: language.clone(),

@@ -29,7 +29,7 @@ use crate::answer_links::AnswerLinkSigner;
 
 pub use answers::{ANSWER_PAGE_TEMPLATE, AnswerPage};
 pub use attendance::{Invitee, OccurrenceReport, QuorumVerdict};
-pub use calls::{CallScript, KeyOutcome, keypad_of};
+pub use calls::{CallScript, KeyOutcome};
 pub use cases::{CaseAction, NewCase};
 pub use directory::{DirectoryImport, ImportProblem};
 pub use inbound::InboundOutcome;

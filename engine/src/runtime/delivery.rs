@@ -377,7 +377,7 @@ impl Runtime {
     ) -> Option<CallWait> {
         let now = self.now();
         let definitions = self.definitions();
-        let hours = &definitions.call_hours;
+        let hours = &definitions.calls;
         let start = hours.next_allowed(&contact.place, now);
         if start > now {
             return Some(CallWait {
@@ -435,7 +435,7 @@ impl Runtime {
     /// The clips a call would play that have no recording in its language.
     fn unrecorded_clips(&self, message: &ClaimedMessage) -> Vec<String> {
         let definitions = self.definitions();
-        let keypad = crate::commands::keypad_of(&definitions, message);
+        let keypad = definitions.keypad(&message.workflow);
         palabre_lang::voice::call_clips(&message.body, keypad)
             .filter(|clip| definitions.audio.clip(&message.language, clip).is_none())
             .map(str::to_owned)

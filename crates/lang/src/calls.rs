@@ -1,9 +1,11 @@
-//! When leaders may be called, from `workflows/calls.yaml` (optional; without
-//! it, 08:00 to 20:00 in Africa/Bamako everywhere): the hours of the day calls
-//! are placed, for the whole programme and for a place and everything below it
-//! (the nearest place listed wins). A call due outside them waits for the next
-//! start of its callee's hours; it is not an attempt and nothing is lost. Rules
-//! can forbid more (prayer, market day) with the `call_time` hook.
+//! When leaders may be called, and what a call costs, from `workflows/calls.yaml`
+//! (optional; without it, 08:00 to 20:00 in Africa/Bamako everywhere, and no
+//! price): the hours of the day calls are placed, for the whole programme and
+//! for a place and everything below it (the nearest place listed wins). A call
+//! due outside them waits for the next start of its callee's hours; it is not
+//! an attempt and nothing is lost. Rules can forbid more (prayer, market day)
+//! with the `call_time` hook. The price of a minute lets `preview` estimate
+//! what the calls it shows cost.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,10 +21,10 @@ use crate::recurrence::parse_time_zone;
 use crate::yaml;
 use palabre_core::diagnostic::Diagnostics;
 
-/// `calls.yaml`: when calls are placed.
+/// `calls.yaml`: when calls are placed, and what a minute costs.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CallHoursFile {
+pub struct CallsFile {
     /// The IANA time zone the hours are in (default `Africa/Bamako`).
     #[serde(default = "default_zone")]
     pub timezone: String,
@@ -34,6 +36,30 @@ pub struct CallHoursFile {
     /// Other hours for a place and everything below it (`mopti/koro: "07:00-19:00"`).
     #[serde(default)]
     pub places: BTreeMap<String, String>,
+    /// What the voice provider charges for a minute of call, started minutes
+    /// counted whole (for `preview`'s estimate).
+    #[serde(default)]
+    pub price_per_minute: Option<CallPrice>,
+}
+
+/// A price, in a currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallPrice {
+    /// Greater than 0.
+    pub amount: f64,
+    /// Its currency, as people write it (`XOF`, `USD`).
+    pub currency: String,
+}
+
+impl CallPrice {
+    /// What calls of `seconds` each cost, each started minute counted whole.
+    pub fn of_calls(&self, seconds: impl IntoIterator<Item = f64>) -> f64 {
+        seconds
+            .into_iter()
+            .map(|s| (s / 60.0).ceil().max(1.0) * self.amount)
+            .sum()
+    }
 }
 
 fn default_zone() -> String {
@@ -88,38 +114,40 @@ impl fmt::Display for Window {
 
 /// The call hours, loaded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CallHours {
+pub struct Calls {
     zone: Tz,
     everywhere: Window,
     by_place: BTreeMap<String, Window>,
+    price: Option<CallPrice>,
 }
 
-impl Default for CallHours {
+impl Default for Calls {
     fn default() -> Self {
-        CallHours {
+        Calls {
             zone: chrono_tz::Africa::Bamako,
             everywhere: Window {
                 from: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
                 until: NaiveTime::from_hms_opt(20, 0, 0).unwrap_or_default(),
             },
             by_place: BTreeMap::new(),
+            price: None,
         }
     }
 }
 
-impl CallHours {
+impl Calls {
     /// Loads `file`; without it, the defaults. Every problem is reported at its
     /// position, and what is wrong keeps the default.
-    pub fn load(file: &Path, places: &Places, diagnostics: &mut Diagnostics) -> CallHours {
-        let mut hours = CallHours::default();
+    pub fn load(file: &Path, places: &Places, diagnostics: &mut Diagnostics) -> Calls {
+        let mut calls = Calls::default();
         if !file.exists() {
-            return hours;
+            return calls;
         }
-        let parsed = match yaml::parse_file::<CallHoursFile>(file) {
+        let parsed = match yaml::parse_file::<CallsFile>(file) {
             Ok(parsed) => parsed,
             Err(d) => {
                 diagnostics.push(*d);
-                return hours;
+                return calls;
             }
         };
         let mut problem = |path: &str, message: String| {
@@ -132,12 +160,20 @@ impl CallHours {
         };
         let value = &parsed.value;
         match parse_time_zone(&value.timezone) {
-            Ok(zone) => hours.zone = zone,
+            Ok(zone) => calls.zone = zone,
             Err(e) => problem("timezone", e.to_string()),
         }
         match Window::parse(&value.hours) {
-            Ok(window) => hours.everywhere = window,
+            Ok(window) => calls.everywhere = window,
             Err(e) => problem("hours", e),
+        }
+        match &value.price_per_minute {
+            Some(price) if !(price.amount > 0.0 && price.amount.is_finite()) => problem(
+                "price_per_minute.amount",
+                format!("{} is not a price: more than 0", price.amount),
+            ),
+            Some(price) => calls.price = Some(price.clone()),
+            None => {}
         }
         for (place, text) in &value.places {
             let path = format!("places.{place}");
@@ -147,12 +183,17 @@ impl CallHours {
             }
             match Window::parse(text) {
                 Ok(window) => {
-                    hours.by_place.insert(place.clone(), window);
+                    calls.by_place.insert(place.clone(), window);
                 }
                 Err(e) => problem(&path, e),
             }
         }
-        hours
+        calls
+    }
+
+    /// What a minute of call costs, when the file says.
+    pub fn price(&self) -> Option<&CallPrice> {
+        self.price.as_ref()
     }
 
     /// The time zone of the hours.
@@ -217,18 +258,18 @@ mod tests {
         places
     }
 
-    fn load(text: &str) -> (CallHours, Diagnostics) {
+    fn load(text: &str) -> (Calls, Diagnostics) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("calls.yaml");
         std::fs::write(&file, text).unwrap();
         let mut diagnostics = Diagnostics::default();
-        let hours = CallHours::load(&file, &places(), &mut diagnostics);
+        let hours = Calls::load(&file, &places(), &mut diagnostics);
         (hours, diagnostics)
     }
 
     #[test]
     fn a_call_at_night_waits_for_the_morning_and_one_in_the_day_goes_now() {
-        let hours = CallHours::default();
+        let hours = Calls::default();
         let evening = utc("2026-12-04T21:30:00Z");
         assert_eq!(
             hours.next_allowed("mopti/koro", evening),
@@ -273,6 +314,18 @@ mod tests {
         assert!(shown[1].contains(":2:") && shown[1].contains("within one day"));
         assert!(shown[2].contains(":4:") && shown[2].contains("did you mean 'mopti/koro'"));
         assert!(shown[3].contains(":5:") && shown[3].contains("'7h-19h'"));
-        assert_eq!(hours, CallHours::default());
+        assert_eq!(hours, Calls::default());
+    }
+
+    #[test]
+    fn a_price_counts_each_started_minute_and_must_be_positive() {
+        let (calls, diagnostics) = load("price_per_minute: { amount: 75, currency: XOF }\n");
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let price = calls.price().unwrap();
+        // 20 s and 60 s are a minute each, 61 s two.
+        assert_eq!(price.of_calls([20.0, 60.0, 61.0]), 300.0);
+        let (calls, diagnostics) = load("price_per_minute: { amount: 0, currency: XOF }\n");
+        assert_eq!(diagnostics.error_count(), 1);
+        assert!(calls.price().is_none());
     }
 }
