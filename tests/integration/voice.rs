@@ -91,14 +91,15 @@ fn played(twiml: &str) -> Vec<String> {
         .collect()
 }
 
-fn voice_gateway(folder: &std::path::Path, twilio: &MockServer) -> VoiceGatewayFile {
+/// The gateway file of a fake Twilio.
+fn twilio_gateway(twilio: &MockServer) -> String {
     // SAFETY of the test: these variable names are used by this test only, always
     // with the same values.
     unsafe {
         std::env::set_var("PALABRE_TEST_VOICE_SID", "AC-voice");
         std::env::set_var("PALABRE_TEST_VOICE_TOKEN", TOKEN);
     }
-    let yaml = format!(
+    format!(
         "gateway:
   provider: twilio
   base_url: {}
@@ -110,7 +111,11 @@ tries: 2
 spacing: 2h
 ",
         twilio.uri()
-    );
+    )
+}
+
+/// `yaml` as the file `serve --voice-gateway` reads.
+fn voice_gateway(folder: &std::path::Path, yaml: &str) -> VoiceGatewayFile {
     let file = folder.join("voice.yaml");
     std::fs::write(&file, yaml).unwrap();
     palabre_lang::yaml::parse_file::<VoiceGatewayFile>(&file)
@@ -127,10 +132,23 @@ struct Calling {
     calls: Calls,
     sms: Arc<Recorder>,
     clock: Arc<VirtualClock>,
-    _twilio: MockServer,
+    _server: MockServer,
 }
 
 async fn calling(world: &World, meeting: &str) -> Calling {
+    let (twilio, calls) = fake_twilio().await;
+    let yaml = twilio_gateway(&twilio);
+    calling_through(world, meeting, &yaml, twilio, calls).await
+}
+
+/// [`calling`] through the provider `server` fakes, set up by `yaml`.
+async fn calling_through(
+    world: &World,
+    meeting: &str,
+    yaml: &str,
+    server: MockServer,
+    calls: Calls,
+) -> Calling {
     // The folder `scripts/ensure-clips` printed, else the repository's.
     let audio = std::env::var_os("PALABRE_TEST_CLIPS")
         .map(std::path::PathBuf::from)
@@ -143,8 +161,7 @@ async fn calling(world: &World, meeting: &str) -> Calling {
     std::fs::write(world.workflows.join("weekly.yaml"), meeting).unwrap();
     crate::util::copy_dir(&audio, &world.workflows.join("audio"));
     world.add_csv(CALLED).await;
-    let (twilio, calls) = fake_twilio().await;
-    let file = voice_gateway(world.workflows.parent().unwrap(), &twilio);
+    let file = voice_gateway(world.workflows.parent().unwrap(), yaml);
     let calling = file.gateway("s3cret").unwrap();
     let (sms, _email, connectors) = Recorder::pair();
     let clock = Arc::new(VirtualClock::new(at("2026-12-03T12:00:00Z")));
@@ -166,7 +183,7 @@ async fn calling(world: &World, meeting: &str) -> Calling {
         calls,
         sms,
         clock,
-        _twilio: twilio,
+        _server: server,
     }
 }
 
@@ -179,7 +196,7 @@ async fn a_call_plays_the_clips_takes_a_key_and_an_unanswered_one_goes_by_sms() 
             calls,
             sms,
             clock,
-            _twilio,
+            _server,
         } = calling(&world, MEETING).await;
         let occurrence = at("2026-12-07T09:00:00Z");
 
@@ -381,6 +398,7 @@ async fn calls_wait_for_the_callees_hours_and_for_what_a_rule_forbids() {
             calls,
             sms,
             clock,
+            _server,
             ..
         } = calling(&world, &meeting).await;
         let called =
@@ -468,6 +486,7 @@ async fn keys_acknowledge_a_dispute_and_report_a_milestone_done() {
             state,
             calls,
             clock,
+            _server,
             ..
         } = calling(&world, &meeting).await;
         let call = |i: usize| calls.lock().unwrap()[i].clone();
@@ -582,6 +601,229 @@ async fn keys_acknowledge_a_dispute_and_report_a_milestone_done() {
             ledger.iter().any(
                 |e| e.event == "milestone-status" && e.detail.contains("reported done by call")
             )
+        );
+    }
+}
+
+/// A fake Africa's Talking Voice: `POST /call` with its `apiKey` header and
+/// form, answered `Queued` with a session id, except for a number it does not
+/// serve (`InvalidPhoneNumber`). What it was asked: (to, clientRequestId, sessionId).
+async fn fake_africastalking() -> (MockServer, Calls) {
+    let server = MockServer::start().await;
+    let calls: Calls = Arc::default();
+    let record = calls.clone();
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .and(wiremock::matchers::header("apiKey", "at-voice-key"))
+        .respond_with(move |request: &wiremock::Request| {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&request.body).unwrap();
+            let field = |name: &str| form.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            assert_eq!(field("username"), "palabre");
+            assert_eq!(field("from"), "+22320000000");
+            let to = field("to");
+            if to.ends_with("0009") {
+                return ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                    "entries": [{ "phoneNumber": to, "status": "InvalidPhoneNumber" }],
+                    "errorMessage": "None"
+                }));
+            }
+            let mut calls = record.lock().unwrap();
+            let session = format!("ATVId_{}", calls.len());
+            calls.push((to.clone(), field("clientRequestId"), session.clone()));
+            ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "entries": [{ "phoneNumber": to, "status": "Queued", "sessionId": session }],
+                "errorMessage": "None"
+            }))
+        })
+        .mount(&server)
+        .await;
+    (server, calls)
+}
+
+/// The clip names of an Africa's Talking document, in order.
+fn played_by_africastalking(xml: &str) -> Vec<String> {
+    let prefix = format!("{PUBLIC_URL}/voice/s3cret/audio/fra/");
+    xml.split("<Play url=\"")
+        .skip(1)
+        .map(|part| {
+            let url = part.split('"').next().unwrap();
+            url.strip_prefix(&prefix)
+                .and_then(|clip| clip.strip_suffix(".wav"))
+                .unwrap_or_else(|| panic!("{url} is not a French clip"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Africa's Talking posts unsigned forms; the webhook secret in the path is the check.
+async fn africastalking_posts(state: &ApiState, route: &str, form: &[(&str, &str)]) -> String {
+    let (content_type, text) = signed_post(state, ("unused", PUBLIC_URL), route, form).await;
+    assert_eq!(content_type, "application/xml");
+    text
+}
+
+#[tokio::test]
+async fn a_call_through_africas_talking_plays_takes_a_key_and_redials_a_busy_one() {
+    for world in worlds("voice_at", "once").await {
+        world
+            .add_csv("id,name,roles,place,phone,email,language,channels\nc-9,Awa Cissé,leader,mopti/koro/koro,76 00 00 09,,fra,voice;sms\n")
+            .await;
+        let (server, calls) = fake_africastalking().await;
+        // SAFETY of the test: this variable is used by this test only.
+        unsafe { std::env::set_var("PALABRE_TEST_AT_VOICE_KEY", "at-voice-key") };
+        let yaml = format!(
+            "gateway:
+  provider: africas_talking
+  base_url: {}
+  username: palabre
+  api_key_env: PALABRE_TEST_AT_VOICE_KEY
+  from: \"+22320000000\"
+  public_url: {PUBLIC_URL}
+tries: 2
+spacing: 2h
+",
+            server.uri()
+        );
+        let Calling {
+            runtime,
+            state,
+            calls,
+            sms,
+            clock,
+            _server,
+            ..
+        } = calling_through(&world, MEETING, &yaml, server, calls).await;
+        let occurrence = at("2026-12-07T09:00:00Z");
+
+        // Friday 09:00: Binta and Issa are called; Africa's Talking refuses
+        // Awa's number, so she is invited by SMS at once.
+        run_until(&runtime, &clock, at("2026-12-04T09:00:30Z")).await;
+        let called: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+        assert_eq!(called, ["+22376000007", "+22376000008"]);
+        let to_awa: Vec<String> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to_address == "+22376000009")
+            .map(|m| m.body.clone())
+            .collect();
+        assert_eq!(to_awa.len(), 1, "{to_awa:?}");
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        assert!(
+            ledger.iter().any(|e| e.contact_id.as_deref() == Some("c-9")
+                && e.detail.contains("africastalking: InvalidPhoneNumber")),
+            "the refusal is in the ledger"
+        );
+
+        // Binta picks up: Africa's Talking posts to the number's callback URL,
+        // the API's call URL, with the message's key as clientRequestId.
+        let (_, binta_key, binta_session) = calls.lock().unwrap()[0].clone();
+        let answered = [
+            ("isActive", "1"),
+            ("sessionId", binta_session.as_str()),
+            ("direction", "Outbound"),
+            ("callerNumber", "+22376000007"),
+            ("destinationNumber", "+22320000000"),
+            ("clientRequestId", binta_key.as_str()),
+        ];
+        let xml = africastalking_posts(&state, "/voice/s3cret/call", &answered).await;
+        assert_eq!(
+            played_by_africastalking(&xml),
+            [
+                "invitation",
+                "weekday-1",
+                "number-7",
+                "month-12",
+                "at",
+                "number-9",
+                "hours",
+                "keys",
+                "keys"
+            ],
+            "{xml}"
+        );
+        for private in ["Binta", "0007"] {
+            assert!(!xml.contains(private), "{private} in {xml}");
+        }
+        let keys_url = xml
+            .split("callbackUrl=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let keys_route = keys_url.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+        let thanks = africastalking_posts(
+            &state,
+            &keys_route,
+            &[
+                ("isActive", "1"),
+                ("sessionId", &binta_session),
+                ("dtmfDigits", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            played_by_africastalking(&thanks),
+            ["thanks-yes"],
+            "{thanks}"
+        );
+        let responses = runtime
+            .store()
+            .responses("weekly-koro", occurrence)
+            .await
+            .unwrap();
+        assert_eq!(responses.get("c-7").map(String::as_str), Some("yes"));
+        // The call's end, posted to the same URL: delivered.
+        africastalking_posts(
+            &state,
+            "/voice/s3cret/call",
+            &[
+                ("isActive", "0"),
+                ("sessionId", &binta_session),
+                ("status", "Success"),
+                ("hangupCause", "NORMAL_CLEARING"),
+                ("durationInSeconds", "31"),
+            ],
+        )
+        .await;
+
+        // Issa's line is busy: called again two hours later.
+        let issa_session = calls.lock().unwrap()[1].2.clone();
+        africastalking_posts(
+            &state,
+            "/voice/s3cret/call",
+            &[
+                ("isActive", "0"),
+                ("sessionId", &issa_session),
+                ("status", "Failed"),
+                ("hangupCause", "USER_BUSY"),
+            ],
+        )
+        .await;
+        run_until(&runtime, &clock, at("2026-12-04T11:01:00Z")).await;
+        let called: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        let about_issa: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.contact_id.as_deref() == Some("c-8"))
+            .map(|e| format!("{} {}", e.event, e.detail))
+            .collect();
+        assert_eq!(
+            called,
+            ["+22376000007", "+22376000008", "+22376000008"],
+            "{about_issa:#?}"
+        );
+        let about_binta: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.contact_id.as_deref() == Some("c-7"))
+            .map(|e| e.event.to_string())
+            .collect();
+        assert!(
+            about_binta.iter().any(|e| e == "delivered"),
+            "{about_binta:?}"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! What a voice provider calls during a call, under the webhook secret: the
 //! call's document (its clips, then the keypad's question), the key pressed,
-//! the final status, and the recordings themselves. The provider's signature is
+//! the final status (posted to its own route, or to the call's by providers
+//! that post everything there), and the recordings themselves. The provider's signature is
 //! checked by the plugin; the clips' URLs carry the secret, so no one else can
 //! fetch them, and they name only a language and a clip.
 
@@ -17,8 +18,15 @@ use crate::{ApiError, ApiState, VoiceCalls};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct CallQuery {
-    /// The outbox key of the message the call carries.
-    message: String,
+    /// The outbox key of the message the call carries, when the URL carries it.
+    message: Option<String>,
+}
+
+/// What a request to the call URL is about: the message being answered, or
+/// the end of a call (providers that post everything there).
+enum CallRequest {
+    Answered(Option<String>),
+    Ended(palabre_core::webhooks::Receipt),
 }
 
 fn configured(state: &ApiState) -> Result<&VoiceCalls, ApiError> {
@@ -63,15 +71,33 @@ pub(super) async fn call(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let voice = configured(&state)?;
-    webhook(&state, &secret, &uri, &headers, &body, |request| {
-        voice.gateway.call_id(request)
+    let hang_up = || document(voice.gateway.play(&[], &AfterPlaying::HangUp));
+    let asked = webhook(&state, &secret, &uri, &headers, &body, |request| {
+        voice.gateway.call_id(request)?;
+        if let Some(receipt) = voice.gateway.ended(request)? {
+            return Ok(CallRequest::Ended(receipt));
+        }
+        let key = match &query.message {
+            Some(key) => Some(key.clone()),
+            None => voice.gateway.message_key(request)?,
+        };
+        Ok(CallRequest::Answered(key))
     })?;
-    let Some(script) = state.commands.call_script(&query.message).await? else {
-        return Ok(document(voice.gateway.play(&[], &AfterPlaying::HangUp)));
+    let key = match asked {
+        CallRequest::Ended(receipt) => {
+            check_fact("sessionId", &receipt.provider_id)?;
+            state.commands.delivery_receipt(&receipt).await?;
+            return Ok(hang_up());
+        }
+        CallRequest::Answered(Some(key)) => key,
+        CallRequest::Answered(None) => return Ok(hang_up()),
+    };
+    let Some(script) = state.commands.call_script(&key).await? else {
+        return Ok(hang_up());
     };
     let then = AfterPlaying::AskForKey {
         question: clip_urls(voice, &secret, &script.language, &script.question),
-        keys_url: call_url(voice, &secret, &query.message, "keys"),
+        keys_url: call_url(voice, &secret, &key, "keys"),
     };
     let clips = clip_urls(voice, &secret, &script.language, &script.clips);
     Ok(document(voice.gateway.play(&clips, &then)))
@@ -90,14 +116,17 @@ pub(super) async fn keys(
         voice.gateway.keys(request)
     })?;
     check_fact("Digits", &digits)?;
-    let outcome = state.commands.call_key(&query.message, &digits).await?;
+    let Some(key) = query.message else {
+        return Ok(document(voice.gateway.play(&[], &AfterPlaying::HangUp)));
+    };
+    let outcome = state.commands.call_key(&key, &digits).await?;
     let (language, clips, then) = match outcome {
         KeyOutcome::Answered {
             language, thanks, ..
         } => (language, thanks, AfterPlaying::HangUp),
         KeyOutcome::Stopped { language, goodbye } => (language, goodbye, AfterPlaying::HangUp),
         KeyOutcome::NotUnderstood { language, said } => {
-            let keys_url = call_url(voice, &secret, &query.message, "keys");
+            let keys_url = call_url(voice, &secret, &key, "keys");
             (
                 language,
                 said,
@@ -108,7 +137,7 @@ pub(super) async fn keys(
             )
         }
         KeyOutcome::Again => {
-            let call_url = call_url(voice, &secret, &query.message, "call");
+            let call_url = call_url(voice, &secret, &key, "call");
             return Ok(document(
                 voice.gateway.play(&[], &AfterPlaying::Replay { call_url }),
             ));

@@ -43,6 +43,18 @@ pub trait VoiceGateway: Send + Sync {
     fn status(&self, request: &WebhookRequest<'_>) -> Result<Receipt, WebhookError>;
     /// The document that plays `clips` (URLs), then does `then`.
     fn play(&self, clips: &[String], then: &AfterPlaying) -> CallDocument;
+    /// The outbox key of the message a request to the call URL is about, when
+    /// the provider posts it back rather than the URL carrying it (Africa's
+    /// Talking's `clientRequestId`).
+    fn message_key(&self, _request: &WebhookRequest<'_>) -> Result<Option<String>, WebhookError> {
+        Ok(None)
+    }
+    /// The call's outcome, when the provider posts it to the call URL itself
+    /// (Africa's Talking's last request, `isActive=0`); `None` for a call
+    /// being answered.
+    fn ended(&self, _request: &WebhookRequest<'_>) -> Result<Option<Receipt>, WebhookError> {
+        Ok(None)
+    }
 }
 
 /// XML text and attribute escaping, for the providers' call documents.

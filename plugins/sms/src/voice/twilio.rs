@@ -1,139 +1,22 @@
-//! Calls through Twilio Programmable Voice: the call placed with
+//! Twilio Programmable Voice: the call placed with
 //! `POST /2010-04-01/Accounts/{sid}/Calls.json` (Basic auth, a form naming the
 //! API's call URL and status callback), the TwiML that plays the clips
 //! (`<Play>`) and waits for a key (`<Gather numDigits="1">`), and the signed
 //! forms Twilio posts back: the call's answer, the keys, the final status. The
 //! call URL carries the outbox key of the message; the path carries the API's
-//! webhook secret, so that no one else can fetch a call's clips. Phone numbers
-//! never reach the logs.
+//! webhook secret, so that no one else can fetch a call's clips.
 
 use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage, Redial};
-use palabre_core::offset::Offset;
 use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
 use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
-use std::sync::Arc;
 
+use super::call_path;
 use crate::gateways::parse::Fields;
-use crate::gateways::{GatewayError, Paced, client, exchange, secret, signed_form};
+use crate::gateways::{exchange, signed_form};
 
 /// How long the phone rings before Twilio gives up (`no-answer`).
 const RING_SECONDS: &str = "30";
-
-/// The file `--voice-gateway FILE.yaml` names.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoiceGatewayFile {
-    pub gateway: VoiceGatewayConfig,
-    /// At most this many calls placed a second.
-    #[serde(default)]
-    pub max_per_second: Option<u32>,
-    /// At most this many calls being placed at once, per worker.
-    #[serde(default)]
-    pub max_in_flight: Option<usize>,
-    /// Calls in all to someone who does not pick up (default 3).
-    #[serde(default = "default_tries")]
-    pub tries: u32,
-    /// Time between them (default `2h`).
-    #[serde(default = "default_spacing")]
-    pub spacing: Offset,
-    /// A call with no final status after this long (default `1h`) counts as not
-    /// made and goes by the contact's next channel.
-    #[serde(default = "default_status_timeout")]
-    pub status_timeout: Offset,
-}
-
-fn default_tries() -> u32 {
-    3
-}
-
-fn default_spacing() -> Offset {
-    Offset::from_seconds(2 * 3600)
-}
-
-fn default_status_timeout() -> Offset {
-    Offset::from_seconds(3600)
-}
-
-/// A voice provider's configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
-pub enum VoiceGatewayConfig {
-    /// Twilio Programmable Voice.
-    Twilio {
-        #[serde(default = "crate::gateways::twilio_base_url")]
-        base_url: String,
-        account_sid_env: String,
-        auth_token_env: String,
-        /// The number calls come from (E.164).
-        from: String,
-        /// The address palabre's API is reached at from the internet: Twilio
-        /// fetches the call's TwiML and clips there and signs what it posts.
-        public_url: String,
-    },
-}
-
-/// A voice gateway, set up: the connector placing calls (at its pace) and the
-/// provider's side of them, for the API.
-pub struct Calling {
-    pub connector: Arc<dyn Connector>,
-    pub gateway: Arc<dyn VoiceGateway>,
-    /// Where the provider reaches the API, without a trailing `/`.
-    pub public_url: String,
-}
-
-impl VoiceGatewayFile {
-    /// The connector placing the calls, at its pace, and the gateway reading
-    /// what the provider posts back; `webhook_secret` is the API's.
-    pub fn gateway(&self, webhook_secret: &str) -> Result<Calling, GatewayError> {
-        let positive = |offset: Offset, name: &str| {
-            offset
-                .as_delta()
-                .to_std()
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| GatewayError::Config(format!("{name} must be positive")))
-        };
-        let redial = Redial {
-            tries: self.tries.max(1),
-            spacing: positive(self.spacing, "spacing")?,
-        };
-        let status_timeout = positive(self.status_timeout, "status_timeout")?;
-        let VoiceGatewayConfig::Twilio {
-            base_url,
-            account_sid_env,
-            auth_token_env,
-            from,
-            public_url,
-        } = &self.gateway;
-        let twilio = Arc::new(TwilioVoice {
-            client: client()?,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            account_sid: secret(account_sid_env)?,
-            auth_token: secret(auth_token_env)?,
-            from: from.clone(),
-            public_url: public_url.trim_end_matches('/').to_owned(),
-            webhook_secret: webhook_secret.to_owned(),
-            redial,
-        });
-        let connector = Arc::new(Paced::new(
-            twilio.clone(),
-            self.max_per_second,
-            self.max_in_flight,
-            Some(status_timeout),
-        ));
-        Ok(Calling {
-            connector,
-            public_url: twilio.public_url.clone(),
-            gateway: twilio,
-        })
-    }
-}
-
-/// The API's routes a voice provider calls, under the webhook secret.
-pub fn call_path(secret: &str) -> String {
-    format!("/voice/{secret}/call")
-}
 
 #[derive(Deserialize)]
 struct Created {
@@ -142,14 +25,14 @@ struct Created {
 
 /// Twilio Programmable Voice.
 pub struct TwilioVoice {
-    client: reqwest::Client,
-    base_url: String,
-    account_sid: String,
-    auth_token: String,
-    from: String,
-    public_url: String,
-    webhook_secret: String,
-    redial: Redial,
+    pub(super) client: reqwest::Client,
+    pub(super) base_url: String,
+    pub(super) account_sid: String,
+    pub(super) auth_token: String,
+    pub(super) from: String,
+    pub(super) public_url: String,
+    pub(super) webhook_secret: String,
+    pub(super) redial: Redial,
 }
 
 impl TwilioVoice {
