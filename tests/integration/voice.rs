@@ -827,3 +827,130 @@ spacing: 2h
         );
     }
 }
+
+/// A fake VoiceXML platform behind the generic gateway: `POST /calls` with a
+/// JSON body and a bearer token, answered with the call's id. What it was
+/// asked: (to, call_url, id).
+async fn fake_voicexml_platform() -> (MockServer, Calls) {
+    let server = MockServer::start().await;
+    let calls: Calls = Arc::default();
+    let record = calls.clone();
+    Mock::given(method("POST"))
+        .and(path("/calls"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            "Bearer ivr-token",
+        ))
+        .respond_with(move |request: &wiremock::Request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            assert_eq!(
+                body["status_url"],
+                format!("{PUBLIC_URL}/voice/s3cret/status")
+            );
+            let mut calls = record.lock().unwrap();
+            let id = format!("ivr-{}", calls.len());
+            let to = body["to"].as_str().unwrap().to_owned();
+            let url = body["call_url"].as_str().unwrap().to_owned();
+            calls.push((to, url, id.clone()));
+            ResponseTemplate::new(202).set_body_json(serde_json::json!({ "call": { "id": id } }))
+        })
+        .mount(&server)
+        .await;
+    (server, calls)
+}
+
+#[tokio::test]
+async fn a_call_through_a_generic_voicexml_platform_plays_and_takes_a_key() {
+    for world in worlds("voice_generic", "once").await {
+        let (server, calls) = fake_voicexml_platform().await;
+        // SAFETY of the test: this variable is used by this test only.
+        unsafe { std::env::set_var("PALABRE_TEST_IVR_TOKEN", "ivr-token") };
+        let yaml = format!(
+            "gateway:
+  provider: generic
+  public_url: {PUBLIC_URL}
+  call:
+    url: {}/calls
+    env: [PALABRE_TEST_IVR_TOKEN]
+    headers:
+      Authorization: \"Bearer {{{{ env.PALABRE_TEST_IVR_TOKEN }}}}\"
+      Content-Type: application/json
+    body: '{{\"to\": \"{{{{ to }}}}\", \"call_url\": \"{{{{ call_url }}}}\", \"status_url\": \"{{{{ status_url }}}}\"}}'
+    id_pointer: /call/id
+tries: 2
+spacing: 2h
+",
+            server.uri()
+        );
+        let Calling {
+            runtime,
+            state,
+            calls,
+            clock,
+            _server,
+            ..
+        } = calling_through(&world, MEETING, &yaml, server, calls).await;
+        run_until(&runtime, &clock, at("2026-12-04T09:00:30Z")).await;
+        let placed = calls.lock().unwrap().clone();
+        let called: Vec<&str> = placed.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(called, ["+22376000007", "+22376000008"]);
+
+        // The platform fetches Binta's document: VoiceXML playing the clips,
+        // then a one-digit field submitted to the keys URL.
+        let route = placed[0].1.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+        let (content_type, vxml) = signed_post(&state, ("unused", PUBLIC_URL), &route, &[]).await;
+        assert_eq!(content_type, "application/voicexml+xml");
+        let prefix = format!("{PUBLIC_URL}/voice/s3cret/audio/fra/");
+        let clips: Vec<&str> = vxml
+            .split("<audio src=\"")
+            .skip(1)
+            .map(|part| {
+                let url = part.split('"').next().unwrap();
+                url.strip_prefix(&prefix)
+                    .unwrap()
+                    .strip_suffix(".wav")
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            clips,
+            [
+                "invitation",
+                "weekday-1",
+                "number-7",
+                "month-12",
+                "at",
+                "number-9",
+                "hours",
+                "keys"
+            ],
+            "{vxml}"
+        );
+        assert!(
+            vxml.contains("<field name=\"digits\" type=\"digits?length=1\">"),
+            "{vxml}"
+        );
+        // 2: she cannot come, thanked, and counted as such.
+        let keys = route.replace("/call?", "/keys?");
+        let (_, thanks) =
+            signed_post(&state, ("unused", PUBLIC_URL), &keys, &[("digits", "2")]).await;
+        assert!(thanks.contains("thanks-no.wav"), "{thanks}");
+        let responses = runtime
+            .store()
+            .responses("weekly-koro", at("2026-12-07T09:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(responses.get("c-7").map(String::as_str), Some("no"));
+        // Issa does not answer: the platform says so, and he is called again.
+        signed_post(
+            &state,
+            ("unused", PUBLIC_URL),
+            "/voice/s3cret/status",
+            &[("id", placed[1].2.as_str()), ("status", "no-answer")],
+        )
+        .await;
+        run_until(&runtime, &clock, at("2026-12-04T11:01:00Z")).await;
+        assert_eq!(calls.lock().unwrap().len(), 3);
+        assert_eq!(calls.lock().unwrap()[2].0, "+22376000008");
+    }
+}

@@ -89,13 +89,19 @@ impl GenericHttp {
         })
     }
 
-    fn render(&self, name: &str, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+    fn render(
+        &self,
+        name: &str,
+        message: &OutgoingMessage,
+        extra: &minijinja::Value,
+    ) -> Result<String, DeliveryError> {
         let context = minijinja::context! {
             to => &message.to_address,
             to_digits => digits(&message.to_address),
             text => &message.body,
             key => message.key_hash(),
             env => &self.secrets,
+            ..extra.clone()
         };
         self.environment
             .get_template(name)
@@ -104,14 +110,30 @@ impl GenericHttp {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
+        self.request(message, &minijinja::Value::UNDEFINED).await
+    }
+
+    /// Sends the request the templates make of `message`, with `extra` values
+    /// beside the message's (a call's `call_url` and `status_url`); returns the
+    /// provider's id of it.
+    pub(crate) async fn request(
+        &self,
+        message: &OutgoingMessage,
+        extra: &minijinja::Value,
+    ) -> Result<String, DeliveryError> {
         let method = reqwest::Method::from_bytes(self.config.method.as_bytes())
             .unwrap_or(reqwest::Method::POST);
-        let mut request = self.client.request(method, self.render("url", message)?);
+        let mut request = self
+            .client
+            .request(method, self.render("url", message, extra)?);
         for name in self.config.headers.keys() {
-            request = request.header(name, self.render(&format!("header:{name}"), message)?);
+            request = request.header(
+                name,
+                self.render(&format!("header:{name}"), message, extra)?,
+            );
         }
         if self.config.body.is_some() {
-            request = request.body(self.render("body", message)?);
+            request = request.body(self.render("body", message, extra)?);
         }
         let answer = exchange("gateway", request).await?;
         let (status, text) = (answer.status, &answer.text);

@@ -10,7 +10,7 @@
 //! numbers and texts never reach the logs.
 
 mod africastalking;
-mod generic;
+pub(crate) mod generic;
 mod infobip;
 mod orange;
 mod paced;

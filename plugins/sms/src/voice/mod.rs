@@ -11,12 +11,15 @@ use palabre_core::voice::VoiceGateway;
 use serde::Deserialize;
 use std::sync::Arc;
 
-use crate::gateways::{GatewayError, Paced, client, secret};
+use crate::gateways::generic::GenericConfig;
+use crate::gateways::{GatewayError, GenericHttp, Paced, client, secret};
 
 mod africastalking;
+mod generic;
 mod twilio;
 
 pub use africastalking::AfricasTalkingVoice;
+pub use generic::GenericVoice;
 pub use twilio::TwilioVoice;
 
 /// The file `--voice-gateway FILE.yaml` names.
@@ -80,6 +83,13 @@ pub enum VoiceGatewayConfig {
         api_key_env: String,
         /// The Africa's Talking number calls come from (E.164).
         from: String,
+        /// The address palabre's API is reached at from the internet.
+        public_url: String,
+    },
+    /// A VoiceXML 2.1 platform; `call` is the generic gateway's request
+    /// (its templates also see `call_url` and `status_url`).
+    Generic {
+        call: GenericConfig,
         /// The address palabre's API is reached at from the internet.
         public_url: String,
     },
@@ -148,6 +158,15 @@ impl VoiceGatewayFile {
                         redial,
                     });
                     (at.clone(), at, public_url)
+                }
+                VoiceGatewayConfig::Generic { call, public_url } => {
+                    let generic = Arc::new(GenericVoice {
+                        http: GenericHttp::new(call.clone())?,
+                        public_url: public_url.trim_end_matches('/').to_owned(),
+                        webhook_secret: webhook_secret.to_owned(),
+                        redial,
+                    });
+                    (generic.clone(), generic, public_url)
                 }
             };
         let connector = Arc::new(Paced::new(
