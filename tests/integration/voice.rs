@@ -954,3 +954,51 @@ spacing: 2h
         assert_eq!(calls.lock().unwrap()[2].0, "+22376000008");
     }
 }
+
+#[tokio::test]
+async fn calls_beyond_the_lines_at_once_wait_for_one_to_end() {
+    for world in worlds("voice_lines", "once").await {
+        let (twilio, calls) = fake_twilio().await;
+        let yaml = format!("{}max_simultaneous: 1\n", twilio_gateway(&twilio));
+        let Calling {
+            runtime,
+            state,
+            calls,
+            clock,
+            _server,
+            ..
+        } = calling_through(&world, MEETING, &yaml, twilio, calls).await;
+        let called =
+            || -> Vec<String> { calls.lock().unwrap().iter().map(|c| c.0.clone()).collect() };
+        // One line: Binta is called, Issa waits while her call is under way.
+        run_until(&runtime, &clock, at("2026-12-04T09:03:00Z")).await;
+        assert_eq!(called(), ["+22376000007"]);
+        let binta_sid = calls.lock().unwrap()[0].2.clone();
+        twilio_posts(
+            &state,
+            "/voice/s3cret/status",
+            &[("CallSid", &binta_sid), ("CallStatus", "completed")],
+        )
+        .await;
+        run_until(&runtime, &clock, at("2026-12-04T09:05:00Z")).await;
+        assert_eq!(called(), ["+22376000007", "+22376000008"]);
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        assert!(
+            ledger.iter().any(|e| e.event == "deferred"
+                && e.contact_id.as_deref() == Some("c-8")
+                && e.detail
+                    .starts_with("1 call(s) under way, at most 1 at once")),
+            "the wait is in the ledger"
+        );
+        assert!(
+            !ledger.iter().any(|e| e.event == "retry"),
+            "waiting is not a failed attempt"
+        );
+        assert!(
+            ledger
+                .iter()
+                .any(|e| e.event == "delivered" && e.contact_id.as_deref() == Some("c-7")),
+            "a completed call is delivered"
+        );
+    }
+}

@@ -94,6 +94,12 @@ pub trait Connector: Send + Sync {
     fn redial(&self) -> Option<Redial> {
         None
     }
+    /// How many of this connector's messages may be under way at once across
+    /// all workers, from being accepted until their final receipt (calls
+    /// ringing or being listened to); `None`: no such limit.
+    fn max_simultaneous(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How a call nobody took (busy, no answer) is tried again: `tries` calls in

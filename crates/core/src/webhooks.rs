@@ -52,10 +52,17 @@ pub struct Receipt {
 
 /// Provider statuses that mean delivered, and that mean it never will be
 /// (Twilio, Infobip, Africa's Talking, Orange), compared without case, spaces,
-/// dashes or underscores.
-const DELIVERED: [&str; 4] = ["delivered", "success", "deliveredtoterminal", "read"];
-const UNDELIVERED: [&str; 8] = [
+/// dashes or underscores. A call answered and ended is `completed` at Twilio.
+const DELIVERED: [&str; 5] = [
+    "delivered",
+    "success",
+    "deliveredtoterminal",
+    "read",
+    "completed",
+];
+const UNDELIVERED: [&str; 9] = [
     "failed",
+    "canceled",
     "undelivered",
     "undeliverable",
     "rejected",

@@ -17,6 +17,7 @@ use super::ledger::{LedgerEntry, LedgerEvent, append};
 use super::states::{DEAD, QUEUED, SENT};
 use super::wakeup::announce_work;
 use palabre_core::channel::Channel;
+use palabre_core::webhooks::DeliveryStatus;
 
 use super::sealing::{
     FALLBACK_BODY, FALLBACK_SUBJECT, MESSAGE_BODY, MESSAGE_CALENDAR, MESSAGE_SUBJECT, Sealed,
@@ -471,6 +472,27 @@ impl Store {
         .await?;
         row.map(|row| claimed_message(&self.sealer, &row))
             .transpose()
+    }
+
+    /// How many messages of `channel` are under way: accepted by the provider
+    /// since `since`, with no final receipt yet (calls ringing or being heard).
+    pub async fn under_way(
+        &self,
+        channel: Channel,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE channel = $1 AND state = $2 AND updated >= $3 \
+             AND (receipt IS NULL OR receipt NOT IN ($4, $5))",
+        )
+        .bind(channel.as_str())
+        .bind(SENT)
+        .bind(millis(since))
+        .bind(DeliveryStatus::Delivered.as_recorded())
+        .bind(DeliveryStatus::Failed.as_recorded())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Takes the lease of up to `limit` messages ready at `now`, oldest first.

@@ -149,6 +149,40 @@ impl Runtime {
             });
             lane.queue.push_back(message);
         }
+        // Calls beyond what may ring at once wait, spread a minute per line.
+        for (channel, lane) in &mut waiting {
+            let Some(limit) = self
+                .connectors
+                .get(*channel)
+                .and_then(|c| c.max_simultaneous())
+            else {
+                continue;
+            };
+            let now = self.now();
+            let window = self
+                .connectors
+                .get(*channel)
+                .and_then(|c| c.receipt_timeout())
+                .and_then(|t| TimeDelta::from_std(t).ok())
+                .unwrap_or(TimeDelta::hours(1));
+            let under_way = self.store().under_way(*channel, now - window).await?;
+            let room = limit.saturating_sub(under_way);
+            for (i, message) in lane
+                .queue
+                .split_off(room.min(lane.queue.len()))
+                .into_iter()
+                .enumerate()
+            {
+                let minutes = 1 + i64::try_from(i / limit).unwrap_or(0);
+                let wait = CallWait {
+                    until: now + TimeDelta::minutes(minutes),
+                    reason: format!("{under_way} call(s) under way, at most {limit} at once"),
+                };
+                let deferred = deferred(message, wait, now);
+                report.deferred += 1;
+                pending.push(deferred.record);
+            }
+        }
         let mut running = FuturesUnordered::new();
         loop {
             // Claimed but not started when stopping: their leases expire, or

@@ -1,8 +1,9 @@
 //! A gateway's pace: at most `max_per_second` messages a second, at most
 //! `max_in_flight` at once per worker, and a whole channel that waits when the
 //! provider says it is sending too fast (429 with `Retry-After`), instead of each
-//! message discovering it on its own. Also where the gateway's receipt timeout is
-//! declared to the runtime.
+//! message discovering it on its own. Also where the gateway's receipt timeout,
+//! and for calls how many may ring or be listened to at once, are declared to
+//! the runtime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub struct Paced {
     next: Mutex<Instant>,
     receipt_timeout: Option<Duration>,
     max_in_flight: usize,
+    max_simultaneous: Option<usize>,
 }
 
 impl Paced {
@@ -43,7 +45,14 @@ impl Paced {
             next: Mutex::new(Instant::now()),
             receipt_timeout,
             max_in_flight: max_in_flight.unwrap_or(1).max(1),
+            max_simultaneous: None,
         }
+    }
+
+    /// At most `limit` messages under way at once, until their final receipt.
+    pub fn simultaneous(mut self, limit: Option<usize>) -> Paced {
+        self.max_simultaneous = limit.map(|n| n.max(1));
+        self
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<String, DeliveryError> {
@@ -100,6 +109,10 @@ impl Connector for Paced {
 
     fn redial(&self) -> Option<palabre_core::connector::Redial> {
         self.inner.redial()
+    }
+
+    fn max_simultaneous(&self) -> Option<usize> {
+        self.max_simultaneous
     }
 }
 

@@ -33,6 +33,10 @@ pub struct VoiceGatewayFile {
     /// At most this many calls being placed at once, per worker.
     #[serde(default)]
     pub max_in_flight: Option<usize>,
+    /// At most this many calls ringing or being listened to at once, across
+    /// workers (the provider's or the line's limit of simultaneous calls).
+    #[serde(default)]
+    pub max_simultaneous: Option<usize>,
     /// Calls in all to someone who does not pick up (default 3).
     #[serde(default = "default_tries")]
     pub tries: u32,
@@ -169,12 +173,15 @@ impl VoiceGatewayFile {
                     (generic.clone(), generic, public_url)
                 }
             };
-        let connector = Arc::new(Paced::new(
-            connector,
-            self.max_per_second,
-            self.max_in_flight,
-            Some(status_timeout),
-        ));
+        let connector = Arc::new(
+            Paced::new(
+                connector,
+                self.max_per_second,
+                self.max_in_flight,
+                Some(status_timeout),
+            )
+            .simultaneous(self.max_simultaneous),
+        );
         Ok(Calling {
             connector,
             public_url: public_url.trim_end_matches('/').to_owned(),
