@@ -9,7 +9,7 @@
 //! (`NO_ANSWER`, `USER_BUSY` …). Its requests are not signed: the webhook
 //! secret in the path is what keeps others out.
 
-use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage, Redial};
+use palabre_core::connector::{DeliveryError, OutgoingMessage, Redial};
 use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
 use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
@@ -97,23 +97,7 @@ impl AfricasTalkingVoice {
     }
 }
 
-impl Connector for AfricasTalkingVoice {
-    fn channel(&self) -> palabre_core::channel::Channel {
-        palabre_core::channel::Channel::Voice
-    }
-
-    fn name(&self) -> &str {
-        "africastalking-voice"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.call(message))
-    }
-
-    fn redial(&self) -> Option<Redial> {
-        Some(self.redial)
-    }
-}
+super::voice_connector!(AfricasTalkingVoice, "africastalking-voice");
 
 impl VoiceGateway for AfricasTalkingVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {

@@ -9,7 +9,7 @@
 //! `failed`), with `reason` if it has one. Its requests are not signed: the
 //! webhook secret in the path keeps others out.
 
-use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage, Redial};
+use palabre_core::connector::{DeliveryError, OutgoingMessage, Redial};
 use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
 use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
 
@@ -37,23 +37,7 @@ impl GenericVoice {
     }
 }
 
-impl Connector for GenericVoice {
-    fn channel(&self) -> palabre_core::channel::Channel {
-        palabre_core::channel::Channel::Voice
-    }
-
-    fn name(&self) -> &str {
-        "generic-voice"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.call(message))
-    }
-
-    fn redial(&self) -> Option<Redial> {
-        Some(self.redial)
-    }
-}
+super::voice_connector!(GenericVoice, "generic-voice");
 
 impl VoiceGateway for GenericVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {

@@ -6,7 +6,7 @@
 //! call URL carries the outbox key of the message; the path carries the API's
 //! webhook secret, so that no one else can fetch a call's clips.
 
-use palabre_core::connector::{Connector, Delivery, DeliveryError, OutgoingMessage, Redial};
+use palabre_core::connector::{DeliveryError, OutgoingMessage, Redial};
 use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
 use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
@@ -76,23 +76,7 @@ fn url_encoded(text: &str) -> String {
         .unwrap_or_default()
 }
 
-impl Connector for TwilioVoice {
-    fn channel(&self) -> palabre_core::channel::Channel {
-        palabre_core::channel::Channel::Voice
-    }
-
-    fn name(&self) -> &str {
-        "twilio-voice"
-    }
-
-    fn deliver<'a>(&'a self, message: &'a OutgoingMessage) -> Delivery<'a> {
-        Box::pin(self.call(message))
-    }
-
-    fn redial(&self) -> Option<Redial> {
-        Some(self.redial)
-    }
-}
+super::voice_connector!(TwilioVoice, "twilio-voice");
 
 impl VoiceGateway for TwilioVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {
