@@ -57,6 +57,15 @@ async fn fake_twilio() -> (MockServer, Calls) {
                 field("StatusCallback"),
                 format!("{PUBLIC_URL}/voice/s3cret/status")
             );
+            // Twilio's answer to a number it cannot call (error 21211).
+            if field("To").ends_with("0010") {
+                return ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                    "code": 21211,
+                    "message": "Invalid 'To' Phone Number",
+                    "more_info": "https://www.twilio.com/docs/errors/21211",
+                    "status": 400
+                }));
+            }
             let mut calls = record.lock().unwrap();
             let sid = format!("CA{:032}", calls.len());
             calls.push((field("To"), field("Url"), sid.clone()));
@@ -999,6 +1008,52 @@ async fn calls_beyond_the_lines_at_once_wait_for_one_to_end() {
                 .iter()
                 .any(|e| e.event == "delivered" && e.contact_id.as_deref() == Some("c-7")),
             "a completed call is delivered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_number_twilio_refuses_is_invited_by_sms_at_once() {
+    for world in worlds("voice_refused", "once").await {
+        world
+            .add_csv("id,name,roles,place,phone,email,language,channels\nc-10,Kadia Traoré,leader,mopti/koro/koro,76 00 00 10,,fra,voice;sms\n")
+            .await;
+        let Calling {
+            runtime,
+            calls,
+            sms,
+            clock,
+            _server,
+            ..
+        } = calling(&world, MEETING).await;
+        run_until(&runtime, &clock, at("2026-12-04T09:00:30Z")).await;
+        let called: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+        assert_eq!(called, ["+22376000007", "+22376000008"]);
+        let texted: Vec<String> = sms
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to_address == "+22376000010")
+            .map(|m| m.body.clone())
+            .collect();
+        assert_eq!(texted.len(), 1, "{texted:?}");
+        assert!(texted[0].starts_with("Invitation"), "{}", texted[0]);
+        let ledger = runtime.store().ledger(None, 10_000).await.unwrap();
+        let about_kadia: Vec<String> = ledger
+            .iter()
+            .filter(|e| e.contact_id.as_deref() == Some("c-10"))
+            .map(|e| format!("{} {}", e.event, e.detail))
+            .collect();
+        assert!(
+            about_kadia.iter().any(|e| e.starts_with("dead-letter")
+                && e.contains("21211")
+                && e.contains("sent again by sms instead")),
+            "{about_kadia:#?}"
+        );
+        assert!(
+            !about_kadia.iter().any(|e| e.starts_with("retry")),
+            "a refused number is not tried again: {about_kadia:#?}"
         );
     }
 }
