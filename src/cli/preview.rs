@@ -158,10 +158,9 @@ fn call_seconds(definitions: &Definitions, message: &PlannedMessage) -> Option<f
         .filter(|_| message.channel == Some(Channel::Voice))?;
     let language = message.language.as_deref()?;
     definitions.audio.has_recordings(language).then(|| {
-        let keypad = definitions.keypad(&message.workflow);
         definitions
             .audio
-            .duration(language, palabre_lang::voice::call_clips(body, keypad))
+            .call_length(language, body, definitions.keypad(&message.workflow))
             .as_secs_f64()
     })
 }

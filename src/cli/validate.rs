@@ -166,19 +166,19 @@ fn call_lengths(definitions: &Definitions) -> anyhow::Result<()> {
             else {
                 continue;
             };
-            let clips: Vec<&str> =
-                palabre_lang::voice::call_clips(&rendered.body, keypad_of_template(template))
-                    .collect();
+            let keypad = keypad_of_template(template);
+            let clips = palabre_lang::voice::call_clips(&rendered.body, keypad).count();
             let length = if definitions.audio.has_recordings(language) {
-                let played = definitions.audio.duration(language, clips.iter().copied());
+                let played = definitions
+                    .audio
+                    .call_length(language, &rendered.body, keypad);
                 format!("{:.1} s with the keypad's question", played.as_secs_f64())
             } else {
                 "not recorded yet".to_owned()
             };
             writeln!(
                 err,
-                "voice {template:<20} {language}  {} clips, {length}",
-                clips.len()
+                "voice {template:<20} {language}  {clips} clips, {length}"
             )?;
         }
     }

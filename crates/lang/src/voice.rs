@@ -259,12 +259,15 @@ impl Audio {
         self.clips.get(language)?.get(clip)
     }
 
+    /// How long a call with the rendered voice text `script` plays once
+    /// answered: its clips, then `keypad`'s question once (missing clips
+    /// count nothing).
+    pub fn call_length(&self, language: &str, script: &str, keypad: Keypad) -> Duration {
+        self.duration(language, call_clips(script, keypad))
+    }
+
     /// How long `clips` play in `language` (missing ones count nothing).
-    pub fn duration<'c>(
-        &self,
-        language: &str,
-        clips: impl IntoIterator<Item = &'c str>,
-    ) -> Duration {
+    fn duration<'c>(&self, language: &str, clips: impl IntoIterator<Item = &'c str>) -> Duration {
         clips
             .into_iter()
             .filter_map(|clip| self.clip(language, clip))

@@ -212,6 +212,19 @@ fn string_field(map: &Map, key: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// A positive duration (`"4h"`, `"2d"`) at `key`, if there is one.
+fn duration_field(map: &Map, key: &str) -> Result<Option<Offset>, String> {
+    string_field(map, key)?
+        .map(|text| {
+            let at: Offset = text.parse().map_err(|e| format!("'{key}': {e}"))?;
+            if at.seconds() <= 0 {
+                return Err(format!("'{key}': {at} is not a positive duration"));
+            }
+            Ok(at)
+        })
+        .transpose()
+}
+
 fn refuse_unknown_keys(map: &Map, known: &[&str]) -> Result<(), String> {
     match map.keys().find(|k| !known.contains(&k.as_str())) {
         Some(key) => Err(format!(
@@ -530,20 +543,9 @@ impl Decision for DeadlinesDecision {
         }
         let map = take_map(value, "() or #{ acknowledge: \"4h\", resolve: \"2d\" }")?;
         refuse_unknown_keys(&map, &["acknowledge", "resolve"])?;
-        let offset = |key: &str| -> Result<Option<Offset>, String> {
-            string_field(&map, key)?
-                .map(|text| {
-                    let at: Offset = text.parse().map_err(|e| format!("'{key}': {e}"))?;
-                    if at.seconds() <= 0 {
-                        return Err(format!("'{key}': {at} is not a positive duration"));
-                    }
-                    Ok(at)
-                })
-                .transpose()
-        };
         Ok(DeadlinesDecision {
-            acknowledge: offset("acknowledge")?,
-            resolve: offset("resolve")?,
+            acknowledge: duration_field(&map, "acknowledge")?,
+            resolve: duration_field(&map, "resolve")?,
         })
     }
 }
@@ -628,12 +630,9 @@ impl Decision for CallTimeDecision {
             "(), true, false or #{ wait: \"45m\", reason: \"...\" }",
         )?;
         refuse_unknown_keys(&map, &["wait", "reason"])?;
-        let text = string_field(&map, "wait")?.ok_or("'wait' is missing")?;
-        let wait: Offset = text.parse().map_err(|e| format!("'wait': {e}"))?;
-        if wait.seconds() <= 0 || wait.seconds() > 24 * 3600 {
-            return Err(format!(
-                "'wait' is {wait}: a positive duration of at most 1d"
-            ));
+        let wait = duration_field(&map, "wait")?.ok_or("'wait' is missing")?;
+        if wait.seconds() > 24 * 3600 {
+            return Err(format!("'wait' is {wait}: at most 1d"));
         }
         Ok(CallTimeDecision {
             wait: Some(wait),

@@ -73,12 +73,12 @@ impl AfricasTalking {
         if let Some(sender) = &self.sender {
             form.push(("from", sender));
         }
-        let request = self
-            .client
-            .post(format!("{}/version1/messaging", self.base_url))
-            .header("apiKey", &self.api_key)
-            .header("Accept", "application/json")
-            .form(&form);
+        let request = post_form(
+            &self.client,
+            format!("{}/version1/messaging", self.base_url),
+            &self.api_key,
+            &form,
+        );
         let answer: Sent = exchange("africastalking", request)
             .await?
             .json("africastalking")?;
@@ -103,7 +103,22 @@ impl AfricasTalking {
     }
 }
 
-super::sms_connector!(AfricasTalking, "africastalking");
+super::connector!(AfricasTalking, "africastalking", Sms, send);
+
+/// `form` posted to Africa's Talking at `url` under its `apiKey` header, the
+/// answer asked for in JSON (its SMS and voice APIs alike).
+pub(crate) fn post_form<T: serde::Serialize + ?Sized>(
+    client: &reqwest::Client,
+    url: String,
+    api_key: &str,
+    form: &T,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("apiKey", api_key)
+        .header("Accept", "application/json")
+        .form(form)
+}
 
 /// What Africa's Talking calls a recipient who opted out of our messages, as a
 /// send status code and as a delivery report's failure reason.

@@ -167,4 +167,4 @@ impl GenericHttp {
     }
 }
 
-super::sms_connector!(GenericHttp, "generic-http");
+super::connector!(GenericHttp, "generic-http", Sms, send);

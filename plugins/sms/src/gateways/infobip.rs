@@ -65,7 +65,7 @@ impl Infobip {
     }
 }
 
-super::sms_connector!(Infobip, "infobip");
+super::connector!(Infobip, "infobip", Sms, send);
 
 /// The `results` of a webhook body.
 fn results(body: &Value) -> Result<&Vec<Value>, WebhookError> {

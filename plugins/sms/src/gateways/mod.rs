@@ -9,7 +9,7 @@
 //! reported as such. [`webhooks()`] reads what each provider posts back. Phone
 //! numbers and texts never reach the logs.
 
-mod africastalking;
+pub(crate) mod africastalking;
 pub(crate) mod generic;
 mod infobip;
 mod orange;
@@ -258,12 +258,14 @@ impl Answer {
     }
 }
 
-/// The `Connector` of an SMS gateway whose `send` delivers one message.
-macro_rules! sms_connector {
-    ($gateway:ty, $name:literal) => {
+/// The `Connector` of a gateway on `$channel` whose `$method` delivers one
+/// message (an SMS sent, a call placed); a voice gateway also names its
+/// `Redial` field, how a call nobody took is made again.
+macro_rules! connector {
+    ($gateway:ty, $name:literal, $channel:ident, $method:ident $(, redial: $redial:ident)?) => {
         impl palabre_core::connector::Connector for $gateway {
             fn channel(&self) -> palabre_core::channel::Channel {
-                palabre_core::channel::Channel::Sms
+                palabre_core::channel::Channel::$channel
             }
 
             fn name(&self) -> &str {
@@ -274,12 +276,18 @@ macro_rules! sms_connector {
                 &'a self,
                 message: &'a palabre_core::connector::OutgoingMessage,
             ) -> palabre_core::connector::Delivery<'a> {
-                Box::pin(self.send(message))
+                Box::pin(self.$method(message))
             }
+
+            $(
+                fn redial(&self) -> Option<palabre_core::connector::Redial> {
+                    Some(self.$redial)
+                }
+            )?
         }
     };
 }
-pub(crate) use sms_connector;
+pub(crate) use connector;
 
 /// `Retry-After` in seconds, if the answer has one.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

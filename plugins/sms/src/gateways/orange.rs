@@ -140,7 +140,7 @@ impl Orange {
     }
 }
 
-super::sms_connector!(Orange, "orange");
+super::connector!(Orange, "orange", Sms, send);
 
 /// A `deliveryInfoNotification`: our `callbackData` and the `deliveryStatus`.
 pub(crate) fn receipt(body: &Value) -> Result<Receipt, WebhookError> {

@@ -99,7 +99,7 @@ impl Twilio {
     }
 }
 
-super::sms_connector!(Twilio, "twilio");
+super::connector!(Twilio, "twilio", Sms, send);
 
 /// Whether `signature` (the `X-Twilio-Signature` header) signs a request to `url`
 /// with form parameters `params`, by the account's `auth_token`.

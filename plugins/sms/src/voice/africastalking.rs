@@ -14,6 +14,7 @@ use palabre_core::voice::{AfterPlaying, CallDocument, VoiceGateway, xml_escape};
 use palabre_core::webhooks::{Receipt, WebhookError, WebhookRequest};
 use serde::Deserialize;
 
+use crate::gateways::africastalking::post_form;
 use crate::gateways::exchange;
 use crate::gateways::parse::Fields;
 
@@ -66,12 +67,12 @@ impl AfricasTalkingVoice {
             ("to", message.to_address.as_str()),
             ("clientRequestId", message.key.as_str()),
         ];
-        let request = self
-            .client
-            .post(format!("{}/call", self.base_url))
-            .header("apiKey", &self.api_key)
-            .header("Accept", "application/json")
-            .form(&form);
+        let request = post_form(
+            &self.client,
+            format!("{}/call", self.base_url),
+            &self.api_key,
+            &form,
+        );
         let answer: Queued = exchange("africastalking", request)
             .await?
             .json("africastalking")?;
@@ -97,7 +98,7 @@ impl AfricasTalkingVoice {
     }
 }
 
-super::voice_connector!(AfricasTalkingVoice, "africastalking-voice");
+crate::gateways::connector!(AfricasTalkingVoice, "africastalking-voice", Voice, call, redial: redial);
 
 impl VoiceGateway for AfricasTalkingVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {
@@ -203,7 +204,7 @@ mod tests {
             base_url: "http://at".into(),
             username: "palabre".into(),
             api_key: "key".into(),
-            from: "+22320000000".into(),
+            from: "the-number".into(),
             redial: Redial {
                 tries: 3,
                 spacing: std::time::Duration::from_secs(7200),

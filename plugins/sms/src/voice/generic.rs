@@ -37,7 +37,7 @@ impl GenericVoice {
     }
 }
 
-super::voice_connector!(GenericVoice, "generic-voice");
+crate::gateways::connector!(GenericVoice, "generic-voice", Voice, call, redial: redial);
 
 impl VoiceGateway for GenericVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {

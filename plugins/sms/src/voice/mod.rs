@@ -190,34 +190,6 @@ impl VoiceGatewayFile {
     }
 }
 
-/// The `Connector` of a voice gateway whose `call` places one call, and whose
-/// `redial` says how a call nobody took is made again.
-macro_rules! voice_connector {
-    ($gateway:ty, $name:literal) => {
-        impl palabre_core::connector::Connector for $gateway {
-            fn channel(&self) -> palabre_core::channel::Channel {
-                palabre_core::channel::Channel::Voice
-            }
-
-            fn name(&self) -> &str {
-                $name
-            }
-
-            fn deliver<'a>(
-                &'a self,
-                message: &'a palabre_core::connector::OutgoingMessage,
-            ) -> palabre_core::connector::Delivery<'a> {
-                Box::pin(self.call(message))
-            }
-
-            fn redial(&self) -> Option<palabre_core::connector::Redial> {
-                Some(self.redial)
-            }
-        }
-    };
-}
-use voice_connector;
-
 /// The API's routes a voice provider calls, under the webhook secret.
 pub fn call_path(secret: &str) -> String {
     format!("/voice/{secret}/call")

@@ -76,7 +76,7 @@ fn url_encoded(text: &str) -> String {
         .unwrap_or_default()
 }
 
-super::voice_connector!(TwilioVoice, "twilio-voice");
+crate::gateways::connector!(TwilioVoice, "twilio-voice", Voice, call, redial: redial);
 
 impl VoiceGateway for TwilioVoice {
     fn call_id(&self, request: &WebhookRequest<'_>) -> Result<String, WebhookError> {
