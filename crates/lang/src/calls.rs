@@ -237,12 +237,7 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::test_support::utc;
 
     fn places() -> Places {
         let dir = tempfile::tempdir().unwrap();

@@ -376,6 +376,7 @@ impl Ladder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::utc;
 
     #[test]
     fn deadline_steps_round_trip() {
@@ -436,12 +437,6 @@ dated:
 
     fn date(text: &str) -> NaiveDate {
         text.parse().unwrap()
-    }
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
     }
 
     fn calendars() -> &'static Calendars {

@@ -34,3 +34,16 @@ pub mod table;
 pub mod templates;
 pub mod voice;
 pub mod yaml;
+
+/// What the unit tests of several modules share.
+#[cfg(test)]
+mod test_support {
+    use chrono::{DateTime, Utc};
+
+    /// The instant an RFC 3339 text names.
+    pub(crate) fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+}

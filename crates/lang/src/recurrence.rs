@@ -522,13 +522,8 @@ impl Recurrence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::utc;
     use chrono::{Datelike, Weekday};
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     fn zone(name: &str) -> Tz {
         parse_time_zone(name).unwrap()
