@@ -52,8 +52,14 @@ pub fn run(root: &Path, out: &mut String) -> anyhow::Result<()> {
                 Some(recorded) => format!("{:.1} s", recorded.duration.as_secs_f64()),
                 None => "MISSING".to_owned(),
             };
-            let used_by: Vec<&str> = templates.iter().map(String::as_str).collect();
-            writeln!(out, "  {clip:<16} {state:>8}  {}", used_by.join(", "))?;
+            // The keypad's questions and answers are played by calls of any template.
+            let used_by = if palabre_lang::voice::CALL_CLIPS.contains(&clip.as_str()) {
+                "every call (the keypad)".to_owned()
+            } else {
+                let names: Vec<&str> = templates.iter().map(String::as_str).collect();
+                names.join(", ")
+            };
+            writeln!(out, "  {clip:<16} {state:>8}  {used_by}")?;
         }
     }
     Ok(())

@@ -1042,3 +1042,55 @@ async fn a_number_twilio_refuses_is_invited_by_sms_at_once() {
         );
     }
 }
+
+/// `palabre clips`: the list a programme records from, each clip with its
+/// length or MISSING, and who needs it.
+#[test]
+fn clips_lists_what_to_record_and_who_needs_it() {
+    let dir = crate::util::workspace();
+    let french = dir.path().join("workflows/audio/fra");
+    for entry in std::fs::read_dir(&french).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wav") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let run = crate::util::palabre(dir.path(), &["clips"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = |clip: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(clip))
+            .unwrap_or_else(|| panic!("no {clip} in {}", run.stdout))
+            .to_owned()
+    };
+    assert!(
+        run.stdout.starts_with("fra: 99 clips in "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("(99 to record)")
+    );
+    let invitation = line("invitation");
+    assert!(
+        invitation.contains("MISSING") && invitation.ends_with("meeting-invitation"),
+        "{invitation}"
+    );
+    for keypad in ["keys", "keys-dispute", "thanks-done", "never-again"] {
+        assert!(
+            line(keypad).ends_with("every call (the keypad)"),
+            "{}",
+            line(keypad)
+        );
+    }
+    assert!(
+        line("dispute").ends_with("case-assigned"),
+        "{}",
+        line("dispute")
+    );
+}
