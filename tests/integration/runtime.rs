@@ -198,12 +198,25 @@ impl World {
         connectors: Connectors,
         owner: &str,
     ) -> Runtime {
+        self.runtime_in_batches(clock, connectors, owner, RuntimeConfig::default().batch)
+            .await
+    }
+
+    /// [`World::runtime`], claiming `batch` timers or messages at a time.
+    pub(crate) async fn runtime_in_batches(
+        &self,
+        clock: &Arc<VirtualClock>,
+        connectors: Connectors,
+        owner: &str,
+        batch: i64,
+    ) -> Runtime {
         let store = Store::connect(&self.url, &crate::util::test_key())
             .await
             .unwrap();
         let config = RuntimeConfig {
             owner: owner.to_owned(),
             horizon: TimeDelta::days(14),
+            batch,
             ..RuntimeConfig::default()
         };
         Runtime::new(

@@ -4,6 +4,7 @@
 //! transaction per batch. A schedule rule's change and a missed deadline's climb
 //! follow, as commands, once the batch is recorded.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
@@ -17,12 +18,26 @@ use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::{Fire, Planner, Slot};
 use palabre_plan::recipients::reach;
 use palabre_rules::{OverdueDecision, Subject, milestone_input};
-use palabre_store::{ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome};
+use palabre_store::{
+    Backend, ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome,
+};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{BURST, Directory, Runtime, RuntimeError, TickReport, TickState};
 use crate::commands::CommandError;
 use crate::messages::{queue_messages, rule_failure_entries, rule_failure_entry};
+
+/// How many timers a batch renders between two yields to the batch being
+/// written meanwhile (each of whose statements waits for the next poll).
+const YIELD_EVERY: usize = 4;
+
+/// A batch of fired timers, not yet written.
+struct Rendered {
+    /// When the batch was claimed: the instant its timers fired at.
+    now: DateTime<Utc>,
+    completions: Vec<TimerCompletion>,
+    follow_ups: Vec<FollowUp>,
+}
 
 /// What firing one timer gives: its completion, and a change to apply after it.
 pub(super) struct Fired {
@@ -233,6 +248,14 @@ fn fire_milestone(
 }
 
 impl Runtime {
+    /// Fires everything due, a batch at a time, two batches in flight: while
+    /// one is written and delivered, the next is rendered, so the database's
+    /// work and this worker's overlap. Where writes run side by side
+    /// (PostgreSQL), the batch after is claimed meanwhile too; SQLite, with
+    /// one writer at a time, claims it once the written batch is done. A
+    /// batch with follow-ups (a rule's move or cancellation, a case's climb)
+    /// is finished before the next is claimed, since they may change what it
+    /// fires.
     pub(super) async fn fire_due(
         &self,
         definitions: &Definitions,
@@ -240,105 +263,192 @@ impl Runtime {
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
+        let mut rendered: Option<Rendered> = None;
+        let mut claimed_ahead = None;
+        let claim_ahead = self.store().backend() == Backend::Postgres;
         loop {
-            if self.stopping.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let now = self.now();
-            let claimed = self
-                .store()
-                .claim_due_timers(
-                    now,
-                    &self.config.owner,
-                    self.config.lease,
-                    self.config.batch,
-                )
-                .await?;
-            if claimed.is_empty() {
-                return Ok(());
-            }
-            let contacts = self.directory(directory).await?;
-            let links = self.commands.answer_links();
-            let mut planner = Planner::new(definitions, contacts.contacts.clone());
-            if let Some(links) = &links {
-                planner = planner.with_answer_links(links.as_ref());
-            }
-            let mut completions = Vec::with_capacity(claimed.len());
-            let mut follow_ups: Vec<FollowUp> = Vec::new();
-            for timer in claimed {
-                let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
-                let mut fired = self
-                    .fire(&planner, definitions, state, timer, now)
-                    .instrument(span)
-                    .await?;
-                // A rule's failure is written with the timer whose firing met it.
-                fired
-                    .completion
-                    .ledger
-                    .extend(rule_failure_entries(&planner, now));
-                completions.push(fired.completion);
-                if let Some(follow_up) = fired.follow_up
-                    && !follow_ups
-                        .iter()
-                        .any(|known| same_subject(known, &follow_up))
-                {
-                    follow_ups.push(follow_up);
-                }
-            }
-            // One transaction for the whole batch: timers, outbox rows and ledger
-            // together. The messages are queued already leased to this worker,
-            // which delivers them next, unless a follow-up may change them first
-            // (a rule's move or cancellation, a case's climb): then they are
-            // claimed afresh after it, like any ready message.
-            let hold_until = follow_ups.is_empty().then(|| now + self.config.lease);
-            let completed = self
-                .store()
-                .complete_timers(&self.config.owner, &completions, now, hold_until)
-                .await?;
-            if completed.timers < completions.len() {
-                warn!(
-                    lost = completions.len() - completed.timers,
-                    "leases lost before completion; other workers have these timers"
-                );
-            }
-            let queued_before = report.queued;
-            for completion in &completions {
-                match completion.outcome {
-                    TimerOutcome::Fired => {
-                        report.fired += 1;
-                        report.queued += completion.messages.len();
+            // Stopping, a batch claimed ahead is left: its leases expire, or
+            // are taken back when this worker starts again.
+            let ahead = claimed_ahead
+                .take()
+                .filter(|_| !self.stopping.load(Ordering::SeqCst));
+            let (timers, now) = match ahead {
+                Some(claimed) => claimed,
+                None => {
+                    if let Some(batch) = rendered.take_if(|batch| !batch.follow_ups.is_empty()) {
+                        self.finish_batch(batch, directory, report).await?;
                     }
-                    TimerOutcome::Skipped => report.missed += 1,
-                    TimerOutcome::Cancelled => {}
+                    self.claim_batch().await?
                 }
-            }
-            if queued_before <= BURST as usize && report.queued > BURST as usize {
-                self.store().refresh_statistics().await?;
-            }
-            for follow_up in follow_ups {
-                match follow_up {
-                    FollowUp::Occurrence(change) => self.apply_rule_change(&change).await?,
-                    FollowUp::Climb {
-                        case,
-                        climb,
-                        missed,
-                        reason,
-                    } => match self
-                        .commands
-                        .climb_case(&case, climb, missed, &reason, "missed deadline")
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(CommandError::Store(error)) => return Err(error.into()),
-                        Err(refusal) => {
-                            warn!(%case, %refusal, "a missed deadline could not move the case");
-                        }
-                    },
+            };
+            if timers.is_empty() {
+                if let Some(batch) = rendered {
+                    self.finish_batch(batch, directory, report).await?;
                 }
+                return Ok(());
             }
-            self.deliver_claimed(completed.held, directory, report)
-                .await?;
+            let contacts = Arc::clone(&self.directory(directory).await?.contacts);
+            let previous = async {
+                match rendered.take() {
+                    Some(batch) => self.finish_batch(batch, directory, report).await,
+                    None => Ok(()),
+                }
+            };
+            let next = async {
+                let batch = self
+                    .render_batch(definitions, state, contacts, timers, now)
+                    .await?;
+                let ahead = if claim_ahead && batch.follow_ups.is_empty() {
+                    Some(self.claim_batch().await?)
+                } else {
+                    None
+                };
+                Ok::<_, RuntimeError>((batch, ahead))
+            };
+            let (finished, next) = tokio::join!(previous, next);
+            finished?;
+            let (batch, ahead) = next?;
+            rendered = Some(batch);
+            claimed_ahead = ahead;
         }
+    }
+
+    /// Claims the next batch of due timers (none when the worker is
+    /// stopping), with the instant it claimed them at.
+    async fn claim_batch(&self) -> Result<(Vec<ClaimedTimer>, DateTime<Utc>), RuntimeError> {
+        let now = self.now();
+        if self.stopping.load(Ordering::SeqCst) {
+            return Ok((Vec::new(), now));
+        }
+        let timers = self
+            .store()
+            .claim_due_timers(
+                now,
+                &self.config.owner,
+                self.config.lease,
+                self.config.batch,
+            )
+            .await?;
+        Ok((timers, now))
+    }
+
+    /// Fires timers claimed at `now` into their completions, yielding now and
+    /// then so that the batch written meanwhile makes progress even on a
+    /// runtime of one thread.
+    async fn render_batch(
+        &self,
+        definitions: &Definitions,
+        state: &TickState,
+        contacts: Arc<Vec<palabre_lang::contacts::Contact>>,
+        claimed: Vec<ClaimedTimer>,
+        now: DateTime<Utc>,
+    ) -> Result<Rendered, RuntimeError> {
+        let links = self.commands.answer_links();
+        let mut planner = Planner::new(definitions, contacts);
+        if let Some(links) = &links {
+            planner = planner.with_answer_links(links.as_ref());
+        }
+        let mut completions = Vec::with_capacity(claimed.len());
+        let mut follow_ups: Vec<FollowUp> = Vec::new();
+        for (i, timer) in claimed.into_iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
+            let span = info_span!("timer", workflow = %timer.workflow, step = %timer.step, occurrence = %timer.occurrence);
+            let mut fired = self
+                .fire(&planner, definitions, state, timer, now)
+                .instrument(span)
+                .await?;
+            // A rule's failure is written with the timer whose firing met it.
+            fired
+                .completion
+                .ledger
+                .extend(rule_failure_entries(&planner, now));
+            completions.push(fired.completion);
+            if let Some(follow_up) = fired.follow_up
+                && !follow_ups
+                    .iter()
+                    .any(|known| same_subject(known, &follow_up))
+            {
+                follow_ups.push(follow_up);
+            }
+        }
+        Ok(Rendered {
+            now,
+            completions,
+            follow_ups,
+        })
+    }
+
+    /// Writes a rendered batch, applies its follow-ups and delivers its messages.
+    async fn finish_batch(
+        &self,
+        batch: Rendered,
+        directory: &mut Option<Directory>,
+        report: &mut TickReport,
+    ) -> Result<(), RuntimeError> {
+        let Rendered {
+            now,
+            completions,
+            follow_ups,
+        } = batch;
+        // One transaction for the whole batch: timers, outbox rows and ledger
+        // together. The messages are queued already leased to this worker,
+        // which delivers them next, unless a follow-up may change them first
+        // (a rule's move or cancellation, a case's climb): then they are
+        // claimed afresh after it, like any ready message. Their lease counts
+        // from now, not from the claim of their timers: a batch may wait for
+        // the one before it to be delivered.
+        let hold_until = follow_ups
+            .is_empty()
+            .then(|| self.now() + self.config.lease);
+        let completed = self
+            .store()
+            .complete_timers(&self.config.owner, &completions, now, hold_until)
+            .await?;
+        if completed.timers < completions.len() {
+            warn!(
+                lost = completions.len() - completed.timers,
+                "leases lost before completion; other workers have these timers"
+            );
+        }
+        let queued_before = report.queued;
+        for completion in &completions {
+            match completion.outcome {
+                TimerOutcome::Fired => {
+                    report.fired += 1;
+                    report.queued += completion.messages.len();
+                }
+                TimerOutcome::Skipped => report.missed += 1,
+                TimerOutcome::Cancelled => {}
+            }
+        }
+        if queued_before <= BURST as usize && report.queued > BURST as usize {
+            self.store().refresh_statistics().await?;
+        }
+        for follow_up in follow_ups {
+            match follow_up {
+                FollowUp::Occurrence(change) => self.apply_rule_change(&change).await?,
+                FollowUp::Climb {
+                    case,
+                    climb,
+                    missed,
+                    reason,
+                } => match self
+                    .commands
+                    .climb_case(&case, climb, missed, &reason, "missed deadline")
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(CommandError::Store(error)) => return Err(error.into()),
+                    Err(refusal) => {
+                        warn!(%case, %refusal, "a missed deadline could not move the case");
+                    }
+                },
+            }
+        }
+        self.deliver_claimed(completed.held, directory, report)
+            .await
     }
 
     /// Applies what a schedule rule decided, as a coordinator's change would be.
