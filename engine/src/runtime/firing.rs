@@ -278,7 +278,7 @@ impl Runtime {
                     if let Some(batch) = rendered.take_if(|batch| !batch.follow_ups.is_empty()) {
                         self.finish_batch(batch, directory, report).await?;
                     }
-                    self.claim_batch().await?
+                    self.claim_batch(self.config.lease).await?
                 }
             };
             if timers.is_empty() {
@@ -299,7 +299,10 @@ impl Runtime {
                     .render_batch(definitions, state, contacts, timers, now)
                     .await?;
                 let ahead = if claim_ahead && batch.follow_ups.is_empty() {
-                    Some(self.claim_batch().await?)
+                    // Claimed ahead, a batch may wait for two batches to be
+                    // delivered (up to `batch_time`, half the lease, each)
+                    // before it is written: it is leased for twice as long.
+                    Some(self.claim_batch(self.config.lease * 2).await?)
                 } else {
                     None
                 };
@@ -313,21 +316,19 @@ impl Runtime {
         }
     }
 
-    /// Claims the next batch of due timers (none when the worker is
-    /// stopping), with the instant it claimed them at.
-    async fn claim_batch(&self) -> Result<(Vec<ClaimedTimer>, DateTime<Utc>), RuntimeError> {
+    /// Claims the next batch of due timers for `lease` (none when the worker
+    /// is stopping), with the instant it claimed them at.
+    async fn claim_batch(
+        &self,
+        lease: chrono::TimeDelta,
+    ) -> Result<(Vec<ClaimedTimer>, DateTime<Utc>), RuntimeError> {
         let now = self.now();
         if self.stopping.load(Ordering::SeqCst) {
             return Ok((Vec::new(), now));
         }
         let timers = self
             .store()
-            .claim_due_timers(
-                now,
-                &self.config.owner,
-                self.config.lease,
-                self.config.batch,
-            )
+            .claim_due_timers(now, &self.config.owner, lease, self.config.batch)
             .await?;
         Ok((timers, now))
     }
