@@ -64,7 +64,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let webhooks = palabre_sms::gateways::webhooks(gateway.as_ref().map(|g| &g.gateway))?;
     tracing::info!(
         target: LOG_TARGET,
-        workflows = definitions.meetings.len(),
+        workflows = definitions.workflow_ids().count(),
         email = if args.smtp_host.is_some() { "smtp" } else { "file outbox" },
         sms = if args.sms_gateway.is_some() { "gateway" } else { "file outbox" },
         outbox = %args.outbox.display(),
