@@ -178,8 +178,9 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf, usize) {
 }
 
 /// Runs the palabre binary with `args`, its output going to a file as a
-/// coordinator's would (`> plan.json`); the wall time and what it printed.
-fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
+/// coordinator's would (`> plan.json`); the wall time, what it printed and
+/// what it said on standard error (warnings, verdicts).
+fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String, String) {
     let printed = dir.join("printed.txt");
     let start = Instant::now();
     let output = Command::new(palabre)
@@ -194,9 +195,8 @@ fn timed(palabre: &Path, dir: &Path, args: &[&str]) -> (f64, String) {
         "palabre {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text =
-        std::fs::read_to_string(&printed).unwrap() + &*String::from_utf8_lossy(&output.stderr);
-    (seconds, text)
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    (seconds, std::fs::read_to_string(&printed).unwrap(), said)
 }
 
 /// Generates the map in `keep` (kept after) or in a temporary folder, and measures.
@@ -211,11 +211,11 @@ pub async fn run(palabre: &Path, keep: Option<&Path>) {
     );
     let workflows_arg = workflows.display().to_string();
     let directory_arg = directory.display().to_string();
-    let (validate, said) = timed(palabre, dir, &["validate", "--workflows", &workflows_arg]);
+    let (validate, _, said) = timed(palabre, dir, &["validate", "--workflows", &workflows_arg]);
     let verdict = said.lines().last().unwrap_or_default().to_owned();
     println!("| command | wall time (s) |\n|---|---|");
     println!("| `palabre validate` | {validate:.2} |");
-    let (preview, listed) = timed(
+    let (preview, listed, _) = timed(
         palabre,
         dir,
         &[
