@@ -543,7 +543,7 @@ async fn with_rules(world: &RuntimeWorld) {
 }
 
 /// Two weeks due at once (a worker that was down), fired a timer per batch
-/// (each batch rendered while the one before is written and delivered, the
+/// (each batch fired while the one before is written and delivered, the
 /// rules' skip and move applied between) or all in one batch: the same
 /// messages reach the same people, once each.
 #[tokio::test]

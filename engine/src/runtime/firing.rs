@@ -1,8 +1,9 @@
 //! Firing: due timers claimed by lease, the misfire policy applied to late
 //! ones, each fire expanded into messages (recipients, channel, language, text,
 //! calendar) and written with the timer's state and its ledger entries in one
-//! transaction per batch. A schedule rule's change and a missed deadline's climb
-//! follow, as commands, once the batch is recorded.
+//! transaction per batch, two batches in flight (one fired while the one
+//! before is written and delivered). A schedule rule's change and a missed
+//! deadline's climb follow, as commands, once the batch is recorded.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,12 +28,12 @@ use super::{BURST, Directory, Runtime, RuntimeError, TickReport, TickState};
 use crate::commands::CommandError;
 use crate::messages::{queue_messages, rule_failure_entries, rule_failure_entry};
 
-/// How many timers a batch renders between two yields to the batch being
+/// How many timers a batch fires between two yields to the batch being
 /// written meanwhile (each of whose statements waits for the next poll).
 const YIELD_EVERY: usize = 4;
 
 /// A batch of fired timers, not yet written.
-struct Rendered {
+struct FiredBatch {
     /// When the batch was claimed: the instant its timers fired at.
     now: DateTime<Utc>,
     completions: Vec<TimerCompletion>,
@@ -249,7 +250,7 @@ fn fire_milestone(
 
 impl Runtime {
     /// Fires everything due, a batch at a time, two batches in flight: while
-    /// one is written and delivered, the next is rendered, so the database's
+    /// one is written and delivered, the next is fired, so the database's
     /// work and this worker's overlap. Where writes run side by side
     /// (PostgreSQL), the batch after is claimed meanwhile too; SQLite, with
     /// one writer at a time, claims it once the written batch is done. A
@@ -263,7 +264,7 @@ impl Runtime {
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
-        let mut rendered: Option<Rendered> = None;
+        let mut unwritten: Option<FiredBatch> = None;
         let mut claimed_ahead = None;
         let claim_ahead = self.store().backend() == Backend::Postgres;
         loop {
@@ -275,28 +276,28 @@ impl Runtime {
             let (timers, now) = match ahead {
                 Some(claimed) => claimed,
                 None => {
-                    if let Some(batch) = rendered.take_if(|batch| !batch.follow_ups.is_empty()) {
+                    if let Some(batch) = unwritten.take_if(|batch| !batch.follow_ups.is_empty()) {
                         self.finish_batch(batch, directory, report).await?;
                     }
                     self.claim_batch(self.config.lease).await?
                 }
             };
             if timers.is_empty() {
-                if let Some(batch) = rendered {
+                if let Some(batch) = unwritten {
                     self.finish_batch(batch, directory, report).await?;
                 }
                 return Ok(());
             }
             let contacts = Arc::clone(&self.directory(directory).await?.contacts);
             let previous = async {
-                match rendered.take() {
+                match unwritten.take() {
                     Some(batch) => self.finish_batch(batch, directory, report).await,
                     None => Ok(()),
                 }
             };
             let next = async {
                 let batch = self
-                    .render_batch(definitions, state, contacts, timers, now)
+                    .fire_batch(definitions, state, contacts, timers, now)
                     .await?;
                 let ahead = if claim_ahead && batch.follow_ups.is_empty() {
                     // Claimed ahead, a batch may wait for two batches to be
@@ -311,7 +312,7 @@ impl Runtime {
             let (finished, next) = tokio::join!(previous, next);
             finished?;
             let (batch, ahead) = next?;
-            rendered = Some(batch);
+            unwritten = Some(batch);
             claimed_ahead = ahead;
         }
     }
@@ -334,16 +335,15 @@ impl Runtime {
     }
 
     /// Fires timers claimed at `now` into their completions, yielding now and
-    /// then so that the batch written meanwhile makes progress even on a
-    /// runtime of one thread.
-    async fn render_batch(
+    /// then so that the batch written meanwhile makes progress.
+    async fn fire_batch(
         &self,
         definitions: &Definitions,
         state: &TickState,
         contacts: Arc<Vec<palabre_lang::contacts::Contact>>,
         claimed: Vec<ClaimedTimer>,
         now: DateTime<Utc>,
-    ) -> Result<Rendered, RuntimeError> {
+    ) -> Result<FiredBatch, RuntimeError> {
         let links = self.commands.answer_links();
         let mut planner = Planner::new(definitions, contacts);
         if let Some(links) = &links {
@@ -374,21 +374,21 @@ impl Runtime {
                 follow_ups.push(follow_up);
             }
         }
-        Ok(Rendered {
+        Ok(FiredBatch {
             now,
             completions,
             follow_ups,
         })
     }
 
-    /// Writes a rendered batch, applies its follow-ups and delivers its messages.
+    /// Writes a fired batch, applies its follow-ups and delivers its messages.
     async fn finish_batch(
         &self,
-        batch: Rendered,
+        batch: FiredBatch,
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
-        let Rendered {
+        let FiredBatch {
             now,
             completions,
             follow_ups,
