@@ -402,6 +402,13 @@ impl Store {
         self.backend
     }
 
+    /// Whether two connections write at once (PostgreSQL), rather than take
+    /// turns for one lock (SQLite, where a write waiting for another only
+    /// waits, in the busy handler's sleeps).
+    pub fn writes_side_by_side(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     /// A connection of its own, out of the pool, for work that must leave no
     /// old bytes behind: on SQLite with `secure_delete` on (what it frees or
     /// overwrites is zeroed). Close it after, rather than give it back.

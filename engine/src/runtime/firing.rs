@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use palabre_core::channel::Channel;
+use palabre_lang::contacts::Contact;
 use palabre_lang::ics::{self, CalendarEvent, CalendarMethod};
 use palabre_lang::meeting::{Misfire, RecipientGroup};
 use palabre_lang::milestones::{Milestone, MilestoneStep, Plan, Statuses};
@@ -19,9 +20,7 @@ use palabre_plan::definitions::Definitions;
 use palabre_plan::planner::{Fire, Planner, Slot};
 use palabre_plan::recipients::reach;
 use palabre_rules::{OverdueDecision, Subject, milestone_input};
-use palabre_store::{
-    Backend, ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome,
-};
+use palabre_store::{ClaimedTimer, LedgerEntry, LedgerEvent, TimerCompletion, TimerOutcome};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{BURST, Directory, Runtime, RuntimeError, TickReport, TickState};
@@ -266,7 +265,7 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let mut unwritten: Option<FiredBatch> = None;
         let mut claimed_ahead = None;
-        let claim_ahead = self.store().backend() == Backend::Postgres;
+        let claim_ahead = self.store().writes_side_by_side();
         loop {
             // Stopping, a batch claimed ahead is left: its leases expire, or
             // are taken back when this worker starts again.
@@ -276,25 +275,18 @@ impl Runtime {
             let (timers, now) = match ahead {
                 Some(claimed) => claimed,
                 None => {
-                    if let Some(batch) = unwritten.take_if(|batch| !batch.follow_ups.is_empty()) {
-                        self.finish_batch(batch, directory, report).await?;
+                    if unwritten.as_ref().is_some_and(|b| !b.follow_ups.is_empty()) {
+                        self.finish_batch(unwritten.take(), directory, report)
+                            .await?;
                     }
                     self.claim_batch(self.config.lease).await?
                 }
             };
             if timers.is_empty() {
-                if let Some(batch) = unwritten {
-                    self.finish_batch(batch, directory, report).await?;
-                }
-                return Ok(());
+                return self.finish_batch(unwritten, directory, report).await;
             }
             let contacts = Arc::clone(&self.directory(directory).await?.contacts);
-            let previous = async {
-                match unwritten.take() {
-                    Some(batch) => self.finish_batch(batch, directory, report).await,
-                    None => Ok(()),
-                }
-            };
+            let previous = self.finish_batch(unwritten.take(), directory, report);
             let next = async {
                 let batch = self
                     .fire_batch(definitions, state, contacts, timers, now)
@@ -321,7 +313,7 @@ impl Runtime {
     /// is stopping), with the instant it claimed them at.
     async fn claim_batch(
         &self,
-        lease: chrono::TimeDelta,
+        lease: TimeDelta,
     ) -> Result<(Vec<ClaimedTimer>, DateTime<Utc>), RuntimeError> {
         let now = self.now();
         if self.stopping.load(Ordering::SeqCst) {
@@ -340,7 +332,7 @@ impl Runtime {
         &self,
         definitions: &Definitions,
         state: &TickState,
-        contacts: Arc<Vec<palabre_lang::contacts::Contact>>,
+        contacts: Arc<Vec<Contact>>,
         claimed: Vec<ClaimedTimer>,
         now: DateTime<Utc>,
     ) -> Result<FiredBatch, RuntimeError> {
@@ -381,18 +373,22 @@ impl Runtime {
         })
     }
 
-    /// Writes a fired batch, applies its follow-ups and delivers its messages.
+    /// Writes a fired batch, if there is one, applies its follow-ups and
+    /// delivers its messages.
     async fn finish_batch(
         &self,
-        batch: FiredBatch,
+        batch: Option<FiredBatch>,
         directory: &mut Option<Directory>,
         report: &mut TickReport,
     ) -> Result<(), RuntimeError> {
-        let FiredBatch {
+        let Some(FiredBatch {
             now,
             completions,
             follow_ups,
-        } = batch;
+        }) = batch
+        else {
+            return Ok(());
+        };
         // One transaction for the whole batch: timers, outbox rows and ledger
         // together. The messages are queued already leased to this worker,
         // which delivers them next, unless a follow-up may change them first
